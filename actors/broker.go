@@ -1,0 +1,104 @@
+package actors
+
+import (
+	"context"
+	"errors"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// ErrUnavailable is returned by Broker.Publish when the broker is down and its
+// outbox is full: the message was refused, not queued.
+var ErrUnavailable = errors.New("actors: broker unavailable")
+
+// Broker is the node's port to the pub/sub fabric that joins nodes. The
+// actors use only this interface; cluster.InProc (one process) and
+// cluster.Redis (many nodes) implement it.
+//
+// Every method may be called from any actor's goroutine and must not block
+// on the network: I/O happens on goroutines the broker owns, and results come
+// back as actor messages or through callbacks that only send messages.
+type Broker interface {
+	// Start is called once by the node before any other method. host gives
+	// the broker the root context to deliver inbound traffic with.
+	Start(host BrokerHost) error
+
+	// Publish hands data (an encoded Envelope) to the fabric for channel. nil
+	// means accepted: it is sent, or queued in order and sent on reconnect.
+	// ErrUnavailable means refused (broker down, outbox full).
+	Publish(channel string, data []byte) error
+
+	// Subscribe makes the broker deliver every envelope published on channel
+	// to target as *Inbound, until Unsubscribe with the same target. Several
+	// targets may share a channel; the broker holds one subscription for it.
+	Subscribe(channel string, target *actor.PID)
+	Unsubscribe(channel string, target *actor.PID)
+
+	// SendDirect delivers data (a direct_message Envelope) to every other node
+	// that holds a connection of user. done reports how many nodes it was
+	// sent to (0: nobody else holds the user) or an error; it runs on a
+	// broker goroutine and must only send a message.
+	SendDirect(user string, data []byte, done func(nodes int, err error))
+
+	// UserOnline and UserOffline maintain the cluster's presence directory:
+	// the hub calls them when a user's first local connection opens and when
+	// its last one closes.
+	UserOnline(user string)
+	UserOffline(user string)
+
+	// State reports the broker's health for /readyz and /stats.
+	State() BrokerState
+
+	// Close flushes what it can within ctx and releases every connection.
+	Close(ctx context.Context) error
+}
+
+// BrokerHost is what the node gives its broker at start.
+type BrokerHost struct {
+	Root   *actor.RootContext
+	NodeID string
+	// Hub receives node-addressed traffic (direct messages routed by presence).
+	Hub *actor.PID
+	// Prefix is the channel prefix (default "websocket").
+	Prefix string
+}
+
+// BrokerState is a snapshot of a broker's health.
+type BrokerState struct {
+	Kind      string `json:"kind"`      // "inproc" or "redis"
+	Connected bool   `json:"connected"` // false while the fabric is unreachable
+	Outbox    int    `json:"outbox"`    // publishes waiting for the fabric
+	Detail    string `json:"detail,omitempty"`
+}
+
+// Inbound is an envelope that arrived from the broker, decoded and framed once
+// per node; the same value goes to every local target.
+type Inbound struct {
+	Envelope *Envelope
+	Event    *Event
+}
+
+// IgnoreDeadLetterLogging: an inbound racing with a stopping room is normal.
+func (*Inbound) IgnoreDeadLetterLogging() {}
+
+// NewInbound decodes one envelope read from the broker. Broker traffic is
+// untrusted input: a malformed envelope is an error, never a panic.
+func NewInbound(data []byte) (*Inbound, error) {
+	env, err := DecodeEnvelope(data)
+	if err != nil {
+		return nil, err
+	}
+	return &Inbound{Envelope: env, Event: NewEvent(env.Payload)}, nil
+}
+
+// Channel names, as in PROTOCOL.md section 5.
+
+// BroadcastChannel is PREFIX:broadcast.
+func BroadcastChannel(prefix string) string { return prefix + ":broadcast" }
+
+// RoomChannel is PREFIX:room:ROOM.
+func RoomChannel(prefix, room string) string { return prefix + ":room:" + room }
+
+// NodeChannel is PREFIX:node:ID, where a node receives direct messages routed
+// to it by the presence directory.
+func NodeChannel(prefix, node string) string { return prefix + ":node:" + node }

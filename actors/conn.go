@@ -1,0 +1,23 @@
+package actors
+
+// Conn is the outbound side of one client connection, as the session actor
+// sees it. The transport implements it over a gws connection; actor tests use
+// a fake. Only the owning session actor calls Enqueue and Flush; Close and
+// Abort may also be called once by the session when it stops.
+//
+// None of the methods may block: bytes are queued and written by a writer the
+// Conn owns, so a client that stops reading stalls only its own writer.
+type Conn interface {
+	// Enqueue appends one complete frame to the pending output, without
+	// copying it (frames are shared and immutable). It returns false when the
+	// pending bytes would exceed the connection's budget: the caller treats the
+	// client as a slow consumer.
+	Enqueue(frame []byte) bool
+	// Flush starts writing everything pending, in one system call where the
+	// platform allows (writev).
+	Flush()
+	// Close writes what is pending, then a close frame, then closes.
+	Close(code CloseCode, reason string)
+	// Abort discards what is pending, then writes a close frame and closes.
+	Abort(code CloseCode, reason string)
+}

@@ -1,0 +1,190 @@
+package actors
+
+import (
+	"encoding/json"
+	"unicode/utf8"
+)
+
+// Event is one server->client event, encoded once: JSON holds the event
+// object and Frame the complete WebSocket text frame carrying it. Every
+// recipient is handed the same *Event; it is immutable once built.
+type Event struct {
+	JSON  []byte
+	Frame []byte
+}
+
+// IgnoreDeadLetterLogging marks events as expected dead letters: a fan-out
+// racing with a closing session is normal operation, not worth a log line.
+func (*Event) IgnoreDeadLetterLogging() {}
+
+// NewEvent frames an already encoded event object. It keeps payload.
+func NewEvent(payload []byte) *Event {
+	return &Event{JSON: payload, Frame: AppendFrame(make([]byte, 0, len(payload)+10), OpText, payload)}
+}
+
+// WebSocket opcodes used in server frames.
+const (
+	OpText  byte = 0x1
+	OpClose byte = 0x8
+	OpPing  byte = 0x9
+)
+
+// AppendFrame appends an unmasked, final WebSocket frame (server to client,
+// RFC 6455 section 5.2) to dst. Server frames are never masked, so the same
+// bytes are valid for every recipient: this is what lets a fan-out encode and
+// frame a message once.
+func AppendFrame(dst []byte, opcode byte, payload []byte) []byte {
+	n := len(payload)
+	dst = append(dst, 0x80|opcode)
+	switch {
+	case n < 126:
+		dst = append(dst, byte(n))
+	case n <= 0xFFFF:
+		dst = append(dst, 126, byte(n>>8), byte(n))
+	default:
+		dst = append(dst, 127, byte(n>>56), byte(n>>48), byte(n>>40), byte(n>>32), byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+	return append(dst, payload...)
+}
+
+// CloseFrame builds a close frame with code and reason (cut to 123 bytes).
+func CloseFrame(code CloseCode, reason string) []byte {
+	if len(reason) > 123 {
+		reason = reason[:123]
+	}
+	p := make([]byte, 0, 2+len(reason))
+	p = append(p, byte(code>>8), byte(code))
+	p = append(p, reason...)
+	return AppendFrame(make([]byte, 0, len(p)+2), OpClose, p)
+}
+
+// PingFrame is the empty ping the node sends as a heartbeat.
+var PingFrame = AppendFrame(nil, OpPing, nil)
+
+// Event constructors. Each encodes its JSON exactly once.
+
+// WelcomeEvent is {"event":"welcome","client_id":ID,"node":NODE}.
+func WelcomeEvent(clientID, node string) *Event {
+	b := append(make([]byte, 0, 64+len(clientID)+len(node)), `{"event":"welcome","client_id":`...)
+	b = AppendJSONString(b, clientID)
+	b = append(b, `,"node":`...)
+	b = AppendJSONString(b, node)
+	return NewEvent(append(b, '}'))
+}
+
+// PresenceEvent is {"event":"user_connected"|"user_disconnected","user_id":U}.
+func PresenceEvent(event, user string) *Event {
+	b := append(make([]byte, 0, 48+len(user)), `{"event":`...)
+	b = AppendJSONString(b, event)
+	b = append(b, `,"user_id":`...)
+	b = AppendJSONString(b, user)
+	return NewEvent(append(b, '}'))
+}
+
+// RoomPresenceEvent is {"event":"user_joined"|"user_left","user_id":U,"room":R}.
+func RoomPresenceEvent(event, user, room string) *Event {
+	b := append(make([]byte, 0, 48+len(user)+len(room)), `{"event":`...)
+	b = AppendJSONString(b, event)
+	b = append(b, `,"user_id":`...)
+	b = AppendJSONString(b, user)
+	b = append(b, `,"room":`...)
+	b = AppendJSONString(b, room)
+	return NewEvent(append(b, '}'))
+}
+
+// ChatEvent is {"event":"chat","from":F,"content":C}, with "room" when room != "".
+func ChatEvent(from, room, content string) *Event {
+	b := append(make([]byte, 0, 48+len(from)+len(room)+len(content)), `{"event":"chat","from":`...)
+	b = AppendJSONString(b, from)
+	if room != "" {
+		b = append(b, `,"room":`...)
+		b = AppendJSONString(b, room)
+	}
+	b = append(b, `,"content":`...)
+	b = AppendJSONString(b, content)
+	return NewEvent(append(b, '}'))
+}
+
+// DirectEvent is {"event":"direct_message","from":F,"content":C}.
+func DirectEvent(from, content string) *Event {
+	b := append(make([]byte, 0, 56+len(from)+len(content)), `{"event":"direct_message","from":`...)
+	b = AppendJSONString(b, from)
+	b = append(b, `,"content":`...)
+	b = AppendJSONString(b, content)
+	return NewEvent(append(b, '}'))
+}
+
+// AckEvent is {"event":"ack","id":ID}; id is raw JSON validated by DecodeCommand.
+func AckEvent(id json.RawMessage) *Event {
+	b := append(make([]byte, 0, 24+len(id)), `{"event":"ack","id":`...)
+	b = append(b, id...)
+	return NewEvent(append(b, '}'))
+}
+
+// PongEvent is {"event":"pong"}, shared by every session.
+var PongEvent = NewEvent([]byte(`{"event":"pong"}`))
+
+// ErrorEvent is {"event":"error","code":C,"message":M[,"id":ID]}.
+func ErrorEvent(code ErrorCode, message string, id json.RawMessage) *Event {
+	b := append(make([]byte, 0, 64+len(message)+len(id)), `{"event":"error","code":`...)
+	b = AppendJSONString(b, string(code))
+	b = append(b, `,"message":`...)
+	b = AppendJSONString(b, message)
+	if len(id) > 0 {
+		b = append(b, `,"id":`...)
+		b = append(b, id...)
+	}
+	return NewEvent(append(b, '}'))
+}
+
+const hexDigits = "0123456789abcdef"
+
+// AppendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD,
+// as encoding/json does, so every event the node emits is valid UTF-8 JSON.
+func AppendJSONString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != 0x7f {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}

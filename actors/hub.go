@@ -1,0 +1,224 @@
+package actors
+
+import (
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// hub is the node's directory: which sessions are live and whose they are,
+// and which room actor serves each room name. It spawns rooms as children and
+// watches sessions. Its fields are touched only by Receive.
+type hub struct {
+	node     *Node
+	sessions map[string]*sessionEntry // session actor id -> entry
+	users    map[string][]*actor.PID  // user -> that user's local sessions
+	rooms    map[string]*roomEntry    // room name -> live room actor
+	roomOf   map[string]string        // room actor id -> room name
+}
+
+type sessionEntry struct {
+	pid  *actor.PID
+	user string
+}
+
+type roomEntry struct {
+	pid   *actor.PID
+	joins int // joins forwarded; the room may stop only once it saw them all
+}
+
+func newHub(n *Node) *hub {
+	return &hub{
+		node:     n,
+		sessions: make(map[string]*sessionEntry),
+		users:    make(map[string][]*actor.PID),
+		rooms:    make(map[string]*roomEntry),
+		roomOf:   make(map[string]string),
+	}
+}
+
+func (h *hub) Receive(ctx actor.Context) {
+	defer logPanics(h.node.log, "hub")
+	switch m := ctx.Message().(type) {
+	case *broadcastLocal:
+		h.broadcast(ctx, m.event, m.exclude)
+	case *directLocal:
+		n := h.direct(ctx, m.target, m.event)
+		ctx.Send(m.replyTo, &directCount{seq: m.seq, n: n})
+	case *Inbound:
+		h.inbound(ctx, m)
+	case *joinRoom:
+		h.join(ctx, m)
+	case *roomIdle:
+		if e, ok := h.rooms[m.name]; ok && e.pid.Equal(m.pid) && e.joins == m.joins {
+			delete(h.rooms, m.name)
+			delete(h.roomOf, m.pid.Id)
+			ctx.Stop(m.pid)
+		}
+	case *registerSession:
+		h.register(ctx, m)
+	case *actor.Terminated:
+		h.terminated(ctx, m.Who)
+	case heartbeatTick:
+		for _, e := range h.sessions {
+			ctx.Send(e.pid, m)
+		}
+	case *closeAll:
+		for _, e := range h.sessions {
+			ctx.Send(e.pid, &CloseSession{Code: m.code, Reason: m.reason})
+		}
+	case *apiPublish:
+		n := 0
+		switch m.kind {
+		case EnvBroadcast:
+			n = h.broadcast(ctx, m.event, "")
+		case EnvDirect:
+			n = h.direct(ctx, m.target, m.event)
+		case EnvRoom:
+			if e, ok := h.rooms[m.target]; ok {
+				ctx.Send(e.pid, &roomCast{event: m.event})
+				n = -1 // counted by the room; reported as unknown below
+			}
+		}
+		if n < 0 {
+			n = 0
+			if e, ok := h.rooms[m.target]; ok {
+				f := ctx.RequestFuture(e.pid, &RoomQuery{}, h.node.cfg.JoinRetry)
+				target := ctx.Sender()
+				ctx.ReenterAfter(f, func(res any, err error) {
+					if rm, ok := res.(*RoomMembers); ok && err == nil {
+						ctx.Send(target, &apiPublished{local: len(rm.Members)})
+						return
+					}
+					ctx.Send(target, &apiPublished{})
+				})
+				return
+			}
+		}
+		ctx.Respond(&apiPublished{local: n})
+	case *DirectoryQuery:
+		d := &Directory{Sessions: make(map[string]string, len(h.sessions)), Rooms: make(map[string]string, len(h.rooms))}
+		for id, e := range h.sessions {
+			d.Sessions[id] = e.user
+		}
+		for name, e := range h.rooms {
+			d.Rooms[name] = e.pid.Id
+		}
+		ctx.Respond(d)
+	case *Crash:
+		panic(crashError{m.Reason})
+	}
+}
+
+func (h *hub) register(ctx actor.Context, m *registerSession) {
+	if _, dup := h.sessions[m.pid.Id]; dup {
+		return
+	}
+	h.sessions[m.pid.Id] = &sessionEntry{pid: m.pid, user: m.user}
+	ctx.Watch(m.pid)
+	first := len(h.users[m.user]) == 0
+	h.users[m.user] = append(h.users[m.user], m.pid)
+	if first {
+		h.node.metrics.Users.Add(1)
+		h.node.cfg.Broker.UserOnline(m.user)
+		h.presence(ctx, "user_connected", m.user)
+	}
+}
+
+func (h *hub) terminated(ctx actor.Context, who *actor.PID) {
+	if name, isRoom := h.roomOf[who.Id]; isRoom {
+		delete(h.roomOf, who.Id)
+		if e, ok := h.rooms[name]; ok && e.pid.Equal(who) {
+			delete(h.rooms, name)
+		}
+		return
+	}
+	e, ok := h.sessions[who.Id]
+	if !ok {
+		return
+	}
+	delete(h.sessions, who.Id)
+	list := h.users[e.user]
+	for i, p := range list {
+		if p.Equal(who) {
+			list = append(list[:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) > 0 {
+		h.users[e.user] = list
+		return
+	}
+	delete(h.users, e.user)
+	h.node.metrics.Users.Add(-1)
+	h.node.cfg.Broker.UserOffline(e.user)
+	h.presence(ctx, "user_disconnected", e.user)
+}
+
+// presence tells every local session and every other node that a user came
+// or went. The user's own connections are excluded, as for chat.
+func (h *hub) presence(ctx actor.Context, event, user string) {
+	ev := PresenceEvent(event, user)
+	h.broadcast(ctx, ev, user)
+	env := &Envelope{Type: EnvBroadcast, SenderID: user, Node: h.node.cfg.NodeID, Payload: ev.JSON}
+	if err := h.node.cfg.Broker.Publish(BroadcastChannel(h.node.cfg.ChannelPrefix), env.Encode()); err != nil {
+		h.node.metrics.Unavailable.Add(1)
+		return
+	}
+	h.node.metrics.BrokerOut.Add(1)
+}
+
+func (h *hub) join(ctx actor.Context, m *joinRoom) {
+	e, ok := h.rooms[m.room]
+	if !ok {
+		props := actor.PropsFromProducer(func() actor.Actor { return newRoom(h.node, m.room) })
+		pid := ctx.SpawnPrefix(props, "room-")
+		e = &roomEntry{pid: pid}
+		h.rooms[m.room] = e
+		h.roomOf[pid.Id] = m.room
+	}
+	e.joins++
+	ctx.Send(e.pid, &roomJoin{joinRoom: *m})
+}
+
+// broadcast hands ev to every local session except those of user exclude.
+func (h *hub) broadcast(ctx actor.Context, ev *Event, exclude string) int {
+	n := 0
+	for _, e := range h.sessions {
+		if exclude != "" && e.user == exclude {
+			continue
+		}
+		ctx.Send(e.pid, ev)
+		n++
+	}
+	h.node.metrics.Fanouts.Add(1)
+	h.node.metrics.FanoutSizes.Add(int64(n))
+	return n
+}
+
+func (h *hub) direct(ctx actor.Context, user string, ev *Event) int {
+	list := h.users[user]
+	for _, pid := range list {
+		ctx.Send(pid, ev)
+	}
+	return len(list)
+}
+
+// inbound delivers an envelope from another node (or a backend's PUBLISH).
+// Envelopes this node published itself are skipped: it delivered them
+// locally already.
+func (h *hub) inbound(ctx actor.Context, m *Inbound) {
+	env := m.Envelope
+	if env.Node == h.node.cfg.NodeID {
+		return
+	}
+	h.node.metrics.BrokerIn.Add(1)
+	switch env.Type {
+	case EnvBroadcast:
+		h.broadcast(ctx, m.Event, env.SenderID)
+	case EnvDirect:
+		h.direct(ctx, env.Target, m.Event)
+	case EnvRoom:
+		if e, ok := h.rooms[env.Room]; ok {
+			ctx.Send(e.pid, m)
+		}
+	}
+}

@@ -1,0 +1,156 @@
+package actors
+
+import (
+	"encoding/json"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// Messages exchanged by the actors. All are immutable once sent.
+
+// SocketClosed tells a session that its connection is gone (read side ended).
+type SocketClosed struct{ Err error }
+
+// IgnoreDeadLetterLogging: the session may already have stopped itself.
+func (*SocketClosed) IgnoreDeadLetterLogging() {}
+
+// CloseSession asks a session to close its connection with Code and stop.
+type CloseSession struct {
+	Code   CloseCode
+	Reason string
+}
+
+// IgnoreDeadLetterLogging: the session may already be gone.
+func (*CloseSession) IgnoreDeadLetterLogging() {}
+
+// session -> session: write what the mailbox held so far.
+type flushNow struct{}
+
+// hub -> sessions (scheduled): send a ping.
+type heartbeatTick struct{}
+
+func (heartbeatTick) IgnoreDeadLetterLogging() {}
+
+// session -> hub: a new session is live.
+type registerSession struct {
+	pid  *actor.PID
+	user string
+}
+
+// session -> hub: join (or silently re-join) a room. The hub forwards it to
+// the room, spawning the room if needed.
+type joinRoom struct {
+	room    string
+	session *actor.PID
+	user    string
+	silent  bool // re-join after the room actor died: no user_joined
+}
+
+// hub -> room: the forwarded joinRoom.
+type roomJoin struct {
+	joinRoom
+}
+
+// room -> session: the join took effect.
+type roomJoined struct {
+	room string
+	pid  *actor.PID
+}
+
+func (*roomJoined) IgnoreDeadLetterLogging() {}
+
+// session -> room: leave.
+type roomLeave struct {
+	session *actor.PID
+	user    string
+}
+
+func (*roomLeave) IgnoreDeadLetterLogging() {}
+
+// session -> room: deliver event to every local member.
+type roomCast struct{ event *Event }
+
+func (*roomCast) IgnoreDeadLetterLogging() {}
+
+// room -> hub: I have no members; joins is how many joins I processed.
+type roomIdle struct {
+	name  string
+	pid   *actor.PID
+	joins int
+}
+
+// session -> hub: deliver event to every local session except those of user.
+type broadcastLocal struct {
+	event   *Event
+	exclude string
+}
+
+// session -> hub: deliver event to every local session of target, reply
+// with directCount{seq}.
+type directLocal struct {
+	target  string
+	event   *Event
+	replyTo *actor.PID
+	seq     uint64
+}
+
+// hub -> session: how many local sessions a direct message reached.
+type directCount struct {
+	seq uint64
+	n   int
+}
+
+func (*directCount) IgnoreDeadLetterLogging() {}
+
+// broker callback -> session: how many other nodes a direct message reached.
+type directRemote struct {
+	seq uint64
+	n   int
+	err error
+}
+
+func (*directRemote) IgnoreDeadLetterLogging() {}
+
+// session -> session (scheduled): a join got no reply in time.
+type joinTimeout struct{ room string }
+
+func (*joinTimeout) IgnoreDeadLetterLogging() {}
+
+// Node.Drain -> hub: close every session.
+type closeAll struct {
+	code   CloseCode
+	reason string
+}
+
+// Node API -> hub: deliver a server-side publish locally.
+type apiPublish struct {
+	kind   string
+	target string
+	event  *Event
+}
+
+type apiPublished struct{ local int }
+
+// Directory queries, for tests, chaos checks and operators.
+
+// DirectoryQuery asks the hub for a snapshot of the node's directory; the
+// reply is *Directory.
+type DirectoryQuery struct{}
+
+// Directory is the hub's view: users to session ids, rooms to room actor ids.
+type Directory struct {
+	Sessions map[string]string `json:"sessions"` // session actor id -> user
+	Rooms    map[string]string `json:"rooms"`    // room name -> room actor id
+}
+
+// RoomQuery asks a room actor for its members; the reply is *RoomMembers.
+type RoomQuery struct{}
+
+// RoomMembers lists a room's local member session ids.
+type RoomMembers struct {
+	Room    string   `json:"room"`
+	Members []string `json:"members"`
+}
+
+// helper for tests and tools: render as JSON.
+func (d *Directory) String() string { b, _ := json.Marshal(d); return string(b) }

@@ -1,0 +1,360 @@
+package actors
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/scheduler"
+)
+
+// Config configures a Node. The zero value of every field is documented and
+// filled in by NewNode.
+type Config struct {
+	// NodeID names this node in welcome events and broker envelopes. Zero: random.
+	NodeID string
+	// ChannelPrefix prefixes broker channels. Zero: "websocket".
+	ChannelPrefix string
+	// Broker is the pub/sub fabric. Required: cluster.NewInProc() for one node.
+	Broker Broker
+	// PingInterval is how often every session is pinged. Zero: 25 s.
+	PingInterval time.Duration
+	// MaxRoomsPerSession bounds the rooms one connection may be in. Zero: 100.
+	MaxRoomsPerSession int
+	// RatePerSecond is the sustained client commands per second per
+	// connection. Zero: 100. Negative: unlimited.
+	RatePerSecond float64
+	// RateBurst is the token bucket's size. Zero: 2 x RatePerSecond.
+	RateBurst int
+	// RateStrikes is how many rate_limited errors in a row close the
+	// connection with 1008. Zero: 100.
+	RateStrikes int
+	// JoinRetry is how long a session waits for a room's reply before it asks
+	// again. Zero: 2 s.
+	JoinRetry time.Duration
+	// Logger receives the node's logs. Zero: discard.
+	Logger *slog.Logger
+}
+
+// Config errors.
+var (
+	ErrNoBroker   = errors.New("actors: config: Broker is required")
+	ErrBadPrefix  = errors.New("actors: config: ChannelPrefix must not contain spaces or be longer than 64 bytes")
+	ErrBadLimits  = errors.New("actors: config: limits must not be negative")
+	ErrNodeClosed = errors.New("actors: node is shut down")
+)
+
+func (c *Config) normalize() error {
+	if c.Broker == nil {
+		return ErrNoBroker
+	}
+	if c.NodeID == "" {
+		c.NodeID = RandomID(8)
+	}
+	if c.ChannelPrefix == "" {
+		c.ChannelPrefix = "websocket"
+	}
+	if len(c.ChannelPrefix) > 64 {
+		return ErrBadPrefix
+	}
+	for _, r := range c.ChannelPrefix {
+		if r <= ' ' {
+			return ErrBadPrefix
+		}
+	}
+	if c.PingInterval < 0 || c.MaxRoomsPerSession < 0 || c.RateBurst < 0 || c.RateStrikes < 0 || c.JoinRetry < 0 {
+		return ErrBadLimits
+	}
+	if c.PingInterval == 0 {
+		c.PingInterval = 25 * time.Second
+	}
+	if c.MaxRoomsPerSession == 0 {
+		c.MaxRoomsPerSession = 100
+	}
+	if c.RatePerSecond == 0 {
+		c.RatePerSecond = 100
+	}
+	if c.RateBurst == 0 && c.RatePerSecond > 0 {
+		c.RateBurst = int(2 * c.RatePerSecond)
+		if c.RateBurst < 1 {
+			c.RateBurst = 1
+		}
+	}
+	if c.RateStrikes == 0 {
+		c.RateStrikes = 100
+	}
+	if c.JoinRetry == 0 {
+		c.JoinRetry = 2 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return nil
+}
+
+// Node is one Switchboard node's actor system: the hub, its rooms and the
+// sessions. It knows nothing of HTTP; the transport package connects
+// WebSockets to it, and embedding programs may publish through it directly.
+type Node struct {
+	cfg       Config
+	system    *actor.ActorSystem
+	root      *actor.RootContext
+	hub       *actor.PID
+	metrics   *Metrics
+	log       *slog.Logger
+	timers    *scheduler.TimerScheduler
+	stopPings scheduler.CancelFunc
+	draining  chan struct{}
+}
+
+// NewNode starts a node: its actor system, its hub and its broker.
+func NewNode(cfg Config) (*Node, error) {
+	if err := cfg.normalize(); err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, metrics: &Metrics{}, log: cfg.Logger.With(KeyNode, cfg.NodeID), draining: make(chan struct{})}
+	protoLog := n.log.With("lib", "protoactor")
+	n.system = actor.NewActorSystem(
+		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return protoLog }),
+		actor.WithDeadLetterRequestLogging(false),
+	)
+	n.root = n.system.Root
+	n.timers = scheduler.NewTimerScheduler(n.root)
+	hubProps := actor.PropsFromProducer(func() actor.Actor { return newHub(n) },
+		actor.WithGuardian(resumeHubOnPanic(n.metrics)),
+		actor.WithSupervisor(resumeRoomOnPanic{metrics: n.metrics}))
+	hub, err := n.root.SpawnNamed(hubProps, "hub")
+	if err != nil {
+		return nil, fmt.Errorf("actors: spawn hub: %w", err)
+	}
+	n.hub = hub
+	if err := cfg.Broker.Start(BrokerHost{Root: n.root, NodeID: cfg.NodeID, Hub: hub, Prefix: cfg.ChannelPrefix}); err != nil {
+		n.root.StopFuture(hub).Wait()
+		return nil, fmt.Errorf("actors: start broker: %w", err)
+	}
+	cfg.Broker.Subscribe(BroadcastChannel(cfg.ChannelPrefix), hub)
+	cfg.Broker.Subscribe(NodeChannel(cfg.ChannelPrefix, cfg.NodeID), hub)
+	n.stopPings = n.timers.SendRepeatedly(cfg.PingInterval, cfg.PingInterval, hub, heartbeatTick{})
+	return n, nil
+}
+
+// ID is the node's id.
+func (n *Node) ID() string { return n.cfg.NodeID }
+
+// Config returns the node's normalised configuration.
+func (n *Node) Config() Config { return n.cfg }
+
+// Metrics exposes the node's counters (read-only use).
+func (n *Node) Metrics() *Metrics { return n.metrics }
+
+// BrokerState reports the broker's health.
+func (n *Node) BrokerState() BrokerState { return n.cfg.Broker.State() }
+
+// System is the node's actor system, for programs that add their own actors.
+func (n *Node) System() *actor.ActorSystem { return n.system }
+
+// Hub is the PID of the node's hub actor.
+func (n *Node) Hub() *actor.PID { return n.hub }
+
+// Draining reports whether Drain has begun.
+func (n *Node) Draining() bool {
+	select {
+	case <-n.draining:
+		return true
+	default:
+		return false
+	}
+}
+
+// SessionOptions describe one accepted connection.
+type SessionOptions struct {
+	// User is the client id (the token's sub with auth on).
+	User string
+	// Expires, when not zero, closes the session with 4001 at that time.
+	Expires time.Time
+	// RoomAllowed, when not nil, decides which rooms the user may join and
+	// send to; others get forbidden.
+	RoomAllowed func(room string) bool
+	// Remote is the peer address, for logs.
+	Remote string
+}
+
+// Connect spawns the session actor for an accepted connection. The returned
+// PID takes Commands (from the read side) and *SocketClosed.
+func (n *Node) Connect(conn Conn, opts SessionOptions) *actor.PID {
+	props := actor.PropsFromProducer(func() actor.Actor {
+		return &session{node: n, conn: conn, opts: opts}
+	}, actor.WithGuardian(stopSessionOnPanic(n.metrics)))
+	return n.root.SpawnPrefix(props, "session-")
+}
+
+// Send hands a message (a Command, *SocketClosed) to an actor.
+func (n *Node) Send(pid *actor.PID, msg any) { n.root.Send(pid, msg) }
+
+// PublishResult reports what a server-side publish reached.
+type PublishResult struct {
+	// Local is the number of local connections the event was handed to.
+	Local int `json:"local_recipients"`
+	// Broker is true when the broker accepted the publish for other nodes.
+	Broker bool `json:"broker_accepted"`
+}
+
+// PublishRoom delivers payload (an event object with an "event" field) to
+// every member of room on every node.
+func (n *Node) PublishRoom(ctx context.Context, room string, payload []byte) (PublishResult, error) {
+	if !ValidRoomName(room) {
+		return PublishResult{}, ErrInvalidRoom
+	}
+	return n.publish(ctx, &apiPublish{kind: EnvRoom, target: room}, payload)
+}
+
+// PublishUser delivers payload to every connection of user on every node.
+func (n *Node) PublishUser(ctx context.Context, user string, payload []byte) (PublishResult, error) {
+	if user == "" {
+		return PublishResult{}, ErrInvalidUser
+	}
+	return n.publish(ctx, &apiPublish{kind: EnvDirect, target: user}, payload)
+}
+
+// Broadcast delivers payload to every connection on every node.
+func (n *Node) Broadcast(ctx context.Context, payload []byte) (PublishResult, error) {
+	return n.publish(ctx, &apiPublish{kind: EnvBroadcast}, payload)
+}
+
+// Publish errors.
+var (
+	ErrInvalidRoom    = errors.New("actors: invalid room name")
+	ErrInvalidUser    = errors.New("actors: invalid user")
+	ErrInvalidPayload = errors.New("actors: payload must be a JSON object with a string \"event\" field")
+)
+
+func (n *Node) publish(ctx context.Context, req *apiPublish, payload []byte) (PublishResult, error) {
+	p, err := ValidateEventPayload(payload)
+	if err != nil {
+		return PublishResult{}, ErrInvalidPayload
+	}
+	req.event = NewEvent(p)
+	env := &Envelope{Type: req.kind, Node: n.cfg.NodeID, Payload: p}
+	switch req.kind {
+	case EnvRoom:
+		env.Room = req.target
+	case EnvDirect:
+		env.Target = req.target
+	}
+	res := PublishResult{}
+	var berr error
+	if req.kind == EnvDirect {
+		done := make(chan error, 1)
+		n.cfg.Broker.SendDirect(req.target, env.Encode(), func(_ int, err error) { done <- err })
+		select {
+		case berr = <-done:
+		case <-ctx.Done():
+			return res, ctx.Err()
+		}
+	} else {
+		ch := BroadcastChannel(n.cfg.ChannelPrefix)
+		if req.kind == EnvRoom {
+			ch = RoomChannel(n.cfg.ChannelPrefix, req.target)
+		}
+		berr = n.cfg.Broker.Publish(ch, env.Encode())
+	}
+	if berr == nil {
+		n.metrics.BrokerOut.Add(1)
+	} else {
+		n.metrics.Unavailable.Add(1)
+	}
+	res.Broker = berr == nil
+	f := n.root.RequestFuture(n.hub, req, requestTimeout(ctx))
+	v, err := f.Result()
+	if err != nil {
+		return res, err
+	}
+	res.Local = v.(*apiPublished).local
+	return res, nil
+}
+
+func requestTimeout(ctx context.Context) time.Duration {
+	if dl, ok := ctx.Deadline(); ok {
+		if d := time.Until(dl); d > 0 {
+			return d
+		}
+		return time.Millisecond
+	}
+	return 5 * time.Second
+}
+
+// Drain closes every session with 1001 and waits until they are gone or ctx
+// ends. New connections should be refused by the caller from the start.
+func (n *Node) Drain(ctx context.Context) error {
+	select {
+	case <-n.draining:
+	default:
+		close(n.draining)
+	}
+	n.root.Send(n.hub, &closeAll{code: CloseGoingAway, reason: "node shutting down"})
+	return n.WaitSessions(ctx, 0)
+}
+
+// WaitSessions waits until at most target sessions are live, or ctx ends.
+func (n *Node) WaitSessions(ctx context.Context, target int64) error {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for n.metrics.Sessions.Load() > target {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// Shutdown drains the node, stops its hub and rooms and closes the broker.
+// It is idempotent and bounded by ctx.
+func (n *Node) Shutdown(ctx context.Context) error {
+	derr := n.Drain(ctx)
+	if n.stopPings != nil {
+		n.stopPings()
+	}
+	done := make(chan struct{})
+	go func() {
+		n.root.StopFuture(n.hub).Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	berr := n.cfg.Broker.Close(ctx)
+	n.system.Shutdown()
+	return errors.Join(derr, berr)
+}
+
+// Kill stops the actor with the given id (as reported by Actors) from
+// outside, or makes it panic when crash is true. It is what chaos tests and
+// the optional operator endpoint use.
+func (n *Node) Kill(id string, crash bool) bool {
+	pid := n.system.NewLocalPID(id)
+	if _, ok := n.system.ProcessRegistry.GetLocal(id); !ok {
+		return false
+	}
+	if crash {
+		n.root.Send(pid, &Crash{Reason: "external"})
+	} else {
+		n.root.Stop(pid)
+	}
+	return true
+}
+
+// RandomID returns n random bytes as URL-safe base64 (at least 8 characters for n >= 6).
+func RandomID(nbytes int) string {
+	b := make([]byte, nbytes)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}

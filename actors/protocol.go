@@ -1,0 +1,251 @@
+package actors
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"unicode/utf8"
+)
+
+// ErrorCode is a protocol error code sent in {"event":"error","code":...}.
+// The values match docs/protocol.md, section 3.
+type ErrorCode string
+
+// Protocol error codes.
+const (
+	CodeInvalidJSON    ErrorCode = "invalid_json"
+	CodeInvalidMessage ErrorCode = "invalid_message"
+	CodeUnknownType    ErrorCode = "unknown_type"
+	CodeInvalidRoom    ErrorCode = "invalid_room"
+	CodeNotMember      ErrorCode = "not_member"
+	CodeUserOffline    ErrorCode = "user_offline"
+	CodeForbidden      ErrorCode = "forbidden"
+	CodeRateLimited    ErrorCode = "rate_limited"
+	CodeTooManyRooms   ErrorCode = "too_many_rooms"
+	CodeUnavailable    ErrorCode = "unavailable"
+)
+
+// CloseCode is a WebSocket close code the node sends (docs/protocol.md, section 4).
+type CloseCode uint16
+
+// Close codes.
+const (
+	CloseNormal        CloseCode = 1000
+	CloseGoingAway     CloseCode = 1001
+	ClosePolicy        CloseCode = 1008
+	CloseTooBig        CloseCode = 1009
+	CloseInternal      CloseCode = 1011
+	CloseTryAgainLater CloseCode = 1013
+	CloseTokenExpired  CloseCode = 4001
+)
+
+// Limits of the wire format.
+const (
+	MaxRoomNameLen = 128
+	MaxIDLen       = 64
+)
+
+// Command is a decoded, validated client frame. Exactly one of the concrete
+// command types below; the read side hands it to the session actor.
+type Command interface{ commandID() json.RawMessage }
+
+// cmdBase carries the optional client-chosen "id" (raw JSON: a string or number).
+type cmdBase struct{ ID json.RawMessage }
+
+func (c cmdBase) commandID() json.RawMessage { return c.ID }
+
+// ChatCmd is {"type":"chat","content":C}.
+type ChatCmd struct {
+	cmdBase
+	Content string
+}
+
+// JoinRoomCmd is {"type":"join_room","room":R}.
+type JoinRoomCmd struct {
+	cmdBase
+	Room string
+}
+
+// LeaveRoomCmd is {"type":"leave_room","room":R}.
+type LeaveRoomCmd struct {
+	cmdBase
+	Room string
+}
+
+// RoomMessageCmd is {"type":"room_message","room":R,"content":C}.
+type RoomMessageCmd struct {
+	cmdBase
+	Room    string
+	Content string
+}
+
+// DirectMessageCmd is {"type":"direct_message","target_user":U,"content":C}.
+type DirectMessageCmd struct {
+	cmdBase
+	Target  string
+	Content string
+}
+
+// PingCmd is {"type":"ping"}; the node answers {"event":"pong"}.
+type PingCmd struct{ cmdBase }
+
+// PongCmd is {"type":"pong"}, a heartbeat reply accepted silently.
+type PongCmd struct{ cmdBase }
+
+// BadFrame is a client frame that failed decoding or validation. The session
+// answers it with an error event and changes nothing else.
+type BadFrame struct {
+	cmdBase
+	Code    ErrorCode
+	Message string
+}
+
+// rawFrame is the client frame as first decoded; fields stay raw so that a
+// wrong type yields invalid_message rather than a generic decode error.
+type rawFrame struct {
+	Type       json.RawMessage `json:"type"`
+	ID         json.RawMessage `json:"id"`
+	Room       json.RawMessage `json:"room"`
+	Content    json.RawMessage `json:"content"`
+	TargetUser json.RawMessage `json:"target_user"`
+}
+
+// DecodeCommand parses one client text frame. It never fails: a frame that is
+// not a valid command comes back as a *BadFrame with its error code. The
+// returned command does not alias data.
+func DecodeCommand(data []byte) Command {
+	var rf rawFrame
+	trimmed := bytes.TrimLeft(data, " \t\r\n")
+	if !utf8.Valid(data) {
+		return &BadFrame{Code: CodeInvalidJSON, Message: "frame is not valid UTF-8"}
+	}
+	if err := json.Unmarshal(data, &rf); err != nil {
+		if len(trimmed) > 0 && trimmed[0] != '{' && json.Valid(data) {
+			return &BadFrame{Code: CodeInvalidMessage, Message: "frame must be a JSON object"}
+		}
+		return &BadFrame{Code: CodeInvalidJSON, Message: "frame is not valid JSON"}
+	}
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return &BadFrame{Code: CodeInvalidMessage, Message: "frame must be a JSON object"}
+	}
+	base := cmdBase{}
+	if len(rf.ID) > 0 && !isNull(rf.ID) {
+		id, ok := validID(rf.ID)
+		if !ok {
+			return &BadFrame{Code: CodeInvalidMessage, Message: "id must be a string or number of at most 64 characters"}
+		}
+		base.ID = id
+	}
+	typ, ok := jsonString(rf.Type)
+	if !ok {
+		return &BadFrame{cmdBase: base, Code: CodeInvalidMessage, Message: "field type must be a string"}
+	}
+	switch typ {
+	case "chat":
+		content, ok := jsonString(rf.Content)
+		if !ok {
+			return &BadFrame{cmdBase: base, Code: CodeInvalidMessage, Message: "field content must be a string"}
+		}
+		return &ChatCmd{cmdBase: base, Content: content}
+	case "join_room", "leave_room":
+		room, bad := decodeRoom(base, rf.Room)
+		if bad != nil {
+			return bad
+		}
+		if typ == "join_room" {
+			return &JoinRoomCmd{cmdBase: base, Room: room}
+		}
+		return &LeaveRoomCmd{cmdBase: base, Room: room}
+	case "room_message":
+		room, bad := decodeRoom(base, rf.Room)
+		if bad != nil {
+			return bad
+		}
+		content, ok := jsonString(rf.Content)
+		if !ok {
+			return &BadFrame{cmdBase: base, Code: CodeInvalidMessage, Message: "field content must be a string"}
+		}
+		return &RoomMessageCmd{cmdBase: base, Room: room, Content: content}
+	case "direct_message":
+		target, ok := jsonString(rf.TargetUser)
+		if !ok || target == "" {
+			return &BadFrame{cmdBase: base, Code: CodeInvalidMessage, Message: "field target_user must be a non-empty string"}
+		}
+		content, ok := jsonString(rf.Content)
+		if !ok {
+			return &BadFrame{cmdBase: base, Code: CodeInvalidMessage, Message: "field content must be a string"}
+		}
+		return &DirectMessageCmd{cmdBase: base, Target: target, Content: content}
+	case "ping":
+		return &PingCmd{cmdBase: base}
+	case "pong":
+		return &PongCmd{cmdBase: base}
+	default:
+		return &BadFrame{cmdBase: base, Code: CodeUnknownType, Message: "unknown message type"}
+	}
+}
+
+func decodeRoom(base cmdBase, raw json.RawMessage) (string, *BadFrame) {
+	room, ok := jsonString(raw)
+	if !ok {
+		return "", &BadFrame{cmdBase: base, Code: CodeInvalidMessage, Message: "field room must be a string"}
+	}
+	if !ValidRoomName(room) {
+		return "", &BadFrame{cmdBase: base, Code: CodeInvalidRoom, Message: "room names are 1-128 characters of A-Z a-z 0-9 _ - . : @"}
+	}
+	return room, nil
+}
+
+// ValidRoomName reports whether name is 1-128 characters of A-Z a-z 0-9 _ - . : @.
+func ValidRoomName(name string) bool {
+	if len(name) == 0 || len(name) > MaxRoomNameLen {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '_', c == '-', c == '.', c == ':', c == '@':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func isNull(raw json.RawMessage) bool { return string(raw) == "null" }
+
+// jsonString decodes raw as a JSON string; absent or another type is not ok.
+func jsonString(raw json.RawMessage) (string, bool) {
+	if len(raw) == 0 || raw[0] != '"' {
+		return "", false
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// validID checks a client id (a string or a number, at most 64 characters)
+// and returns a private copy of its raw JSON.
+func validID(raw json.RawMessage) (json.RawMessage, bool) {
+	switch {
+	case raw[0] == '"':
+		s, ok := jsonString(raw)
+		if !ok || utf8.RuneCountInString(s) > MaxIDLen {
+			return nil, false
+		}
+		// Re-encode so the echoed id is canonical and cannot carry odd escapes.
+		return AppendJSONString(nil, s), true
+	case raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9'):
+		if len(raw) > MaxIDLen {
+			return nil, false
+		}
+		if _, err := strconv.ParseFloat(string(raw), 64); err != nil {
+			return nil, false
+		}
+		return bytes.Clone(raw), true
+	}
+	return nil, false
+}

@@ -1,0 +1,116 @@
+package actors
+
+import (
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// room is the actor of one room on this node: it owns the room's local
+// members (each watched) and its broker subscription. Its fields are touched
+// only by Receive. A room lives while it has a local member; when the last
+// one goes it asks the hub to stop it (roomIdle), and the hub agrees only if
+// no join is in flight.
+type room struct {
+	node    *Node
+	name    string
+	channel string
+	self    *actor.PID
+	members map[string]member // session actor id -> member
+	joins   int               // joins processed, compared by the hub
+	idle    bool              // roomIdle sent, no member since
+}
+
+type member struct {
+	pid  *actor.PID
+	user string
+}
+
+func newRoom(n *Node, name string) *room {
+	return &room{node: n, name: name, channel: RoomChannel(n.cfg.ChannelPrefix, name), members: make(map[string]member)}
+}
+
+func (r *room) Receive(ctx actor.Context) {
+	defer logPanics(r.node.log, "room")
+	switch m := ctx.Message().(type) {
+	case *roomCast:
+		r.fanout(ctx, m.event)
+	case *Inbound:
+		if m.Envelope.Node != r.node.cfg.NodeID {
+			r.node.metrics.BrokerIn.Add(1)
+			r.fanout(ctx, m.Event)
+		}
+	case *roomJoin:
+		r.join(ctx, m)
+	case *roomLeave:
+		if _, ok := r.members[m.session.Id]; ok {
+			ctx.Unwatch(m.session)
+			r.remove(ctx, m.session.Id, m.user)
+		}
+	case *actor.Terminated:
+		if mem, ok := r.members[m.Who.Id]; ok {
+			r.remove(ctx, m.Who.Id, mem.user)
+		}
+	case *RoomQuery:
+		ids := make([]string, 0, len(r.members))
+		for id := range r.members {
+			ids = append(ids, id)
+		}
+		ctx.Respond(&RoomMembers{Room: r.name, Members: ids})
+	case *Crash:
+		panic(crashError{m.Reason})
+	case *actor.Started:
+		r.self = ctx.Self()
+		r.node.metrics.Rooms.Add(1)
+		r.node.cfg.Broker.Subscribe(r.channel, r.self)
+	case *actor.Stopped:
+		r.node.metrics.Rooms.Add(-1)
+		r.node.cfg.Broker.Unsubscribe(r.channel, r.self)
+	}
+}
+
+func (r *room) join(ctx actor.Context, m *roomJoin) {
+	r.joins++
+	r.idle = false
+	id := m.session.Id
+	if _, ok := r.members[id]; !ok {
+		r.members[id] = member{pid: m.session, user: m.user}
+		ctx.Watch(m.session)
+		if !m.silent {
+			ev := RoomPresenceEvent("user_joined", m.user, r.name)
+			r.fanout(ctx, ev)
+			r.publish(ev)
+		}
+	}
+	ctx.Send(m.session, &roomJoined{room: r.name, pid: r.self})
+}
+
+func (r *room) remove(ctx actor.Context, id, user string) {
+	delete(r.members, id)
+	ev := RoomPresenceEvent("user_left", user, r.name)
+	r.fanout(ctx, ev)
+	r.publish(ev)
+	if len(r.members) == 0 && !r.idle {
+		r.idle = true
+		ctx.Send(r.node.hub, &roomIdle{name: r.name, pid: r.self, joins: r.joins})
+	}
+}
+
+// fanout hands the same event to every local member: one encode, one frame,
+// no copy per recipient.
+func (r *room) fanout(ctx actor.Context, ev *Event) {
+	for _, mem := range r.members {
+		ctx.Send(mem.pid, ev)
+	}
+	r.node.metrics.Fanouts.Add(1)
+	r.node.metrics.FanoutSizes.Add(int64(len(r.members)))
+}
+
+// publish sends room presence to the other nodes. A refusal is counted; the
+// membership change itself has already happened on this node.
+func (r *room) publish(ev *Event) {
+	env := &Envelope{Type: EnvRoom, Room: r.name, Node: r.node.cfg.NodeID, Payload: ev.JSON}
+	if err := r.node.cfg.Broker.Publish(r.channel, env.Encode()); err != nil {
+		r.node.metrics.Unavailable.Add(1)
+		return
+	}
+	r.node.metrics.BrokerOut.Add(1)
+}

@@ -1,0 +1,360 @@
+package actors
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/scheduler"
+)
+
+// session is the actor of one client connection. It owns the connection's
+// outbound side (conn), the user id, the rooms it is in and its rate limiter.
+// Every field is touched only by Receive, on the actor's goroutine; the
+// read side reaches it only by sending Commands.
+type session struct {
+	node *Node
+	conn Conn
+	opts SessionOptions
+	self *actor.PID
+
+	// rooms holds the rooms this session is in: the source of truth for
+	// membership. A nil PID means a join is in flight.
+	rooms map[string]*actor.PID
+	// joining counts joins in flight; while it is not zero, client commands
+	// are stashed so that they take effect in the order they were sent.
+	joining int
+	stash   []Command
+
+	flushQueued bool
+	closed      bool
+
+	bucket  tokenBucket
+	strikes int
+
+	seq     uint64
+	directs map[uint64]*pendingDirect
+
+	cancelExpiry scheduler.CancelFunc
+}
+
+type pendingDirect struct {
+	id            json.RawMessage
+	local, remote int // -1 until known
+	remoteErr     error
+}
+
+func (s *session) Receive(ctx actor.Context) {
+	defer logPanics(s.node.log, "session")
+	switch m := ctx.Message().(type) {
+	case *Event:
+		s.send(ctx, m)
+	case *flushNow:
+		s.flushQueued = false
+		if !s.closed {
+			s.conn.Flush()
+		}
+	case Command:
+		s.node.metrics.MessagesIn.Add(1)
+		if s.joining > 0 {
+			s.stash = append(s.stash, m)
+			return
+		}
+		s.handle(ctx, m)
+	case *roomJoined:
+		s.onJoined(ctx, m)
+	case *joinTimeout:
+		if pid, ok := s.rooms[m.room]; ok && pid == nil {
+			s.node.root.Send(s.node.hub, &joinRoom{room: m.room, session: s.self, user: s.opts.User, silent: true})
+			s.node.timers.SendOnce(s.node.cfg.JoinRetry, s.self, &joinTimeout{room: m.room})
+		}
+	case *directCount:
+		if p := s.directs[m.seq]; p != nil {
+			p.local = m.n
+			s.finishDirect(ctx, m.seq, p)
+		}
+	case *directRemote:
+		if p := s.directs[m.seq]; p != nil {
+			p.remote, p.remoteErr = m.n, m.err
+			s.finishDirect(ctx, m.seq, p)
+		}
+	case heartbeatTick:
+		if !s.closed {
+			s.conn.Enqueue(PingFrame)
+			s.queueFlush(ctx)
+		}
+	case *CloseSession:
+		s.close(m.Code, m.Reason)
+		ctx.Stop(s.self)
+	case *SocketClosed:
+		s.closed = true
+		ctx.Stop(s.self)
+	case *actor.Terminated:
+		s.onRoomTerminated(ctx, m.Who)
+	case *Crash:
+		panic(crashError{m.Reason})
+	case *actor.Started:
+		s.started(ctx)
+	case *actor.Stopped:
+		s.stopped()
+	}
+}
+
+func (s *session) started(ctx actor.Context) {
+	s.self = ctx.Self()
+	s.rooms = make(map[string]*actor.PID)
+	s.directs = make(map[uint64]*pendingDirect)
+	cfg := &s.node.cfg
+	s.bucket = newTokenBucket(cfg.RatePerSecond, cfg.RateBurst, time.Now())
+	s.node.metrics.Sessions.Add(1)
+	s.node.metrics.Connections.Add(1)
+	s.send(ctx, WelcomeEvent(s.opts.User, s.node.cfg.NodeID))
+	ctx.Send(s.node.hub, &registerSession{pid: s.self, user: s.opts.User})
+	if !s.opts.Expires.IsZero() {
+		s.cancelExpiry = s.node.timers.SendOnce(time.Until(s.opts.Expires), s.self, &CloseSession{Code: CloseTokenExpired, Reason: "token expired"})
+	}
+}
+
+// stopped runs once, whatever ended the session: a close, a write error, a
+// panic (stopSessionOnPanic) or a Stop from outside. Rooms and the hub learn
+// of it through Terminated; here only the connection is released.
+func (s *session) stopped() {
+	s.node.metrics.Sessions.Add(-1)
+	if s.cancelExpiry != nil {
+		s.cancelExpiry()
+	}
+	if !s.closed {
+		s.closed = true
+		s.conn.Abort(CloseInternal, "session ended")
+	}
+}
+
+func (s *session) close(code CloseCode, reason string) {
+	if s.closed {
+		return
+	}
+	s.closed = true
+	if code == CloseTryAgainLater {
+		s.conn.Abort(code, reason)
+		return
+	}
+	s.conn.Close(code, reason)
+}
+
+// send queues an event's frame and schedules one flush for everything queued
+// before it is handled: frames waiting in the mailbox leave in one write.
+func (s *session) send(ctx actor.Context, ev *Event) {
+	if s.closed {
+		return
+	}
+	if !s.conn.Enqueue(ev.Frame) {
+		s.node.metrics.SlowClosed.Add(1)
+		s.node.log.Info("slow consumer closed", KeySession, s.self.Id, KeyUser, s.opts.User)
+		s.close(CloseTryAgainLater, "slow consumer")
+		ctx.Stop(s.self)
+		return
+	}
+	s.node.metrics.MessagesOut.Add(1)
+	s.node.metrics.BytesOut.Add(int64(len(ev.Frame)))
+	s.queueFlush(ctx)
+}
+
+func (s *session) queueFlush(ctx actor.Context) {
+	if !s.flushQueued {
+		s.flushQueued = true
+		ctx.Send(s.self, &flushNow{})
+	}
+}
+
+func (s *session) fail(ctx actor.Context, code ErrorCode, msg string, id json.RawMessage) {
+	s.node.metrics.Errors.Add(1)
+	s.send(ctx, ErrorEvent(code, msg, id))
+}
+
+func (s *session) ack(ctx actor.Context, id json.RawMessage) {
+	if len(id) > 0 {
+		s.send(ctx, AckEvent(id))
+	}
+}
+
+// handle executes one client command.
+func (s *session) handle(ctx actor.Context, c Command) {
+	if s.closed {
+		return
+	}
+	if ja, ok := c.(*joinAck); ok {
+		s.ack(ctx, ja.id)
+		return
+	}
+	if _, heartbeat := c.(*PongCmd); !heartbeat && !s.bucket.take(time.Now()) {
+		s.node.metrics.RateLimited.Add(1)
+		s.strikes++
+		if s.strikes >= s.node.cfg.RateStrikes {
+			s.node.metrics.PolicyClosed.Add(1)
+			s.close(ClosePolicy, "rate limit exceeded")
+			ctx.Stop(s.self)
+			return
+		}
+		s.fail(ctx, CodeRateLimited, "too many messages; slow down", c.commandID())
+		return
+	}
+	s.strikes = 0
+	prefix := s.node.cfg.ChannelPrefix
+	switch m := c.(type) {
+	case *BadFrame:
+		s.fail(ctx, m.Code, m.Message, m.ID)
+	case *PingCmd:
+		s.send(ctx, PongEvent)
+		s.ack(ctx, m.ID)
+	case *PongCmd:
+		s.ack(ctx, m.ID)
+	case *ChatCmd:
+		ev := ChatEvent(s.opts.User, "", m.Content)
+		env := &Envelope{Type: EnvBroadcast, SenderID: s.opts.User, Node: s.node.cfg.NodeID, Payload: ev.JSON}
+		if !s.publish(ctx, BroadcastChannel(prefix), env, m.ID) {
+			return
+		}
+		ctx.Send(s.node.hub, &broadcastLocal{event: ev, exclude: s.opts.User})
+		s.ack(ctx, m.ID)
+	case *JoinRoomCmd:
+		if !s.allowed(m.Room) {
+			s.fail(ctx, CodeForbidden, "you may not join this room", m.ID)
+			return
+		}
+		if _, in := s.rooms[m.Room]; in {
+			s.ack(ctx, m.ID)
+			return
+		}
+		if len(s.rooms) >= s.node.cfg.MaxRoomsPerSession {
+			s.fail(ctx, CodeTooManyRooms, "room limit reached", m.ID)
+			return
+		}
+		s.rooms[m.Room] = nil
+		s.joining++
+		ctx.Send(s.node.hub, &joinRoom{room: m.Room, session: s.self, user: s.opts.User})
+		s.node.timers.SendOnce(s.node.cfg.JoinRetry, s.self, &joinTimeout{room: m.Room})
+		// The ack is sent when the room confirms; the id rides in the stash.
+		if len(m.ID) > 0 {
+			s.stash = append(s.stash, &joinAck{id: m.ID})
+		}
+	case *LeaveRoomCmd:
+		pid, in := s.rooms[m.Room]
+		if !in {
+			s.fail(ctx, CodeNotMember, "you are not in this room", m.ID)
+			return
+		}
+		delete(s.rooms, m.Room)
+		if pid != nil {
+			ctx.Unwatch(pid)
+			ctx.Send(pid, &roomLeave{session: s.self, user: s.opts.User})
+		}
+		s.ack(ctx, m.ID)
+	case *RoomMessageCmd:
+		pid, in := s.rooms[m.Room]
+		if !in || pid == nil {
+			s.fail(ctx, CodeNotMember, "join the room before sending to it", m.ID)
+			return
+		}
+		if !s.allowed(m.Room) {
+			s.fail(ctx, CodeForbidden, "you may not send to this room", m.ID)
+			return
+		}
+		ev := ChatEvent(s.opts.User, m.Room, m.Content)
+		env := &Envelope{Type: EnvRoom, Room: m.Room, Node: s.node.cfg.NodeID, Payload: ev.JSON}
+		if !s.publish(ctx, RoomChannel(prefix, m.Room), env, m.ID) {
+			return
+		}
+		ctx.Send(pid, &roomCast{event: ev})
+		s.ack(ctx, m.ID)
+	case *DirectMessageCmd:
+		ev := DirectEvent(s.opts.User, m.Content)
+		env := &Envelope{Type: EnvDirect, Target: m.Target, Node: s.node.cfg.NodeID, Payload: ev.JSON}
+		s.seq++
+		seq := s.seq
+		s.directs[seq] = &pendingDirect{id: m.ID, local: -1, remote: -1}
+		ctx.Send(s.node.hub, &directLocal{target: m.Target, event: ev, replyTo: s.self, seq: seq})
+		self, root := s.self, s.node.root
+		s.node.cfg.Broker.SendDirect(m.Target, env.Encode(), func(n int, err error) {
+			root.Send(self, &directRemote{seq: seq, n: n, err: err})
+		})
+	}
+}
+
+// joinAck is a stashed marker: acknowledge a join once it has taken effect.
+type joinAck struct {
+	cmdBase
+	id json.RawMessage
+}
+
+// publish hands env to the broker; on refusal the sender gets unavailable.
+func (s *session) publish(ctx actor.Context, channel string, env *Envelope, id json.RawMessage) bool {
+	if err := s.node.cfg.Broker.Publish(channel, env.Encode()); err != nil {
+		s.node.metrics.Unavailable.Add(1)
+		s.fail(ctx, CodeUnavailable, "message broker unavailable; try again", id)
+		return false
+	}
+	s.node.metrics.BrokerOut.Add(1)
+	return true
+}
+
+func (s *session) allowed(room string) bool {
+	return s.opts.RoomAllowed == nil || s.opts.RoomAllowed(room)
+}
+
+func (s *session) onJoined(ctx actor.Context, m *roomJoined) {
+	pid, in := s.rooms[m.room]
+	if !in || pid != nil {
+		// Left meanwhile, or a duplicate reply after a retry: undo the join.
+		if !in || !pid.Equal(m.pid) {
+			ctx.Send(m.pid, &roomLeave{session: s.self, user: s.opts.User})
+		}
+		return
+	}
+	s.rooms[m.room] = m.pid
+	ctx.Watch(m.pid)
+	if s.joining > 0 {
+		s.joining--
+	}
+	if s.joining == 0 && len(s.stash) > 0 {
+		stash := s.stash
+		s.stash = nil
+		for i, c := range stash {
+			if s.joining > 0 {
+				s.stash = append(s.stash, stash[i:]...)
+				return
+			}
+			s.handle(ctx, c)
+		}
+	}
+}
+
+// onRoomTerminated: a room this session is in died (killed, or stopped after
+// repeated panics). The session is the source of truth, so it re-joins and a
+// fresh room actor takes over, without user_joined noise.
+func (s *session) onRoomTerminated(ctx actor.Context, who *actor.PID) {
+	for name, pid := range s.rooms {
+		if pid != nil && pid.Equal(who) {
+			s.rooms[name] = nil
+			s.joining++
+			ctx.Send(s.node.hub, &joinRoom{room: name, session: s.self, user: s.opts.User, silent: true})
+			s.node.timers.SendOnce(s.node.cfg.JoinRetry, s.self, &joinTimeout{room: name})
+			return
+		}
+	}
+}
+
+func (s *session) finishDirect(ctx actor.Context, seq uint64, p *pendingDirect) {
+	if p.local < 0 || p.remote < 0 && p.remoteErr == nil {
+		return
+	}
+	delete(s.directs, seq)
+	switch {
+	case p.local+max(p.remote, 0) > 0:
+		s.ack(ctx, p.id)
+	case p.remoteErr != nil:
+		s.node.metrics.Unavailable.Add(1)
+		s.fail(ctx, CodeUnavailable, "message broker unavailable; try again", p.id)
+	default:
+		s.fail(ctx, CodeUserOffline, "user is not connected", p.id)
+	}
+}

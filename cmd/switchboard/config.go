@@ -1,0 +1,169 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// options is the node's command-line configuration. Every flag has an
+// environment fallback, SWITCHBOARD_<FLAG> (dashes become underscores), read
+// when the flag is not given; --redis reads SWITCHBOARD_REDIS_URL.
+type options struct {
+	addr            string
+	redisURL        string
+	nodeID          string
+	channelPrefix   string
+	maxMessageBytes int
+	pingInterval    time.Duration
+	pongTimeout     time.Duration
+	writeTimeout    time.Duration
+	maxPendingBytes int
+	logLevel        string
+	logFormat       string
+	drainTimeout    time.Duration
+
+	jwtSecret      string
+	jwtPublicKey   string
+	authRequired   bool
+	allowedOrigins string
+	maxConnections int
+	ratePerSecond  float64
+	rateBurst      int
+	maxRooms       int
+	allowBinary    bool
+
+	apiKey      string
+	pprof       bool
+	chaosKill   bool
+	outboxLimit int
+}
+
+func envName(flagName string) string {
+	if flagName == "redis" {
+		return "SWITCHBOARD_REDIS_URL"
+	}
+	return "SWITCHBOARD_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parseOptions reads flags, then fills every flag not given from the
+// environment.
+func parseOptions(args []string, getenv func(string) string, out io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("switchboard", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "listen address (host:port)")
+	fs.StringVar(&o.redisURL, "redis", "", "Redis URL (redis://[user:pass@]host:port/db, rediss:// for TLS); empty: single node with the in-process broker")
+	fs.StringVar(&o.nodeID, "node-id", "", "node id in welcome events and broker envelopes (default random)")
+	fs.StringVar(&o.channelPrefix, "channel-prefix", "websocket", "broker channel prefix")
+	fs.IntVar(&o.maxMessageBytes, "max-message-bytes", 65536, "largest client frame; larger closes the connection with 1009")
+	fs.DurationVar(&o.pingInterval, "ping-interval", 25*time.Second, "how often the server pings every client")
+	fs.DurationVar(&o.pongTimeout, "pong-timeout", 10*time.Second, "a client silent for ping-interval + pong-timeout is dropped")
+	fs.DurationVar(&o.writeTimeout, "write-timeout", 10*time.Second, "bound of one write to a client")
+	fs.IntVar(&o.maxPendingBytes, "max-pending-bytes", 4<<20, "outbound bytes queued per connection before it is closed as a slow consumer (1013)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
+	fs.DurationVar(&o.drainTimeout, "drain-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long clients get to be closed (1001) before the process exits")
+	fs.StringVar(&o.jwtSecret, "jwt-secret", "", "HS256 secret for JWT authentication")
+	fs.StringVar(&o.jwtPublicKey, "jwt-public-key", "", "PEM public key file for RS256/ES256 JWT authentication")
+	fs.BoolVar(&o.authRequired, "auth-required", false, "require a token on /ws too (/ws/secure always does)")
+	fs.StringVar(&o.allowedOrigins, "allowed-origins", "", "comma-separated Origin allowlist for browsers (empty: any)")
+	fs.IntVar(&o.maxConnections, "max-connections", 0, "refuse new connections with 503 past this many (0: unlimited)")
+	fs.Float64Var(&o.ratePerSecond, "rate-limit", 100, "client messages per second per connection (negative: unlimited)")
+	fs.IntVar(&o.rateBurst, "rate-burst", 0, "token bucket size (0: twice the rate)")
+	fs.IntVar(&o.maxRooms, "max-rooms", 100, "rooms one connection may be in")
+	fs.BoolVar(&o.allowBinary, "allow-binary", false, "accept binary frames as JSON commands (else close 1008)")
+	fs.StringVar(&o.apiKey, "api-key", "", "bearer key for POST /api/publish (empty: endpoint off)")
+	fs.BoolVar(&o.pprof, "pprof", false, "serve /debug/pprof/ (profiling; keep off in production)")
+	fs.BoolVar(&o.chaosKill, "enable-kill", false, "serve POST /debug/kill for chaos testing (keep off in production)")
+	fs.IntVar(&o.outboxLimit, "outbox-limit", 10000, "publishes buffered while Redis is down; beyond it senders get unavailable")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "switchboard: a WebSocket message router.\n\nUsage: switchboard [flags]\n\n"+
+			"Every flag may also be set by the environment variable SWITCHBOARD_<FLAG> (dashes as underscores;\n"+
+			"--redis reads SWITCHBOARD_REDIS_URL). A flag given on the command line wins.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] {
+			return
+		}
+		if v := getenv(envName(f.Name)); v != "" {
+			if err := f.Value.Set(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", envName(f.Name), err))
+			}
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return o, o.validate()
+}
+
+func (o *options) validate() error {
+	var errs []error
+	if o.maxMessageBytes < 64 {
+		errs = append(errs, errors.New("--max-message-bytes must be at least 64"))
+	}
+	if o.pingInterval <= 0 || o.pongTimeout <= 0 || o.writeTimeout <= 0 || o.drainTimeout <= 0 {
+		errs = append(errs, errors.New("--ping-interval, --pong-timeout, --write-timeout and --drain-timeout must be positive"))
+	}
+	if o.logFormat != "text" && o.logFormat != "json" {
+		errs = append(errs, errors.New("--log-format must be text or json"))
+	}
+	if _, err := parseLevel(o.logLevel); err != nil {
+		errs = append(errs, err)
+	}
+	if o.jwtSecret != "" && o.jwtPublicKey != "" {
+		errs = append(errs, errors.New("--jwt-secret and --jwt-public-key are exclusive"))
+	}
+	if o.authRequired && o.jwtSecret == "" && o.jwtPublicKey == "" {
+		errs = append(errs, errors.New("--auth-required needs --jwt-secret or --jwt-public-key"))
+	}
+	if o.maxConnections < 0 || o.maxRooms < 1 || o.maxPendingBytes < 1024 || o.rateBurst < 0 || o.outboxLimit < 0 {
+		errs = append(errs, errors.New("--max-connections, --max-rooms, --max-pending-bytes, --rate-burst and --outbox-limit are out of range"))
+	}
+	return errors.Join(errs...)
+}
+
+func parseLevel(s string) (level int, err error) {
+	switch strings.ToLower(s) {
+	case "debug":
+		return -4, nil
+	case "info":
+		return 0, nil
+	case "warn":
+		return 4, nil
+	case "error":
+		return 8, nil
+	}
+	if n, err := strconv.Atoi(s); err == nil {
+		return n, nil
+	}
+	return 0, fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
+}
+
+func origins(s string) []string {
+	var out []string
+	for _, o := range strings.Split(s, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+var _ = os.Getenv

@@ -1,0 +1,136 @@
+// Command switchboard runs one Switchboard node: a WebSocket message router.
+// Alone it uses an in-process broker; with --redis, any number of nodes
+// behind a load balancer act as one.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/transport"
+)
+
+func main() {
+	o, err := parseOptions(os.Args[1:], os.Getenv, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "switchboard:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o, os.Stderr, nil); err != nil {
+		fmt.Fprintln(os.Stderr, "switchboard:", err)
+		os.Exit(1)
+	}
+}
+
+// run serves until ctx ends, then drains. ready, if not nil, receives the
+// bound address once the listener is up.
+func run(ctx context.Context, o *options, logOut io.Writer, ready chan<- string) error {
+	lvl, _ := parseLevel(o.logLevel)
+	hopts := &slog.HandlerOptions{Level: slog.Level(lvl)}
+	var log *slog.Logger
+	if o.logFormat == "json" {
+		log = slog.New(slog.NewJSONHandler(logOut, hopts))
+	} else {
+		log = slog.New(slog.NewTextHandler(logOut, hopts))
+	}
+
+	broker, err := newBroker(o, log)
+	if err != nil {
+		return err
+	}
+	node, err := actors.NewNode(actors.Config{
+		NodeID:             o.nodeID,
+		ChannelPrefix:      o.channelPrefix,
+		Broker:             broker,
+		PingInterval:       o.pingInterval,
+		MaxRoomsPerSession: o.maxRooms,
+		RatePerSecond:      o.ratePerSecond,
+		RateBurst:          o.rateBurst,
+		Logger:             log,
+	})
+	if err != nil {
+		return err
+	}
+	tcfg := transport.Config{
+		MaxMessageBytes: o.maxMessageBytes,
+		PongTimeout:     o.pongTimeout,
+		WriteTimeout:    o.writeTimeout,
+		MaxPendingBytes: o.maxPendingBytes,
+		MaxConnections:  o.maxConnections,
+		AuthRequired:    o.authRequired,
+		AllowedOrigins:  origins(o.allowedOrigins),
+		AllowBinary:     o.allowBinary,
+		Logger:          log,
+	}
+	switch {
+	case o.jwtSecret != "":
+		if tcfg.Auth, err = transport.NewHMACAuthenticator([]byte(o.jwtSecret)); err != nil {
+			return err
+		}
+	case o.jwtPublicKey != "":
+		if tcfg.Auth, err = transport.NewPublicKeyFileAuthenticator(o.jwtPublicKey); err != nil {
+			return err
+		}
+	}
+	srv, err := transport.New(node, tcfg)
+	if err != nil {
+		return err
+	}
+	if o.pprof {
+		srv.Handle("/debug/pprof/", http.HandlerFunc(pprof.Index))
+		srv.Handle("/debug/pprof/cmdline", http.HandlerFunc(pprof.Cmdline))
+		srv.Handle("/debug/pprof/profile", http.HandlerFunc(pprof.Profile))
+		srv.Handle("/debug/pprof/symbol", http.HandlerFunc(pprof.Symbol))
+		srv.Handle("/debug/pprof/trace", http.HandlerFunc(pprof.Trace))
+	}
+	mountExtras(srv, o, log)
+
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		_ = node.Shutdown(context.Background())
+		return err
+	}
+	hs := srv.NewHTTPServer(o.addr)
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	log.Info("switchboard node listening", "addr", ln.Addr().String(), "node", node.ID(), "broker", node.BrokerState().Kind)
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+
+	select {
+	case err := <-errc:
+		_ = node.Shutdown(context.Background())
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("draining", "timeout", o.drainTimeout)
+	dctx, cancel := context.WithTimeout(context.Background(), o.drainTimeout)
+	defer cancel()
+	srv.StartDrain()
+	derr := srv.Drain(dctx)
+	_ = hs.Shutdown(dctx)
+	serr := node.Shutdown(dctx)
+	if derr != nil || serr != nil {
+		log.Warn("drain incomplete", "err", errors.Join(derr, serr), "left", srv.OpenConnections())
+	}
+	log.Info("stopped", "after", time.Duration(0))
+	return nil
+}

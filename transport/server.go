@@ -1,0 +1,269 @@
+package transport
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/lxzan/gws"
+
+	"github.com/switchboard-rt/switchboard/actors"
+)
+
+// Config configures the HTTP side of a node. Zero values are documented and
+// filled in by New.
+type Config struct {
+	// MaxMessageBytes bounds one client frame; larger closes with 1009.
+	// Zero: 65536.
+	MaxMessageBytes int
+	// PongTimeout is how long past a ping interval a silent client is kept.
+	// A client is dropped after PingInterval + PongTimeout without any frame.
+	// Zero: 10 s.
+	PongTimeout time.Duration
+	// WriteTimeout bounds one write to a client. Zero: 10 s.
+	WriteTimeout time.Duration
+	// MaxPendingBytes is each session's outbound budget: bytes queued and not
+	// yet written. Over it, the client is a slow consumer and is closed with
+	// 1013. Zero: 4 MiB.
+	MaxPendingBytes int
+	// MaxConnections refuses upgrades with 503 past this many open
+	// connections. Zero: unlimited.
+	MaxConnections int
+	// HandshakeTimeout bounds reading the HTTP request head (slowloris) and
+	// writing the upgrade response. Zero: 5 s.
+	HandshakeTimeout time.Duration
+	// Auth verifies tokens. Nil: no tokens are accepted, so /ws is open and
+	// /ws/secure refuses everyone (401).
+	Auth *Authenticator
+	// AuthRequired makes /ws require a token too.
+	AuthRequired bool
+	// AllowedOrigins, when not empty, is the allowlist of Origin header
+	// values ("https://app.example.com", or "*"). Requests without an Origin
+	// (non-browser clients) are accepted. Empty: every origin is accepted.
+	AllowedOrigins []string
+	// AllowBinary accepts binary frames as JSON commands. False: a binary
+	// frame closes the connection with 1008.
+	AllowBinary bool
+	// ReadBufferSize is gws's per-connection read buffer. Zero: 4096.
+	ReadBufferSize int
+	// Logger receives transport logs. Zero: discard.
+	Logger *slog.Logger
+}
+
+func (c *Config) normalize() error {
+	if c.MaxMessageBytes < 0 || c.PongTimeout < 0 || c.WriteTimeout < 0 || c.MaxPendingBytes < 0 ||
+		c.MaxConnections < 0 || c.HandshakeTimeout < 0 || c.ReadBufferSize < 0 {
+		return errors.New("transport: config: limits must not be negative")
+	}
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = 64 << 10
+	}
+	if c.PongTimeout == 0 {
+		c.PongTimeout = 10 * time.Second
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.MaxPendingBytes == 0 {
+		c.MaxPendingBytes = 4 << 20
+	}
+	if c.HandshakeTimeout == 0 {
+		c.HandshakeTimeout = 5 * time.Second
+	}
+	if c.ReadBufferSize == 0 {
+		c.ReadBufferSize = 4096
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return nil
+}
+
+// Server serves one node over HTTP: the WebSocket endpoints and the
+// operational endpoints. It is an http.Handler; mount it on any mux.
+type Server struct {
+	node        *actors.Node
+	cfg         Config
+	log         *slog.Logger
+	upgrader    *gws.Upgrader
+	upgraderSP  *gws.Upgrader // echoes the "bearer" subprotocol
+	mux         *http.ServeMux
+	metrics     *promMetrics
+	readTimeout time.Duration
+	started     time.Time
+
+	open     atomic.Int64 // upgraded connections whose read loop has not ended
+	draining atomic.Bool
+}
+
+// New builds the HTTP side of node.
+func New(node *actors.Node, cfg Config) (*Server, error) {
+	if err := cfg.normalize(); err != nil {
+		return nil, err
+	}
+	s := &Server{node: node, cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), started: time.Now()}
+	s.readTimeout = node.Config().PingInterval + cfg.PongTimeout
+	opt := func(sub []string) *gws.ServerOption {
+		return &gws.ServerOption{
+			ReadMaxPayloadSize: cfg.MaxMessageBytes,
+			ReadBufferSize:     cfg.ReadBufferSize,
+			CheckUtf8Enabled:   true,
+			HandshakeTimeout:   cfg.HandshakeTimeout,
+			SubProtocols:       sub,
+			NewSession:         func() gws.SessionStorage { return &socketState{} },
+			Recovery:           gws.Recovery,
+			Logger:             gwsLogger{s.log},
+		}
+	}
+	ev := &events{srv: s}
+	s.upgrader = gws.NewUpgrader(ev, opt(nil))
+	s.upgraderSP = gws.NewUpgrader(ev, opt([]string{bearerProtocol}))
+	s.metrics = newPromMetrics(s)
+
+	s.mux.HandleFunc("GET /ws", func(w http.ResponseWriter, r *http.Request) { s.serveWS(w, r, cfg.AuthRequired) })
+	s.mux.HandleFunc("GET /ws/secure", func(w http.ResponseWriter, r *http.Request) { s.serveWS(w, r, true) })
+	s.mux.HandleFunc("GET /stats", s.serveStats)
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeText(w, http.StatusOK, "ok") })
+	s.mux.HandleFunc("GET /readyz", s.serveReady)
+	s.mux.Handle("GET /metrics", s.metrics.handler())
+	return s, nil
+}
+
+// ServeHTTP routes a request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Handle adds a route to the server's mux (the demo page, the publish API).
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// Node is the node this server serves.
+func (s *Server) Node() *actors.Node { return s.node }
+
+// OpenConnections is the number of upgraded connections still open.
+func (s *Server) OpenConnections() int64 { return s.open.Load() }
+
+// StartDrain makes /readyz answer 503 and refuses new WebSockets (503).
+func (s *Server) StartDrain() { s.draining.Store(true) }
+
+// Drain refuses new connections, closes every session with 1001 and waits
+// for them to go, bounded by ctx.
+func (s *Server) Drain(ctx context.Context) error {
+	s.StartDrain()
+	return s.node.Drain(ctx)
+}
+
+// NewHTTPServer returns an http.Server for s with the timeouts that protect a
+// WebSocket node: a bounded request head read (slowloris), no write timeout
+// (it would leak into hijacked connections' lifetimes).
+func (s *Server) NewHTTPServer(addr string) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           s,
+		ReadHeaderTimeout: s.cfg.HandshakeTimeout,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+}
+
+// serveWS decides everything before the upgrade: draining, capacity, origin,
+// authentication. A refusal is a plain HTTP error, never an accepted socket
+// that is closed afterwards.
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, requireToken bool) {
+	if s.draining.Load() || s.node.Draining() {
+		s.metrics.refused.WithLabelValues("draining").Inc()
+		writeText(w, http.StatusServiceUnavailable, "node is draining")
+		return
+	}
+	if max := s.cfg.MaxConnections; max > 0 && s.open.Load() >= int64(max) {
+		s.metrics.refused.WithLabelValues("full").Inc()
+		writeText(w, http.StatusServiceUnavailable, "node is full")
+		return
+	}
+	if !s.originAllowed(r) {
+		s.metrics.refused.WithLabelValues("origin").Inc()
+		writeText(w, http.StatusForbidden, "origin not allowed")
+		return
+	}
+	opts, status, msg := s.authenticate(r, requireToken)
+	if status != 0 {
+		s.metrics.refused.WithLabelValues("auth").Inc()
+		if status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="switchboard"`)
+		}
+		writeText(w, status, msg)
+		return
+	}
+	up := s.upgrader
+	if hasBearerProtocol(r) {
+		up = s.upgraderSP
+	}
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		writeText(w, http.StatusInternalServerError, "connection cannot be upgraded")
+		return
+	}
+	nc, brw, err := hj.Hijack()
+	if err != nil {
+		return
+	}
+	wire := newWireConn(nc, s.cfg.MaxPendingBytes, s.cfg.WriteTimeout, time.Second)
+	// UpgradeFromConn keeps bytes the client pipelined behind its request
+	// (Upgrade would drop them). Without such bytes, a reader of the
+	// configured size replaces net/http's (which is then garbage).
+	br := brw.Reader
+	if br.Buffered() == 0 {
+		br = bufio.NewReaderSize(nc, s.cfg.ReadBufferSize)
+	}
+	socket, err := up.UpgradeFromConn(wire, br, r)
+	if err != nil {
+		s.metrics.refused.WithLabelValues("handshake").Inc()
+		return
+	}
+	s.open.Add(1)
+	st := stateOf(socket)
+	st.wire = wire
+	opts.Remote = r.RemoteAddr
+	st.pid.Store(s.node.Connect(&sessionConn{socket: socket, wire: wire}, opts))
+	go socket.ReadLoop()
+}
+
+func (s *Server) originAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if len(s.cfg.AllowedOrigins) == 0 || origin == "" {
+		return true
+	}
+	for _, o := range s.cfg.AllowedOrigins {
+		if o == "*" || strings.EqualFold(o, origin) {
+			return true
+		}
+	}
+	return false
+}
+
+func writeText(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, msg+"\n")
+}
+
+// gwsLogger adapts gws's logger (used by its panic recovery) to slog.
+type gwsLogger struct{ log *slog.Logger }
+
+func (l gwsLogger) Error(v ...any) { l.log.Error("websocket", "detail", v) }
+
+// remoteIP is the peer's address without the port.
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

@@ -1,0 +1,116 @@
+package transport
+
+import (
+	"errors"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/lxzan/gws"
+
+	"github.com/switchboard-rt/switchboard/actors"
+)
+
+// socketState is the per-connection value gws carries (its SessionStorage):
+// the session actor's PID, set once by the HTTP handler before the read loop
+// starts, then only read by the read loop.
+type socketState struct {
+	pid  atomic.Pointer[actor.PID]
+	wire *wireConn
+}
+
+// SessionStorage is satisfied with no map: the state has fixed fields.
+func (s *socketState) Len() int                { return 0 }
+func (s *socketState) Load(string) (any, bool) { return nil, false }
+func (s *socketState) Delete(string)           {}
+func (s *socketState) Store(string, any)       {}
+func (s *socketState) Range(func(string, any) bool) {
+}
+
+func stateOf(c *gws.Conn) *socketState { return c.Session().(*socketState) }
+
+// sessionConn is the actors.Conn of one WebSocket: data frames go straight
+// into the wire queue; close frames go through gws so that its state
+// machine knows the connection is closing.
+type sessionConn struct {
+	socket *gws.Conn
+	wire   *wireConn
+}
+
+var _ actors.Conn = (*sessionConn)(nil)
+
+func (c *sessionConn) Enqueue(frame []byte) bool { return c.wire.Enqueue(frame) }
+func (c *sessionConn) Flush()                    { c.wire.Flush() }
+func (c *sessionConn) Close(code actors.CloseCode, reason string) {
+	_ = c.socket.WriteClose(uint16(code), []byte(reason))
+}
+func (c *sessionConn) Abort(code actors.CloseCode, reason string) {
+	c.wire.Discard()
+	_ = c.socket.WriteClose(uint16(code), []byte(reason))
+}
+
+// events is the gws event handler shared by every connection. Its callbacks
+// run on each connection's read loop goroutine (gws ParallelEnabled is off,
+// so frames arrive in order); they only parse and hand typed messages to the
+// session actor, and never block.
+type events struct {
+	srv *Server
+}
+
+func (e *events) alive(c *gws.Conn) {
+	_ = c.SetReadDeadline(time.Now().Add(e.srv.readTimeout))
+}
+
+func (e *events) OnOpen(c *gws.Conn) { e.alive(c) }
+
+func (e *events) OnClose(c *gws.Conn, err error) {
+	defer e.recoverCallback("OnClose")
+	e.srv.open.Add(-1)
+	if pid := stateOf(c).pid.Load(); pid != nil {
+		e.srv.node.Send(pid, &actors.SocketClosed{Err: err})
+	}
+}
+
+func (e *events) OnPing(c *gws.Conn, payload []byte) {
+	defer e.recoverCallback("OnPing")
+	e.alive(c)
+	_ = c.WritePong(payload)
+}
+
+func (e *events) OnPong(c *gws.Conn, _ []byte) {
+	defer e.recoverCallback("OnPong")
+	e.alive(c)
+}
+
+func (e *events) OnMessage(c *gws.Conn, m *gws.Message) {
+	defer m.Close()
+	e.alive(c)
+	pid := stateOf(c).pid.Load()
+	if pid == nil {
+		return
+	}
+	if m.Opcode != gws.OpcodeText {
+		if !e.srv.cfg.AllowBinary {
+			e.srv.node.Metrics().PolicyClosed.Add(1)
+			_ = c.WriteClose(uint16(actors.ClosePolicy), []byte("binary frames are not accepted"))
+			return
+		}
+	}
+	// DecodeCommand copies what it keeps, so the pooled buffer can go back.
+	e.srv.node.Send(pid, actors.DecodeCommand(m.Bytes()))
+}
+
+// recoverCallback keeps a panic in a control-frame callback (which gws v1.8.9
+// does not recover) from taking the process down.
+func (e *events) recoverCallback(where string) {
+	if r := recover(); r != nil {
+		e.srv.log.Error("panic in websocket callback", "callback", where, "panic", r)
+	}
+}
+
+// isTimeout reports a read deadline expiry (a silent peer).
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
