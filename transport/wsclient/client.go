@@ -67,7 +67,9 @@ type HandshakeError struct {
 	Err    error
 }
 
-func (e *HandshakeError) Error() string { return fmt.Sprintf("wsclient: handshake refused: %d: %v", e.Status, e.Err) }
+func (e *HandshakeError) Error() string {
+	return fmt.Sprintf("wsclient: handshake refused: %d: %v", e.Status, e.Err)
+}
 func (e *HandshakeError) Unwrap() error { return e.Err }
 
 // Dial connects to url (ws://host:port/ws?client_id=...).
