@@ -31,6 +31,9 @@ type Stats struct {
 	Unavailable      int64              `json:"unavailable"`
 	ConnectionsTotal int64              `json:"connections_total"`
 	Restarts         int64              `json:"actor_restarts"`
+	SessionPanics    int64              `json:"session_panics"`
+	RoomPanics       int64              `json:"room_panics"`
+	HubPanics        int64              `json:"hub_panics"`
 	Goroutines       int                `json:"goroutines"`
 	HeapBytes        uint64             `json:"heap_bytes"`
 	RSSBytes         uint64             `json:"rss_bytes"`
@@ -61,6 +64,9 @@ func (s *Server) Stats() Stats {
 		Unavailable:      m.Unavailable.Load(),
 		ConnectionsTotal: m.Connections.Load(),
 		Restarts:         m.Restarts.Load(),
+		SessionPanics:    m.SessionPanic.Load(),
+		RoomPanics:       m.RoomPanic.Load(),
+		HubPanics:        m.HubPanic.Load(),
 		Goroutines:       runtime.NumGoroutine(),
 		HeapBytes:        ms.HeapInuse,
 		RSSBytes:         readRSS(),

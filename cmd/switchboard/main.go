@@ -101,6 +101,7 @@ func run(ctx context.Context, o *options, logOut io.Writer, ready chan<- string)
 		srv.Handle("/debug/pprof/trace", http.HandlerFunc(pprof.Trace))
 	}
 	mountExtras(srv, o, log)
+	mountDebug(srv, o, log)
 
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {

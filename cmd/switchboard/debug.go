@@ -1,0 +1,150 @@
+package main
+
+import (
+	"cmp"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/transport"
+)
+
+// The operator kill switch. With --enable-kill (off by default) a node serves
+//
+//	GET  /debug/actors                          the live actors by kind
+//	POST /debug/kill?id=ACTOR_ID[&mode=stop|panic]
+//
+// so that a chaos suite (cmd/switchboard-chaos) or an operator can aim at a
+// named actor and watch supervision deal with it, on the production binary.
+// Without the flag neither route exists (404). Anyone who can reach the port
+// can kill sessions, so keep it to test clusters or a private listener.
+
+// debugQueryTimeout bounds each actor query made by /debug/actors. The
+// queries run on the HTTP handler's goroutine, never inside an actor.
+const debugQueryTimeout = 2 * time.Second
+
+// debugActors is the /debug/actors document. Ids are the ones /debug/kill
+// takes. Lists are sorted so that two snapshots compare line by line.
+type debugActors struct {
+	Node          string         `json:"node"`
+	Hub           string         `json:"hub"`
+	Sessions      []debugSession `json:"sessions"`
+	Rooms         []debugRoom    `json:"rooms"`
+	Subscriptions []string       `json:"subscriptions,omitempty"`
+	// Counts is the number of live actors by kind: session, room, hub and,
+	// when the broker runs them as actors, subscription.
+	Counts map[string]int `json:"counts"`
+}
+
+type debugSession struct {
+	ID   string `json:"id"`
+	User string `json:"user"`
+}
+
+type debugRoom struct {
+	ID      string   `json:"id"`
+	Name    string   `json:"name"`
+	Members []string `json:"members"` // session actor ids, as the room sees them
+	// Error is set when the room did not answer in time (it may have stopped
+	// between the directory snapshot and the query).
+	Error string `json:"error,omitempty"`
+}
+
+// subscriptionLister is implemented by brokers that run one actor per
+// channel subscription; /debug/actors lists them when the broker does.
+type subscriptionLister interface {
+	SubscriptionActors() []string
+}
+
+// mountDebug adds /debug/actors and /debug/kill when --enable-kill is set.
+func mountDebug(srv *transport.Server, o *options, log *slog.Logger) {
+	if !o.chaosKill {
+		return
+	}
+	node := srv.Node()
+	log.Warn("actor kill switch enabled: POST /debug/kill stops or crashes any actor")
+	srv.Handle("GET /debug/actors", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		doc, err := listActors(node)
+		if err != nil {
+			writeDebugJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
+			return
+		}
+		writeDebugJSON(w, http.StatusOK, doc)
+	}))
+	srv.Handle("POST /debug/kill", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.URL.Query().Get("id")
+		mode := r.URL.Query().Get("mode")
+		if mode == "" {
+			mode = "stop"
+		}
+		switch {
+		case id == "":
+			writeDebugJSON(w, http.StatusBadRequest, map[string]string{"error": "id is required"})
+			return
+		case mode != "stop" && mode != "panic":
+			writeDebugJSON(w, http.StatusBadRequest, map[string]string{"error": "mode must be stop or panic"})
+			return
+		case mode == "stop" && id == node.Hub().Id:
+			// The hub lives as long as the node; stopping it would leave a
+			// process that accepts sockets and routes nothing.
+			writeDebugJSON(w, http.StatusConflict, map[string]string{"error": "the hub cannot be stopped; crash it (mode=panic) or stop the process"})
+			return
+		}
+		if !node.Kill(id, mode == "panic") {
+			writeDebugJSON(w, http.StatusNotFound, map[string]string{"error": "no live actor with that id"})
+			return
+		}
+		log.Info("actor killed from outside", actors.KeyActor, id, "mode", mode, "remote", r.RemoteAddr)
+		writeDebugJSON(w, http.StatusOK, map[string]string{"id": id, "mode": mode})
+	}))
+}
+
+// listActors asks the hub for its directory, then every room for its
+// members.
+func listActors(node *actors.Node) (*debugActors, error) {
+	root := node.System().Root
+	res, err := root.RequestFuture(node.Hub(), &actors.DirectoryQuery{}, debugQueryTimeout).Result()
+	if err != nil {
+		return nil, err
+	}
+	dir := res.(*actors.Directory)
+	doc := &debugActors{
+		Node:     node.ID(),
+		Hub:      node.Hub().Id,
+		Sessions: make([]debugSession, 0, len(dir.Sessions)),
+		Rooms:    make([]debugRoom, 0, len(dir.Rooms)),
+	}
+	for id, user := range dir.Sessions {
+		doc.Sessions = append(doc.Sessions, debugSession{ID: id, User: user})
+	}
+	slices.SortFunc(doc.Sessions, func(a, b debugSession) int { return cmp.Compare(a.ID, b.ID) })
+	for name, id := range dir.Rooms {
+		room := debugRoom{ID: id, Name: name, Members: []string{}}
+		res, err := root.RequestFuture(node.System().NewLocalPID(id), &actors.RoomQuery{}, debugQueryTimeout).Result()
+		if rm, ok := res.(*actors.RoomMembers); ok && err == nil {
+			room.Members = append(room.Members, rm.Members...)
+			slices.Sort(room.Members)
+		} else {
+			room.Error = "room did not answer"
+		}
+		doc.Rooms = append(doc.Rooms, room)
+	}
+	slices.SortFunc(doc.Rooms, func(a, b debugRoom) int { return cmp.Compare(a.Name, b.Name) })
+	doc.Counts = map[string]int{"hub": 1, "session": len(doc.Sessions), "room": len(doc.Rooms)}
+	if sl, ok := node.Config().Broker.(subscriptionLister); ok {
+		doc.Subscriptions = sl.SubscriptionActors()
+		slices.Sort(doc.Subscriptions)
+		doc.Counts["subscription"] = len(doc.Subscriptions)
+	}
+	return doc, nil
+}
+
+func writeDebugJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
