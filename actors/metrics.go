@@ -14,6 +14,7 @@ type Metrics struct {
 	MessagesOut  atomic.Int64 // frames queued to clients
 	BytesOut     atomic.Int64 // bytes queued to clients
 	Errors       atomic.Int64 // error events sent
+	ErrorsByCode ErrorCounts  // error events sent, by protocol error code
 	RateLimited  atomic.Int64 // commands refused with rate_limited
 	SlowClosed   atomic.Int64 // sessions closed 1013 (outbound budget exceeded)
 	PolicyClosed atomic.Int64 // sessions closed 1008

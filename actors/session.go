@@ -29,7 +29,7 @@ type session struct {
 	flushQueued bool
 	closed      bool
 
-	bucket  tokenBucket
+	bucket  TokenBucket
 	strikes int
 
 	seq     uint64
@@ -105,7 +105,7 @@ func (s *session) started(ctx actor.Context) {
 	s.rooms = make(map[string]*actor.PID)
 	s.directs = make(map[uint64]*pendingDirect)
 	cfg := &s.node.cfg
-	s.bucket = newTokenBucket(cfg.RatePerSecond, cfg.RateBurst, time.Now())
+	s.bucket = NewTokenBucket(cfg.RatePerSecond, cfg.RateBurst, time.Now())
 	s.node.metrics.Sessions.Add(1)
 	s.node.metrics.Connections.Add(1)
 	s.send(ctx, WelcomeEvent(s.opts.User, s.node.cfg.NodeID))
@@ -168,6 +168,7 @@ func (s *session) queueFlush(ctx actor.Context) {
 
 func (s *session) fail(ctx actor.Context, code ErrorCode, msg string, id json.RawMessage) {
 	s.node.metrics.Errors.Add(1)
+	s.node.metrics.ErrorsByCode.Add(code)
 	s.send(ctx, ErrorEvent(code, msg, id))
 }
 
@@ -186,7 +187,9 @@ func (s *session) handle(ctx actor.Context, c Command) {
 		s.ack(ctx, ja.id)
 		return
 	}
-	if _, heartbeat := c.(*PongCmd); !heartbeat && !s.bucket.take(time.Now()) {
+	// Every command spends a token, heartbeat replies included: a flood of
+	// {"type":"pong"} costs the node as much as any other.
+	if !s.bucket.Allow(time.Now()) {
 		s.node.metrics.RateLimited.Add(1)
 		s.strikes++
 		if s.strikes >= s.node.cfg.RateStrikes {
@@ -250,13 +253,15 @@ func (s *session) handle(ctx actor.Context, c Command) {
 		}
 		s.ack(ctx, m.ID)
 	case *RoomMessageCmd:
+		// Authorization first: a room the token does not grant is forbidden,
+		// whether or not the session could have joined it.
+		if !s.allowed(m.Room) {
+			s.fail(ctx, CodeForbidden, "you may not send to this room", m.ID)
+			return
+		}
 		pid, in := s.rooms[m.Room]
 		if !in || pid == nil {
 			s.fail(ctx, CodeNotMember, "join the room before sending to it", m.ID)
-			return
-		}
-		if !s.allowed(m.Room) {
-			s.fail(ctx, CodeForbidden, "you may not send to this room", m.ID)
 			return
 		}
 		ev := ChatEvent(s.opts.User, m.Room, m.Content)

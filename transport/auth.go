@@ -3,6 +3,7 @@ package transport
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
@@ -12,6 +13,8 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -23,40 +26,136 @@ import (
 // ["bearer", "<JWT>"] and the server selects "bearer".
 const bearerProtocol = "bearer"
 
-// Authenticator verifies JWTs with github.com/golang-jwt/jwt/v5: HS256 with a
-// shared secret, or RS256/ES256 with a public key. Only the configured
-// algorithm family is accepted ("alg": "none" never is).
+// MaxUserIDLen bounds a client id: the token's sub, or ?client_id= without auth.
+const MaxUserIDLen = 128
+
+// minRSABits refuses RSA keys that no longer resist factoring.
+const minRSABits = 2048
+
+// AuthConfig configures token verification. Exactly one of Secret and
+// PublicKeyPEM is set.
+type AuthConfig struct {
+	// Secret is the HS256 shared secret. Anyone who holds it can mint tokens,
+	// and a short one can be found offline from a single token: use 32 random
+	// bytes or more.
+	Secret []byte
+	// PublicKeyPEM is the issuer's public key (PKIX "PUBLIC KEY", PKCS#1
+	// "RSA PUBLIC KEY" or a "CERTIFICATE"): RSA of 2048 bits or more for
+	// RS256, or ECDSA P-256 for ES256 (P-384: ES384, P-521: ES512).
+	PublicKeyPEM []byte
+	// Issuer, when not empty, must equal the token's iss.
+	Issuer string
+	// Audience, when not empty, must be one of the token's aud values. Set it
+	// when the issuer also signs tokens for other services, or those tokens
+	// are accepted here too.
+	Audience string
+	// Leeway is the clock skew tolerated on exp, nbf and iat, between the
+	// issuer's clock and this node's. A session ends at exp + Leeway.
+	// Zero: none.
+	Leeway time.Duration
+}
+
+// Authenticator verifies JWTs with github.com/golang-jwt/jwt/v5. Only the
+// algorithm that fits the configured key is accepted: "alg": "none", another
+// family (HS256 presented to an RSA key, or the reverse) and every other
+// algorithm are refused before any signature check. It is immutable and
+// safe for concurrent use by HTTP handler goroutines.
 type Authenticator struct {
-	key     any
-	methods []string
-	leeway  time.Duration
+	key    any
+	method string
+	parser *jwt.Parser
+	leeway time.Duration
 }
 
 // Authenticator errors.
 var (
 	ErrNoKey       = errors.New("transport: auth: a secret or a public key is required")
-	ErrBadKey      = errors.New("transport: auth: public key must be a PEM RSA or ECDSA key")
+	ErrTwoKeys     = errors.New("transport: auth: a secret and a public key are exclusive")
+	ErrBadKey      = errors.New("transport: auth: public key must be a PEM RSA (2048 bits or more) or ECDSA (P-256, P-384, P-521) key")
+	ErrBadLeeway   = errors.New("transport: auth: leeway must not be negative")
 	ErrNoToken     = errors.New("transport: auth: token missing")
 	ErrBadToken    = errors.New("transport: auth: token invalid")
+	ErrExpired     = errors.New("transport: auth: token expired")
 	ErrNoSubject   = errors.New("transport: auth: token has no sub")
+	ErrBadSubject  = errors.New("transport: auth: token sub is not a valid client id")
 	ErrIDMismatch  = errors.New("transport: auth: client_id differs from the token's sub")
-	ErrInvalidUser = errors.New("transport: client_id must be 1-128 characters")
+	ErrInvalidUser = errors.New("transport: client_id must be 1-128 bytes of UTF-8 text without control characters")
 )
 
-// NewHMACAuthenticator accepts HS256 tokens signed with secret.
-func NewHMACAuthenticator(secret []byte) (*Authenticator, error) {
-	if len(secret) == 0 {
+// NewAuthenticator builds a verifier from cfg.
+func NewAuthenticator(cfg AuthConfig) (*Authenticator, error) {
+	if cfg.Leeway < 0 {
+		return nil, ErrBadLeeway
+	}
+	a := &Authenticator{leeway: cfg.Leeway}
+	switch {
+	case len(cfg.Secret) > 0 && len(cfg.PublicKeyPEM) > 0:
+		return nil, ErrTwoKeys
+	case len(cfg.Secret) > 0:
+		a.key, a.method = append([]byte(nil), cfg.Secret...), jwt.SigningMethodHS256.Alg()
+	case len(cfg.PublicKeyPEM) > 0:
+		key, method, err := parsePublicKey(cfg.PublicKeyPEM)
+		if err != nil {
+			return nil, err
+		}
+		a.key, a.method = key, method
+	default:
 		return nil, ErrNoKey
 	}
-	return &Authenticator{key: secret, methods: []string{"HS256"}, leeway: 5 * time.Second}, nil
+	opts := []jwt.ParserOption{
+		jwt.WithValidMethods([]string{a.method}),
+		jwt.WithLeeway(cfg.Leeway),
+		jwt.WithIssuedAt(),
+		// One token, one spelling: no padding, no non-canonical base64.
+		jwt.WithStrictDecoding(),
+	}
+	if cfg.Issuer != "" {
+		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
+	}
+	if cfg.Audience != "" {
+		opts = append(opts, jwt.WithAudience(cfg.Audience))
+	}
+	a.parser = jwt.NewParser(opts...)
+	return a, nil
 }
 
-// NewPublicKeyAuthenticator accepts RS256 (RSA key) or ES256 (ECDSA key)
-// tokens, verified with the PEM public key in pemBytes.
+// NewHMACAuthenticator accepts HS256 tokens signed with secret, with 5 s of
+// clock leeway.
+func NewHMACAuthenticator(secret []byte) (*Authenticator, error) {
+	return NewAuthenticator(AuthConfig{Secret: secret, Leeway: 5 * time.Second})
+}
+
+// NewPublicKeyAuthenticator accepts RS256 (RSA key) or ES256 (ECDSA P-256
+// key) tokens, verified with the PEM public key in pemBytes, with 5 s of
+// clock leeway.
 func NewPublicKeyAuthenticator(pemBytes []byte) (*Authenticator, error) {
+	return NewAuthenticator(AuthConfig{PublicKeyPEM: pemBytes, Leeway: 5 * time.Second})
+}
+
+// NewPublicKeyFileAuthenticator reads the PEM key from path.
+func NewPublicKeyFileAuthenticator(path string) (*Authenticator, error) {
+	b, err := ReadPublicKeyFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return NewPublicKeyAuthenticator(b)
+}
+
+// ReadPublicKeyFile reads a PEM key file for AuthConfig.PublicKeyPEM.
+func ReadPublicKeyFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("transport: auth: %w", err)
+	}
+	return b, nil
+}
+
+// parsePublicKey decodes a PEM public key and picks the one algorithm it
+// verifies.
+func parsePublicKey(pemBytes []byte) (crypto.PublicKey, string, error) {
 	block, _ := pem.Decode(pemBytes)
 	if block == nil {
-		return nil, ErrBadKey
+		return nil, "", ErrBadKey
 	}
 	var pub crypto.PublicKey
 	var err error
@@ -71,60 +170,91 @@ func NewPublicKeyAuthenticator(pemBytes []byte) (*Authenticator, error) {
 			pub = cert.PublicKey
 		}
 	default:
-		return nil, ErrBadKey
+		return nil, "", ErrBadKey
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadKey, err)
+		return nil, "", fmt.Errorf("%w: %v", ErrBadKey, err)
 	}
-	switch pub.(type) {
+	switch k := pub.(type) {
 	case *rsa.PublicKey:
-		return &Authenticator{key: pub, methods: []string{"RS256"}, leeway: 5 * time.Second}, nil
+		if k.N.BitLen() < minRSABits {
+			return nil, "", fmt.Errorf("%w: RSA key of %d bits", ErrBadKey, k.N.BitLen())
+		}
+		return k, jwt.SigningMethodRS256.Alg(), nil
 	case *ecdsa.PublicKey:
-		return &Authenticator{key: pub, methods: []string{"ES256"}, leeway: 5 * time.Second}, nil
+		switch k.Curve {
+		case elliptic.P256():
+			return k, jwt.SigningMethodES256.Alg(), nil
+		case elliptic.P384():
+			return k, jwt.SigningMethodES384.Alg(), nil
+		case elliptic.P521():
+			return k, jwt.SigningMethodES512.Alg(), nil
+		}
 	}
-	return nil, ErrBadKey
+	return nil, "", ErrBadKey
 }
 
-// NewPublicKeyFileAuthenticator reads the PEM key from path.
-func NewPublicKeyFileAuthenticator(path string) (*Authenticator, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("transport: auth: %w", err)
-	}
-	return NewPublicKeyAuthenticator(b)
-}
+// Algorithm is the one JWT "alg" this authenticator accepts.
+func (a *Authenticator) Algorithm() string { return a.method }
 
 // Claims are the token claims Switchboard reads: the registered ones plus an
-// optional "rooms" list of room names or "prefix:*" patterns.
+// optional "rooms" list of room names or "prefix*" patterns. A rooms claim
+// that is not a list of strings makes the token invalid.
 type Claims struct {
 	jwt.RegisteredClaims
 	Rooms []string `json:"rooms,omitempty"`
 }
 
-// Verify parses and checks a token: signature, algorithm, exp, nbf, sub.
+// Verify parses and checks a token: algorithm, signature, exp, nbf, iat,
+// iss and aud when configured, and sub (1-128 bytes of text). The error
+// wraps ErrExpired, ErrBadToken, ErrNoSubject or ErrBadSubject.
 func (a *Authenticator) Verify(token string) (*Claims, error) {
 	var c Claims
-	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return a.key, nil },
-		jwt.WithValidMethods(a.methods), jwt.WithLeeway(a.leeway), jwt.WithIssuedAt())
-	if err != nil {
+	_, err := a.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return a.key, nil })
+	switch {
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return nil, ErrExpired
+	case err != nil:
 		return nil, fmt.Errorf("%w: %v", ErrBadToken, err)
-	}
-	if c.Subject == "" {
+	case c.Subject == "":
 		return nil, ErrNoSubject
+	case !ValidUserID(c.Subject):
+		return nil, ErrBadSubject
 	}
 	return &c, nil
 }
 
+// ValidUntil is when a session opened with c must end: exp plus the clock
+// leeway. Zero when the token has no exp.
+func (a *Authenticator) ValidUntil(c *Claims) time.Time {
+	if c.ExpiresAt == nil {
+		return time.Time{}
+	}
+	return c.ExpiresAt.Add(a.leeway)
+}
+
 // RoomAllowed builds the room filter of a rooms claim: exact names, or
-// "prefix*" patterns ("team:*" matches "team:a"). Nil claim: every room.
+// patterns ending in "*" that match by prefix ("team:*" matches "team:a";
+// "*" matches every room). No claim: nil, every room. An empty list: no room.
 func (c *Claims) RoomAllowed() func(string) bool {
 	if c.Rooms == nil {
 		return nil
 	}
-	patterns := append([]string(nil), c.Rooms...)
+	exact := make(map[string]struct{}, len(c.Rooms))
+	var prefixes []string
+	for _, p := range c.Rooms {
+		if pre, ok := strings.CutSuffix(p, "*"); ok {
+			prefixes = append(prefixes, pre)
+		} else {
+			exact[p] = struct{}{}
+		}
+	}
 	return func(room string) bool {
-		for _, p := range patterns {
-			if p == room || (strings.HasSuffix(p, "*") && strings.HasPrefix(room, p[:len(p)-1])) {
+		if _, ok := exact[room]; ok {
+			return true
+		}
+		for _, pre := range prefixes {
+			if strings.HasPrefix(room, pre) {
 				return true
 			}
 		}
@@ -132,8 +262,24 @@ func (c *Claims) RoomAllowed() func(string) bool {
 	}
 }
 
+// ValidUserID reports whether id is 1-128 bytes of valid UTF-8 without
+// control characters. Ids are shown to other users (from, user_id), so two
+// ids must never render alike because of invalid bytes, and never carry
+// terminal or log control sequences.
+func ValidUserID(id string) bool {
+	if id == "" || len(id) > MaxUserIDLen || !utf8.ValidString(id) {
+		return false
+	}
+	for _, r := range id {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			return false
+		}
+	}
+	return true
+}
+
 // tokenFrom finds a token in ?token=, Authorization: Bearer, or the
-// Sec-WebSocket-Protocol offer ["bearer", TOKEN].
+// Sec-WebSocket-Protocol offer ["bearer", TOKEN], in that order.
 func tokenFrom(r *http.Request) string {
 	if t := r.URL.Query().Get("token"); t != "" {
 		return t
@@ -162,49 +308,62 @@ func subprotocols(r *http.Request) []string {
 	return out
 }
 
+// hasBearerProtocol reports whether the upgrade must select "bearer". gws
+// negotiates from the first Sec-WebSocket-Protocol line only, so the offer
+// counts only there; a "bearer" offered on a later line is still read by
+// tokenFrom, and the upgrade then selects no subprotocol.
 func hasBearerProtocol(r *http.Request) bool {
-	for _, p := range subprotocols(r) {
-		if p == bearerProtocol {
+	for _, p := range strings.Split(r.Header.Get("Sec-WebSocket-Protocol"), ",") {
+		if strings.TrimSpace(p) == bearerProtocol {
 			return true
 		}
 	}
 	return false
 }
 
-// authenticate decides who the client is. It returns a non-zero HTTP status
-// when the request must be refused.
-func (s *Server) authenticate(r *http.Request, requireToken bool) (actors.SessionOptions, int, string) {
+// refusal is why a handshake is refused: an HTTP status, a short text for
+// the client, and the metric reason.
+type refusal struct {
+	status int
+	msg    string
+	reason string
+}
+
+// authenticate decides who the client is. With a token, the id is its sub;
+// without one (allowed only when requireToken is false), it is ?client_id=
+// or a random id.
+func (s *Server) authenticate(r *http.Request, requireToken bool) (actors.SessionOptions, *refusal) {
 	clientID := r.URL.Query().Get("client_id")
 	token := tokenFrom(r)
 	if token == "" && !requireToken {
 		if clientID == "" {
 			clientID = actors.RandomID(9)
 		}
-		if len(clientID) > 128 {
-			return actors.SessionOptions{}, http.StatusBadRequest, "client_id must be at most 128 characters"
+		if !ValidUserID(clientID) {
+			return actors.SessionOptions{}, &refusal{http.StatusBadRequest, "client_id must be 1-128 bytes of text", "client_id"}
 		}
-		return actors.SessionOptions{User: clientID}, 0, ""
+		return actors.SessionOptions{User: clientID}, nil
 	}
 	if token == "" {
-		return actors.SessionOptions{}, http.StatusUnauthorized, "token required"
+		return actors.SessionOptions{}, &refusal{http.StatusUnauthorized, "token required", "auth"}
 	}
 	if s.cfg.Auth == nil {
-		return actors.SessionOptions{}, http.StatusUnauthorized, "token authentication is not configured on this node"
+		return actors.SessionOptions{}, &refusal{http.StatusUnauthorized, "token authentication is not configured on this node", "auth"}
 	}
 	claims, err := s.cfg.Auth.Verify(token)
 	if err != nil {
 		s.log.Info("token refused", "remote", remoteIP(r), "reason", err.Error())
-		return actors.SessionOptions{}, http.StatusUnauthorized, "invalid token"
+		if errors.Is(err, ErrExpired) {
+			return actors.SessionOptions{}, &refusal{http.StatusUnauthorized, "token expired", "auth"}
+		}
+		return actors.SessionOptions{}, &refusal{http.StatusUnauthorized, "invalid token", "auth"}
 	}
 	if clientID != "" && clientID != claims.Subject {
-		return actors.SessionOptions{}, http.StatusUnauthorized, "client_id does not match the token"
+		return actors.SessionOptions{}, &refusal{http.StatusUnauthorized, "client_id does not match the token", "auth"}
 	}
-	if len(claims.Subject) > 128 {
-		return actors.SessionOptions{}, http.StatusUnauthorized, "token sub too long"
-	}
-	opts := actors.SessionOptions{User: claims.Subject, RoomAllowed: claims.RoomAllowed()}
-	if claims.ExpiresAt != nil {
-		opts.Expires = claims.ExpiresAt.Time
-	}
-	return opts, 0, ""
+	return actors.SessionOptions{
+		User:        claims.Subject,
+		RoomAllowed: claims.RoomAllowed(),
+		Expires:     s.cfg.Auth.ValidUntil(claims),
+	}, nil
 }

@@ -8,11 +8,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/lxzan/gws"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchboard-rt/switchboard/actors"
 )
@@ -36,9 +36,19 @@ type Config struct {
 	// MaxConnections refuses upgrades with 503 past this many open
 	// connections. Zero: unlimited.
 	MaxConnections int
-	// HandshakeTimeout bounds reading the HTTP request head (slowloris) and
-	// writing the upgrade response. Zero: 5 s.
+	// MaxConnectionsPerIP refuses upgrades with 429 past this many open
+	// connections from one remote address. Behind a load balancer every
+	// client shares the balancer's address, so leave it off there.
+	// Zero: unlimited.
+	MaxConnectionsPerIP int
+	// HandshakeTimeout bounds reading the whole HTTP request, head and body
+	// (a client that drips a body is cut), and writing the upgrade response.
+	// Zero: 10 s.
 	HandshakeTimeout time.Duration
+	// ReadHeaderTimeout bounds reading the request head, from the moment the
+	// connection is accepted: a slowloris client that sends half a head, or
+	// nothing, is cut. Zero: 5 s, or HandshakeTimeout if that is shorter.
+	ReadHeaderTimeout time.Duration
 	// Auth verifies tokens. Nil: no tokens are accepted, so /ws is open and
 	// /ws/secure refuses everyone (401).
 	Auth *Authenticator
@@ -59,7 +69,8 @@ type Config struct {
 
 func (c *Config) normalize() error {
 	if c.MaxMessageBytes < 0 || c.PongTimeout < 0 || c.WriteTimeout < 0 || c.MaxPendingBytes < 0 ||
-		c.MaxConnections < 0 || c.HandshakeTimeout < 0 || c.ReadBufferSize < 0 {
+		c.MaxConnections < 0 || c.MaxConnectionsPerIP < 0 || c.HandshakeTimeout < 0 || c.ReadHeaderTimeout < 0 ||
+		c.ReadBufferSize < 0 {
 		return errors.New("transport: config: limits must not be negative")
 	}
 	if c.MaxMessageBytes == 0 {
@@ -75,7 +86,10 @@ func (c *Config) normalize() error {
 		c.MaxPendingBytes = 4 << 20
 	}
 	if c.HandshakeTimeout == 0 {
-		c.HandshakeTimeout = 5 * time.Second
+		c.HandshakeTimeout = 10 * time.Second
+	}
+	if c.ReadHeaderTimeout == 0 {
+		c.ReadHeaderTimeout = min(5*time.Second, c.HandshakeTimeout)
 	}
 	if c.ReadBufferSize == 0 {
 		c.ReadBufferSize = 4096
@@ -99,7 +113,12 @@ type Server struct {
 	readTimeout time.Duration
 	started     time.Time
 
-	open     atomic.Int64 // upgraded connections whose read loop has not ended
+	origins originPolicy // immutable after New
+	slots   *slots       // counts open (below) against the connection limits
+	heads   headWatch    // connections still sending their request head
+	closes  *prometheus.CounterVec
+
+	open     atomic.Int64 // WebSockets upgrading or open: slots taken and not yet given back
 	draining atomic.Bool
 }
 
@@ -110,6 +129,8 @@ func New(node *actors.Node, cfg Config) (*Server, error) {
 	}
 	s := &Server{node: node, cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), started: time.Now()}
 	s.readTimeout = node.Config().PingInterval + cfg.PongTimeout
+	s.origins = newOriginPolicy(cfg.AllowedOrigins)
+	s.slots = newSlots(cfg.MaxConnections, cfg.MaxConnectionsPerIP, &s.open)
 	opt := func(sub []string) *gws.ServerOption {
 		return &gws.ServerOption{
 			ReadMaxPayloadSize: cfg.MaxMessageBytes,
@@ -126,6 +147,7 @@ func New(node *actors.Node, cfg Config) (*Server, error) {
 	s.upgrader = gws.NewUpgrader(ev, opt(nil))
 	s.upgraderSP = gws.NewUpgrader(ev, opt([]string{bearerProtocol}))
 	s.metrics = newPromMetrics(s)
+	s.registerSecurityMetrics()
 
 	s.mux.HandleFunc("GET /ws", func(w http.ResponseWriter, r *http.Request) { s.serveWS(w, r, cfg.AuthRequired) })
 	s.mux.HandleFunc("GET /ws/secure", func(w http.ResponseWriter, r *http.Request) { s.serveWS(w, r, true) })
@@ -159,45 +181,47 @@ func (s *Server) Drain(ctx context.Context) error {
 }
 
 // NewHTTPServer returns an http.Server for s with the timeouts that protect a
-// WebSocket node: a bounded request head read (slowloris), no write timeout
-// (it would leak into hijacked connections' lifetimes).
+// WebSocket node: a bounded request head read and a bounded whole-request
+// read (slowloris, dripped bodies), a bounded head size, and no write
+// timeout (it would leak into hijacked connections' lifetimes). The read
+// deadlines do not outlive the upgrade: net/http clears them on Hijack and
+// the socket's read deadline is the heartbeat's from then on.
 func (s *Server) NewHTTPServer(addr string) *http.Server {
 	return &http.Server{
 		Addr:              addr,
 		Handler:           s,
-		ReadHeaderTimeout: s.cfg.HandshakeTimeout,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		ReadTimeout:       s.cfg.HandshakeTimeout,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,
+		ConnState:         s.heads.connState,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 }
 
-// serveWS decides everything before the upgrade: draining, capacity, origin,
-// authentication. A refusal is a plain HTTP error, never an accepted socket
-// that is closed afterwards.
+// serveWS decides everything before the upgrade, cheapest check first:
+// draining, origin, connection slots, then the token. A refusal is a plain
+// HTTP error, never an accepted socket that is closed afterwards.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, requireToken bool) {
 	if s.draining.Load() || s.node.Draining() {
-		s.metrics.refused.WithLabelValues("draining").Inc()
-		writeText(w, http.StatusServiceUnavailable, "node is draining")
+		s.refuse(w, &refusal{http.StatusServiceUnavailable, "node is draining", "draining"})
 		return
 	}
-	if max := s.cfg.MaxConnections; max > 0 && s.open.Load() >= int64(max) {
-		s.metrics.refused.WithLabelValues("full").Inc()
-		writeText(w, http.StatusServiceUnavailable, "node is full")
+	if !s.origins.allows(r.Header.Get("Origin")) {
+		s.refuse(w, &refusal{http.StatusForbidden, "origin not allowed", "origin"})
 		return
 	}
-	if !s.originAllowed(r) {
-		s.metrics.refused.WithLabelValues("origin").Inc()
-		writeText(w, http.StatusForbidden, "origin not allowed")
+	ip := remoteIP(r)
+	if no := s.slots.take(ip); no != nil {
+		s.refuse(w, no)
 		return
 	}
-	opts, status, msg := s.authenticate(r, requireToken)
-	if status != 0 {
-		s.metrics.refused.WithLabelValues("auth").Inc()
-		if status == http.StatusUnauthorized {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="switchboard"`)
-		}
-		writeText(w, status, msg)
+	// From here every path gives the slot back, or hands it to the socket,
+	// whose OnClose gives it back.
+	opts, no := s.authenticate(r, requireToken)
+	if no != nil {
+		s.slots.give(ip)
+		s.refuse(w, no)
 		return
 	}
 	up := s.upgrader
@@ -206,11 +230,13 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, requireToken bo
 	}
 	hj, ok := w.(http.Hijacker)
 	if !ok {
+		s.slots.give(ip)
 		writeText(w, http.StatusInternalServerError, "connection cannot be upgraded")
 		return
 	}
 	nc, brw, err := hj.Hijack()
 	if err != nil {
+		s.slots.give(ip)
 		return
 	}
 	wire := newWireConn(nc, s.cfg.MaxPendingBytes, s.cfg.WriteTimeout, time.Second)
@@ -223,28 +249,29 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, requireToken bo
 	}
 	socket, err := up.UpgradeFromConn(wire, br, r)
 	if err != nil {
+		s.slots.give(ip)
 		s.metrics.refused.WithLabelValues("handshake").Inc()
 		return
 	}
-	s.open.Add(1)
 	st := stateOf(socket)
 	st.wire = wire
+	st.ip = ip
+	st.pings = actors.NewTokenBucket(s.node.Config().RatePerSecond, s.node.Config().RateBurst, time.Now())
 	opts.Remote = r.RemoteAddr
 	st.pid.Store(s.node.Connect(&sessionConn{socket: socket, wire: wire}, opts))
 	go socket.ReadLoop()
 }
 
-func (s *Server) originAllowed(r *http.Request) bool {
-	origin := r.Header.Get("Origin")
-	if len(s.cfg.AllowedOrigins) == 0 || origin == "" {
-		return true
+// refuse answers a refused handshake and counts it by reason.
+func (s *Server) refuse(w http.ResponseWriter, no *refusal) {
+	s.metrics.refused.WithLabelValues(no.reason).Inc()
+	switch no.status {
+	case http.StatusUnauthorized:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="switchboard", error="invalid_token"`)
+	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
+		w.Header().Set("Retry-After", "5")
 	}
-	for _, o := range s.cfg.AllowedOrigins {
-		if o == "*" || strings.EqualFold(o, origin) {
-			return true
-		}
-	}
-	return false
+	writeText(w, no.status, no.msg)
 }
 
 func writeText(w http.ResponseWriter, status int, msg string) {

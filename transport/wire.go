@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"errors"
 	"net"
 	"sync"
 	"time"
@@ -83,6 +84,15 @@ func (w *wireConn) Discard() {
 	w.mu.Unlock()
 }
 
+// controlSlack is how far gws's own frames (pongs, the close frame) may go
+// past maxPending: a close frame still fits behind a full queue, while a
+// client that pings and never reads is cut instead of growing the queue.
+const controlSlack = 4 << 10
+
+// errSlowPeer fails a gws write that would grow the queue past the budget;
+// gws then closes the connection.
+var errSlowPeer = errors.New("transport: peer does not read: write queue full")
+
 // Write is used by gws for its own frames and the handshake response. gws
 // reuses p after Write returns, so it is copied.
 func (w *wireConn) Write(p []byte) (int, error) {
@@ -90,6 +100,9 @@ func (w *wireConn) Write(p []byte) (int, error) {
 	defer w.mu.Unlock()
 	if w.dead || (w.closing && !w.writing && len(w.queue) == 0) {
 		return 0, net.ErrClosed
+	}
+	if w.pending+len(p) > w.maxPending+controlSlack {
+		return 0, errSlowPeer
 	}
 	w.queue = append(w.queue, append([]byte(nil), p...))
 	w.pending += len(p)

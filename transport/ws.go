@@ -15,9 +15,15 @@ import (
 // socketState is the per-connection value gws carries (its SessionStorage):
 // the session actor's PID, set once by the HTTP handler before the read loop
 // starts, then only read by the read loop.
+//
+// ip names the connection slot that OnClose gives back; pings is the budget
+// of WebSocket ping frames. Both are set by the handler before the read loop
+// starts; from then on pings belongs to the read loop (OnPing).
 type socketState struct {
-	pid  atomic.Pointer[actor.PID]
-	wire *wireConn
+	pid   atomic.Pointer[actor.PID]
+	wire  *wireConn
+	ip    string
+	pings actors.TokenBucket
 }
 
 // SessionStorage is satisfied with no map: the state has fixed fields.
@@ -66,7 +72,8 @@ func (e *events) OnOpen(c *gws.Conn) { e.alive(c) }
 
 func (e *events) OnClose(c *gws.Conn, err error) {
 	defer e.recoverCallback("OnClose")
-	e.srv.open.Add(-1)
+	e.srv.slots.give(stateOf(c).ip)
+	e.srv.countClose(err)
 	if pid := stateOf(c).pid.Load(); pid != nil {
 		e.srv.node.Send(pid, &actors.SocketClosed{Err: err})
 	}
@@ -74,6 +81,13 @@ func (e *events) OnClose(c *gws.Conn, err error) {
 
 func (e *events) OnPing(c *gws.Conn, payload []byte) {
 	defer e.recoverCallback("OnPing")
+	// Each ping costs the node a pong write; a client pinging faster than it
+	// may send messages is flooding, and is cut like a message flood.
+	if !stateOf(c).pings.Allow(time.Now()) {
+		e.srv.node.Metrics().PolicyClosed.Add(1)
+		_ = c.WriteClose(uint16(actors.ClosePolicy), []byte("ping flood"))
+		return
+	}
 	e.alive(c)
 	_ = c.WritePong(payload)
 }

@@ -5,10 +5,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/switchboard-rt/switchboard/transport"
 )
 
 // options is the node's command-line configuration. Every flag has an
@@ -28,15 +31,22 @@ type options struct {
 	logFormat       string
 	drainTimeout    time.Duration
 
-	jwtSecret      string
-	jwtPublicKey   string
-	authRequired   bool
-	allowedOrigins string
-	maxConnections int
-	ratePerSecond  float64
-	rateBurst      int
-	maxRooms       int
-	allowBinary    bool
+	jwtSecret         string
+	jwtPublicKey      string
+	jwtIssuer         string
+	jwtAudience       string
+	jwtLeeway         time.Duration
+	authRequired      bool
+	allowedOrigins    string
+	maxConnections    int
+	maxConnsPerIP     int
+	handshakeTimeout  time.Duration
+	readHeaderTimeout time.Duration
+	ratePerSecond     float64
+	rateBurst         int
+	rateStrikes       int
+	maxRooms          int
+	allowBinary       bool
 
 	apiKey      string
 	pprof       bool
@@ -70,12 +80,19 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (*op
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long clients get to be closed (1001) before the process exits")
 	fs.StringVar(&o.jwtSecret, "jwt-secret", "", "HS256 secret for JWT authentication")
-	fs.StringVar(&o.jwtPublicKey, "jwt-public-key", "", "PEM public key file for RS256/ES256 JWT authentication")
+	fs.StringVar(&o.jwtPublicKey, "jwt-public-key", "", "PEM public key file for RS256 (RSA) or ES256 (ECDSA P-256) JWT authentication")
+	fs.StringVar(&o.jwtIssuer, "jwt-issuer", "", "when set, a token's iss must equal it")
+	fs.StringVar(&o.jwtAudience, "jwt-audience", "", "when set, a token's aud must contain it")
+	fs.DurationVar(&o.jwtLeeway, "jwt-leeway", 5*time.Second, "clock skew tolerated on a token's exp, nbf and iat")
 	fs.BoolVar(&o.authRequired, "auth-required", false, "require a token on /ws too (/ws/secure always does)")
-	fs.StringVar(&o.allowedOrigins, "allowed-origins", "", "comma-separated Origin allowlist for browsers (empty: any)")
-	fs.IntVar(&o.maxConnections, "max-connections", 0, "refuse new connections with 503 past this many (0: unlimited)")
-	fs.Float64Var(&o.ratePerSecond, "rate-limit", 100, "client messages per second per connection (negative: unlimited)")
+	fs.StringVar(&o.allowedOrigins, "allowed-origins", "", "comma-separated Origin allowlist for browsers, e.g. https://app.example.com,https://*.example.com (empty: any)")
+	fs.IntVar(&o.maxConnections, "max-connections", 10000, "refuse new connections with 503 past this many open ones (0: unlimited)")
+	fs.IntVar(&o.maxConnsPerIP, "max-connections-per-ip", 0, "refuse new connections with 429 past this many from one address (0: unlimited; keep 0 behind a load balancer)")
+	fs.DurationVar(&o.handshakeTimeout, "handshake-timeout", 10*time.Second, "bound on reading a whole HTTP request (head and body) before the upgrade")
+	fs.DurationVar(&o.readHeaderTimeout, "read-header-timeout", 5*time.Second, "bound on reading an HTTP request head (slowloris)")
+	fs.Float64Var(&o.ratePerSecond, "rate-limit", 100, "client messages (and ping frames) per second per connection (negative: unlimited)")
 	fs.IntVar(&o.rateBurst, "rate-burst", 0, "token bucket size (0: twice the rate)")
+	fs.IntVar(&o.rateStrikes, "rate-strikes", 100, "rate_limited errors in a row before the connection is closed with 1008")
 	fs.IntVar(&o.maxRooms, "max-rooms", 100, "rooms one connection may be in")
 	fs.BoolVar(&o.allowBinary, "allow-binary", false, "accept binary frames as JSON commands (else close 1008)")
 	fs.StringVar(&o.apiKey, "api-key", "", "bearer key for POST /api/publish (empty: endpoint off)")
@@ -136,6 +153,12 @@ func (o *options) validate() error {
 	if o.maxConnections < 0 || o.maxRooms < 1 || o.maxPendingBytes < 1024 || o.rateBurst < 0 || o.outboxLimit < 0 {
 		errs = append(errs, errors.New("--max-connections, --max-rooms, --max-pending-bytes, --rate-burst and --outbox-limit are out of range"))
 	}
+	if o.maxConnsPerIP < 0 || o.rateStrikes < 1 {
+		errs = append(errs, errors.New("--max-connections-per-ip must not be negative and --rate-strikes must be at least 1"))
+	}
+	if o.handshakeTimeout <= 0 || o.readHeaderTimeout <= 0 || o.jwtLeeway < 0 {
+		errs = append(errs, errors.New("--handshake-timeout and --read-header-timeout must be positive, --jwt-leeway not negative"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -167,3 +190,32 @@ func origins(s string) []string {
 }
 
 var _ = os.Getenv
+
+// newAuthenticator builds the token verifier from the --jwt-* flags; nil
+// when neither a secret nor a public key is given (then /ws is open and
+// /ws/secure refuses everyone).
+func newAuthenticator(o *options, log *slog.Logger) (*transport.Authenticator, error) {
+	cfg := transport.AuthConfig{Issuer: o.jwtIssuer, Audience: o.jwtAudience, Leeway: o.jwtLeeway}
+	switch {
+	case o.jwtSecret != "":
+		cfg.Secret = []byte(o.jwtSecret)
+		if len(cfg.Secret) < 32 {
+			log.Warn("--jwt-secret is shorter than 32 bytes: a single token lets an attacker search for it offline")
+		}
+	case o.jwtPublicKey != "":
+		pem, err := transport.ReadPublicKeyFile(o.jwtPublicKey)
+		if err != nil {
+			return nil, err
+		}
+		cfg.PublicKeyPEM = pem
+	default:
+		return nil, nil
+	}
+	a, err := transport.NewAuthenticator(cfg)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("token authentication on", "alg", a.Algorithm(), "required_on_ws", o.authRequired,
+		"issuer", o.jwtIssuer, "audience", o.jwtAudience)
+	return a, nil
+}

@@ -63,6 +63,7 @@ func run(ctx context.Context, o *options, logOut io.Writer, ready chan<- string)
 		MaxRoomsPerSession: o.maxRooms,
 		RatePerSecond:      o.ratePerSecond,
 		RateBurst:          o.rateBurst,
+		RateStrikes:        o.rateStrikes,
 		Logger:             log,
 	})
 	if err != nil {
@@ -78,16 +79,14 @@ func run(ctx context.Context, o *options, logOut io.Writer, ready chan<- string)
 		AllowedOrigins:  origins(o.allowedOrigins),
 		AllowBinary:     o.allowBinary,
 		Logger:          log,
+
+		MaxConnectionsPerIP: o.maxConnsPerIP,
+		HandshakeTimeout:    o.handshakeTimeout,
+		ReadHeaderTimeout:   o.readHeaderTimeout,
 	}
-	switch {
-	case o.jwtSecret != "":
-		if tcfg.Auth, err = transport.NewHMACAuthenticator([]byte(o.jwtSecret)); err != nil {
-			return err
-		}
-	case o.jwtPublicKey != "":
-		if tcfg.Auth, err = transport.NewPublicKeyFileAuthenticator(o.jwtPublicKey); err != nil {
-			return err
-		}
+	if tcfg.Auth, err = newAuthenticator(o, log); err != nil {
+		_ = node.Shutdown(context.Background())
+		return err
 	}
 	srv, err := transport.New(node, tcfg)
 	if err != nil {

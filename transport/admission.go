@@ -1,0 +1,148 @@
+package transport
+
+import (
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// This file decides who may open a WebSocket, before the upgrade and before
+// any token is checked: the Origin allowlist, the node's connection limit and
+// the per-address limit. Each refusal is a plain HTTP status.
+
+// originPolicy is the compiled AllowedOrigins list. Immutable after New.
+type originPolicy struct {
+	any      bool
+	exact    map[string]struct{} // "https://app.example.com", lower case, no trailing slash
+	suffixes []string            // "https://*.example.com" stored as scheme "https://" + ".example.com"
+	schemes  []string            // the scheme of each suffix, same index
+}
+
+func newOriginPolicy(list []string) originPolicy {
+	p := originPolicy{exact: map[string]struct{}{}}
+	for _, o := range list {
+		o = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(o)), "/")
+		switch {
+		case o == "":
+		case o == "*":
+			p.any = true
+		case strings.Contains(o, "://*."):
+			scheme, host, _ := strings.Cut(o, "://*")
+			p.schemes = append(p.schemes, scheme+"://")
+			p.suffixes = append(p.suffixes, host)
+		default:
+			p.exact[o] = struct{}{}
+		}
+	}
+	return p
+}
+
+// allows reports whether a browser page from origin may connect. Requests
+// without an Origin header come from non-browser clients, which any site's
+// script cannot make on a user's behalf, and are accepted. An empty list
+// accepts every origin.
+func (p *originPolicy) allows(origin string) bool {
+	if origin == "" || p.any || (len(p.exact) == 0 && len(p.suffixes) == 0) {
+		return true
+	}
+	origin = strings.ToLower(origin)
+	if _, ok := p.exact[origin]; ok {
+		return true
+	}
+	for i, suf := range p.suffixes {
+		// "https://*.example.com" matches "https://a.example.com" and
+		// "https://a.b.example.com", not "https://example.com" nor
+		// "https://evil-example.com".
+		if rest, ok := strings.CutPrefix(origin, p.schemes[i]); ok && len(rest) > len(suf) && strings.HasSuffix(rest, suf) {
+			return true
+		}
+	}
+	return false
+}
+
+// slots counts open WebSockets against the node limit and the per-address
+// limit. A slot is taken before the upgrade (so concurrent handshakes cannot
+// overshoot a limit) and given back when the handshake fails or the socket's
+// read loop ends.
+//
+// Ownership: total is atomic (HTTP handlers take, read loops give back,
+// /stats and /metrics read). mu guards byIP, touched only for the few
+// nanoseconds of a count change; it is nil when there is no per-address limit.
+type slots struct {
+	max, perIP int
+	total      *atomic.Int64
+
+	mu   sync.Mutex
+	byIP map[string]int
+}
+
+func newSlots(max, perIP int, total *atomic.Int64) *slots {
+	s := &slots{max: max, perIP: perIP, total: total}
+	if perIP > 0 {
+		s.byIP = make(map[string]int)
+	}
+	return s
+}
+
+// take reserves a slot for a connection from ip, or explains the refusal.
+func (s *slots) take(ip string) *refusal {
+	if n := s.total.Add(1); s.max > 0 && n > int64(s.max) {
+		s.total.Add(-1)
+		return &refusal{http.StatusServiceUnavailable, "node is full", "full"}
+	}
+	if s.byIP == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.byIP[ip] >= s.perIP {
+		s.total.Add(-1)
+		return &refusal{http.StatusTooManyRequests, "too many connections from your address", "per_ip"}
+	}
+	s.byIP[ip]++
+	return nil
+}
+
+// give returns the slot taken for ip.
+func (s *slots) give(ip string) {
+	s.total.Add(-1)
+	if s.byIP == nil {
+		return
+	}
+	s.mu.Lock()
+	if s.byIP[ip] <= 1 {
+		delete(s.byIP, ip)
+	} else {
+		s.byIP[ip]--
+	}
+	s.mu.Unlock()
+}
+
+// headWatch tracks HTTP connections that have not yet delivered a complete
+// request head: the ones a slowloris client keeps open. It is the
+// http.Server's ConnState hook; net/http calls it from each connection's
+// goroutine, so the set is a sync.Map and the counters are atomic.
+type headWatch struct {
+	waiting  sync.Map     // net.Conn -> struct{} while in StateNew
+	pending  atomic.Int64 // connections in StateNew now
+	timedOut atomic.Int64 // connections closed while still in StateNew
+}
+
+func (h *headWatch) connState(c net.Conn, st http.ConnState) {
+	switch st {
+	case http.StateNew:
+		h.waiting.Store(c, struct{}{})
+		h.pending.Add(1)
+	case http.StateActive, http.StateHijacked:
+		if _, ok := h.waiting.LoadAndDelete(c); ok {
+			h.pending.Add(-1)
+		}
+	case http.StateClosed:
+		if _, ok := h.waiting.LoadAndDelete(c); ok {
+			h.pending.Add(-1)
+			h.timedOut.Add(1)
+		}
+	}
+}
