@@ -1,0 +1,112 @@
+// Command switchboard-bench loads a Switchboard deployment and measures it:
+// fan-out throughput and latency in rooms, broadcast, memory per idle
+// connection, and connection churn. It can start the nodes itself
+// (--inprocess, optionally in a child process with --spawn) and run the same
+// scenario against a bare-gws fan-out server (--baseline), so that every
+// figure comes with a reference measured in the same run on the same
+// machine. Every run is bounded in time and counts. See docs/benchmarks.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	if len(os.Args) > 1 && os.Args[1] == "serve" {
+		err = serveMain(ctx, os.Args[2:], os.Stdin, os.Stdout, os.Stderr)
+	} else {
+		_, err = benchMain(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "switchboard-bench:", err)
+		os.Exit(1)
+	}
+}
+
+// benchMain parses args, runs the scenario against each target --repeat
+// times and writes the summary and the JSON line to stdout.
+func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) (*Report, error) {
+	o, err := parseOptions(args, stderr)
+	if err != nil {
+		return nil, err
+	}
+	var targets []*target
+	defer func() {
+		for _, t := range targets {
+			t.stop()
+		}
+	}()
+	so := serverOptions{readBuffer: o.readBuffer}
+	where := whereInprocess
+	if o.spawn {
+		where = whereChild
+	}
+	switch {
+	case len(o.nodes) > 0:
+		t, _ := startTarget(kindSwitchboard, whereExternal, 0, o.nodes, so)
+		targets = append(targets, t)
+	case o.inprocess > 0:
+		t, err := startTarget(kindSwitchboard, where, o.inprocess, nil, so)
+		if err != nil {
+			return nil, fmt.Errorf("start nodes: %w", err)
+		}
+		targets = append(targets, t)
+	}
+	if o.baseline {
+		t, err := startTarget(kindBaseline, where, 1, nil, so)
+		if err != nil {
+			return nil, fmt.Errorf("start baseline: %w", err)
+		}
+		targets = append(targets, t)
+	}
+	rep := newReport(o)
+	var runErr error
+	for i := 0; i < o.repeat && runErr == nil; i++ {
+		for _, t := range targets {
+			res, err := runOnce(ctx, o, t, stderr)
+			if res != nil {
+				rep.add(res)
+			}
+			if err != nil {
+				runErr = fmt.Errorf("%s run %d: %w", t.kind, i+1, err)
+				break
+			}
+		}
+	}
+	rep.summarize()
+	rep.write(stdout)
+	return rep, runErr
+}
+
+// runOnce runs the scenario once against t, bounded by --duration.
+func runOnce(ctx context.Context, o *options, t *target, stderr io.Writer) (*Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, o.duration)
+	defer cancel()
+	r := newRun(o, t, stderr)
+	pctx, stopProgress := context.WithCancel(ctx)
+	defer stopProgress()
+	go r.progress(pctx)
+	switch o.scenario {
+	case "room":
+		return r.roomScenario(ctx)
+	case "broadcast":
+		return r.broadcastScenario(ctx)
+	case "idle":
+		return r.idleScenario(ctx)
+	default:
+		return r.churnScenario(ctx)
+	}
+}

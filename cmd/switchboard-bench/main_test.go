@@ -1,0 +1,162 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// runBench runs the tool with args against in-process servers and returns
+// its report, checking that the last stdout line is the same report as JSON.
+func runBench(t *testing.T, args ...string) *Report {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	rep, err := benchMain(ctx, append([]string{"--quiet", "--duration", "30s", "--drain", "5s"}, args...), &out, &errOut)
+	if err != nil {
+		t.Fatalf("bench %v: %v\nstdout:\n%s\nstderr:\n%s", args, err, out.String(), errOut.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	var parsed Report
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &parsed); err != nil {
+		t.Fatalf("last line is not the JSON report: %v\n%s", err, out.String())
+	}
+	if parsed.Scenario != rep.Scenario || len(parsed.Runs) != len(rep.Runs) || len(parsed.Baseline) != len(rep.Baseline) {
+		t.Fatalf("JSON line differs from the report: %s", lines[len(lines)-1])
+	}
+	return rep
+}
+
+// checkDelivery checks that a fan-out run delivered every message once.
+func checkDelivery(t *testing.T, r *Result, clients int, expected int64) {
+	t.Helper()
+	if r.Clients != clients || r.Connect == nil || r.Connect.Failed != 0 {
+		t.Errorf("%s: clients %d (want %d), connect %+v", r.Server, r.Clients, clients, r.Connect)
+	}
+	if r.Expected != expected || r.Received != expected || r.Lost != 0 {
+		t.Errorf("%s: expected %d received %d lost %d, want %d each and no loss", r.Server, r.Expected, r.Received, r.Lost, expected)
+	}
+	if r.Errors != 0 || r.OutOfOrder != 0 || r.Truncated || r.Closed != 0 {
+		t.Errorf("%s: errors %d out-of-order %d truncated %v closed %d", r.Server, r.Errors, r.OutOfOrder, r.Truncated, r.Closed)
+	}
+	if r.Latency == nil || r.Latency.N != uint64(expected) {
+		t.Errorf("%s: latency samples %+v, want %d", r.Server, r.Latency, expected)
+	}
+}
+
+func goroutinesSettle(t *testing.T) func() {
+	before := runtime.NumGoroutine()
+	return func() {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for runtime.NumGoroutine() > before {
+			if time.Now().After(deadline) {
+				buf := make([]byte, 1<<20)
+				t.Fatalf("goroutines: %d before, %d after\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+func TestRoomScenarioWithBaseline(t *testing.T) {
+	defer goroutinesSettle(t)()
+	rep := runBench(t, "--inprocess", "1", "--baseline", "--rooms", "3", "--members", "4", "--messages", "25", "--window", "4", "room")
+	if len(rep.Runs) != 1 || len(rep.Baseline) != 1 {
+		t.Fatalf("runs %d baseline %d, want 1 and 1", len(rep.Runs), len(rep.Baseline))
+	}
+	// Every member, the publisher included, gets every message of its room.
+	checkDelivery(t, rep.Runs[0], 12, 3*4*25)
+	checkDelivery(t, rep.Baseline[0], 12, 3*4*25)
+	if rep.Runs[0].Sent != 75 || rep.Summary.Ratio == nil || rep.Summary.Lost != 0 {
+		t.Errorf("sent %d, ratio %+v, lost %d", rep.Runs[0].Sent, rep.Summary.Ratio, rep.Summary.Lost)
+	}
+}
+
+func TestRoomScenarioTwoNodesAtRate(t *testing.T) {
+	defer goroutinesSettle(t)()
+	// Members alternate between two nodes, so room traffic crosses the fabric.
+	rep := runBench(t, "--inprocess", "2", "--rooms", "2", "--members", "3", "--messages", "10", "--rate", "500", "room")
+	if len(rep.Runs) != 1 || rep.Runs[0].Nodes != 2 {
+		t.Fatalf("runs %+v", rep.Runs)
+	}
+	checkDelivery(t, rep.Runs[0], 6, 2*3*10)
+}
+
+func TestBroadcastScenario(t *testing.T) {
+	defer goroutinesSettle(t)()
+	rep := runBench(t, "--inprocess", "1", "--baseline", "--clients", "6", "--messages", "20", "broadcast")
+	// Chat reaches every connection but the sender's.
+	checkDelivery(t, rep.Runs[0], 6, 5*20)
+	checkDelivery(t, rep.Baseline[0], 6, 5*20)
+}
+
+func TestIdleScenario(t *testing.T) {
+	defer goroutinesSettle(t)()
+	rep := runBench(t, "--inprocess", "1", "--clients", "20", "--hold", "50ms", "--source-ips", "127.0.0.1-127.0.0.2", "idle")
+	r := rep.Runs[0]
+	if r.Idle == nil || r.Idle.Connections != 20 || r.Lost != 0 || r.Closed != 0 {
+		t.Fatalf("idle: %+v lost %d closed %d", r.Idle, r.Lost, r.Closed)
+	}
+	if !r.Idle.IncludesClients || !r.Idle.AfterGC {
+		t.Errorf("in-process idle run must say its RSS includes the clients and was sampled after GC: %+v", r.Idle)
+	}
+}
+
+func TestChurnScenario(t *testing.T) {
+	defer goroutinesSettle(t)()
+	rep := runBench(t, "--inprocess", "1", "--baseline", "--cycles", "30", "--concurrency", "3", "churn")
+	for _, r := range append(rep.Runs, rep.Baseline...) {
+		if r.Churn == nil || r.Churn.Cycles != 30 || r.Churn.Failed != 0 || r.Churn.Leaked != 0 {
+			t.Errorf("%s churn: %+v", r.Server, r.Churn)
+		}
+	}
+}
+
+func TestRefusesUnboundedRuns(t *testing.T) {
+	for _, args := range [][]string{
+		{"--inprocess", "1", "--duration", "0", "room"},
+		{"--inprocess", "1", "--duration", "2h", "room"},
+		{"--inprocess", "1", "--messages", "0", "room"},
+		{"--inprocess", "1", "--rooms", "1000", "--members", "1000", "room"},
+		{"--inprocess", "1", "--cycles", "0", "churn"},
+		{"--inprocess", "1", "--hold", "2m", "--duration", "1m", "idle"},
+		{"room"},                         // no target
+		{"--inprocess", "1", "nonsense"}, // unknown scenario
+		{"--nodes", "http://127.0.0.1:1", "room"}, // not a ws:// URL
+	} {
+		if _, err := parseOptions(args, &bytes.Buffer{}); err == nil {
+			t.Errorf("parseOptions(%v) accepted", args)
+		}
+	}
+}
+
+func TestHistogramQuantiles(t *testing.T) {
+	var h histogram
+	for i := 1; i <= 1000; i++ {
+		h.Record(time.Duration(i) * time.Millisecond)
+	}
+	for _, c := range []struct{ q, want float64 }{{0.5, 500}, {0.9, 900}, {0.99, 990}} {
+		if got := h.Quantile(c.q); got < c.want*0.96 || got > c.want*1.04 {
+			t.Errorf("q%.2f = %.1f ms, want %.0f within 4%%", c.q, got, c.want)
+		}
+	}
+	if h.Max() != 1000 || h.Count() != 1000 {
+		t.Errorf("max %.1f count %d", h.Max(), h.Count())
+	}
+}
+
+func TestSourceIPRange(t *testing.T) {
+	ips, err := parseSourceIPs("127.0.0.2-127.0.0.50")
+	if err != nil || len(ips) != 49 || ips[0] != "127.0.0.2" || ips[48] != "127.0.0.50" {
+		t.Fatalf("range: %v %v", ips, err)
+	}
+	if _, err := parseSourceIPs("127.0.0.9-127.0.0.2"); err == nil {
+		t.Error("reversed range accepted")
+	}
+}

@@ -1,0 +1,243 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+)
+
+// options is the load tool's configuration. Every run is bounded: a time cap
+// (--duration, at most maxDuration) and explicit counts (connections,
+// messages, cycles), each with an upper limit; the tool refuses to start
+// otherwise.
+type options struct {
+	scenario string
+
+	nodes     []string // --nodes: ws:// base URLs of an existing deployment
+	inprocess int      // --inprocess: Switchboard nodes to start in this process
+	spawn     bool     // run the started servers in a child process
+	baseline  bool     // also run against the bare-gws baseline
+	repeat    int
+
+	duration    time.Duration
+	drain       time.Duration
+	timeout     time.Duration
+	dialWorkers int
+	sourceIPs   []string
+	users       int
+	readBuffer  int
+	quiet       bool
+
+	rooms    int
+	members  int
+	messages int
+	size     int
+	window   int
+	rate     float64
+
+	clients int
+	hold    time.Duration
+
+	cycles      int
+	concurrency int
+}
+
+// Upper bounds a run may not exceed.
+const (
+	maxDuration    = time.Hour
+	maxConnections = 200_000
+	maxDeliveries  = 2_000_000_000
+	maxMessages    = 10_000_000 // rooms x messages, the tracked message slots
+	maxCycles      = 10_000_000
+)
+
+var scenarios = []string{"room", "broadcast", "idle", "churn"}
+
+func newFlagSet(name string, out io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	return fs
+}
+
+func parseOptions(args []string, out io.Writer) (*options, error) {
+	o := &options{}
+	fs := newFlagSet("switchboard-bench", out)
+	nodes := fs.String("nodes", "", "comma-separated ws:// base URLs of the nodes to load (e.g. ws://127.0.0.1:8080,ws://127.0.0.1:8081)")
+	fs.IntVar(&o.inprocess, "inprocess", 0, "start this many Switchboard nodes on 127.0.0.1 instead of --nodes (several share an in-process fabric)")
+	fs.BoolVar(&o.spawn, "spawn", false, "run the servers this tool starts (--inprocess, --baseline) in a child process, so their CPU and memory are measured apart from the clients'")
+	fs.BoolVar(&o.baseline, "baseline", false, "also run the scenario against a bare-gws fan-out server (one write per frame per recipient) and report the ratio")
+	fs.IntVar(&o.repeat, "repeat", 1, "run each measurement this many times (alternating with the baseline) and report median and range")
+	fs.DurationVar(&o.duration, "duration", time.Minute, "time cap of one run (connect, load, drain); at most 1h")
+	fs.DurationVar(&o.drain, "drain", 10*time.Second, "after the last message is sent, how long to wait for deliveries still in flight")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "bound of one dial, join or ack")
+	fs.IntVar(&o.dialWorkers, "dial-concurrency", 64, "connections opened in parallel")
+	srcIPs := fs.String("source-ips", "", "source addresses for the clients, spread round robin: a list (127.0.0.2,127.0.0.3) or a range (127.0.0.2-127.0.0.50)")
+	fs.IntVar(&o.users, "users", 0, "distinct user ids among the clients (0: one per connection); fewer users means less presence traffic while connecting")
+	fs.IntVar(&o.readBuffer, "read-buffer", 0, "gws read buffer per connection of the servers this tool starts (0: default, 4096)")
+	fs.BoolVar(&o.quiet, "quiet", false, "no progress on stderr")
+	fs.IntVar(&o.rooms, "rooms", 10, "room: number of rooms")
+	fs.IntVar(&o.members, "members", 100, "room: members per room, the publisher included")
+	fs.IntVar(&o.messages, "messages", 1000, "room, broadcast: messages per publisher")
+	fs.IntVar(&o.size, "size", 64, "room, broadcast: content bytes per message (at least the timestamp header)")
+	fs.IntVar(&o.window, "window", 64, "room, broadcast: messages a publisher may have in flight (sent, not yet received by every recipient)")
+	fs.Float64Var(&o.rate, "rate", 0, "room, broadcast: messages per second per publisher (0: as fast as --window allows)")
+	fs.IntVar(&o.clients, "clients", 1000, "broadcast, idle: connections")
+	fs.DurationVar(&o.hold, "hold", 5*time.Second, "idle: how long to hold the connections before sampling memory")
+	fs.IntVar(&o.cycles, "cycles", 1000, "churn: connect/join/leave/disconnect cycles")
+	fs.IntVar(&o.concurrency, "concurrency", 8, "churn: cycles run in parallel")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "switchboard-bench: load a Switchboard deployment and measure it.\n\n"+
+			"Usage: switchboard-bench [flags] room|broadcast|idle|churn\n"+
+			"       switchboard-bench serve [--kind switchboard|baseline] [--count N] [--read-buffer B]\n\n"+
+			"Target: --nodes URLs (an existing deployment) or --inprocess N; add --baseline for the\n"+
+			"bare-gws reference measured in the same run. Output: a summary and one JSON line on stdout,\n"+
+			"progress on stderr.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	// Flags may come before or after the scenario name.
+	var rest []string
+	for len(args) > 0 {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		rest = append(rest, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(rest) != 1 {
+		fs.Usage()
+		return nil, errors.New("want exactly one scenario: room, broadcast, idle or churn")
+	}
+	o.scenario = rest[0]
+	for _, n := range strings.Split(*nodes, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			o.nodes = append(o.nodes, n)
+		}
+	}
+	var err error
+	if o.sourceIPs, err = parseSourceIPs(*srcIPs); err != nil {
+		return nil, err
+	}
+	return o, o.validate()
+}
+
+func (o *options) validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	known := false
+	for _, s := range scenarios {
+		known = known || s == o.scenario
+	}
+	if !known {
+		bad("unknown scenario %q: want room, broadcast, idle or churn", o.scenario)
+	}
+	switch {
+	case len(o.nodes) == 0 && o.inprocess == 0 && !o.baseline:
+		bad("no target: give --nodes, --inprocess N or --baseline")
+	case len(o.nodes) > 0 && o.inprocess > 0:
+		bad("--nodes and --inprocess are exclusive")
+	case o.inprocess < 0 || o.inprocess > 16:
+		bad("--inprocess must be 0-16")
+	}
+	for _, n := range o.nodes {
+		if _, err := wsURL(n, "x"); err != nil {
+			bad("--nodes: %v", err)
+		}
+	}
+	if o.duration <= 0 || o.duration > maxDuration {
+		bad("--duration must be positive and at most %v (every run is bounded in time)", maxDuration)
+	}
+	if o.drain <= 0 || o.timeout <= 0 {
+		bad("--drain and --timeout must be positive")
+	}
+	if o.repeat < 1 || o.repeat > 10 {
+		bad("--repeat must be 1-10")
+	}
+	if o.dialWorkers < 1 || o.dialWorkers > 1024 || o.users < 0 || o.readBuffer < 0 {
+		bad("--dial-concurrency must be 1-1024; --users and --read-buffer must not be negative")
+	}
+	conns := 0
+	switch o.scenario {
+	case "room":
+		if o.rooms < 1 || o.members < 1 {
+			bad("--rooms and --members must be at least 1")
+		}
+		conns = o.rooms * o.members
+		if o.messages < 1 || o.rooms*o.messages > maxMessages {
+			bad("--messages must be at least 1 and --rooms x --messages at most %d", maxMessages)
+		}
+		if int64(conns)*int64(o.messages) > maxDeliveries {
+			bad("--rooms x --members x --messages must be at most %d deliveries", maxDeliveries)
+		}
+	case "broadcast":
+		if o.clients < 2 {
+			bad("--clients must be at least 2 (one sender, one receiver)")
+		}
+		conns = o.clients
+		if o.messages < 1 || o.messages > maxMessages || int64(o.clients)*int64(o.messages) > maxDeliveries {
+			bad("--messages must be 1-%d and --clients x --messages at most %d", maxMessages, maxDeliveries)
+		}
+	case "idle":
+		conns = o.clients
+		if o.clients < 1 {
+			bad("--clients must be at least 1")
+		}
+		if o.hold <= 0 || o.hold >= o.duration {
+			bad("--hold must be positive and shorter than --duration")
+		}
+	case "churn":
+		if o.cycles < 1 || o.cycles > maxCycles || o.concurrency < 1 || o.concurrency > 1024 {
+			bad("--cycles must be 1-%d and --concurrency 1-1024", maxCycles)
+		}
+	}
+	if conns > maxConnections {
+		bad("at most %d connections per run (this run asks for %d)", maxConnections, conns)
+	}
+	if o.size < 0 || o.size > 60_000 || o.window < 1 || o.rate < 0 {
+		bad("--size must be 0-60000, --window at least 1, --rate not negative")
+	}
+	return errors.Join(errs...)
+}
+
+// parseSourceIPs reads "a,b,c" or "first-last" (IPv4, same /24 prefix not
+// required; at most 1024 addresses).
+func parseSourceIPs(s string) ([]string, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, nil
+	}
+	if first, last, ok := strings.Cut(s, "-"); ok && !strings.Contains(s, ",") {
+		a, b := net.ParseIP(strings.TrimSpace(first)).To4(), net.ParseIP(strings.TrimSpace(last)).To4()
+		if a == nil || b == nil {
+			return nil, fmt.Errorf("--source-ips %q: want IPv4 first-last", s)
+		}
+		lo, hi := ipUint(a), ipUint(b)
+		if hi < lo || hi-lo >= 1024 {
+			return nil, fmt.Errorf("--source-ips %q: empty or more than 1024 addresses", s)
+		}
+		var out []string
+		for v := lo; v <= hi; v++ {
+			out = append(out, net.IPv4(byte(v>>24), byte(v>>16), byte(v>>8), byte(v)).String())
+		}
+		return out, nil
+	}
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		p = strings.TrimSpace(p)
+		if net.ParseIP(p) == nil {
+			return nil, fmt.Errorf("--source-ips: %q is not an IP address", p)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func ipUint(ip net.IP) uint32 {
+	return uint32(ip[0])<<24 | uint32(ip[1])<<16 | uint32(ip[2])<<8 | uint32(ip[3])
+}

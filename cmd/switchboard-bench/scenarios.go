@@ -1,0 +1,242 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// roomScenario: R rooms of M members spread over the nodes, one publisher
+// per room (member 0, itself a member: room messages reach the sender too).
+// Member i of room r connects to node (r+i) mod N, so with several nodes
+// every room spans them and its messages cross the broker.
+func (r *run) roomScenario(ctx context.Context) (*Result, error) {
+	o := r.o
+	n := len(r.t.urls)
+	specs := make([]clientSpec, 0, o.rooms*o.members)
+	for room := 0; room < o.rooms; room++ {
+		for i := 0; i < o.members; i++ {
+			specs = append(specs, clientSpec{user: r.userID(len(specs)), node: (room + i) % n, room: room})
+		}
+	}
+	rs := newRunState(o.rooms, o.messages, o.members)
+	res := r.result(len(specs))
+	clients, cs, err := r.connect(ctx, specs, rs)
+	res.Connect = cs
+	defer r.closeAll(clients)
+	if err != nil {
+		return res, err
+	}
+	if cs.Failed > 0 {
+		return res, fmt.Errorf("%d of %d connections failed", cs.Failed, len(specs))
+	}
+	if err := r.joinAll(ctx, clients); err != nil {
+		return res, err
+	}
+	r.quiesce(ctx, 30*time.Second)
+	pubs := make([]publisher, o.rooms)
+	for room := range pubs {
+		name := r.roomName(room)
+		pubs[room] = publisher{c: clients[room*o.members], room: room, frame: func(dst []byte, seq int, now time.Time) []byte {
+			return appendRoomMessage(dst, name, room, seq, now, o.size)
+		}}
+	}
+	r.publish(ctx, pubs, rs, res)
+	clientTotals(res, clients)
+	return res, nil
+}
+
+// broadcastScenario: C clients, client 0 sends chat messages, which reach
+// every other connection (chat skips the sender's own connections).
+func (r *run) broadcastScenario(ctx context.Context) (*Result, error) {
+	o := r.o
+	n := len(r.t.urls)
+	specs := make([]clientSpec, o.clients)
+	specs[0] = clientSpec{user: "b" + r.runID + "-sender", room: -1}
+	for i := 1; i < o.clients; i++ {
+		specs[i] = clientSpec{user: r.userID(i), node: i % n, room: -1}
+	}
+	rs := newRunState(1, o.messages, o.clients-1)
+	res := r.result(len(specs))
+	clients, cs, err := r.connect(ctx, specs, rs)
+	res.Connect = cs
+	defer r.closeAll(clients)
+	if err != nil {
+		return res, err
+	}
+	if cs.Failed > 0 {
+		return res, fmt.Errorf("%d of %d connections failed", cs.Failed, len(specs))
+	}
+	r.quiesce(ctx, 30*time.Second)
+	pubs := []publisher{{c: clients[0], room: 0, frame: func(dst []byte, seq int, now time.Time) []byte {
+		return appendChat(dst, seq, now, o.size)
+	}}}
+	r.publish(ctx, pubs, rs, res)
+	clientTotals(res, clients)
+	return res, nil
+}
+
+// IdleStats describe the memory the nodes hold per idle connection.
+type IdleStats struct {
+	Connections int64  `json:"connections"` // as reported by the nodes
+	RSSBefore   uint64 `json:"rss_before_bytes"`
+	RSSAfter    uint64 `json:"rss_after_bytes"`
+	// RSSPerConn is (after - before) / connections, in KiB.
+	RSSPerConn  float64 `json:"rss_per_conn_kib"`
+	HeapPerConn float64 `json:"heap_per_conn_kib"`
+	// GoroutinesPerConn is the node's goroutines per connection.
+	GoroutinesPerConn float64 `json:"goroutines_per_conn"`
+	// AfterGC is true when the samples were taken right after the node
+	// collected garbage and returned it to the OS (servers this tool starts).
+	AfterGC bool `json:"after_gc"`
+	// IncludesClients is true when the clients run in the same process as
+	// the node (--inprocess without --spawn): the figure is then not the node's.
+	IncludesClients bool `json:"includes_clients"`
+}
+
+// idleScenario holds C connections for --hold and reports the node's memory
+// per connection from /stats (rss_bytes) sampled before and after.
+func (r *run) idleScenario(ctx context.Context) (*Result, error) {
+	o := r.o
+	n := len(r.t.urls)
+	specs := make([]clientSpec, o.clients)
+	for i := range specs {
+		specs[i] = clientSpec{user: r.userID(i), node: i % n, room: -1}
+	}
+	res := r.result(len(specs))
+	gc := r.gcAll(ctx)
+	before, err := sumStats(ctx, r.t.urls)
+	if err != nil {
+		return res, err
+	}
+	clients, cs, err := r.connect(ctx, specs, nil)
+	res.Connect = cs
+	defer r.closeAll(clients)
+	if err != nil {
+		return res, err
+	}
+	r.quiesce(ctx, 30*time.Second)
+	r.setPhase("holding", nil)
+	select {
+	case <-ctx.Done():
+		return res, ctx.Err()
+	case <-time.After(o.hold):
+	}
+	r.gcAll(ctx)
+	after, err := sumStats(ctx, r.t.urls)
+	if err != nil {
+		return res, err
+	}
+	conns := after.LocalConnections - before.LocalConnections
+	st := &IdleStats{Connections: conns, RSSBefore: before.RSSBytes, RSSAfter: after.RSSBytes, AfterGC: gc,
+		IncludesClients: r.t.where == whereInprocess}
+	if conns > 0 {
+		st.RSSPerConn = (float64(after.RSSBytes) - float64(before.RSSBytes)) / float64(conns) / 1024
+		st.HeapPerConn = (float64(after.HeapBytes) - float64(before.HeapBytes)) / float64(conns) / 1024
+		st.GoroutinesPerConn = float64(after.Goroutines-before.Goroutines) / float64(conns)
+	}
+	res.Idle = st
+	res.Lost = int64(o.clients-cs.Failed) - conns
+	clientTotals(res, clients)
+	return res, nil
+}
+
+// gcAll asks every node to collect garbage; true if all of them did.
+func (r *run) gcAll(ctx context.Context) bool {
+	ok := true
+	for _, u := range r.t.urls {
+		ok = requestGC(ctx, u) && ok
+	}
+	return ok
+}
+
+// ChurnStats describe the churn scenario.
+type ChurnStats struct {
+	Cycles  int64   `json:"cycles"`
+	Failed  int64   `json:"failed"`
+	PerSec  float64 `json:"cycles_per_sec"`
+	Latency Latency `json:"cycle_latency"`
+	// Leaked is the nodes' connection count after the run minus before it
+	// (0 when every session was cleaned up).
+	Leaked int64 `json:"leaked"`
+}
+
+// churnScenario runs --cycles connect/join/leave/disconnect cycles,
+// --concurrency at a time, and checks that the nodes end with the
+// connections they started with.
+func (r *run) churnScenario(ctx context.Context) (*Result, error) {
+	o := r.o
+	n := len(r.t.urls)
+	res := r.result(o.concurrency)
+	before, err := sumStats(ctx, r.t.urls)
+	if err != nil {
+		return res, err
+	}
+	var lat histogram
+	var next, done, failed atomic.Int64
+	var firstErr atomic.Pointer[error]
+	r.setPhase("churning", func() string { return fmt.Sprintf("%d/%d cycles (%d failed)", done.Load(), o.cycles, failed.Load()) })
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := 0; w < o.concurrency; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= o.cycles {
+					return
+				}
+				t0 := time.Now()
+				if err := r.cycle(ctx, i, i%n, w); err != nil {
+					failed.Add(1)
+					err = fmt.Errorf("cycle %d: %w", i, err)
+					firstErr.CompareAndSwap(nil, &err)
+					continue
+				}
+				lat.Record(time.Since(t0))
+				done.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start)
+	if p := firstErr.Load(); p != nil && !o.quiet {
+		fmt.Fprintf(r.log, "churn: %d failed; first: %v\n", failed.Load(), *p)
+	}
+	r.setPhase("checking cleanup", nil)
+	left, err := waitConnections(ctx, r.t.urls, before.LocalConnections, 10*time.Second)
+	if err != nil {
+		return res, err
+	}
+	res.Churn = &ChurnStats{Cycles: done.Load(), Failed: failed.Load(), PerSec: float64(done.Load()) / el.Seconds(),
+		Latency: lat.Summary(), Leaked: left - before.LocalConnections}
+	res.Seconds = el.Seconds()
+	res.Lost = failed.Load()
+	return res, nil
+}
+
+// cycle is one churn cycle: connect (welcome), join a room (ack), leave it
+// (ack), close. Worker w uses its own room, so rooms are created and stopped
+// as their only member comes and goes.
+func (r *run) cycle(ctx context.Context, i, node, w int) error {
+	url, err := wsURL(r.t.urls[node], r.userID(i))
+	if err != nil {
+		return err
+	}
+	c := &loadClient{index: i, room: w}
+	do := dialOptions{url: url, timeout: r.o.timeout, readBuf: 4096}
+	if n := len(r.o.sourceIPs); n > 0 {
+		do.localIP = r.o.sourceIPs[i%n]
+	}
+	if err := dialClient(ctx, do, c); err != nil {
+		return err
+	}
+	defer c.close(2 * time.Second)
+	if err := r.join(ctx, c, true); err != nil {
+		return err
+	}
+	return r.join(ctx, c, false)
+}

@@ -1,0 +1,252 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/cluster"
+	"github.com/switchboard-rt/switchboard/transport"
+)
+
+// Server kinds a target can hold.
+const (
+	kindSwitchboard = "switchboard"
+	kindBaseline    = "baseline"
+)
+
+// Where a target's servers run.
+const (
+	whereExternal  = "external"  // --nodes: an existing deployment
+	whereInprocess = "inprocess" // started in this process
+	whereChild     = "child"     // started in a child process (--spawn)
+)
+
+// target is the set of nodes one measured run drives.
+type target struct {
+	kind  string
+	where string
+	urls  []string // ws:// base URLs, one per node
+	pid   int      // process whose CPU is the server's: the child, or 0
+	stop  func()
+}
+
+// serverOptions configure servers the tool starts itself.
+type serverOptions struct {
+	readBuffer int // gws read buffer per connection; 0: the server's default
+}
+
+// startTarget starts (or names) the servers of one run.
+func startTarget(kind, where string, nodes int, external []string, so serverOptions) (*target, error) {
+	switch where {
+	case whereExternal:
+		return &target{kind: kind, where: where, urls: external, stop: func() {}}, nil
+	case whereChild:
+		return startChild(kind, nodes, so)
+	}
+	urls, stop, err := startServers(kind, nodes, so)
+	if err != nil {
+		return nil, err
+	}
+	return &target{kind: kind, where: where, urls: urls, stop: stop}, nil
+}
+
+// startServers starts count servers of kind in this process on loopback.
+// Several Switchboard nodes share one in-process fabric, as nodes share Redis.
+func startServers(kind string, count int, so serverOptions) ([]string, func(), error) {
+	if kind == kindBaseline {
+		if count != 1 {
+			return nil, nil, errors.New("the baseline is a single server")
+		}
+		b, err := startBaseline("127.0.0.1:0", so.readBuffer)
+		if err != nil {
+			return nil, nil, err
+		}
+		b.mux.HandleFunc("POST "+gcPath, serveGC)
+		return []string{b.URL()}, b.Close, nil
+	}
+	var fabric *cluster.Fabric
+	if count > 1 {
+		fabric = cluster.NewFabric()
+	}
+	var urls []string
+	var stops []func()
+	stopAll := func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+		if fabric != nil {
+			fabric.Close()
+		}
+	}
+	for i := 0; i < count; i++ {
+		var broker actors.Broker = cluster.NewInProc()
+		if fabric != nil {
+			broker = fabric.Broker()
+		}
+		url, stop, err := startNode(broker, i, so)
+		if err != nil {
+			stopAll()
+			return nil, nil, err
+		}
+		urls = append(urls, url)
+		stops = append(stops, stop)
+	}
+	return urls, stopAll, nil
+}
+
+// startNode starts one Switchboard node on 127.0.0.1 with the settings a load
+// test needs: no per-connection rate limit (a publisher sends as fast as its
+// window allows), everything else at its defaults.
+func startNode(broker actors.Broker, i int, so serverOptions) (string, func(), error) {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	node, err := actors.NewNode(actors.Config{
+		NodeID:        "bench-" + strconv.Itoa(i),
+		Broker:        broker,
+		RatePerSecond: -1,
+		Logger:        quiet,
+	})
+	if err != nil {
+		return "", nil, err
+	}
+	srv, err := transport.New(node, transport.Config{ReadBufferSize: so.readBuffer, Logger: quiet})
+	if err != nil {
+		_ = node.Shutdown(context.Background())
+		return "", nil, err
+	}
+	srv.Handle("POST "+gcPath, http.HandlerFunc(serveGC))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		_ = node.Shutdown(context.Background())
+		return "", nil, err
+	}
+	hs := srv.NewHTTPServer(ln.Addr().String())
+	go func() { _ = hs.Serve(ln) }()
+	stop := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Drain(ctx)
+		_ = hs.Shutdown(ctx)
+		_ = node.Shutdown(ctx)
+	}
+	return "ws://" + ln.Addr().String(), stop, nil
+}
+
+// serveGC collects garbage and returns freed memory to the OS, so that the
+// idle scenario samples live memory rather than garbage from connection setup.
+func serveGC(w http.ResponseWriter, _ *http.Request) {
+	runtime.GC()
+	debug.FreeOSMemory()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// startChild runs the servers in a child process (this binary's serve
+// command), so that their memory and CPU are not mixed with the clients'.
+// The child exits when its stdin closes, so it cannot outlive this process.
+func startChild(kind string, count int, so serverOptions) (*target, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(exe, "serve", "--kind", kind, "--count", strconv.Itoa(count),
+		"--read-buffer", strconv.Itoa(so.readBuffer))
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	exited := make(chan struct{})
+	stop := func() {
+		_ = stdin.Close()
+		select {
+		case <-exited:
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}
+	urlc := make(chan []string, 1)
+	go func() {
+		var urls []string
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			line := sc.Text()
+			if u, ok := strings.CutPrefix(line, "listening "); ok {
+				urls = append(urls, u)
+			}
+			if line == "ready" {
+				urlc <- urls
+				urls = nil
+			}
+		}
+		close(urlc)
+	}()
+	go func() { _ = cmd.Wait(); close(exited) }()
+	select {
+	case urls, ok := <-urlc:
+		if !ok || len(urls) != count {
+			stop()
+			return nil, fmt.Errorf("child server did not start (%d of %d nodes)", len(urls), count)
+		}
+		return &target{kind: kind, where: whereChild, urls: urls, pid: cmd.Process.Pid, stop: stop}, nil
+	case <-time.After(30 * time.Second):
+		stop()
+		return nil, errors.New("child server did not report ready within 30 s")
+	}
+}
+
+// serveMain is the serve command: start servers, print their URLs, and run
+// until stdin closes, a signal arrives or maxLife passes.
+func serveMain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlagSet("serve", stderr)
+	kind := fs.String("kind", kindSwitchboard, "switchboard or baseline")
+	count := fs.Int("count", 1, "nodes to start (switchboard only; they share an in-process fabric)")
+	readBuf := fs.Int("read-buffer", 0, "gws read buffer per connection in bytes (0: the server's default)")
+	maxLife := fs.Duration("max-life", time.Hour, "exit after this long whatever happens")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *kind != kindSwitchboard && *kind != kindBaseline {
+		return fmt.Errorf("--kind %q: want switchboard or baseline", *kind)
+	}
+	if *count < 1 || *count > 16 || *maxLife <= 0 {
+		return errors.New("--count must be 1-16 and --max-life positive")
+	}
+	urls, stop, err := startServers(*kind, *count, serverOptions{readBuffer: *readBuf})
+	if err != nil {
+		return err
+	}
+	defer stop()
+	for _, u := range urls {
+		fmt.Fprintln(stdout, "listening", u)
+	}
+	fmt.Fprintln(stdout, "ready")
+	eof := make(chan struct{})
+	go func() { _, _ = io.Copy(io.Discard, stdin); close(eof) }()
+	select {
+	case <-eof:
+	case <-ctx.Done():
+	case <-time.After(*maxLife):
+	}
+	return nil
+}
