@@ -13,6 +13,9 @@ import (
 type promMetrics struct {
 	reg     *prometheus.Registry
 	refused *prometheus.CounterVec
+	// apiPublishes counts POST /api/publish calls that reached the node, by
+	// target kind (room, user, broadcast).
+	apiPublishes *prometheus.CounterVec
 }
 
 func newPromMetrics(s *Server) *promMetrics {
@@ -23,6 +26,11 @@ func newPromMetrics(s *Server) *promMetrics {
 		Name: "switchboard_handshakes_refused_total",
 		Help: "WebSocket handshakes refused before the upgrade, by reason (auth, origin, full, draining, handshake).",
 	}, []string{"reason"})
+	pm.apiPublishes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchboard_api_publishes_total",
+		Help: "Valid POST /api/publish requests, by target (room, user, broadcast).",
+	}, []string{"target"})
+	reg.MustRegister(pm.apiPublishes)
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}

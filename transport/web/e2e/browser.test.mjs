@@ -1,0 +1,233 @@
+// Browser test of the demo page, run by transport/browser_test.go (go test),
+// which starts two real nodes on one broker and a small control endpoint
+// that stops and restarts node A on the same port.
+//
+// Two pages in headless Chromium (the system's /usr/bin/chromium, driven by
+// playwright-core; no browser is downloaded): alice on node A, bob on node B.
+// They exchange room and direct messages across the nodes, receive an event
+// pushed with POST /api/publish, and alice's page must reconnect on its own,
+// and rejoin its room, after node A restarts. Every check is an assertion; the
+// first failure ends the run with exit code 1.
+//
+// Environment (set by the Go test):
+//   SB_URL_A, SB_URL_B     http://127.0.0.1:PORT of node A and node B
+//   SB_NODE_A, SB_NODE_B   their node ids
+//   SB_CONTROL             http://127.0.0.1:PORT: POST /stop-a, POST /start-a
+//   SB_API_KEY             the nodes' publish API key
+//   SB_OUT                 directory for screenshots
+//   SB_CHROMIUM            Chromium executable (default /usr/bin/chromium)
+//   SB_TIMEOUT_MS          overall bound (default 60000)
+
+import { chromium } from 'playwright-core';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import assert from 'node:assert/strict';
+
+function need(name) {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set: run this through go test (transport/browser_test.go)`);
+  return v;
+}
+
+const A = need('SB_URL_A');
+const B = need('SB_URL_B');
+const NODE_A = need('SB_NODE_A');
+const NODE_B = need('SB_NODE_B');
+const CONTROL = need('SB_CONTROL');
+const API_KEY = need('SB_API_KEY');
+const OUT = need('SB_OUT');
+const CHROMIUM = process.env.SB_CHROMIUM || '/usr/bin/chromium';
+const TIMEOUT_MS = Number(process.env.SB_TIMEOUT_MS || 60000);
+const WAIT = { timeout: 10000 }; // one expectation; reconnects have their own
+
+const checks = [];
+function ok(what) {
+  checks.push(what);
+  console.log(`ok ${checks.length} - ${what}`);
+}
+
+async function control(path) {
+  const res = await fetch(CONTROL + path, { method: 'POST' });
+  assert.equal(res.status, 200, `control ${path}: ${res.status} ${await res.text()}`);
+}
+
+// feedItem finds a message in a page's feed by its kind, sender and text.
+function feedItem(page, { kind, from, text }) {
+  let sel = `#feed li.msg.${kind}`;
+  if (from) sel += `[data-from="${from}"]`;
+  return page.locator(sel).filter({ hasText: text });
+}
+
+async function waitConnected(page, user, node) {
+  await page.locator('#status[data-state="connected"]').waitFor(WAIT);
+  const text = await page.locator('#status-text').textContent();
+  assert.equal(text, `Connected as ${user} to node ${node}`);
+}
+
+async function joinRoom(page, room) {
+  await page.fill('#room-input', room);
+  await page.click('#join');
+  await page.locator(`#rooms li[data-room="${room}"]:not([data-pending])`).waitFor(WAIT);
+}
+
+async function sendTo(page, target, text) {
+  if (target.room) {
+    await page.check('#to-room');
+    await page.selectOption('#room-select', target.room);
+  } else if (target.user) {
+    await page.check('#to-user');
+    await page.fill('#dm-user', target.user);
+  } else {
+    await page.check('#to-all');
+  }
+  await page.fill('#message', text);
+  await page.press('#message', 'Enter');
+}
+
+async function main() {
+  const profile = mkdtempSync(join(tmpdir(), 'switchboard-chromium-'));
+  const ctx = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    viewport: { width: 1280, height: 800 },
+    colorScheme: 'light',
+    reducedMotion: 'reduce',
+  });
+  const pageErrors = [];
+  try {
+    const alice = await ctx.newPage();
+    const bob = await ctx.newPage();
+    const framesA = [];
+    for (const [name, page] of [['alice', alice], ['bob', bob]]) {
+      page.on('pageerror', (err) => pageErrors.push(`${name}: ${err.message}`));
+    }
+    alice.on('websocket', (ws) => ws.on('framereceived', (f) => framesA.push(String(f.payload))));
+
+    // 1. The node serves the page; each page connects to its own node.
+    const resp = await alice.goto(`${A}/?name=alice`);
+    assert.equal(resp.status(), 200);
+    assert.match(resp.headers()['content-security-policy'] || '', /default-src 'self'/);
+    assert.match(await alice.title(), /Switchboard demo/);
+    await bob.goto(`${B}/?name=bob`);
+    ok('node A and node B serve the demo page at / (with a same-origin CSP)');
+
+    await alice.click('#connect');
+    await waitConnected(alice, 'alice', NODE_A);
+    await bob.click('#connect');
+    await waitConnected(bob, 'bob', NODE_B);
+    assert.ok(framesA.some((f) => JSON.parse(f).event === 'welcome'), 'alice received a welcome frame');
+    ok(`alice is connected to ${NODE_A}, bob to ${NODE_B}; the status line says so`);
+
+    // 2. The node panel shows node A live, from /stats.
+    await alice.locator('#node-live[data-live="yes"]').waitFor(WAIT);
+    await alice.locator('#stat-node', { hasText: NODE_A }).waitFor(WAIT);
+    await alice.locator('#stat-broker', { hasText: 'connected' }).waitFor(WAIT);
+    await alice.locator('#stat-connections', { hasText: '1' }).waitFor(WAIT);
+    ok('the node panel shows node A, its broker connected and 1 connection');
+
+    // 3. Both join one room; alice sees bob join, across nodes.
+    await joinRoom(alice, 'lobby');
+    await joinRoom(bob, 'lobby');
+    await feedItem(alice, { kind: 'system', text: 'bob joined #lobby' }).waitFor(WAIT);
+    await alice.locator('#people li[data-online="yes"]', { hasText: 'bob' }).waitFor(WAIT);
+    ok('alice sees "bob joined #lobby" and bob in People');
+
+    // 4. A room message from alice reaches bob on the other node, and alice.
+    await sendTo(alice, { room: 'lobby' }, 'Hello from alice on node A');
+    await feedItem(bob, { kind: 'room', from: 'alice', text: 'Hello from alice on node A' }).waitFor(WAIT);
+    await feedItem(alice, { kind: 'room', from: 'alice', text: 'Hello from alice on node A' }).waitFor(WAIT);
+    assert.equal(await feedItem(alice, { kind: 'room', from: 'alice', text: 'Hello from alice' }).getAttribute('class'), 'msg room mine');
+    await sendTo(bob, { room: 'lobby' }, 'Hi alice, bob on node B here');
+    await feedItem(alice, { kind: 'room', from: 'bob', text: 'bob on node B here' }).waitFor(WAIT);
+    ok('room messages cross the nodes both ways; the sender sees its own, marked as mine');
+
+    // 5. A direct message from bob reaches alice; bob's copy is acknowledged.
+    await sendTo(bob, { user: 'alice' }, 'psst: a direct message');
+    await feedItem(alice, { kind: 'direct', from: 'bob', text: 'psst: a direct message' }).waitFor(WAIT);
+    await bob.locator('#feed li.msg.direct.mine .ack', { hasText: '✓' }).waitFor(WAIT);
+    // A direct message to nobody is refused with user_offline.
+    await sendTo(bob, { user: 'nobody-here' }, 'hello?');
+    await feedItem(bob, { kind: 'system', text: 'Error user_offline' }).waitFor(WAIT);
+    ok('a direct message crosses the nodes and is acknowledged; one to an offline user shows user_offline');
+
+    // 6. A backend pushes an event to the room through node A's API.
+    const res = await fetch(`${A}/api/publish`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${API_KEY}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ room: 'lobby', payload: { event: 'deploy', version: '1.4.2' } }),
+    });
+    const reply = await res.json();
+    assert.equal(res.status, 200, JSON.stringify(reply));
+    assert.deepEqual(reply, { local_recipients: 1, broker_accepted: true });
+    for (const page of [alice, bob]) {
+      await feedItem(page, { kind: 'event', from: 'deploy', text: '"version":"1.4.2"' }).waitFor(WAIT);
+    }
+    ok('an event published with POST /api/publish on node A shows on both pages');
+
+    // 7. Message rates appear once two /stats samples are in.
+    await alice.waitForFunction(() => /^\d/.test(document.getElementById('stat-out').textContent), null, WAIT);
+    const shotA = join(OUT, 'demo-node-a.png');
+    const shotB = join(OUT, 'demo-node-b.png');
+    await alice.screenshot({ path: shotA });
+    await bob.screenshot({ path: shotB });
+    ok(`message rates show on the node panel; screenshots: ${shotA} ${shotB}`);
+
+    // 8. Node A goes away: alice's page says so and keeps trying; bob sees
+    // alice leave.
+    await control('/stop-a');
+    await alice.locator('#status[data-state="reconnecting"]').waitFor(WAIT);
+    await alice.locator('#node-live[data-live="no"]').waitFor(WAIT);
+    await feedItem(alice, { kind: 'system', text: 'node shutting down' }).waitFor(WAIT);
+    await feedItem(bob, { kind: 'system', text: 'alice left #lobby' }).waitFor(WAIT);
+    await bob.locator('#people li[data-online="no"]', { hasText: 'alice' }).waitFor(WAIT);
+    ok('when node A stops, alice\'s page shows "reconnecting" and the node unreachable; bob sees alice leave and go offline');
+
+    // 9. Node A is back on the same port: the page reconnects by itself,
+    // rejoins #lobby, and messages flow again.
+    await control('/start-a');
+    await alice.locator('#status[data-state="connected"]').waitFor({ timeout: 20000 });
+    await waitConnected(alice, 'alice', NODE_A);
+    await feedItem(alice, { kind: 'system', text: `Reconnected to node ${NODE_A} as alice` }).waitFor(WAIT);
+    await alice.locator('#rooms li[data-room="lobby"]:not([data-pending])').waitFor(WAIT);
+    await feedItem(bob, { kind: 'system', text: 'alice joined #lobby' }).waitFor(WAIT);
+    await sendTo(bob, { room: 'lobby' }, 'welcome back, alice');
+    await feedItem(alice, { kind: 'room', from: 'bob', text: 'welcome back, alice' }).waitFor(WAIT);
+    await sendTo(alice, { user: 'bob' }, 'thanks, I am back');
+    await feedItem(bob, { kind: 'direct', from: 'alice', text: 'thanks, I am back' }).waitFor(WAIT);
+    await alice.locator('#node-live[data-live="yes"]').waitFor(WAIT);
+    ok('after node A restarts on the same port, alice reconnects and rejoins #lobby on her own; room and direct messages flow again');
+
+    // 10. Disconnecting on purpose does not reconnect, and others see it.
+    await bob.click('#disconnect');
+    await bob.locator('#status[data-state="idle"]', { hasText: 'Disconnected' }).waitFor(WAIT);
+    await feedItem(alice, { kind: 'system', text: 'bob disconnected' }).waitFor(WAIT);
+    assert.equal(await bob.locator('#connect').isEnabled(), true);
+    ok('bob disconnects on purpose: his page stays disconnected and alice sees him go');
+
+    const after = join(OUT, 'demo-after-restart.png');
+    await alice.screenshot({ path: after });
+    ok(`screenshot after the restart: ${after}`);
+
+    assert.deepEqual(pageErrors, [], 'uncaught errors in the pages');
+    ok('no uncaught script errors in either page');
+  } finally {
+    await ctx.close();
+    rmSync(profile, { recursive: true, force: true });
+  }
+  console.log(`${checks.length} passed, 0 failed`);
+}
+
+const timer = setTimeout(() => {
+  console.error(`browser test: not done after ${TIMEOUT_MS} ms`);
+  process.exit(2);
+}, TIMEOUT_MS);
+
+main().then(() => {
+  clearTimeout(timer);
+}, (err) => {
+  console.error(`not ok - after ${checks.length} checks: ${err.stack || err}`);
+  process.exit(1);
+});
