@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"unicode/utf8"
 )
 
 // Envelope types on the broker (PROTOCOL.md section 5).
@@ -120,9 +121,11 @@ func DecodeEnvelope(data []byte) (*Envelope, error) {
 }
 
 // compactEventObject checks that raw is an object with a string "event" and
-// returns it compacted into a fresh slice (never aliasing the input).
+// returns it compacted into a fresh slice (never aliasing the input). The
+// payload is sent to clients as is, in text frames, so it must be valid
+// UTF-8: a client that checks (every browser) fails the connection otherwise.
 func compactEventObject(raw json.RawMessage) (json.RawMessage, error) {
-	if len(raw) == 0 || raw[0] != '{' {
+	if len(raw) == 0 || raw[0] != '{' || !utf8.Valid(raw) {
 		return nil, ErrEnvelopeInvalid
 	}
 	var probe struct {
@@ -145,7 +148,7 @@ func compactEventObject(raw json.RawMessage) (json.RawMessage, error) {
 // ValidateEventPayload checks a server-side payload the same way envelopes from
 // the broker are checked, and returns a compacted private copy.
 func ValidateEventPayload(raw []byte) (json.RawMessage, error) {
-	return compactEventObject(raw)
+	return compactEventObject(bytes.TrimLeft(raw, " \t\r\n"))
 }
 
 func optString(raw json.RawMessage) (string, bool) {

@@ -47,10 +47,16 @@ func AppendFrame(dst []byte, opcode byte, payload []byte) []byte {
 	return append(dst, payload...)
 }
 
-// CloseFrame builds a close frame with code and reason (cut to 123 bytes).
+// CloseFrame builds a close frame with code and reason, cut to 123 bytes at a
+// character boundary: a control frame carries at most 125 bytes, and a reason
+// that is not valid UTF-8 makes clients fail the connection.
 func CloseFrame(code CloseCode, reason string) []byte {
 	if len(reason) > 123 {
-		reason = reason[:123]
+		cut := 123
+		for cut > 0 && !utf8.RuneStart(reason[cut]) {
+			cut--
+		}
+		reason = reason[:cut]
 	}
 	p := make([]byte, 0, 2+len(reason))
 	p = append(p, byte(code>>8), byte(code))
