@@ -168,6 +168,17 @@ func (h *hub) presence(ctx actor.Context, event, user string) {
 
 func (h *hub) join(ctx actor.Context, m *joinRoom) {
 	e, ok := h.rooms[m.room]
+	if ok {
+		if _, live := h.node.system.ProcessRegistry.GetLocal(e.pid.Id); !live {
+			// The room has stopped (killed, or after repeated panics) and its
+			// Terminated is still on the way: its members, who watch it, hear
+			// first and re-join at once. Replace it now rather than forward
+			// the join to a dead actor, which would leave the member out until
+			// its JoinRetry. terminated still cleans up roomOf when it comes.
+			delete(h.rooms, m.room)
+			ok = false
+		}
+	}
 	if !ok {
 		props := actor.PropsFromProducer(func() actor.Actor { return newRoom(h.node, m.room) })
 		pid := ctx.SpawnPrefix(props, "room-")
