@@ -88,7 +88,7 @@ func NewInbound(data []byte) (*Inbound, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Inbound{Envelope: env, Event: NewEvent(env.Payload)}, nil
+	return &Inbound{Envelope: env, Event: NewEvent(env.Payload).timed()}, nil
 }
 
 // Channel names, as in PROTOCOL.md section 5.

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"encoding/json"
+	"time"
 	"unicode/utf8"
 )
 
@@ -11,6 +12,17 @@ import (
 type Event struct {
 	JSON  []byte
 	Frame []byte
+	// born is when the message this event carries reached the node, for
+	// Metrics.DeliveryLatency. Zero: not timed (replies, presence, static
+	// events).
+	born time.Time
+}
+
+// timed stamps a freshly built event with the current time; it is called
+// before the event is shared, never after.
+func (e *Event) timed() *Event {
+	e.born = time.Now()
+	return e
 }
 
 // IgnoreDeadLetterLogging marks events as expected dead letters: a fan-out
@@ -108,7 +120,7 @@ func ChatEvent(from, room, content string) *Event {
 	}
 	b = append(b, `,"content":`...)
 	b = AppendJSONString(b, content)
-	return NewEvent(append(b, '}'))
+	return NewEvent(append(b, '}')).timed()
 }
 
 // DirectEvent is {"event":"direct_message","from":F,"content":C}.
@@ -117,7 +129,7 @@ func DirectEvent(from, content string) *Event {
 	b = AppendJSONString(b, from)
 	b = append(b, `,"content":`...)
 	b = AppendJSONString(b, content)
-	return NewEvent(append(b, '}'))
+	return NewEvent(append(b, '}')).timed()
 }
 
 // AckEvent is {"event":"ack","id":ID}; id is raw JSON validated by DecodeCommand.

@@ -202,6 +202,7 @@ func (h *hub) broadcast(ctx actor.Context, ev *Event, exclude string) int {
 	}
 	h.node.metrics.Fanouts.Add(1)
 	h.node.metrics.FanoutSizes.Add(int64(n))
+	h.node.metrics.FanoutSize.Observe(int64(n))
 	return n
 }
 

@@ -1,6 +1,12 @@
 package actors
 
-import "sync/atomic"
+import (
+	"math/bits"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
 
 // Metrics are the node's counters. Every field is written by actors with
 // atomic adds and read by the transport (/stats, /metrics) from HTTP handler
@@ -27,4 +33,92 @@ type Metrics struct {
 	HubPanic     atomic.Int64 // hub panics (resumed)
 	FanoutSizes  atomic.Int64 // sum of local recipients over all fan-outs
 	Fanouts      atomic.Int64 // fan-outs performed
+
+	// DeliveryLatency is, in microseconds, the time from a message reaching
+	// the node (a client command handled, an envelope from the broker, an API
+	// publish) to its frame being queued on a recipient's socket writer. One
+	// delivery in LatencySampleEvery per session is observed: timing every
+	// one would cost a clock read and two shared atomic adds per recipient.
+	DeliveryLatency Histogram
+	// FanoutSize is the number of local recipients of each fan-out (a
+	// room's members on this node, or every local session for a broadcast).
+	FanoutSize Histogram
+
+	hubMailbox atomic.Pointer[actor.Mailbox] // set once when the hub spawns
+}
+
+// LatencySampleEvery is how often a session times a delivery: one in this
+// many.
+const LatencySampleEvery = 8
+
+// HubMailboxDepth is the number of messages waiting for the hub actor, the
+// node's directory: a growing queue there delays joins, broadcasts and
+// broker traffic for everyone. Read on demand from the mailbox, so it costs
+// nothing per message.
+func (m *Metrics) HubMailboxDepth() int {
+	if mb := m.hubMailbox.Load(); mb != nil {
+		return (*mb).UserMessageCount()
+	}
+	return 0
+}
+
+// hubMailboxProducer is the hub's mailbox producer: protoactor's default
+// unbounded mailbox, remembered for HubMailboxDepth.
+func (m *Metrics) hubMailboxProducer() actor.Mailbox {
+	mb := actor.Unbounded()()
+	m.hubMailbox.Store(&mb)
+	return mb
+}
+
+// HistogramBuckets is the number of finite buckets of a Histogram: bucket i
+// counts the values v with 2^(i-1) < v <= 2^i (bucket 0: v <= 1).
+const HistogramBuckets = 32
+
+// Histogram is a lock-free histogram with power-of-two bucket bounds, in
+// whatever unit its owner documents. Observe is two atomic adds and may run
+// on any goroutine; Snapshot is for readers (the /metrics handler). The zero
+// value is ready to use.
+type Histogram struct {
+	buckets [HistogramBuckets + 1]atomic.Uint64 // the last one: beyond 2^(HistogramBuckets-1)
+	sum     atomic.Int64
+}
+
+// Observe records one value; negative values count as 0.
+func (h *Histogram) Observe(v int64) {
+	if v < 0 {
+		v = 0
+	}
+	i := 0
+	if v > 1 {
+		i = bits.Len64(uint64(v - 1)) // smallest i with v <= 2^i
+	}
+	if i > HistogramBuckets {
+		i = HistogramBuckets
+	}
+	h.buckets[i].Add(1)
+	h.sum.Add(v)
+}
+
+// ObserveSince records the microseconds elapsed since t.
+func (h *Histogram) ObserveSince(t time.Time) { h.Observe(int64(time.Since(t) / time.Microsecond)) }
+
+// HistogramSnapshot is a histogram read at one moment: Counts[i] is the
+// number of values in bucket i (not cumulative); the last entry counts the
+// values beyond every finite bucket.
+type HistogramSnapshot struct {
+	Counts [HistogramBuckets + 1]uint64
+	Count  uint64
+	Sum    int64
+}
+
+// Snapshot reads the histogram. Concurrent observations may land on either
+// side of it; Count is the sum of Counts, so the two always agree.
+func (h *Histogram) Snapshot() HistogramSnapshot {
+	var s HistogramSnapshot
+	for i := range h.buckets {
+		s.Counts[i] = h.buckets[i].Load()
+		s.Count += s.Counts[i]
+	}
+	s.Sum = h.sum.Load()
+	return s
 }

@@ -128,6 +128,7 @@ func NewNode(cfg Config) (*Node, error) {
 	n.timers = scheduler.NewTimerScheduler(n.root)
 	hubProps := actor.PropsFromProducer(func() actor.Actor { return newHub(n) },
 		actor.WithGuardian(resumeHubOnPanic(n.metrics)),
+		actor.WithMailbox(n.metrics.hubMailboxProducer),
 		actor.WithSupervisor(resumeRoomOnPanic{metrics: n.metrics}))
 	hub, err := n.root.SpawnNamed(hubProps, "hub")
 	if err != nil {
@@ -239,7 +240,7 @@ func (n *Node) publish(ctx context.Context, req *apiPublish, payload []byte) (Pu
 	if err != nil {
 		return PublishResult{}, ErrInvalidPayload
 	}
-	req.event = NewEvent(p)
+	req.event = NewEvent(p).timed()
 	env := &Envelope{Type: req.kind, Node: n.cfg.NodeID, Payload: p}
 	switch req.kind {
 	case EnvRoom:

@@ -102,6 +102,7 @@ func (r *room) fanout(ctx actor.Context, ev *Event) {
 	}
 	r.node.metrics.Fanouts.Add(1)
 	r.node.metrics.FanoutSizes.Add(int64(len(r.members)))
+	r.node.metrics.FanoutSize.Observe(int64(len(r.members)))
 }
 
 // publish sends room presence to the other nodes. A refusal is counted; the

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"encoding/json"
+	"log/slog"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -17,6 +18,9 @@ type session struct {
 	conn Conn
 	opts SessionOptions
 	self *actor.PID
+	// log is the node's logger with this session's id and user: every line
+	// about the session carries both. Set when the session starts.
+	log *slog.Logger
 
 	// rooms holds the rooms this session is in: the source of truth for
 	// membership. A nil PID means a join is in flight.
@@ -32,6 +36,8 @@ type session struct {
 	bucket  TokenBucket
 	strikes int
 
+	timedOut uint64 // timed events queued to this client: the latency sample's clock
+
 	seq     uint64
 	directs map[uint64]*pendingDirect
 
@@ -45,7 +51,7 @@ type pendingDirect struct {
 }
 
 func (s *session) Receive(ctx actor.Context) {
-	defer logPanics(s.node.log, "session")
+	defer logPanics(s.logger(), "session")
 	switch m := ctx.Message().(type) {
 	case *Event:
 		s.send(ctx, m)
@@ -102,6 +108,8 @@ func (s *session) Receive(ctx actor.Context) {
 
 func (s *session) started(ctx actor.Context) {
 	s.self = ctx.Self()
+	s.log = s.node.log.With(KeySession, s.self.Id, KeyUser, s.opts.User)
+	s.log.Debug("session opened", "remote", s.opts.Remote)
 	s.rooms = make(map[string]*actor.PID)
 	s.directs = make(map[uint64]*pendingDirect)
 	cfg := &s.node.cfg
@@ -120,6 +128,7 @@ func (s *session) started(ctx actor.Context) {
 // of it through Terminated; here only the connection is released.
 func (s *session) stopped() {
 	s.node.metrics.Sessions.Add(-1)
+	s.logger().Debug("session closed")
 	if s.cancelExpiry != nil {
 		s.cancelExpiry()
 	}
@@ -149,13 +158,19 @@ func (s *session) send(ctx actor.Context, ev *Event) {
 	}
 	if !s.conn.Enqueue(ev.Frame) {
 		s.node.metrics.SlowClosed.Add(1)
-		s.node.log.Info("slow consumer closed", KeySession, s.self.Id, KeyUser, s.opts.User)
+		s.log.Info("slow consumer closed")
 		s.close(CloseTryAgainLater, "slow consumer")
 		ctx.Stop(s.self)
 		return
 	}
 	s.node.metrics.MessagesOut.Add(1)
 	s.node.metrics.BytesOut.Add(int64(len(ev.Frame)))
+	if !ev.born.IsZero() {
+		s.timedOut++
+		if s.timedOut%LatencySampleEvery == 1 {
+			s.node.metrics.DeliveryLatency.ObserveSince(ev.born)
+		}
+	}
 	s.queueFlush(ctx)
 }
 
@@ -362,4 +377,12 @@ func (s *session) finishDirect(ctx actor.Context, seq uint64, p *pendingDirect) 
 	default:
 		s.fail(ctx, CodeUserOffline, "user is not connected", p.id)
 	}
+}
+
+// logger is the session's logger, or the node's before the session started.
+func (s *session) logger() *slog.Logger {
+	if s.log != nil {
+		return s.log
+	}
+	return s.node.log
 }

@@ -31,6 +31,7 @@ func newPromMetrics(s *Server) *promMetrics {
 		Help: "Valid POST /api/publish requests, by target (room, user, broadcast).",
 	}, []string{"target"})
 	reg.MustRegister(pm.apiPublishes)
+	registerActorHistograms(reg, m)
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}
