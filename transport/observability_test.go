@@ -7,6 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -183,5 +186,65 @@ func TestSessionLogLinesCarrySessionID(t *testing.T) {
 		if l[actors.KeyUser] == "logan" && l[actors.KeySession] != id {
 			t.Errorf("a line about logan's session without its id: %v", l)
 		}
+	}
+}
+
+// TestGrafanaDashboardMetricsExist keeps docs/grafana-dashboard.json in step
+// with /metrics: every series a panel queries is exported by a node.
+func TestGrafanaDashboardMetricsExist(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "docs", "grafana-dashboard.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(raw, &dash); err != nil {
+		t.Fatalf("dashboard is not valid JSON: %v", err)
+	}
+
+	n := withAPI(startNode(t, nil), testAPIKey)
+	c := n.dial("dash")
+	// Vector families appear once they have a label value: one refused
+	// handshake and one API publish.
+	if _, err := wsclient.Dial(n.wsURL("/ws/secure"), wsclient.Options{}); err == nil {
+		t.Fatal("/ws/secure without a token was accepted")
+	}
+	if status, _, _ := post(t, n, http.MethodPost, bearer(testAPIKey), `{"broadcast":true,"payload":{"event":"x"}}`); status != http.StatusOK {
+		t.Fatalf("publish: %d", status)
+	}
+	expect(t, c, "the published event", isEvent("x"))
+	fams, err := n.srv.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exported := map[string]bool{}
+	for _, f := range fams {
+		exported[f.GetName()] = true
+		if f.GetType().String() == "HISTOGRAM" {
+			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+				exported[f.GetName()+suffix] = true
+			}
+		}
+	}
+	series := regexp.MustCompile(`\b(?:switchboard|process|go)_[a-z_]+\b`)
+	queried := 0
+	for _, p := range dash.Panels {
+		for _, target := range p.Targets {
+			for _, name := range series.FindAllString(target.Expr, -1) {
+				queried++
+				if !exported[name] {
+					t.Errorf("panel %q queries %s, which /metrics does not export", p.Title, name)
+				}
+			}
+		}
+	}
+	if queried < 20 {
+		t.Fatalf("only %d series queried: the dashboard did not parse as expected", queried)
 	}
 }
