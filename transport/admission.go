@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"strings"
@@ -120,14 +121,25 @@ func (s *slots) give(ip string) {
 	s.mu.Unlock()
 }
 
-// headWatch tracks HTTP connections that have not yet delivered a complete
-// request head: the ones a slowloris client keeps open. It is the
-// http.Server's ConnState hook; net/http calls it from each connection's
-// goroutine, so the set is a sync.Map and the counters are atomic.
+// headWatch tracks HTTP connections on which no request has reached a
+// handler yet: the ones a slowloris client holds open by sending its
+// request head slowly, or nothing at all. Connections are keyed by their
+// net.Conn: ConnState adds them, the first request that reaches ServeHTTP
+// (found through ConnContext) removes them, and a close before that counts
+// as abandoned (a header-read timeout, an oversized or malformed head, a
+// port scan). net/http calls these hooks from each connection's goroutine,
+// so the set is a sync.Map and the counters are atomic.
 type headWatch struct {
-	waiting  sync.Map     // net.Conn -> struct{} while in StateNew
-	pending  atomic.Int64 // connections in StateNew now
-	timedOut atomic.Int64 // connections closed while still in StateNew
+	waiting   sync.Map     // net.Conn -> struct{}
+	pending   atomic.Int64 // connections in waiting now
+	abandoned atomic.Int64 // connections closed while in waiting
+}
+
+// connKey carries the net.Conn in a request's context.
+type connKey struct{}
+
+func (h *headWatch) connContext(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, c)
 }
 
 func (h *headWatch) connState(c net.Conn, st http.ConnState) {
@@ -135,14 +147,19 @@ func (h *headWatch) connState(c net.Conn, st http.ConnState) {
 	case http.StateNew:
 		h.waiting.Store(c, struct{}{})
 		h.pending.Add(1)
-	case http.StateActive, http.StateHijacked:
+	case http.StateClosed, http.StateHijacked:
 		if _, ok := h.waiting.LoadAndDelete(c); ok {
 			h.pending.Add(-1)
+			h.abandoned.Add(1)
 		}
-	case http.StateClosed:
+	}
+}
+
+// served marks r's connection as having delivered a complete request.
+func (h *headWatch) served(r *http.Request) {
+	if c, ok := r.Context().Value(connKey{}).(net.Conn); ok {
 		if _, ok := h.waiting.LoadAndDelete(c); ok {
 			h.pending.Add(-1)
-			h.timedOut.Add(1)
 		}
 	}
 }

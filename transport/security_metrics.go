@@ -24,12 +24,12 @@ func (s *Server) registerSecurityMetrics() {
 		s.closes,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "switchboard_http_heads_pending",
-			Help: "HTTP connections accepted that have not yet sent a complete request head.",
+			Help: "HTTP connections accepted on which no complete request has arrived yet (slowloris pressure).",
 		}, func() float64 { return float64(s.heads.pending.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "switchboard_http_heads_abandoned_total",
-			Help: "HTTP connections closed before a complete request head: header-read timeouts (slowloris), scans, aborted connects.",
-		}, func() float64 { return float64(s.heads.timedOut.Load()) }),
+			Help: "HTTP connections closed before any complete request: header-read timeouts (slowloris), oversized or malformed heads, scans.",
+		}, func() float64 { return float64(s.heads.abandoned.Load()) }),
 	}
 	for _, code := range actors.ErrorCodes() {
 		collectors = append(collectors, prometheus.NewCounterFunc(prometheus.CounterOpts{

@@ -159,7 +159,10 @@ func New(node *actors.Node, cfg Config) (*Server, error) {
 }
 
 // ServeHTTP routes a request.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.heads.served(r)
+	s.mux.ServeHTTP(w, r)
+}
 
 // Handle adds a route to the server's mux (the demo page, the publish API).
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
@@ -195,6 +198,7 @@ func (s *Server) NewHTTPServer(addr string) *http.Server {
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 		ConnState:         s.heads.connState,
+		ConnContext:       s.heads.connContext,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 }
