@@ -1,8 +1,11 @@
 package main
 
 import (
-	"errors"
+	"context"
+	"fmt"
 	"log/slog"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/switchboard-rt/switchboard/actors"
 	"github.com/switchboard-rt/switchboard/cluster"
@@ -13,5 +16,22 @@ func newBroker(o *options, log *slog.Logger) (actors.Broker, error) {
 	if o.redisURL == "" {
 		return cluster.NewInProc(), nil
 	}
-	return nil, errors.New("--redis: cluster mode is not built into this binary yet")
+	redis.SetLogger(goRedisLogger{log.With("lib", "go-redis")})
+	return cluster.NewRedis(cluster.RedisConfig{
+		URL: o.redisURL,
+		// --outbox-limit 0 means: buffer nothing beyond the command in flight.
+		OutboxLimit: max(o.outboxLimit, 1),
+		Logger:      log,
+	})
+}
+
+// goRedisLogger routes go-redis's own messages (failed dials while Redis is
+// down, mostly) to the node's logger at debug level: the broker reports the
+// same faults once, at warn, with what it does about them.
+type goRedisLogger struct{ log *slog.Logger }
+
+func (l goRedisLogger) Printf(ctx context.Context, format string, v ...any) {
+	if l.log.Enabled(ctx, slog.LevelDebug) {
+		l.log.Debug(fmt.Sprintf(format, v...))
+	}
 }

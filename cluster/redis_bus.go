@@ -1,0 +1,184 @@
+package cluster
+
+import (
+	"hash/fnv"
+	"strconv"
+	"sync/atomic"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// bus is the Redis broker's registry: which local actors (rooms, the hub)
+// need which channel. It is the source of truth that every (re)subscription
+// is built from. It spawns, as children, the pub/sub connection actors (one
+// per RedisConfig.PubSubConnections) and one subscription actor per channel.
+// Its fields are touched only by Receive.
+type bus struct {
+	r        *Redis
+	conns    []*actor.PID
+	channels map[string]*channelEntry
+}
+
+// channelEntry is one subscribed channel.
+type channelEntry struct {
+	sub     *actor.PID   // the channel's subscription actor
+	conn    int          // index of the connection that carries it
+	targets []*actor.PID // local actors to deliver to; replaced, never mutated, once sent
+}
+
+// Broker API -> bus: target needs channel (on) or no longer does.
+type busSubscribe struct {
+	channel string
+	target  *actor.PID
+	on      bool
+}
+
+// connection -> bus (request): which channels do I carry now?
+type snapshotQuery struct{ index int }
+
+// bus -> connection (response): the channels it carries and their actors.
+type snapshot struct{ routes map[string]*actor.PID }
+
+// subscription -> bus (request): who are my targets now?
+type targetsQuery struct{ channel string }
+
+// bus -> subscription: the channel's current targets (response to
+// targetsQuery, or pushed on change). known is false when the channel is no
+// longer registered.
+type targetsUpdate struct {
+	targets []*actor.PID
+	known   bool
+}
+
+func (*targetsUpdate) IgnoreDeadLetterLogging() {}
+
+// bus -> connection: start carrying channel for sub.
+type route struct {
+	channel string
+	sub     *actor.PID
+}
+
+// bus -> connection: stop carrying channel; the connection stops sub once
+// nothing more can be routed to it.
+type unroute struct {
+	channel string
+	sub     *actor.PID
+}
+
+// outbox -> bus -> connections: probe now (a publish was heard by nobody).
+type probeNow struct{}
+
+func (probeNow) IgnoreDeadLetterLogging() {}
+
+func newBus(r *Redis) *bus {
+	return &bus{r: r, channels: make(map[string]*channelEntry)}
+}
+
+func (b *bus) Receive(ctx actor.Context) {
+	defer logPanics(b.r.log, "redis-bus")
+	switch m := ctx.Message().(type) {
+	case *busSubscribe:
+		if m.on {
+			b.subscribe(ctx, m.channel, m.target)
+		} else {
+			b.unsubscribe(ctx, m.channel, m.target)
+		}
+	case *snapshotQuery:
+		routes := make(map[string]*actor.PID)
+		for ch, e := range b.channels {
+			if e.conn == m.index {
+				routes[ch] = e.sub
+			}
+		}
+		ctx.Respond(&snapshot{routes: routes})
+	case *targetsQuery:
+		if e, ok := b.channels[m.channel]; ok && e.sub.Equal(ctx.Sender()) {
+			ctx.Respond(&targetsUpdate{targets: e.targets, known: true})
+			return
+		}
+		ctx.Respond(&targetsUpdate{})
+	case probeNow:
+		for _, c := range b.conns {
+			ctx.Send(c, m)
+		}
+	case *actor.Started:
+		b.conns = make([]*actor.PID, b.r.cfg.PubSubConnections)
+		for i := range b.conns {
+			idx := i
+			props := actor.PropsFromProducer(func() actor.Actor { return newPubSubConn(b.r, idx) })
+			pid, err := ctx.SpawnNamed(props, "conn-"+strconv.Itoa(i))
+			if err != nil {
+				panic(err)
+			}
+			b.conns[i] = pid
+		}
+	}
+}
+
+// connFor picks the connection that carries channel: the hub's channels
+// (broadcast, this node's direct channel) ride on connection 0 so that a
+// sender's chat and direct messages to one user keep their order; rooms
+// are spread over the other connections.
+func (b *bus) connFor(channel string) int {
+	n := len(b.conns)
+	k := &b.r.keys
+	if n == 1 || channel == k.broadcast || channel == k.nodeChan {
+		return 0
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(channel))
+	return 1 + int(h.Sum32()%uint32(n-1))
+}
+
+func (b *bus) subscribe(ctx actor.Context, channel string, target *actor.PID) {
+	e, ok := b.channels[channel]
+	if !ok {
+		e = &channelEntry{conn: b.connFor(channel), targets: []*actor.PID{target}}
+		targets, self, r := e.targets, ctx.Self(), b.r
+		var incarnations atomic.Int32
+		props := actor.PropsFromProducer(func() actor.Actor {
+			// The first incarnation knows its targets; one restarted after a
+			// panic asks the bus for the current ones.
+			if incarnations.Add(1) == 1 {
+				return newSubscription(r, channel, self, targets)
+			}
+			return newSubscription(r, channel, self, nil)
+		})
+		e.sub = ctx.SpawnPrefix(props, "sub-")
+		b.channels[channel] = e
+		b.r.stats.subscriptions.Add(1)
+		ctx.Send(b.conns[e.conn], &route{channel: channel, sub: e.sub})
+		return
+	}
+	for _, t := range e.targets {
+		if t.Equal(target) {
+			return
+		}
+	}
+	e.targets = append(append(make([]*actor.PID, 0, len(e.targets)+1), e.targets...), target)
+	ctx.Send(e.sub, &targetsUpdate{targets: e.targets, known: true})
+}
+
+func (b *bus) unsubscribe(ctx actor.Context, channel string, target *actor.PID) {
+	e, ok := b.channels[channel]
+	if !ok {
+		return
+	}
+	kept := make([]*actor.PID, 0, len(e.targets))
+	for _, t := range e.targets {
+		if !t.Equal(target) {
+			kept = append(kept, t)
+		}
+	}
+	if len(kept) == len(e.targets) {
+		return
+	}
+	if len(kept) > 0 {
+		e.targets = kept
+		ctx.Send(e.sub, &targetsUpdate{targets: kept, known: true})
+		return
+	}
+	delete(b.channels, channel)
+	b.r.stats.subscriptions.Add(-1)
+	ctx.Send(b.conns[e.conn], &unroute{channel: channel, sub: e.sub})
+}

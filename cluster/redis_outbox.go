@@ -1,0 +1,714 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/switchboard-rt/switchboard/actors"
+)
+
+// outbox is the node's publishing side: a bounded FIFO of commands (publishes,
+// direct-message scripts, presence updates) drained by one writer goroutine.
+// Every command leaves on one connection in the order it was queued, so each
+// sender's messages keep their order; when several wait, one pipelined round
+// trip carries up to MaxBatch of them.
+//
+// The writer holds the queue (nothing is lost, nothing is reordered) while:
+//   - a round trip failed: it retries with backoff, on a fresh connection;
+//   - this node's pub/sub connections are not all up: a fault that took them
+//     down has most likely taken the other nodes' down too (a Redis restart,
+//     CLIENT KILL TYPE pubsub), and what is published before they are back is
+//     heard by nobody;
+//   - after such a recovery, until the channels it is about to publish on
+//     have as many subscribers as they had before the fault (PUBSUB NUMSUB),
+//     and the nodes it may send direct messages to are registered again, or
+//     FlushWait has passed.
+//
+// A publish that Redis confirms but delivers to nobody, on a channel that had
+// an audience, is the trace of a fault the node has not noticed yet (its
+// subscriber connections were killed an instant ago). The writer then asks
+// Redis whether this node's own probe channels still have their subscriber;
+// if not, the publish is put back at the head of the queue and sent again
+// after the recovery. Nobody heard it the first time, so nobody hears it
+// twice.
+type outbox struct {
+	r        *Redis
+	limit    int
+	maxBatch int
+
+	mu      sync.Mutex          // guards the fields up to closed
+	items   []outItem           // the queue is items[head:]
+	head    int                 //
+	sending int                 // items[head:head+sending] are in flight with the writer
+	local   map[string]struct{} // users with a local session: what a resync writes
+	resync  bool                // a resync is queued
+	closed  bool                // Close began: refuse new publishes
+
+	wake    chan struct{} // capacity 1: something changed, look again
+	quit    chan struct{} // closed by close: flush, then exit
+	exited  chan struct{} // closed when the writer has returned
+	failing atomic.Bool   // the last round trip failed; written by the writer, read by State
+
+	// Owned by the writer goroutine.
+	client      *redis.Client
+	scripts     bool             // the scripts are loaded on client
+	receivers   map[string]int64 // channel -> subscribers that heard its last publish
+	failures    int              // round trips failed in a row
+	retryAt     time.Time
+	quorumEpoch uint64 // recovery epoch whose quorum check passed
+	quorumFor   uint64 // recovery epoch being checked
+	quorumSince time.Time
+	quorumPeers []string
+	holdEpoch   uint64 // hold the queue until a recovery newer than this
+	holding     bool
+	batch       []outItem
+	status      []itemStatus
+}
+
+type outKind uint8
+
+const (
+	outPublish outKind = iota
+	outDirect
+	outOnline
+	outOffline
+	outResync
+	outReapSelf // run the reap script on this node's own entries (at start and at close)
+)
+
+// outItem is one queued command. Immutable once queued, except resent,
+// which only the writer touches.
+type outItem struct {
+	kind     outKind
+	channel  string           // publish: the channel
+	user     string           // direct, online, offline: the user
+	data     []byte           // publish, direct: the envelope
+	done     func(int, error) // direct: called by the writer with the result
+	resent   bool             // heard by nobody once and queued again
+	announce bool             // resync: also publish user_connected for every local user
+}
+
+type itemStatus uint8
+
+const (
+	itemDone    itemStatus = iota // completed; its done (if any) called
+	itemRetry                     // send again (network error, or script not loaded)
+	itemSuspect                   // heard by nobody; see outbox
+)
+
+// maxReceivers bounds the channels whose last audience the writer remembers.
+const maxReceivers = 10000
+
+func newOutbox(r *Redis) *outbox {
+	return &outbox{
+		r: r, limit: r.cfg.OutboxLimit, maxBatch: r.cfg.MaxBatch,
+		// First of all, clear what a previous incarnation of this node id
+		// left in the presence directory.
+		items: []outItem{{kind: outReapSelf}},
+		local: make(map[string]struct{}), receivers: make(map[string]int64),
+		wake: make(chan struct{}, 1), quit: make(chan struct{}), exited: make(chan struct{}),
+	}
+}
+
+// signal wakes the writer. Any goroutine; never blocks.
+func (o *outbox) signal() {
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+// len is the number of queued commands, in flight included.
+func (o *outbox) len() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.items) - o.head
+}
+
+func (o *outbox) push(it outItem, bounded bool) bool {
+	o.mu.Lock()
+	if o.closed || bounded && len(o.items)-o.head >= o.limit {
+		o.mu.Unlock()
+		return false
+	}
+	o.items = append(o.items, it)
+	o.mu.Unlock()
+	o.signal()
+	return true
+}
+
+// publish queues data for channel; actors.ErrUnavailable when the outbox is
+// full. Any goroutine.
+func (o *outbox) publish(channel string, data []byte) error {
+	if !o.push(outItem{kind: outPublish, channel: channel, data: data}, true) {
+		o.r.stats.refused.Add(1)
+		return actors.ErrUnavailable
+	}
+	return nil
+}
+
+// direct queues a direct message for user. Any goroutine.
+func (o *outbox) direct(user string, data []byte, done func(int, error)) {
+	if !o.push(outItem{kind: outDirect, user: user, data: data, done: done}, true) {
+		o.r.stats.refused.Add(1)
+		done(0, actors.ErrUnavailable)
+	}
+}
+
+// presence records that user has (or no longer has) a local session and
+// queues the directory update. Presence updates are not bounded by the
+// limit: there is at most one per connect and disconnect, and dropping one
+// would leave the directory wrong until the next resync. Any goroutine.
+func (o *outbox) presence(user string, online bool) {
+	o.mu.Lock()
+	if o.closed {
+		o.mu.Unlock()
+		return
+	}
+	kind := outOffline
+	if online {
+		o.local[user] = struct{}{}
+		kind = outOnline
+	} else {
+		delete(o.local, user)
+	}
+	o.items = append(o.items, outItem{kind: kind, user: user})
+	o.mu.Unlock()
+	o.signal()
+}
+
+// queueResync puts a rewrite of this node's presence entries ahead of every
+// queued command that is not in flight yet. The entries are read from the
+// local set when the command is sent, so commands queued behind it replay
+// on top of a state that already includes them: they are idempotent.
+func (o *outbox) queueResync(announce bool) {
+	o.mu.Lock()
+	if o.closed || o.resync {
+		o.mu.Unlock()
+		return
+	}
+	o.resync = true
+	at := o.head + o.sending
+	for at < len(o.items) && o.items[at].kind == outReapSelf {
+		at++ // the start-up cleanup must run before entries are written
+	}
+	o.items = slices.Insert(o.items, at, outItem{kind: outResync, announce: announce})
+	o.mu.Unlock()
+	o.signal()
+}
+
+// close stops accepting publishes, queues the removal of this node from the
+// presence directory, and waits until the writer has sent what it could
+// (while Redis is reachable) and returned, or until ctx ends. It returns how
+// many commands were left unsent.
+func (o *outbox) close(ctx context.Context) int {
+	o.mu.Lock()
+	o.closed = true
+	o.items = append(o.items, outItem{kind: outReapSelf})
+	o.mu.Unlock()
+	close(o.quit)
+	select {
+	case <-o.exited:
+	case <-ctx.Done():
+	}
+	return o.len()
+}
+
+func (o *outbox) quitting() bool {
+	select {
+	case <-o.quit:
+		return true
+	default:
+		return false
+	}
+}
+
+// run is the writer goroutine.
+func (o *outbox) run() {
+	defer close(o.exited)
+	defer o.finish()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		wait, more := o.step()
+		if !more {
+			return
+		}
+		if wait == 0 {
+			continue
+		}
+		var tc <-chan time.Time
+		if wait > 0 {
+			timer.Reset(wait)
+			tc = timer.C
+		}
+		select {
+		case <-o.wake:
+		case <-tc:
+		case <-o.quit:
+		case <-o.r.ctx.Done():
+			return
+		}
+		if wait > 0 && !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+// step does one unit of work. It returns how long to wait before the next
+// (0: go on, negative: until signalled) and false when the writer is done.
+func (o *outbox) step() (time.Duration, bool) {
+	quitting := o.quitting()
+	if o.len() == 0 {
+		if quitting {
+			return 0, false
+		}
+		if o.failing.Load() {
+			return o.ping(), true
+		}
+		return -1, true
+	}
+	up, epoch := o.r.health.allUp()
+	if !up || o.holding && epoch <= o.holdEpoch {
+		if quitting {
+			return 0, false // Redis is not there to flush to
+		}
+		return -1, true // a connection coming up signals
+	}
+	o.holding = false
+	if wait := time.Until(o.retryAt); wait > 0 {
+		if quitting && o.failures > 2 {
+			return 0, false
+		}
+		return wait, true
+	}
+	if epoch != o.quorumEpoch {
+		if wait, ok := o.quorum(epoch); !ok {
+			return wait, true
+		}
+	}
+	o.send()
+	return 0, true
+}
+
+// conn returns the writer's client, creating one after a failure.
+func (o *outbox) conn() *redis.Client {
+	if o.client == nil {
+		o.client = o.r.newClient("pub")
+		o.scripts = false
+	}
+	return o.client
+}
+
+// failed records a failed round trip: the next attempt waits a backoff and
+// uses a fresh connection.
+func (o *outbox) failed(err error) {
+	o.r.stats.sendFailures.Add(1)
+	o.failures++
+	o.retryAt = time.Now().Add(backoff(o.failures, o.r.cfg.ReconnectMin, o.r.cfg.ReconnectMax))
+	if !o.failing.Swap(true) {
+		o.r.log.Warn("redis publish failing; holding the outbox", actors.KeyErr, err)
+	}
+	if o.client != nil {
+		_ = o.client.Close()
+		o.client = nil
+	}
+}
+
+func (o *outbox) succeeded() {
+	o.failures = 0
+	if o.failing.Swap(false) {
+		o.r.log.Info("redis publish recovered", "outbox", o.len())
+	}
+}
+
+// ping checks a failing connection while there is nothing to send, so that
+// State recovers without traffic.
+func (o *outbox) ping() time.Duration {
+	if wait := time.Until(o.retryAt); wait > 0 {
+		return wait
+	}
+	ctx, cancel := context.WithTimeout(o.r.ctx, o.r.cfg.CommandTimeout)
+	defer cancel()
+	if err := o.conn().Ping(ctx).Err(); err != nil {
+		o.failed(err)
+		return time.Until(o.retryAt)
+	}
+	o.succeeded()
+	return 0
+}
+
+// quorum waits, after a recovery, for the subscribers the queued commands
+// need: every channel about to be published on must have at least as many
+// subscribers as heard its last publish, and the nodes that were alive
+// before must be registered again (for direct messages). It gives up after
+// FlushWait.
+func (o *outbox) quorum(epoch uint64) (time.Duration, bool) {
+	if o.quorumFor != epoch {
+		o.quorumFor, o.quorumSince = epoch, time.Now()
+		o.quorumPeers = o.r.pres.peers()
+	}
+	if time.Since(o.quorumSince) > o.r.cfg.FlushWait {
+		o.r.stats.flushTimeouts.Add(1)
+		o.r.log.Warn("redis: other nodes' subscriptions not back in time; flushing anyway", "after", o.r.cfg.FlushWait)
+		o.quorumEpoch = epoch
+		return 0, true
+	}
+	var chans []string
+	var want []int64
+	directs := false
+	seen := make(map[string]bool)
+	o.mu.Lock()
+	for _, it := range o.items[o.head:] {
+		switch it.kind {
+		case outPublish:
+			if n := o.receivers[it.channel]; n > 0 && !seen[it.channel] && len(chans) < 256 {
+				seen[it.channel] = true
+				chans, want = append(chans, it.channel), append(want, n)
+			}
+		case outDirect:
+			directs = true
+		}
+	}
+	o.mu.Unlock()
+	var peers []string
+	if directs {
+		for _, p := range o.quorumPeers {
+			peers = append(peers, o.r.keys.prefix+":presence:alive:"+p)
+		}
+	}
+	if len(chans) == 0 && len(peers) == 0 {
+		o.quorumEpoch = epoch
+		return 0, true
+	}
+	ctx, cancel := context.WithTimeout(o.r.ctx, o.r.cfg.CommandTimeout)
+	defer cancel()
+	pipe := o.conn().Pipeline()
+	var numsub *redis.MapStringIntCmd
+	var exists *redis.IntCmd
+	if len(chans) > 0 {
+		numsub = pipe.PubSubNumSub(ctx, chans...)
+	}
+	if len(peers) > 0 {
+		exists = pipe.Exists(ctx, peers...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		o.failed(err)
+		return time.Until(o.retryAt), false
+	}
+	if numsub != nil {
+		got := numsub.Val()
+		for i, ch := range chans {
+			if got[ch] < want[i] {
+				return 20 * time.Millisecond, false
+			}
+		}
+	}
+	if exists != nil && exists.Val() < int64(len(peers)) {
+		return 20 * time.Millisecond, false
+	}
+	o.quorumEpoch = epoch
+	return 0, true
+}
+
+// itemCmds is the range of pipeline commands an item produced.
+type itemCmds struct{ from, to int }
+
+// send takes up to MaxBatch commands from the head of the queue, sends them
+// in one round trip and completes, retries or holds each.
+func (o *outbox) send() {
+	o.mu.Lock()
+	n := min(len(o.items)-o.head, o.maxBatch)
+	o.batch = append(o.batch[:0], o.items[o.head:o.head+n]...)
+	o.sending = n
+	var users []string
+	for _, it := range o.batch {
+		if it.kind == outResync {
+			users = make([]string, 0, len(o.local))
+			for u := range o.local {
+				users = append(users, u)
+			}
+			o.resync = false
+		}
+	}
+	o.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(o.r.ctx, o.r.cfg.CommandTimeout)
+	defer cancel()
+	client := o.conn()
+	if !o.scripts && slices.ContainsFunc(o.batch, func(it outItem) bool { return it.kind == outDirect || it.kind == outReapSelf }) {
+		if err := loadScripts(ctx, client); err != nil {
+			o.failed(err)
+			o.complete(nil)
+			return
+		}
+		o.scripts = true
+	}
+	pipe := client.Pipeline()
+	spans := make([]itemCmds, len(o.batch))
+	for i := range o.batch {
+		from := pipe.Len()
+		o.queue(ctx, pipe, &o.batch[i], users)
+		spans[i] = itemCmds{from: from, to: pipe.Len()}
+	}
+	cmds, _ := pipe.Exec(ctx)
+	o.r.stats.roundTrips.Add(1)
+
+	o.status = o.status[:0]
+	var netErr error
+	suspects := 0
+	for i := range o.batch {
+		it := &o.batch[i]
+		st := itemRetry
+		if netErr == nil {
+			if err := networkError(cmds[spans[i].from:spans[i].to]); err != nil {
+				netErr = err
+			} else {
+				st = o.result(it, cmds[spans[i].from:spans[i].to])
+			}
+		}
+		if st == itemSuspect {
+			suspects++
+		}
+		o.status = append(o.status, st)
+	}
+	if netErr != nil {
+		o.failed(netErr)
+	} else {
+		o.succeeded()
+	}
+	if suspects > 0 {
+		o.checkSuspects(ctx)
+	}
+	o.complete(o.status)
+}
+
+// queue adds it's commands to pipe.
+func (o *outbox) queue(ctx context.Context, pipe redis.Pipeliner, it *outItem, users []string) {
+	k := &o.r.keys
+	switch it.kind {
+	case outPublish:
+		pipe.Publish(ctx, it.channel, it.data)
+	case outDirect:
+		pipe.EvalSha(ctx, directScript.Hash(), []string{k.userKey(it.user)}, k.prefix, k.node, it.data)
+	case outOnline:
+		pipe.SAdd(ctx, k.nodeUsers, it.user)
+		pipe.SAdd(ctx, k.userKey(it.user), k.node)
+	case outOffline:
+		pipe.SRem(ctx, k.nodeUsers, it.user)
+		pipe.SRem(ctx, k.userKey(it.user), k.node)
+	case outReapSelf:
+		pipe.EvalSha(ctx, reapScript.Hash(), []string{k.nodes}, k.prefix, o.r.cfg.PresenceTTL.Milliseconds(), k.node)
+	case outResync:
+		pipe.Del(ctx, k.nodeUsers)
+		for chunk := range slices.Chunk(users, 1000) {
+			args := make([]any, len(chunk))
+			for i, u := range chunk {
+				args[i] = u
+			}
+			pipe.SAdd(ctx, k.nodeUsers, args...)
+		}
+		for _, u := range users {
+			pipe.SAdd(ctx, k.userKey(u), k.node)
+		}
+		pipe.SAdd(ctx, k.nodes, k.node)
+		pipe.Set(ctx, k.alive, "1", o.r.cfg.PresenceTTL)
+		if it.announce {
+			pipe.Del(ctx, k.reaped)
+			for _, u := range users {
+				ev := actors.PresenceEvent("user_connected", u)
+				env := &actors.Envelope{Type: actors.EnvBroadcast, SenderID: u, Node: k.node, Payload: ev.JSON}
+				pipe.Publish(ctx, k.broadcast, env.Encode())
+			}
+		}
+	}
+}
+
+// networkError returns the first error among cmds that is not a reply from
+// Redis: the connection failed and the command's fate is unknown.
+func networkError(cmds []redis.Cmder) error {
+	for _, c := range cmds {
+		err := c.Err()
+		if err == nil || errors.Is(err, redis.Nil) {
+			continue
+		}
+		var reply redis.Error
+		if !errors.As(err, &reply) {
+			return err
+		}
+	}
+	return nil
+}
+
+// result interprets the replies of one item that reached Redis.
+func (o *outbox) result(it *outItem, cmds []redis.Cmder) itemStatus {
+	switch it.kind {
+	case outPublish:
+		n, err := cmds[0].(*redis.IntCmd).Result()
+		if err != nil {
+			o.r.log.Warn("redis refused a publish", "channel", it.channel, actors.KeyErr, err)
+			return itemDone
+		}
+		if n == 0 && o.receivers[it.channel] > 0 && !it.resent {
+			return itemSuspect
+		}
+		o.r.stats.published.Add(1)
+		o.noteReceivers(it.channel, n)
+	case outDirect:
+		res, err := cmds[0].(*redis.Cmd).Int64Slice()
+		switch {
+		case redis.HasErrorPrefix(err, "NOSCRIPT"):
+			o.scripts = false
+			return itemRetry
+		case err != nil || len(res) != 2:
+			o.r.log.Warn("redis direct-message script failed", actors.KeyErr, err)
+			it.done(0, actors.ErrUnavailable)
+		case res[0] == 0 && res[1] > 0 && !it.resent:
+			return itemSuspect
+		default:
+			o.r.stats.directs.Add(1)
+			if res[0] == 0 && res[1] > 0 {
+				it.done(0, actors.ErrUnavailable) // its nodes are there but not listening
+			} else {
+				it.done(int(res[0]), nil)
+			}
+		}
+	case outReapSelf:
+		if redis.HasErrorPrefix(cmds[0].Err(), "NOSCRIPT") {
+			o.scripts = false
+			return itemRetry
+		}
+		if err := cmds[0].Err(); err != nil {
+			o.r.log.Warn("redis presence cleanup failed", actors.KeyErr, err)
+		}
+	case outResync:
+		o.r.stats.resyncs.Add(1)
+		fallthrough
+	default:
+		for _, c := range cmds {
+			if err := c.Err(); err != nil {
+				o.r.log.Warn("redis presence update failed", actors.KeyErr, err)
+				break
+			}
+		}
+	}
+	return itemDone
+}
+
+func (o *outbox) noteReceivers(channel string, n int64) {
+	if _, ok := o.receivers[channel]; !ok && len(o.receivers) >= maxReceivers {
+		for ch := range o.receivers {
+			delete(o.receivers, ch)
+			break
+		}
+	}
+	o.receivers[channel] = n
+}
+
+// checkSuspects decides what publishes heard by nobody mean: if this
+// node's probe channels still have their subscriber, the channels simply had
+// no audience left, and they are done; if not, this node's subscriptions are
+// gone (and very likely everyone's): they are sent again after the recovery.
+func (o *outbox) checkSuspects(ctx context.Context) {
+	intact := false
+	if !o.failing.Load() {
+		pipe := o.conn().Pipeline()
+		counts := make([]*redis.IntCmd, o.r.cfg.PubSubConnections)
+		for i := range counts {
+			counts[i] = pipe.Publish(ctx, o.r.keys.probeChannel(i), "check")
+		}
+		if _, err := pipe.Exec(ctx); err == nil {
+			intact = true
+			for _, c := range counts {
+				if c.Val() < 1 {
+					intact = false
+				}
+			}
+		}
+	}
+	if !intact {
+		_, epoch := o.r.health.allUp()
+		o.holding, o.holdEpoch = true, epoch
+		o.r.host.Root.Send(o.r.bus, probeNow{})
+	}
+	for i, st := range o.status {
+		if st != itemSuspect {
+			continue
+		}
+		it := &o.batch[i]
+		if !intact {
+			it.resent = true
+			o.r.stats.resent.Add(1)
+			o.status[i] = itemRetry
+			continue
+		}
+		o.status[i] = itemDone
+		switch it.kind {
+		case outPublish:
+			o.r.stats.published.Add(1)
+			o.receivers[it.channel] = 0
+		case outDirect:
+			o.r.stats.directs.Add(1)
+			it.done(0, actors.ErrUnavailable)
+		}
+	}
+}
+
+// complete removes the batch from the head of the queue and puts back, in
+// their order, the items to send again. status nil means: retry them all.
+func (o *outbox) complete(status []itemStatus) {
+	var retry []outItem
+	for i, it := range o.batch {
+		if status == nil || status[i] == itemRetry {
+			retry = append(retry, it)
+		}
+	}
+	o.mu.Lock()
+	oldHead := o.head
+	o.head += len(o.batch) - len(retry)
+	clear(o.items[oldHead:o.head])
+	copy(o.items[o.head:], retry)
+	o.sending = 0
+	for _, it := range retry {
+		if it.kind == outResync {
+			o.resync = true
+		}
+	}
+	switch {
+	case o.head == len(o.items):
+		clear(o.items)
+		o.items, o.head = o.items[:0], 0
+	case o.head > cap(o.items)/2:
+		n := copy(o.items, o.items[o.head:])
+		clear(o.items[n:])
+		o.items, o.head = o.items[:n], 0
+	}
+	o.mu.Unlock()
+	clear(o.batch)
+}
+
+// finish runs when the writer returns: queued direct messages are refused,
+// the connection released.
+func (o *outbox) finish() {
+	o.mu.Lock()
+	left := slices.Clone(o.items[o.head:])
+	o.mu.Unlock()
+	for _, it := range left {
+		if it.kind == outDirect {
+			it.done(0, actors.ErrUnavailable)
+		}
+	}
+	if o.client != nil {
+		_ = o.client.Close()
+		o.client = nil
+	}
+}
