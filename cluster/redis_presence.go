@@ -98,7 +98,7 @@ func loadScripts(ctx context.Context, c *redis.Client) error {
 // after a fault).
 type presence struct {
 	r      *Redis
-	kickCh chan struct{}           // capacity 1: beat now
+	kickCh chan struct{}            // capacity 1: beat now
 	alive  atomic.Pointer[[]string] // other live nodes, as of the last intact heartbeat
 
 	client *redis.Client // owned by the heartbeat goroutine

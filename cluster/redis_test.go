@@ -293,7 +293,9 @@ func TestRedisTutorialWireCompatibility(t *testing.T) {
 	rs.Publish(roomChannel("lobby"), `{"type":"room_message","room":"lobby","payload":[1]}`)
 	toAll := func(e *wsclient.Event) bool { return e.From == "backend" && e.Content == "to all" }
 	toLobby := func(e *wsclient.Event) bool { return e.From == "tut" && e.Room == "lobby" }
-	toBob := func(e *wsclient.Event) bool { return e.Event == "direct_message" && e.From == "tut" && e.Content == "to bob" }
+	toBob := func(e *wsclient.Event) bool {
+		return e.Event == "direct_message" && e.From == "tut" && e.Content == "to bob"
+	}
 	expectAll(t, a, toAll, toLobby)
 	expectAll(t, b, toAll, toLobby, toBob)
 	waitFor(t, "invalid envelopes counted", 5*time.Second, func() bool {
