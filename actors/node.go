@@ -111,6 +111,11 @@ type Node struct {
 	timers    *scheduler.TimerScheduler
 	stopPings scheduler.CancelFunc
 	draining  chan struct{}
+	// sessionGuardian supervises every session. It is one value for the
+	// node's life because protoactor registers a guardian process per
+	// strategy value and never removes it: a strategy per connection leaked
+	// one process per connection ever opened.
+	sessionGuardian actor.SupervisorStrategy
 }
 
 // NewNode starts a node: its actor system, its hub and its broker.
@@ -119,6 +124,7 @@ func NewNode(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, metrics: &Metrics{}, log: cfg.Logger.With(KeyNode, cfg.NodeID), draining: make(chan struct{})}
+	n.sessionGuardian = stopSessionOnPanic(n.metrics)
 	protoLog := n.log.With("lib", "protoactor")
 	n.system = actor.NewActorSystem(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return protoLog }),
@@ -191,7 +197,7 @@ type SessionOptions struct {
 func (n *Node) Connect(conn Conn, opts SessionOptions) *actor.PID {
 	props := actor.PropsFromProducer(func() actor.Actor {
 		return &session{node: n, conn: conn, opts: opts}
-	}, actor.WithGuardian(stopSessionOnPanic(n.metrics)))
+	}, actor.WithGuardian(n.sessionGuardian))
 	return n.root.SpawnPrefix(props, "session-")
 }
 

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/switchboard-rt/switchboard/actors"
@@ -29,13 +30,18 @@ const debugQueryTimeout = 2 * time.Second
 // debugActors is the /debug/actors document. Ids are the ones /debug/kill
 // takes. Lists are sorted so that two snapshots compare line by line.
 type debugActors struct {
-	Node          string         `json:"node"`
-	Hub           string         `json:"hub"`
-	Sessions      []debugSession `json:"sessions"`
-	Rooms         []debugRoom    `json:"rooms"`
-	Subscriptions []string       `json:"subscriptions,omitempty"`
-	// Counts is the number of live actors by kind: session, room, hub and,
-	// when the broker runs them as actors, subscription.
+	Node string `json:"node"`
+	Hub  string `json:"hub"`
+	// Sessions and Rooms are the hub's directory, with each room's members
+	// as the room itself reports them.
+	Sessions []debugSession `json:"sessions"`
+	Rooms    []debugRoom    `json:"rooms"`
+	// Actors is every live actor of the node by kind, read from the actor
+	// registry rather than from any actor's bookkeeping: session, room, hub,
+	// and whatever the broker runs (with Redis: redis, conn for pub/sub
+	// connections, sub for channel subscriptions). Futures are left out.
+	Actors map[string][]string `json:"actors"`
+	// Counts is len(Actors[kind]) for each kind.
 	Counts map[string]int `json:"counts"`
 }
 
@@ -51,12 +57,6 @@ type debugRoom struct {
 	// Error is set when the room did not answer in time (it may have stopped
 	// between the directory snapshot and the query).
 	Error string `json:"error,omitempty"`
-}
-
-// subscriptionLister is implemented by brokers that run one actor per
-// channel subscription; /debug/actors lists them when the broker does.
-type subscriptionLister interface {
-	SubscriptionActors() []string
 }
 
 // mountDebug adds /debug/actors and /debug/kill when --enable-kill is set.
@@ -87,10 +87,11 @@ func mountDebug(srv *transport.Server, o *options, log *slog.Logger) {
 		case mode != "stop" && mode != "panic":
 			writeDebugJSON(w, http.StatusBadRequest, map[string]string{"error": "mode must be stop or panic"})
 			return
-		case mode == "stop" && id == node.Hub().Id:
-			// The hub lives as long as the node; stopping it would leave a
-			// process that accepts sockets and routes nothing.
-			writeDebugJSON(w, http.StatusConflict, map[string]string{"error": "the hub cannot be stopped; crash it (mode=panic) or stop the process"})
+		case mode == "stop" && !strings.Contains(id, "/") && actorKind(id) != "session":
+			// Root actors other than sessions (the hub, the broker's bus)
+			// live as long as the node; stopping one would leave a process
+			// that accepts sockets and routes nothing.
+			writeDebugJSON(w, http.StatusConflict, map[string]string{"error": "a root actor lives as long as the node; crash it (mode=panic) or stop the process"})
 			return
 		}
 		if !node.Kill(id, mode == "panic") {
@@ -133,13 +134,41 @@ func listActors(node *actors.Node) (*debugActors, error) {
 		doc.Rooms = append(doc.Rooms, room)
 	}
 	slices.SortFunc(doc.Rooms, func(a, b debugRoom) int { return cmp.Compare(a.Name, b.Name) })
-	doc.Counts = map[string]int{"hub": 1, "session": len(doc.Sessions), "room": len(doc.Rooms)}
-	if sl, ok := node.Config().Broker.(subscriptionLister); ok {
-		doc.Subscriptions = sl.SubscriptionActors()
-		slices.Sort(doc.Subscriptions)
-		doc.Counts["subscription"] = len(doc.Subscriptions)
+	doc.Actors = liveActors(node)
+	doc.Counts = make(map[string]int, len(doc.Actors))
+	for kind, ids := range doc.Actors {
+		doc.Counts[kind] = len(ids)
 	}
 	return doc, nil
+}
+
+// liveActors lists every actor registered in the node's actor system, by
+// kind, futures aside.
+func liveActors(node *actors.Node) map[string][]string {
+	out := map[string][]string{}
+	for _, bucket := range node.System().ProcessRegistry.LocalPIDs.LocalPIDs {
+		for _, id := range bucket.Keys() {
+			if kind := actorKind(id); kind != "future" {
+				out[kind] = append(out[kind], id)
+			}
+		}
+	}
+	for _, ids := range out {
+		slices.Sort(ids)
+	}
+	return out
+}
+
+// actorKind is an actor id's last path element up to its first '-' or '$':
+// "hub/room-$4" is a room, "session-$9" a session, "redis-n1/sub-$3" a sub.
+func actorKind(id string) string {
+	last := id[strings.LastIndexByte(id, '/')+1:]
+	if i := strings.IndexAny(last, "-$"); i > 0 {
+		return last[:i]
+	} else if i == 0 {
+		return "anonymous"
+	}
+	return last
 }
 
 func writeDebugJSON(w http.ResponseWriter, status int, v any) {

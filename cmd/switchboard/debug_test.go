@@ -1,6 +1,7 @@
 package main
 
 import (
+	"maps"
 	"net/http"
 	"net/url"
 	"runtime"
@@ -98,6 +99,12 @@ func TestDebugKillBadRequests(t *testing.T) {
 func TestDebugKillSupervision(t *testing.T) {
 	before := runtime.NumGoroutine()
 	n := startInproc(t, "--enable-kill")
+	// The baseline is the empty node after one connection came and went:
+	// the first session brings the node's session supervisor for good.
+	warm := dialWelcome(t, n.ws("warm"))
+	_ = warm.Close()
+	waitUntil(t, "the warm-up session gone", 5*time.Second, func() bool { return actorsOf(t, n.base).Counts["session"] == 0 })
+	empty := actorsOf(t, n.base).Counts
 	alice := dialWelcome(t, n.ws("alice"))
 	bob := dialWelcome(t, n.ws("bob"))
 	carol := dialWelcome(t, n.ws("carol"))
@@ -108,6 +115,12 @@ func TestDebugKillSupervision(t *testing.T) {
 	doc := actorsOf(t, n.base)
 	if doc.Counts["session"] != 3 || doc.Counts["room"] != 1 || doc.Counts["hub"] != 1 || doc.Hub == "" {
 		t.Fatalf("counts: %+v hub %q", doc.Counts, doc.Hub)
+	}
+	// The registry and the hub's directory agree.
+	for _, s := range doc.Sessions {
+		if !slices.Contains(doc.Actors["session"], s.ID) {
+			t.Fatalf("directory session %s is not a live actor: %v", s.ID, doc.Actors)
+		}
 	}
 	lobby, ok := doc.room("lobby")
 	if !ok || len(lobby.Members) != 3 {
@@ -184,6 +197,11 @@ func TestDebugKillSupervision(t *testing.T) {
 		d := actorsOf(t, n.base)
 		return d.Counts["session"] == 0 && d.Counts["room"] == 0
 	})
+	// Every kind of actor is back to its count on the empty node: nothing
+	// a session or a room brought along (a supervisor, a timer) outlives it.
+	if d := actorsOf(t, n.base); !maps.Equal(d.Counts, empty) {
+		t.Fatalf("live actors by kind: %v, %v when the node was empty", d.Counts, empty)
+	}
 	if err := n.stop(); err != nil {
 		t.Fatal(err)
 	}
