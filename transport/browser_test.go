@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/switchboard-rt/switchboard/actors"
 	"github.com/switchboard-rt/switchboard/cluster"
 	"github.com/switchboard-rt/switchboard/transport"
@@ -34,6 +36,21 @@ import (
 // main screenshot there (the README's docs/demo.png is made this way).
 
 const webDir = "web"
+
+// browserJWTSecret signs the token of the page that connects with auth.
+var browserJWTSecret = []byte("browser-test-secret-of-32-bytes!")
+
+func browserToken(t *testing.T, sub string) string {
+	t.Helper()
+	now := time.Now()
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"sub": sub, "iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(),
+	}).SignedString(browserJWTSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
 
 type browserTools struct {
 	node, chromium string
@@ -105,7 +122,14 @@ func (d *demoNode) start() error {
 	if err != nil {
 		return err
 	}
-	srv, err := transport.New(node, transport.Config{})
+	auth, err := transport.NewHMACAuthenticator(browserJWTSecret)
+	if err != nil {
+		_ = node.Shutdown(context.Background())
+		return err
+	}
+	// Tokens are accepted on /ws but not required: alice and bob connect by
+	// name, carol with a token.
+	srv, err := transport.New(node, transport.Config{Auth: auth})
 	if err != nil {
 		_ = node.Shutdown(context.Background())
 		return err
@@ -200,7 +224,7 @@ func TestBrowserDemo(t *testing.T) {
 	cmd.Env = append(os.Environ(),
 		"SB_URL_A="+a.url(), "SB_URL_B="+b.url(),
 		"SB_NODE_A=node-a", "SB_NODE_B=node-b",
-		"SB_CONTROL="+cs.URL, "SB_API_KEY="+testAPIKey,
+		"SB_CONTROL="+cs.URL, "SB_API_KEY="+testAPIKey, "SB_TOKEN="+browserToken(t, "carol"),
 		"SB_OUT="+out, "SB_CHROMIUM="+tools.chromium,
 		"SB_TIMEOUT_MS=60000",
 	)

@@ -14,6 +14,7 @@
 //   SB_NODE_A, SB_NODE_B   their node ids
 //   SB_CONTROL             http://127.0.0.1:PORT: POST /stop-a, POST /start-a
 //   SB_API_KEY             the nodes' publish API key
+//   SB_TOKEN               a JWT for user carol, accepted by both nodes
 //   SB_OUT                 directory for screenshots
 //   SB_CHROMIUM            Chromium executable (default /usr/bin/chromium)
 //   SB_TIMEOUT_MS          overall bound (default 60000)
@@ -36,15 +37,20 @@ const NODE_A = need('SB_NODE_A');
 const NODE_B = need('SB_NODE_B');
 const CONTROL = need('SB_CONTROL');
 const API_KEY = need('SB_API_KEY');
+const TOKEN = need('SB_TOKEN');
 const OUT = need('SB_OUT');
 const CHROMIUM = process.env.SB_CHROMIUM || '/usr/bin/chromium';
 const TIMEOUT_MS = Number(process.env.SB_TIMEOUT_MS || 60000);
 const WAIT = { timeout: 10000 }; // one expectation; reconnects have their own
 
 const checks = [];
+const t0 = Date.now();
+let tLast = t0;
 function ok(what) {
   checks.push(what);
-  console.log(`ok ${checks.length} - ${what}`);
+  const now = Date.now();
+  console.log(`ok ${checks.length} - ${what} (${now - tLast} ms)`);
+  tLast = now;
 }
 
 async function control(path) {
@@ -153,7 +159,26 @@ async function main() {
     await feedItem(bob, { kind: 'system', text: 'Error user_offline' }).waitFor(WAIT);
     ok('a direct message crosses the nodes and is acknowledged; one to an offline user shows user_offline');
 
-    // 6. A backend pushes an event to the room through node A's API.
+    // 6. With a token: carol's identity comes from the token, which travels
+    // in the subprotocol offer, never in the URL.
+    const carol = await ctx.newPage();
+    carol.on('pageerror', (err) => pageErrors.push(`carol: ${err.message}`));
+    const carolURLs = [];
+    carol.on('websocket', (ws) => carolURLs.push(ws.url()));
+    await carol.goto(`${B}/`);
+    await carol.click('#auth summary');
+    await carol.fill('#token', TOKEN);
+    await carol.click('#connect');
+    await waitConnected(carol, 'carol', NODE_B);
+    assert.equal(await carol.inputValue('#name'), 'carol', 'the name field shows the token\'s sub');
+    assert.deepEqual(carolURLs.map((u) => new URL(u).search), [''], 'no token or client_id in the WebSocket URL');
+    await sendTo(alice, { user: 'carol' }, 'hi carol, from node A');
+    await feedItem(carol, { kind: 'direct', from: 'alice', text: 'hi carol, from node A' }).waitFor(WAIT);
+    await carol.close();
+    await feedItem(alice, { kind: 'system', text: 'carol disconnected' }).waitFor(WAIT);
+    ok('carol connects with a token (sent as the bearer subprotocol, not in the URL), is named by it, and gets a direct message');
+
+    // 7. A backend pushes an event to the room through node A's API.
     const res = await fetch(`${A}/api/publish`, {
       method: 'POST',
       headers: { Authorization: `Bearer ${API_KEY}`, 'Content-Type': 'application/json' },
@@ -167,7 +192,7 @@ async function main() {
     }
     ok('an event published with POST /api/publish on node A shows on both pages');
 
-    // 7. Message rates appear once two /stats samples are in.
+    // 8. Message rates appear once two /stats samples are in.
     await alice.waitForFunction(() => /^\d/.test(document.getElementById('stat-out').textContent), null, WAIT);
     const shotA = join(OUT, 'demo-node-a.png');
     const shotB = join(OUT, 'demo-node-b.png');
@@ -175,7 +200,7 @@ async function main() {
     await bob.screenshot({ path: shotB });
     ok(`message rates show on the node panel; screenshots: ${shotA} ${shotB}`);
 
-    // 8. Node A goes away: alice's page says so and keeps trying; bob sees
+    // 9. Node A goes away: alice's page says so and keeps trying; bob sees
     // alice leave.
     await control('/stop-a');
     await alice.locator('#status[data-state="reconnecting"]').waitFor(WAIT);
@@ -185,7 +210,7 @@ async function main() {
     await bob.locator('#people li[data-online="no"]', { hasText: 'alice' }).waitFor(WAIT);
     ok('when node A stops, alice\'s page shows "reconnecting" and the node unreachable; bob sees alice leave and go offline');
 
-    // 9. Node A is back on the same port: the page reconnects by itself,
+    // 10. Node A is back on the same port: the page reconnects by itself,
     // rejoins #lobby, and messages flow again.
     await control('/start-a');
     await alice.locator('#status[data-state="connected"]').waitFor({ timeout: 20000 });
@@ -200,7 +225,7 @@ async function main() {
     await alice.locator('#node-live[data-live="yes"]').waitFor(WAIT);
     ok('after node A restarts on the same port, alice reconnects and rejoins #lobby on her own; room and direct messages flow again');
 
-    // 10. Disconnecting on purpose does not reconnect, and others see it.
+    // 11. Disconnecting on purpose does not reconnect, and others see it.
     await bob.click('#disconnect');
     await bob.locator('#status[data-state="idle"]', { hasText: 'Disconnected' }).waitFor(WAIT);
     await feedItem(alice, { kind: 'system', text: 'bob disconnected' }).waitFor(WAIT);
