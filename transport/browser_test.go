@@ -21,6 +21,7 @@ import (
 
 	"github.com/switchboard-rt/switchboard/actors"
 	"github.com/switchboard-rt/switchboard/cluster"
+	"github.com/switchboard-rt/switchboard/cluster/redistest"
 	"github.com/switchboard-rt/switchboard/transport"
 )
 
@@ -90,9 +91,9 @@ func browserToolsOrSkip(t *testing.T) browserTools {
 // demoNode is a node serving the demo page and the publish API, restartable
 // on the same address.
 type demoNode struct {
-	t      *testing.T
-	id     string
-	fabric *cluster.Fabric
+	t         *testing.T
+	id        string
+	newBroker func() (actors.Broker, error) // a fresh broker for each start
 
 	mu   sync.Mutex // guards the fields below: the control handler and cleanup
 	addr string
@@ -102,9 +103,9 @@ type demoNode struct {
 	done chan struct{} // closed when Serve returns
 }
 
-func startDemoNode(t *testing.T, fabric *cluster.Fabric, id string) *demoNode {
+func startDemoNode(t *testing.T, newBroker func() (actors.Broker, error), id string) *demoNode {
 	t.Helper()
-	d := &demoNode{t: t, id: id, fabric: fabric, addr: "127.0.0.1:0"}
+	d := &demoNode{t: t, id: id, newBroker: newBroker, addr: "127.0.0.1:0"}
 	if err := d.start(); err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +119,11 @@ func (d *demoNode) start() error {
 	if d.node != nil {
 		return errors.New("already running")
 	}
-	node, err := actors.NewNode(actors.Config{NodeID: d.id, Broker: d.fabric.Broker(), PingInterval: 5 * time.Second})
+	broker, err := d.newBroker()
+	if err != nil {
+		return err
+	}
+	node, err := actors.NewNode(actors.Config{NodeID: d.id, Broker: broker, PingInterval: 5 * time.Second})
 	if err != nil {
 		return err
 	}
@@ -175,6 +180,23 @@ func (d *demoNode) url() string {
 	return "http://" + d.addr
 }
 
+// browserBrokers joins the test's nodes with a real redis-server when one is
+// installed (as under .ci/run), else with the in-process fabric. The second
+// result releases what the first one needs, once the nodes are stopped.
+func browserBrokers(t *testing.T) (func() (actors.Broker, error), func()) {
+	if _, err := redistest.Binary(); err != nil {
+		t.Logf("brokers: in-process fabric (%v)", err)
+		fabric := cluster.NewFabric()
+		t.Cleanup(fabric.Close)
+		return func() (actors.Broker, error) { return fabric.Broker(), nil }, fabric.Close
+	}
+	rs := redistest.Start(t) // this test's own server: no channel prefix needed
+	t.Logf("brokers: Redis at %s", rs.URL())
+	return func() (actors.Broker, error) {
+		return cluster.NewRedis(cluster.RedisConfig{URL: rs.URL()})
+	}, func() {}
+}
+
 // screenshotDir is where the run's screenshots are kept.
 func screenshotDir(t *testing.T) string {
 	if f := flag.Lookup("test.artifacts"); f != nil && f.Value.String() == "true" {
@@ -193,12 +215,10 @@ func screenshotDir(t *testing.T) string {
 // web/e2e/browser.test.mjs; each one it passes is logged.
 func TestBrowserDemo(t *testing.T) {
 	tools := browserToolsOrSkip(t)
-	checkGoroutines := goroutineBaseline(t)
-
-	fabric := cluster.NewFabric()
-	t.Cleanup(fabric.Close)
-	a := startDemoNode(t, fabric, "node-a")
-	b := startDemoNode(t, fabric, "node-b")
+	newBroker, closeBrokers := browserBrokers(t)
+	checkGoroutines := goroutineBaseline(t) // after the redis-server's waiter
+	a := startDemoNode(t, newBroker, "node-a")
+	b := startDemoNode(t, newBroker, "node-b")
 
 	control := http.NewServeMux()
 	control.HandleFunc("POST /stop-a", func(w http.ResponseWriter, r *http.Request) {
@@ -266,7 +286,7 @@ func TestBrowserDemo(t *testing.T) {
 	cs.Close()
 	a.stop()
 	b.stop()
-	fabric.Close()
+	closeBrokers()
 	http.DefaultClient.CloseIdleConnections()
 	checkGoroutines()
 }
