@@ -180,15 +180,18 @@ function send(obj) {
   return true;
 }
 
+// wsURL is the node's /ws next to this page: relative, so that the page
+// also works when the node is mounted under a path prefix.
 function wsURL() {
-  const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  const q = new URLSearchParams();
+  const url = new URL('ws', location.href);
+  url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  url.search = '';
+  url.hash = '';
   const name = ui.name.value.trim();
   // With a token the node takes the id from its sub; a different
   // client_id would be refused, so none is sent.
-  if (name && !ui.token.value.trim()) q.set('client_id', name);
-  const qs = q.toString();
-  return `${proto}//${location.host}/ws${qs ? '?' + qs : ''}`;
+  if (name && !ui.token.value.trim()) url.searchParams.set('client_id', name);
+  return url.href;
 }
 
 function open() {
@@ -493,7 +496,7 @@ async function pollStats() {
   const ctl = new AbortController();
   const t = setTimeout(() => ctl.abort(), STATS_EVERY_MS - 100);
   try {
-    const res = await fetch('/stats', { cache: 'no-store', signal: ctl.signal });
+    const res = await fetch('stats', { cache: 'no-store', signal: ctl.signal });
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     const s = await res.json();
     const now = performance.now();
