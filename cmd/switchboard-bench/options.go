@@ -30,6 +30,7 @@ type options struct {
 	sourceIPs   []string
 	users       int
 	readBuffer  int
+	cpuProfile  string
 	quiet       bool
 
 	rooms    int
@@ -78,6 +79,7 @@ func parseOptions(args []string, out io.Writer) (*options, error) {
 	srcIPs := fs.String("source-ips", "", "source addresses for the clients, spread round robin: a list (127.0.0.2,127.0.0.3) or a range (127.0.0.2-127.0.0.50)")
 	fs.IntVar(&o.users, "users", 0, "distinct user ids among the clients (0: one per connection); fewer users means less presence traffic while connecting")
 	fs.IntVar(&o.readBuffer, "read-buffer", 0, "gws read buffer per connection of the servers this tool starts (0: default, 4096)")
+	fs.StringVar(&o.cpuProfile, "server-cpuprofile", "", "with --spawn: write each child server's CPU profile to FILE.switchboard / FILE.baseline")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress on stderr")
 	fs.IntVar(&o.rooms, "rooms", 10, "room: number of rooms")
 	fs.IntVar(&o.members, "members", 100, "room: members per room, the publisher included")

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -46,7 +47,8 @@ type target struct {
 
 // serverOptions configure servers the tool starts itself.
 type serverOptions struct {
-	readBuffer int // gws read buffer per connection; 0: the server's default
+	readBuffer int    // gws read buffer per connection; 0: the server's default
+	cpuProfile string // child servers only: write a CPU profile here
 }
 
 // startTarget starts (or names) the servers of one run.
@@ -161,8 +163,11 @@ func startChild(kind string, count int, so serverOptions) (*target, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(exe, "serve", "--kind", kind, "--count", strconv.Itoa(count),
-		"--read-buffer", strconv.Itoa(so.readBuffer))
+	args := []string{"serve", "--kind", kind, "--count", strconv.Itoa(count), "--read-buffer", strconv.Itoa(so.readBuffer)}
+	if so.cpuProfile != "" {
+		args = append(args, "--cpuprofile", so.cpuProfile+"."+kind)
+	}
+	cmd := exec.Command(exe, args...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
@@ -223,8 +228,20 @@ func serveMain(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	count := fs.Int("count", 1, "nodes to start (switchboard only; they share an in-process fabric)")
 	readBuf := fs.Int("read-buffer", 0, "gws read buffer per connection in bytes (0: the server's default)")
 	maxLife := fs.Duration("max-life", time.Hour, "exit after this long whatever happens")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the servers to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if *kind != kindSwitchboard && *kind != kindBaseline {
 		return fmt.Errorf("--kind %q: want switchboard or baseline", *kind)

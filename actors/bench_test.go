@@ -1,0 +1,309 @@
+package actors
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// Benchmarks of the hot paths: decoding a client frame, encoding an event,
+// decoding a broker envelope, and a room's fan-out through the actors to
+// fake connections. Run with `make bench`; figures are in docs/benchmarks.md.
+
+var (
+	benchContent = strings.Repeat("x", 64)
+	benchFrame   = []byte(`{"type":"room_message","room":"lobby","content":"` + benchContent + `","id":"m-1"}`)
+)
+
+func BenchmarkDecodeCommand(b *testing.B) {
+	cases := []struct {
+		name  string
+		frame []byte
+	}{
+		{"room_message", benchFrame},
+		{"chat", []byte(`{"type":"chat","content":"` + benchContent + `"}`)},
+		{"join_room", []byte(`{"type":"join_room","room":"lobby"}`)},
+		{"invalid_json", []byte(`{"type":"chat","content":`)},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(c.frame)))
+			for b.Loop() {
+				if DecodeCommand(c.frame) == nil {
+					b.Fatal("nil command")
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkEncodeEvent(b *testing.B) {
+	b.Run("chat_room", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = ChatEvent("user-1234", "lobby", benchContent)
+		}
+	})
+	b.Run("chat_escaped", func(b *testing.B) {
+		content := strings.Repeat(`a "quoted" line\n`, 4)
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = ChatEvent("user-1234", "", content)
+		}
+	})
+	b.Run("user_joined", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = RoomPresenceEvent("user_joined", "user-1234", "lobby")
+		}
+	})
+	b.Run("envelope", func(b *testing.B) {
+		ev := ChatEvent("user-1234", "lobby", benchContent)
+		env := &Envelope{Type: EnvRoom, Room: "lobby", Node: "node-1", Payload: ev.JSON}
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = env.Encode()
+		}
+	})
+}
+
+func BenchmarkDecodeEnvelope(b *testing.B) {
+	ev := ChatEvent("user-1234", "lobby", benchContent)
+	data := (&Envelope{Type: EnvRoom, Room: "lobby", Node: "node-1", Payload: ev.JSON}).Encode()
+	b.Run("room", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			if _, err := DecodeEnvelope(data); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("inbound", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			if _, err := NewInbound(data); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// benchSink counts the frames every fake connection of a benchmark is
+// handed and signals when a target count is reached.
+type benchSink struct {
+	frames  atomic.Int64
+	flushes atomic.Int64
+	target  atomic.Int64
+	reached chan struct{}
+}
+
+func newBenchSink() *benchSink { return &benchSink{reached: make(chan struct{}, 1)} }
+
+// expect arms the sink: reached is signalled when frames reaches n.
+func (s *benchSink) expect(n int64) {
+	s.target.Store(n)
+	if s.frames.Load() >= n {
+		s.signal()
+	}
+}
+
+func (s *benchSink) signal() {
+	select {
+	case s.reached <- struct{}{}:
+	default:
+	}
+}
+
+func (s *benchSink) wait(b *testing.B, what string) {
+	select {
+	case <-s.reached:
+	case <-time.After(time.Minute):
+		b.Fatalf("%s: %d frames, want %d", what, s.frames.Load(), s.target.Load())
+	}
+}
+
+// benchConn is a Conn that only counts: the fan-out is measured without
+// sockets.
+type benchConn struct{ sink *benchSink }
+
+func (c benchConn) Enqueue([]byte) bool {
+	if n := c.sink.frames.Add(1); n == c.sink.target.Load() {
+		c.sink.signal()
+	}
+	return true
+}
+func (c benchConn) Flush()                  { c.sink.flushes.Add(1) }
+func (c benchConn) Close(CloseCode, string) {}
+func (c benchConn) Abort(CloseCode, string) {}
+
+// fanoutNode is a node with members sessions on fake connections, all in
+// one room.
+type fanoutNode struct {
+	node    *Node
+	sink    *benchSink
+	members []*actor.PID
+}
+
+// benchSession is the real session actor plus one benchmark-only message,
+// benchJoin: a join that takes effect without user_joined events. Joining
+// 10,000 members through join_room would first fan out 50 million presence
+// events (each join reaches every member already in the room).
+type benchSession struct{ session }
+
+type benchJoin struct{ room string }
+
+func (b *benchSession) Receive(ctx actor.Context) {
+	if m, ok := ctx.Message().(*benchJoin); ok {
+		// What JoinRoomCmd does, with the room told to stay silent.
+		b.rooms[m.room] = nil
+		b.joining++
+		ctx.Send(b.node.hub, &joinRoom{room: m.room, session: b.self, user: b.opts.User, silent: true})
+		return
+	}
+	b.session.Receive(ctx)
+}
+
+func newFanoutNode(b *testing.B, broker Broker, members int) *fanoutNode {
+	b.Helper()
+	node, err := NewNode(Config{Broker: broker, RatePerSecond: -1, PingInterval: time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := &fanoutNode{node: node, sink: newBenchSink()}
+	b.Cleanup(f.close)
+	// Every session sends a welcome when it starts. They all belong to one
+	// user: distinct users would first cost a user_connected to every
+	// session for each of them.
+	f.sink.expect(int64(members))
+	for i := 0; i < members; i++ {
+		opts := SessionOptions{User: "bench"}
+		props := actor.PropsFromProducer(func() actor.Actor {
+			return &benchSession{session{node: node, conn: benchConn{sink: f.sink}, opts: opts}}
+		}, actor.WithGuardian(stopSessionOnPanic(node.metrics)))
+		f.members = append(f.members, node.root.SpawnPrefix(props, "session-"))
+	}
+	f.sink.wait(b, "welcomes")
+	return f
+}
+
+// close tears the node down without the quadratic goodbye: stopping the
+// sessions while their room lives would fan user_left out to every
+// remaining member for each one that goes (50 million events for 10,000
+// members), and that work would overlap the next measurement. The hub, and
+// with it the room, is stopped first; then the sessions; then the node.
+func (f *fanoutNode) close() {
+	f.node.root.StopFuture(f.node.hub).Wait()
+	futures := make([]*actor.Future, 0, len(f.members))
+	for _, pid := range f.members {
+		futures = append(futures, f.node.root.StopFuture(pid))
+	}
+	for _, fu := range futures {
+		_ = fu.Wait()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = f.node.Shutdown(ctx)
+}
+
+// join puts every member in room and waits until the room has them all.
+// Each session is told of its membership (roomJoined) before the room
+// answers the query, so a command sent to a member afterwards finds it in.
+func (f *fanoutNode) join(b *testing.B, room string) {
+	b.Helper()
+	for _, pid := range f.members {
+		f.node.root.Send(pid, &benchJoin{room: room})
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		res, err := f.node.root.RequestFuture(f.node.hub, &DirectoryQuery{}, 10*time.Second).Result()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if id, ok := res.(*Directory).Rooms[room]; ok {
+			rm, err := f.node.root.RequestFuture(f.node.system.NewLocalPID(id), &RoomQuery{}, 10*time.Second).Result()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(rm.(*RoomMembers).Members) == len(f.members) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("members did not join")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// BenchmarkRoomFanout sends room messages from one member's session and
+// stops the timer only when every member's connection has been handed every
+// message. One op is one message to all members; ns/delivery and
+// allocs/delivery divide by the member count.
+func BenchmarkRoomFanout(b *testing.B) {
+	for _, members := range []int{100, 1000, 10000} {
+		for _, mode := range []string{"pipelined", "one_at_a_time"} {
+			b.Run("members="+strconv.Itoa(members)+"/"+mode, func(b *testing.B) {
+				benchRoomFanout(b, members, mode == "pipelined")
+			})
+		}
+	}
+}
+
+func benchRoomFanout(b *testing.B, members int, pipelined bool) {
+	f := newFanoutNode(b, newBenchBroker(), members)
+	f.join(b, "lobby")
+	sender := f.members[0]
+	cmd := &RoomMessageCmd{Room: "lobby", Content: benchContent}
+	base := f.sink.frames.Load()
+	f.sink.expect(base + int64(members))
+	f.node.Send(sender, cmd)
+	f.sink.wait(b, "first message")
+
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	base = f.sink.frames.Load()
+	flushes := f.sink.flushes.Load()
+	if pipelined {
+		f.sink.expect(base + int64(b.N)*int64(members))
+		for i := 0; i < b.N; i++ {
+			f.node.Send(sender, cmd)
+		}
+		f.sink.wait(b, "fan-out")
+	} else {
+		for i := 1; i <= b.N; i++ {
+			f.sink.expect(base + int64(i)*int64(members))
+			f.node.Send(sender, cmd)
+			f.sink.wait(b, "fan-out")
+		}
+	}
+	b.StopTimer()
+	deliveries := float64(b.N) * float64(members)
+	b.ReportMetric(float64(time.Since(start).Nanoseconds())/deliveries, "ns/delivery")
+	b.ReportMetric(deliveries/time.Since(start).Seconds(), "deliveries/s")
+	b.ReportMetric(float64(f.sink.flushes.Load()-flushes)/deliveries, "flushes/delivery")
+}
+
+// benchBroker is a Broker that accepts every publish and delivers nothing:
+// a single node's fan-out without the in-process fabric's envelope decode.
+type benchBroker struct{}
+
+func newBenchBroker() Broker { return benchBroker{} }
+
+func (benchBroker) Start(BrokerHost) error                               { return nil }
+func (benchBroker) Publish(string, []byte) error                         { return nil }
+func (benchBroker) Subscribe(string, *actor.PID)                         {}
+func (benchBroker) Unsubscribe(string, *actor.PID)                       {}
+func (benchBroker) SendDirect(_ string, _ []byte, done func(int, error)) { done(0, nil) }
+func (benchBroker) UserOnline(string)                                    {}
+func (benchBroker) UserOffline(string)                                   {}
+func (benchBroker) State() BrokerState                                   { return BrokerState{Kind: "bench", Connected: true} }
+func (benchBroker) Close(context.Context) error                          { return nil }
