@@ -62,6 +62,11 @@ func (s *session) Receive(ctx actor.Context) {
 		}
 	case Command:
 		s.node.metrics.MessagesIn.Add(1)
+		// The rate limit is charged on arrival, before a command may wait in
+		// the stash: nobody can queue an unmetered flood behind a join.
+		if !s.admit(ctx, m) {
+			return
+		}
 		if s.joining > 0 {
 			s.stash = append(s.stash, m)
 			return
@@ -193,7 +198,31 @@ func (s *session) ack(ctx actor.Context, id json.RawMessage) {
 	}
 }
 
-// handle executes one client command.
+// admit spends a rate-limit token for a client command. Without one the
+// client gets rate_limited, and after RateStrikes refusals in a row the
+// connection is closed with 1008. Every command counts, heartbeat replies
+// included: a flood of {"type":"pong"} costs the node as much as any other.
+func (s *session) admit(ctx actor.Context, c Command) bool {
+	if s.closed {
+		return false
+	}
+	if !s.bucket.Allow(time.Now()) {
+		s.node.metrics.RateLimited.Add(1)
+		s.strikes++
+		if s.strikes >= s.node.cfg.RateStrikes {
+			s.node.metrics.PolicyClosed.Add(1)
+			s.close(ClosePolicy, "rate limit exceeded")
+			ctx.Stop(s.self)
+			return false
+		}
+		s.fail(ctx, CodeRateLimited, "too many messages; slow down", c.commandID())
+		return false
+	}
+	s.strikes = 0
+	return true
+}
+
+// handle executes one client command, already admitted by the rate limit.
 func (s *session) handle(ctx actor.Context, c Command) {
 	if s.closed {
 		return
@@ -202,21 +231,6 @@ func (s *session) handle(ctx actor.Context, c Command) {
 		s.ack(ctx, ja.id)
 		return
 	}
-	// Every command spends a token, heartbeat replies included: a flood of
-	// {"type":"pong"} costs the node as much as any other.
-	if !s.bucket.Allow(time.Now()) {
-		s.node.metrics.RateLimited.Add(1)
-		s.strikes++
-		if s.strikes >= s.node.cfg.RateStrikes {
-			s.node.metrics.PolicyClosed.Add(1)
-			s.close(ClosePolicy, "rate limit exceeded")
-			ctx.Stop(s.self)
-			return
-		}
-		s.fail(ctx, CodeRateLimited, "too many messages; slow down", c.commandID())
-		return
-	}
-	s.strikes = 0
 	prefix := s.node.cfg.ChannelPrefix
 	switch m := c.(type) {
 	case *BadFrame:
