@@ -1,6 +1,8 @@
 package cluster_test
 
 import (
+	"log/slog"
+	"os"
 	"context"
 	"fmt"
 	"net"
@@ -30,6 +32,7 @@ func testRedisConfig(url string) cluster.RedisConfig {
 		FlushWait:      2 * time.Second,
 		PresenceTTL:    1500 * time.Millisecond,
 		CommandTimeout: 2 * time.Second,
+		Logger:         slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 }
 

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/asynkron/protoactor-go/scheduler"
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 
@@ -169,7 +168,6 @@ type Redis struct {
 
 	host   actors.BrokerHost
 	keys   redisKeys
-	timers *scheduler.TimerScheduler
 	bus    *actor.PID
 	out    *outbox
 	pres   *presence
@@ -213,9 +211,14 @@ func (r *Redis) Config() RedisConfig { return r.cfg }
 // reconnect means no state of a failed connection (pool circuit breaker,
 // remembered subscriptions) outlives it.
 func (r *Redis) newClient(role string) *redis.Client {
+	return redis.NewClient(r.clientOptions(role))
+}
+
+// clientOptions is a private copy of the parsed options for one client.
+func (r *Redis) clientOptions(role string) *redis.Options {
 	o := *r.opts
 	o.ClientName = "switchboard:" + r.host.NodeID + ":" + role
-	return redis.NewClient(&o)
+	return &o
 }
 
 // goTracked runs f on a goroutine that Close waits for.
@@ -242,7 +245,6 @@ func (r *Redis) Start(host actors.BrokerHost) error {
 	r.host = host
 	r.log = r.log.With(actors.KeyNode, host.NodeID)
 	r.keys = newRedisKeys(host.Prefix, host.NodeID)
-	r.timers = scheduler.NewTimerScheduler(host.Root)
 	r.out = newOutbox(r)
 	r.pres = newPresence(r)
 	props := actor.PropsFromProducer(func() actor.Actor { return newBus(r) },

@@ -3,13 +3,13 @@ package cluster
 import (
 	"context"
 	"errors"
+	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/asynkron/protoactor-go/scheduler"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/switchboard-rt/switchboard/actors"
@@ -48,7 +48,7 @@ type pubsubConn struct {
 	probeSent  time.Time
 	probeSeq   uint64
 
-	cancelTick scheduler.CancelFunc
+	ticker *time.Timer // fires the next connTick
 }
 
 // Messages from a link's goroutines. Those that concern the connection's
@@ -75,9 +75,9 @@ type linkFailed struct {
 }
 
 // timer -> connection: check the probe and the subscription deadline.
-type connTick struct{}
+type connTick struct{ link *link }
 
-func (connTick) IgnoreDeadLetterLogging() {}
+func (*connTick) IgnoreDeadLetterLogging() {}
 
 var (
 	errProbeTimeout     = errors.New("cluster: redis: probe not answered in time")
@@ -111,8 +111,11 @@ func (c *pubsubConn) Receive(ctx actor.Context) {
 		if m.link == c.link {
 			c.fail(m.err)
 		}
-	case connTick:
-		c.tick()
+	case *connTick:
+		if m.link == c.link {
+			c.tick()
+			c.scheduleTick()
+		}
 	case *snapshot:
 		c.applySnapshot(ctx, m)
 	case *route:
@@ -150,9 +153,15 @@ func (c *pubsubConn) start(ctx actor.Context) {
 	c.startedAt = time.Now()
 	c.link = openLink(c.r, c.self, c.probe)
 	ctx.Request(c.bus, &snapshotQuery{index: c.index})
-	every := min(c.r.cfg.ProbeIdle, c.r.cfg.ProbeTimeout) / 4
-	every = max(every, 10*time.Millisecond)
-	c.cancelTick = c.r.timers.SendRepeatedly(every, every, c.self, connTick{})
+	c.scheduleTick()
+}
+
+// scheduleTick arranges the next connTick, a quarter of the shorter of
+// ProbeIdle and ProbeTimeout from now.
+func (c *pubsubConn) scheduleTick() {
+	every := max(min(c.r.cfg.ProbeIdle, c.r.cfg.ProbeTimeout)/4, 10*time.Millisecond)
+	root, self, msg := c.r.host.Root, c.self, &connTick{link: c.link}
+	c.ticker = time.AfterFunc(every, func() { root.Send(self, msg) })
 }
 
 func (c *pubsubConn) applySnapshot(ctx actor.Context, m *snapshot) {
@@ -241,9 +250,9 @@ func (c *pubsubConn) fail(err error) {
 // shutdown releases the incarnation's link and timer. It runs when the actor
 // restarts or stops and must not panic.
 func (c *pubsubConn) shutdown() {
-	if c.cancelTick != nil {
-		c.cancelTick()
-		c.cancelTick = nil
+	if c.ticker != nil {
+		c.ticker.Stop()
+		c.ticker = nil
 	}
 	if c.link != nil {
 		c.link.close()
@@ -276,6 +285,35 @@ type link struct {
 	once sync.Once
 
 	lastRead atomic.Int64 // unix ns of the last read; written by the read loop, read by the actor
+	broken   atomic.Bool  // a connection of this link failed; set by linkConn, read by the dialer
+}
+
+var errLinkBroken = errors.New("cluster: redis: link broken; a new one replaces it")
+
+// linkConn marks its link broken when a read or write fails for any reason
+// other than a deadline.
+type linkConn struct {
+	net.Conn
+	broken *atomic.Bool
+}
+
+func (c *linkConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	c.check(err)
+	return n, err
+}
+
+func (c *linkConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	c.check(err)
+	return n, err
+}
+
+func (c *linkConn) check(err error) {
+	var ne net.Error
+	if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
+		c.broken.Store(true)
+	}
 }
 
 // subOp is one SUBSCRIBE or UNSUBSCRIBE of some channels.
@@ -288,11 +326,25 @@ type subOp struct {
 const maxChannelsPerCommand = 1000
 
 func openLink(r *Redis, self *actor.PID, probe string) *link {
-	client := r.newClient("sub")
-	l := &link{
-		r: r, self: self, probe: probe, client: client, ps: client.Subscribe(r.ctx),
-		wake: make(chan struct{}, 1), quit: make(chan struct{}),
+	l := &link{r: r, self: self, probe: probe, wake: make(chan struct{}, 1), quit: make(chan struct{})}
+	opts := r.clientOptions("sub")
+	dial := redis.NewDialer(opts)
+	opts.Dialer = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		// go-redis reconnects a broken PubSub by itself, inside Receive,
+		// and re-subscribes what it remembers, before it reports the
+		// error. That zombie subscription would swallow messages until
+		// this link is closed; a link dials only until it breaks.
+		if l.broken.Load() {
+			return nil, errLinkBroken
+		}
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &linkConn{Conn: c, broken: &l.broken}, nil
 	}
+	l.client = redis.NewClient(opts)
+	l.ps = l.client.Subscribe(r.ctx)
 	l.lastRead.Store(time.Now().UnixNano())
 	r.goTracked(l.read)
 	r.goTracked(l.write)

@@ -61,10 +61,12 @@ type outbox struct {
 	receivers   map[string]int64 // channel -> subscribers that heard its last publish
 	failures    int              // round trips failed in a row
 	retryAt     time.Time
-	quorumEpoch uint64 // recovery epoch whose quorum check passed
-	quorumFor   uint64 // recovery epoch being checked
-	quorumSince time.Time
-	quorumPeers []string
+	epoch       uint64              // the connections' recovery epoch the fields below are about
+	since       time.Time           // when that recovery happened
+	peers       []string            // the other nodes alive before it
+	verified    map[string]struct{} // channels seen with their audience back since
+	peersBack   bool                // the peers are registered again since
+	gaveUp      bool                // FlushWait ran out for this recovery
 	holdEpoch   uint64 // hold the queue until a recovery newer than this
 	holding     bool
 	batch       []outItem
@@ -291,12 +293,15 @@ func (o *outbox) step() (time.Duration, bool) {
 		}
 		return wait, true
 	}
-	if epoch != o.quorumEpoch {
-		if wait, ok := o.quorum(epoch); !ok {
-			return wait, true
-		}
+	if epoch != o.epoch {
+		o.epoch, o.since, o.peers = epoch, time.Now(), o.r.pres.peers()
+		o.verified, o.peersBack, o.gaveUp = make(map[string]struct{}), false, false
 	}
-	o.send()
+	n, wait := o.sendable()
+	if n == 0 {
+		return wait, true
+	}
+	o.send(n)
 	return 0, true
 }
 
@@ -347,48 +352,41 @@ func (o *outbox) ping() time.Duration {
 	return 0
 }
 
-// quorum waits, after a recovery, for the subscribers the queued commands
-// need: every channel about to be published on must have at least as many
-// subscribers as heard its last publish, and the nodes that were alive
-// before must be registered again (for direct messages). It gives up after
-// FlushWait.
-func (o *outbox) quorum(epoch uint64) (time.Duration, bool) {
-	if o.quorumFor != epoch {
-		o.quorumFor, o.quorumSince = epoch, time.Now()
-		o.quorumPeers = o.r.pres.peers()
-	}
-	if time.Since(o.quorumSince) > o.r.cfg.FlushWait {
-		o.r.stats.flushTimeouts.Add(1)
-		o.r.log.Warn("redis: other nodes' subscriptions not back in time; flushing anyway", "after", o.r.cfg.FlushWait)
-		o.quorumEpoch = epoch
-		return 0, true
-	}
+// sendable returns how many commands at the head of the queue may leave
+// now (at most MaxBatch), or 0 and how long to wait. After a recovery of
+// this node's connections, the other nodes' subscriptions may not be back
+// yet, and what is published before they are is lost to them. So a publish
+// leaves only once its channel has, again, at least as many subscribers as
+// heard its last publish before (PUBSUB NUMSUB), and a direct message only
+// once the nodes alive before are registered again; FlushWait after the
+// recovery, everything leaves (a node may have died meanwhile). Presence
+// updates need no listener and always leave. Order is kept: the first
+// command that must wait holds those behind it.
+func (o *outbox) sendable() (int, time.Duration) {
+	o.mu.Lock()
+	head := o.items[o.head:min(len(o.items), o.head+o.maxBatch)]
 	var chans []string
 	var want []int64
 	directs := false
-	seen := make(map[string]bool)
-	o.mu.Lock()
-	for _, it := range o.items[o.head:] {
+	for _, it := range head {
 		switch it.kind {
 		case outPublish:
-			if n := o.receivers[it.channel]; n > 0 && !seen[it.channel] && len(chans) < 256 {
-				seen[it.channel] = true
-				chans, want = append(chans, it.channel), append(want, n)
+			if _, ok := o.verified[it.channel]; !ok && o.receivers[it.channel] > 0 && !slices.Contains(chans, it.channel) && len(chans) < 256 {
+				chans, want = append(chans, it.channel), append(want, o.receivers[it.channel])
 			}
 		case outDirect:
-			directs = true
+			directs = directs || !o.peersBack && len(o.peers) > 0
 		}
 	}
 	o.mu.Unlock()
-	var peers []string
-	if directs {
-		for _, p := range o.quorumPeers {
-			peers = append(peers, o.r.keys.prefix+":presence:alive:"+p)
-		}
+	if len(chans) == 0 && !directs || o.gaveUp {
+		return len(head), 0
 	}
-	if len(chans) == 0 && len(peers) == 0 {
-		o.quorumEpoch = epoch
-		return 0, true
+	if time.Since(o.since) > o.r.cfg.FlushWait {
+		o.gaveUp = true
+		o.r.stats.flushTimeouts.Add(1)
+		o.r.log.Warn("redis: other nodes' subscriptions not back in time; sending anyway", "after", o.r.cfg.FlushWait)
+		return len(head), 0
 	}
 	ctx, cancel := context.WithTimeout(o.r.ctx, o.r.cfg.CommandTimeout)
 	defer cancel()
@@ -398,36 +396,59 @@ func (o *outbox) quorum(epoch uint64) (time.Duration, bool) {
 	if len(chans) > 0 {
 		numsub = pipe.PubSubNumSub(ctx, chans...)
 	}
-	if len(peers) > 0 {
-		exists = pipe.Exists(ctx, peers...)
+	if directs {
+		keys := make([]string, len(o.peers))
+		for i, p := range o.peers {
+			keys[i] = o.r.keys.prefix + ":presence:alive:" + p
+		}
+		exists = pipe.Exists(ctx, keys...)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		o.failed(err)
-		return time.Until(o.retryAt), false
+		return 0, time.Until(o.retryAt)
 	}
 	if numsub != nil {
 		got := numsub.Val()
 		for i, ch := range chans {
-			if got[ch] < want[i] {
-				return 20 * time.Millisecond, false
+			if got[ch] >= want[i] {
+				o.verified[ch] = struct{}{}
 			}
 		}
 	}
-	if exists != nil && exists.Val() < int64(len(peers)) {
-		return 20 * time.Millisecond, false
+	if exists != nil && exists.Val() >= int64(len(o.peers)) {
+		o.peersBack = true
 	}
-	o.quorumEpoch = epoch
-	return 0, true
+	// A resync may have been inserted at the head meanwhile: scan again,
+	// under the lock. (An insertion after this only shifts a prefix that is
+	// all sendable.)
+	o.mu.Lock()
+	head = o.items[o.head:min(len(o.items), o.head+o.maxBatch)]
+	n := 0
+	for _, it := range head {
+		if it.kind == outPublish && o.receivers[it.channel] > 0 {
+			if _, ok := o.verified[it.channel]; !ok {
+				break
+			}
+		}
+		if it.kind == outDirect && !o.peersBack && len(o.peers) > 0 {
+			break
+		}
+		n++
+	}
+	o.mu.Unlock()
+	if n == 0 {
+		return 0, 20 * time.Millisecond
+	}
+	return n, 0
 }
 
 // itemCmds is the range of pipeline commands an item produced.
 type itemCmds struct{ from, to int }
 
-// send takes up to MaxBatch commands from the head of the queue, sends them
-// in one round trip and completes, retries or holds each.
-func (o *outbox) send() {
+// send takes n commands from the head of the queue, sends them in one round
+// trip and completes, retries or holds each.
+func (o *outbox) send(n int) {
 	o.mu.Lock()
-	n := min(len(o.items)-o.head, o.maxBatch)
 	o.batch = append(o.batch[:0], o.items[o.head:o.head+n]...)
 	o.sending = n
 	var users []string
@@ -442,6 +463,7 @@ func (o *outbox) send() {
 	}
 	o.mu.Unlock()
 
+	_, epoch := o.r.health.allUp()
 	ctx, cancel := context.WithTimeout(o.r.ctx, o.r.cfg.CommandTimeout)
 	defer cancel()
 	client := o.conn()
@@ -487,7 +509,7 @@ func (o *outbox) send() {
 		o.succeeded()
 	}
 	if suspects > 0 {
-		o.checkSuspects(ctx)
+		o.checkSuspects(ctx, epoch)
 	}
 	o.complete(o.status)
 }
@@ -615,12 +637,14 @@ func (o *outbox) noteReceivers(channel string, n int64) {
 }
 
 // checkSuspects decides what publishes heard by nobody mean: if this
-// node's probe channels still have their subscriber, the channels simply had
-// no audience left, and they are done; if not, this node's subscriptions are
-// gone (and very likely everyone's): they are sent again after the recovery.
-func (o *outbox) checkSuspects(ctx context.Context) {
+// node's probe channels still have their subscriber, and its connections
+// have not gone down and up since the batch was sent (epoch), the channels
+// simply had no audience left, and they are done; if not, this node's
+// subscriptions were gone (and very likely everyone's): they are sent again
+// after the recovery.
+func (o *outbox) checkSuspects(ctx context.Context, epoch uint64) {
 	intact := false
-	if !o.failing.Load() {
+	if up, now := o.r.health.allUp(); up && now == epoch && !o.failing.Load() {
 		pipe := o.conn().Pipeline()
 		counts := make([]*redis.IntCmd, o.r.cfg.PubSubConnections)
 		for i := range counts {
@@ -636,7 +660,8 @@ func (o *outbox) checkSuspects(ctx context.Context) {
 		}
 	}
 	if !intact {
-		_, epoch := o.r.health.allUp()
+		// Hold the queue until a recovery later than the batch: at once if
+		// it already happened.
 		o.holding, o.holdEpoch = true, epoch
 		o.r.host.Root.Send(o.r.bus, probeNow{})
 	}
