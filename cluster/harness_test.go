@@ -1,12 +1,12 @@
 package cluster_test
 
 import (
-	"log/slog"
-	"os"
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
 	"strings"
 	"sync"

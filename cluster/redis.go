@@ -166,11 +166,11 @@ type Redis struct {
 	opts *redis.Options // parsed URL; each connection owner clones it
 	log  *slog.Logger
 
-	host   actors.BrokerHost
-	keys   redisKeys
-	bus    *actor.PID
-	out    *outbox
-	pres   *presence
+	host actors.BrokerHost
+	keys redisKeys
+	bus  *actor.PID
+	out  *outbox
+	pres *presence
 
 	stats redisStats
 	// inflight counts the bytes read from Redis and not yet delivered by a

@@ -93,14 +93,14 @@ func dialRecorded(t *testing.T, n *testNode, id string) (*wsclient.Client, *reco
 // trafficSender sends room messages (even numbers) and chats (odd numbers)
 // until stopped, each with an id, paced so that a fault hits mid-stream.
 type trafficSender struct {
-	name string
-	c    *wsclient.Client
-	rec  *recorder
+	name   string
+	c      *wsclient.Client
+	rec    *recorder
 	mu     sync.Mutex
 	sent   int
 	sentAt []time.Time // when each message was written to the socket
 	stop   chan struct{}
-	done chan struct{}
+	done   chan struct{}
 }
 
 const trafficRoom = "live"

@@ -56,21 +56,21 @@ type outbox struct {
 	failing atomic.Bool   // the last round trip failed; written by the writer, read by State
 
 	// Owned by the writer goroutine.
-	client      *redis.Client
-	scripts     bool             // the scripts are loaded on client
-	receivers   map[string]int64 // channel -> subscribers that heard its last publish
-	failures    int              // round trips failed in a row
-	retryAt     time.Time
-	epoch       uint64              // the connections' recovery epoch the fields below are about
-	since       time.Time           // when that recovery happened
-	peers       []string            // the other nodes alive before it
-	verified    map[string]struct{} // channels seen with their audience back since
-	peersBack   bool                // the peers are registered again since
-	gaveUp      bool                // FlushWait ran out for this recovery
-	holdEpoch   uint64 // hold the queue until a recovery newer than this
-	holding     bool
-	batch       []outItem
-	status      []itemStatus
+	client    *redis.Client
+	scripts   bool             // the scripts are loaded on client
+	receivers map[string]int64 // channel -> subscribers that heard its last publish
+	failures  int              // round trips failed in a row
+	retryAt   time.Time
+	epoch     uint64              // the connections' recovery epoch the fields below are about
+	since     time.Time           // when that recovery happened
+	peers     []string            // the other nodes alive before it
+	verified  map[string]struct{} // channels seen with their audience back since
+	peersBack bool                // the peers are registered again since
+	gaveUp    bool                // FlushWait ran out for this recovery
+	holdEpoch uint64              // hold the queue until a recovery newer than this
+	holding   bool
+	batch     []outItem
+	status    []itemStatus
 }
 
 type outKind uint8
