@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -96,13 +97,14 @@ func (s *slots) take(ip string) *refusal {
 	if s.byIP == nil {
 		return nil
 	}
+	key := addressKey(ip)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.byIP[ip] >= s.perIP {
+	if s.byIP[key] >= s.perIP {
 		s.total.Add(-1)
 		return &refusal{http.StatusTooManyRequests, "too many connections from your address", "per_ip"}
 	}
-	s.byIP[ip]++
+	s.byIP[key]++
 	return nil
 }
 
@@ -112,13 +114,33 @@ func (s *slots) give(ip string) {
 	if s.byIP == nil {
 		return
 	}
+	key := addressKey(ip)
 	s.mu.Lock()
-	if s.byIP[ip] <= 1 {
-		delete(s.byIP, ip)
+	if s.byIP[key] <= 1 {
+		delete(s.byIP, key)
 	} else {
-		s.byIP[ip]--
+		s.byIP[key]--
 	}
 	s.mu.Unlock()
+}
+
+// addressKey is what the per-address limit counts: an IPv4 address, or an
+// IPv6 /64. A host is routinely given a whole /64 and may connect from any
+// of its 2^64 addresses, so counting single IPv6 addresses would limit
+// nothing.
+func addressKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	if a = a.Unmap(); a.Is4() {
+		return a.String()
+	}
+	p, err := a.WithZone("").Prefix(64)
+	if err != nil {
+		return ip
+	}
+	return p.String()
 }
 
 // headWatch tracks HTTP connections on which no request has reached a
