@@ -44,7 +44,9 @@ const state = {
 
 function setStatus(kind, text) {
   ui.status.dataset.state = kind;
-  ui.statusText.textContent = text;
+  // The status is a live region: rewriting the same text would make screen
+  // readers announce it again on every countdown tick.
+  if (ui.statusText.textContent !== text) ui.statusText.textContent = text;
   ui.retryNow.hidden = kind !== 'reconnecting';
   document.title = (kind === 'connected' ? '● ' : '○ ') + 'Switchboard demo';
 }

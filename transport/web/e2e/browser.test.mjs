@@ -120,6 +120,16 @@ async function main() {
     await bob.goto(`${B}/?name=bob`);
     ok('node A and node B serve the demo page at / (with a same-origin CSP)');
 
+    // Every control has an accessible name, and the live regions are marked.
+    const unnamed = await alice.evaluate(() => [...document.querySelectorAll('input, select, button')]
+      .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.textContent.trim())
+      .map((el) => el.id || el.outerHTML.slice(0, 60)));
+    assert.deepEqual(unnamed, [], 'controls without an accessible name');
+    assert.equal(await alice.getAttribute('#status', 'role'), 'status');
+    assert.equal(await alice.getAttribute('#feed', 'role'), 'log');
+    assert.equal(await alice.getByLabel('Name', { exact: true }).inputValue(), 'alice');
+    ok('every control has an accessible name; the status and the feed are live regions');
+
     await alice.click('#connect');
     await waitConnected(alice, 'alice', NODE_A);
     await bob.click('#connect');
