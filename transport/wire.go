@@ -34,6 +34,7 @@ type wireConn struct {
 	spare   net.Buffers // the writer's previous batch, reused
 	pending int         // bytes in queue
 	writing bool        // a writer goroutine is running
+	inWrite bool        // the writer is inside a writev: the client has not taken that batch yet
 	closing bool        // Close was called: write what is queued, then close
 	closeBy time.Time   // deadline for the final flush
 	dead    bool        // the raw connection is closed
@@ -45,7 +46,13 @@ func newWireConn(c net.Conn, maxPending int, writeTimeout, closeGrace time.Durat
 }
 
 // Enqueue queues one immutable frame without copying it. It reports false
-// when the pending bytes would exceed maxPending.
+// when the pending bytes would exceed maxPending while the client has not
+// taken the batch it was last given (the writer is blocked in a writev): a
+// slow consumer. Over the budget with no write in progress, the client has
+// not had a chance yet - a burst reached its session in one mailbox run (a
+// broker backlog after an outage, a CPU-starved process) - so the writer is
+// started at once instead; the frames are shared, the queue costs a slice
+// entry each.
 func (w *wireConn) Enqueue(frame []byte) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -53,7 +60,10 @@ func (w *wireConn) Enqueue(frame []byte) bool {
 		return true // the session is about to learn of the close; nothing to do
 	}
 	if w.pending+len(frame) > w.maxPending {
-		return false
+		if w.inWrite {
+			return false
+		}
+		w.kickLocked()
 	}
 	w.queue = append(w.queue, frame)
 	w.pending += len(frame)
@@ -164,6 +174,7 @@ func (w *wireConn) run() {
 		if w.closing && w.closeBy.Before(deadline) {
 			deadline = w.closeBy
 		}
+		w.inWrite = true
 		w.mu.Unlock()
 
 		_ = w.Conn.SetWriteDeadline(deadline)
@@ -172,6 +183,7 @@ func (w *wireConn) run() {
 		clear(batch)
 
 		w.mu.Lock()
+		w.inWrite = false
 		w.spare = batch[:0]
 		if err != nil {
 			// The client is gone or too slow: close; gws's read loop then
