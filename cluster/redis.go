@@ -294,6 +294,24 @@ func (r *Redis) UserOnline(user string) { r.out.presence(user, true) }
 // UserOffline implements actors.Broker.
 func (r *Redis) UserOffline(user string) { r.out.presence(user, false) }
 
+// Subscriptions lists the channels this node subscribes, with the id of
+// each channel's subscription actor (for actors.Node.Kill in chaos tests,
+// and for operators).
+func (r *Redis) Subscriptions(ctx context.Context) (map[string]string, error) {
+	if !r.started.Load() {
+		return nil, errors.New("cluster: redis: not started")
+	}
+	d := 5 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		d = time.Until(dl)
+	}
+	res, err := r.host.Root.RequestFuture(r.bus, &subscriptionsQuery{}, d).Result()
+	if err != nil {
+		return nil, err
+	}
+	return res.(map[string]string), nil
+}
+
 // State implements actors.Broker. Connected is true while every pub/sub
 // connection is subscribed and answering probes and the last round trip of
 // the outbox succeeded.

@@ -65,6 +65,10 @@ type unroute struct {
 	sub     *actor.PID
 }
 
+// Redis.Subscriptions -> bus (request): list the channels; the reply is
+// map[string]string (channel -> subscription actor id).
+type subscriptionsQuery struct{}
+
 // outbox -> bus -> connections: probe now (a publish was heard by nobody).
 type probeNow struct{}
 
@@ -97,6 +101,12 @@ func (b *bus) Receive(ctx actor.Context) {
 			return
 		}
 		ctx.Respond(&targetsUpdate{})
+	case *subscriptionsQuery:
+		out := make(map[string]string, len(b.channels))
+		for ch, e := range b.channels {
+			out[ch] = e.sub.Id
+		}
+		ctx.Respond(out)
 	case probeNow:
 		for _, c := range b.conns {
 			ctx.Send(c, m)
@@ -144,7 +154,7 @@ func (b *bus) subscribe(ctx actor.Context, channel string, target *actor.PID) {
 			}
 			return newSubscription(r, channel, self, nil)
 		})
-		e.sub = ctx.SpawnPrefix(props, "sub-")
+		e.sub = ctx.SpawnPrefix(props, "sub:"+channel+"#")
 		b.channels[channel] = e
 		b.r.stats.subscriptions.Add(1)
 		ctx.Send(b.conns[e.conn], &route{channel: channel, sub: e.sub})

@@ -56,21 +56,22 @@ type outbox struct {
 	failing atomic.Bool   // the last round trip failed; written by the writer, read by State
 
 	// Owned by the writer goroutine.
-	client    *redis.Client
-	scripts   bool             // the scripts are loaded on client
-	receivers map[string]int64 // channel -> subscribers that heard its last publish
-	failures  int              // round trips failed in a row
-	retryAt   time.Time
-	epoch     uint64              // the connections' recovery epoch the fields below are about
-	since     time.Time           // when that recovery happened
-	peers     []string            // the other nodes alive before it
-	verified  map[string]struct{} // channels seen with their audience back since
-	peersBack bool                // the peers are registered again since
-	gaveUp    bool                // FlushWait ran out for this recovery
-	holdEpoch uint64              // hold the queue until a recovery newer than this
-	holding   bool
-	batch     []outItem
-	status    []itemStatus
+	client     *redis.Client
+	scripts    bool             // the scripts are loaded on client
+	receivers  map[string]int64 // channel -> subscribers that heard its last publish
+	failures   int              // round trips failed in a row
+	retryAt    time.Time
+	epoch      uint64              // the connections' recovery epoch the fields below are about
+	since      time.Time           // when that recovery happened
+	peers      []string            // the other nodes alive before it
+	verified   map[string]struct{} // channels seen with their audience back since
+	peersBack  bool                // the peers are registered again since
+	held       bool                // a command had to wait for its audience
+	windowOver bool                // FlushWait has passed since: no more checks
+	holdEpoch  uint64              // hold the queue until a recovery newer than this
+	holding    bool
+	batch      []outItem
+	status     []itemStatus
 }
 
 type outKind uint8
@@ -295,7 +296,9 @@ func (o *outbox) step() (time.Duration, bool) {
 	}
 	if epoch != o.epoch {
 		o.epoch, o.since, o.peers = epoch, time.Now(), o.r.pres.peers()
-		o.verified, o.peersBack, o.gaveUp = make(map[string]struct{}), false, false
+		o.verified, o.peersBack, o.held = make(map[string]struct{}), false, false
+		// At start there is no audience to wait for.
+		o.windowOver = epoch == 1
 	}
 	n, wait := o.sendable()
 	if n == 0 {
@@ -379,13 +382,15 @@ func (o *outbox) sendable() (int, time.Duration) {
 		}
 	}
 	o.mu.Unlock()
-	if len(chans) == 0 && !directs || o.gaveUp {
+	if len(chans) == 0 && !directs || o.windowOver {
 		return len(head), 0
 	}
 	if time.Since(o.since) > o.r.cfg.FlushWait {
-		o.gaveUp = true
-		o.r.stats.flushTimeouts.Add(1)
-		o.r.log.Warn("redis: other nodes' subscriptions not back in time; sending anyway", "after", o.r.cfg.FlushWait)
+		o.windowOver = true
+		if o.held {
+			o.r.stats.flushTimeouts.Add(1)
+			o.r.log.Warn("redis: other nodes' subscriptions not back in time; sending anyway", "after", o.r.cfg.FlushWait)
+		}
 		return len(head), 0
 	}
 	ctx, cancel := context.WithTimeout(o.r.ctx, o.r.cfg.CommandTimeout)
@@ -437,6 +442,7 @@ func (o *outbox) sendable() (int, time.Duration) {
 	}
 	o.mu.Unlock()
 	if n == 0 {
+		o.held = true
 		return 0, 20 * time.Millisecond
 	}
 	return n, 0

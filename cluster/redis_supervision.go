@@ -41,7 +41,7 @@ func (s *restartSubscriptionWithBackoff) HandleFailure(_ *actor.ActorSystem, sup
 		rs.Reset()
 	}
 	rs.Fail()
-	if strings.Contains(child.Id, "/conn-") {
+	if strings.HasPrefix(strings.TrimPrefix(child.Id, s.r.bus.Id+"/"), "conn-") {
 		s.r.stats.reconnects.Add(1)
 	} else {
 		s.r.stats.subRestarts.Add(1)
