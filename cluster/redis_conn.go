@@ -219,6 +219,12 @@ func (c *pubsubConn) tick() {
 			c.fail(errSubscribeTimeout)
 		}
 	case c.probeToken != "":
+		if c.link.lastRead.Load() > c.probeSent.UnixNano() {
+			// Redis delivered something since the probe left: the
+			// connection is alive, the echo is queued behind a backlog.
+			c.probeToken = ""
+			return
+		}
 		if now.Sub(c.probeSent) > c.r.cfg.ProbeTimeout {
 			c.r.stats.probeFailures.Add(1)
 			c.fail(errProbeTimeout)
