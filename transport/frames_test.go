@@ -33,9 +33,7 @@ func handshake(path string) string {
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
 }
 
-// dialWire opens a TCP connection to n, writes the upgrade request for path
-// followed by early (frames pipelined behind the request), and reads the
-// response head, which must be 101.
+// dialWire opens a TCP connection to n and upgrades it (handshakeOn).
 func dialWire(t testing.TB, n *testNode, path string, early []byte) *wirePeer {
 	t.Helper()
 	nc, err := net.DialTimeout("tcp", strings.TrimPrefix(n.url, "http://"), 5*time.Second)
@@ -43,6 +41,14 @@ func dialWire(t testing.TB, n *testNode, path string, early []byte) *wirePeer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { nc.Close() })
+	return handshakeOn(t, nc, path, early)
+}
+
+// handshakeOn writes the upgrade request for path on nc, followed by early
+// (frames pipelined behind the request), and reads the response head, which
+// must be 101.
+func handshakeOn(t testing.TB, nc net.Conn, path string, early []byte) *wirePeer {
+	t.Helper()
 	_ = nc.SetDeadline(time.Now().Add(5 * time.Second))
 	if _, err := nc.Write(append([]byte(handshake(path)), early...)); err != nil {
 		t.Fatal(err)
