@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -116,6 +117,9 @@ type Node struct {
 	// strategy value and never removes it: a strategy per connection leaked
 	// one process per connection ever opened.
 	sessionGuardian actor.SupervisorStrategy
+	// shutDown is set by the first Shutdown: later calls return at once
+	// (protoactor's ActorSystem.Shutdown panics when called twice).
+	shutDown atomic.Bool
 }
 
 // NewNode starts a node: its actor system, its hub and its broker.
@@ -325,6 +329,9 @@ func (n *Node) WaitSessions(ctx context.Context, target int64) error {
 // Shutdown drains the node, stops its hub and rooms and closes the broker.
 // It is idempotent and bounded by ctx.
 func (n *Node) Shutdown(ctx context.Context) error {
+	if !n.shutDown.CompareAndSwap(false, true) {
+		return nil
+	}
 	derr := n.Drain(ctx)
 	if n.stopPings != nil {
 		n.stopPings()
