@@ -348,3 +348,36 @@ func TestRedisConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisRestrictedACLUser runs two nodes as a Redis user limited to what
+// docs/operations.md lists.
+func TestRedisRestrictedACLUser(t *testing.T) {
+	rs := startRedis(t)
+	rule := []any{"ACL", "SETUSER", "sb", "on", ">pw", "resetchannels", "&websocket:*", "resetkeys", "~websocket:presence:*",
+		"-@all", "+@connection", "+subscribe", "+unsubscribe", "+publish", "+pubsub|numsub", "+evalsha", "+script|load",
+		"+sadd", "+srem", "+smembers", "+scard", "+del", "+set", "+pexpire", "+exists"}
+	if err := rs.Client().Do(context.Background(), rule...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	url := "redis://sb:pw@" + rs.Addr() + "/0"
+	n1 := startNode(t, url, "n1")
+	n2 := startNode(t, url, "n2")
+	a := n1.dial("alice")
+	b := n2.dial("bob")
+	expect(t, a, "bob connected", isPresence("user_connected", "bob"))
+	join(t, a, "acl")
+	join(t, b, "acl")
+	rs.WaitNumSub(roomChannel("acl"), 2, 5*time.Second)
+	_ = b.SendJSON(map[string]any{"type": "room_message", "room": "acl", "content": "in room"})
+	expect(t, a, "room message", func(e *wsclient.Event) bool { return e.Content == "in room" })
+	_ = a.SendJSON(map[string]any{"type": "direct_message", "target_user": "bob", "content": "direct", "id": "dm"})
+	expect(t, a, "ack", isAck("dm"))
+	expect(t, b, "direct message", isEvent("direct_message"))
+	denied, err := rs.Client().Do(context.Background(), "ACL", "LOG").Slice()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(denied) != 0 {
+		t.Fatalf("commands denied by the ACL: %v", denied)
+	}
+}
