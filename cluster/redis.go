@@ -184,7 +184,8 @@ type Redis struct {
 	ctx     context.Context // cancelled by Close: ends every goroutine
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup // every goroutine the broker starts
-	started atomic.Bool
+	started atomic.Bool    // Start was called
+	running atomic.Bool    // Start completed: the parts below host exist
 	closed  atomic.Bool
 }
 
@@ -257,17 +258,21 @@ func (r *Redis) Start(host actors.BrokerHost) error {
 	r.bus = pid
 	r.goTracked(r.out.run)
 	r.goTracked(r.pres.run)
+	r.running.Store(true)
 	return nil
 }
 
 // Publish implements actors.Broker.
 func (r *Redis) Publish(channel string, data []byte) error {
+	if !r.running.Load() {
+		return actors.ErrUnavailable
+	}
 	return r.out.publish(channel, data)
 }
 
 // Subscribe implements actors.Broker.
 func (r *Redis) Subscribe(channel string, target *actor.PID) {
-	if r.closed.Load() {
+	if !r.running.Load() || r.closed.Load() {
 		return
 	}
 	r.host.Root.Send(r.bus, &busSubscribe{channel: channel, target: target, on: true})
@@ -275,7 +280,7 @@ func (r *Redis) Subscribe(channel string, target *actor.PID) {
 
 // Unsubscribe implements actors.Broker.
 func (r *Redis) Unsubscribe(channel string, target *actor.PID) {
-	if r.closed.Load() {
+	if !r.running.Load() || r.closed.Load() {
 		return
 	}
 	r.host.Root.Send(r.bus, &busSubscribe{channel: channel, target: target})
@@ -285,20 +290,32 @@ func (r *Redis) Unsubscribe(channel string, target *actor.PID) {
 // reads the user's nodes from the presence directory and publishes data on
 // each live one's PREFIX:node:ID channel. done runs on the outbox writer.
 func (r *Redis) SendDirect(user string, data []byte, done func(nodes int, err error)) {
+	if !r.running.Load() {
+		done(0, actors.ErrUnavailable)
+		return
+	}
 	r.out.direct(user, data, done)
 }
 
 // UserOnline implements actors.Broker.
-func (r *Redis) UserOnline(user string) { r.out.presence(user, true) }
+func (r *Redis) UserOnline(user string) {
+	if r.running.Load() {
+		r.out.presence(user, true)
+	}
+}
 
 // UserOffline implements actors.Broker.
-func (r *Redis) UserOffline(user string) { r.out.presence(user, false) }
+func (r *Redis) UserOffline(user string) {
+	if r.running.Load() {
+		r.out.presence(user, false)
+	}
+}
 
 // Subscriptions lists the channels this node subscribes, with the id of
 // each channel's subscription actor (for actors.Node.Kill in chaos tests,
 // and for operators).
 func (r *Redis) Subscriptions(ctx context.Context) (map[string]string, error) {
-	if !r.started.Load() {
+	if !r.running.Load() {
 		return nil, errors.New("cluster: redis: not started")
 	}
 	d := 5 * time.Second
@@ -316,12 +333,12 @@ func (r *Redis) Subscriptions(ctx context.Context) (map[string]string, error) {
 // connection is subscribed and answering probes and the last round trip of
 // the outbox succeeded.
 func (r *Redis) State() actors.BrokerState {
-	if !r.started.Load() {
+	if !r.running.Load() {
 		return actors.BrokerState{Kind: "redis", Detail: "not started"}
 	}
 	up, total := r.health.upCount()
 	st := actors.BrokerState{Kind: "redis", Outbox: r.out.len()}
-	st.Connected = r.started.Load() && !r.closed.Load() && up == total && !r.out.failing.Load()
+	st.Connected = !r.closed.Load() && up == total && !r.out.failing.Load()
 	st.Detail = fmt.Sprintf("pubsub %d/%d up, %d channels", up, total, r.stats.subscriptions.Load())
 	if r.out.failing.Load() {
 		st.Detail += ", publishing failing"
@@ -338,7 +355,7 @@ func (r *Redis) Close(ctx context.Context) error {
 	if !r.closed.CompareAndSwap(false, true) {
 		return nil
 	}
-	if !r.started.Load() {
+	if !r.running.Load() {
 		r.cancel()
 		return nil
 	}

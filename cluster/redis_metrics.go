@@ -88,7 +88,7 @@ func (r *Redis) Stats() RedisStats {
 		HeartbeatErrors: s.heartbeatErrs.Load(), Resyncs: s.resyncs.Load(),
 		NodesReaped: s.reaped.Load(), UsersVanished: s.vanished.Load(),
 	}
-	if r.out != nil {
+	if r.running.Load() {
 		st.Outbox = r.out.len()
 	}
 	return st

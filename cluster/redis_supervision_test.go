@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -120,4 +121,33 @@ func get(t *testing.T, url string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestOperationsDocumentsBrokerMetrics: every broker metric a node exports
+// is explained in docs/operations.md.
+func TestOperationsDocumentsBrokerMetrics(t *testing.T) {
+	rs := startRedis(t)
+	n := startNode(t, rs.URL(), "n1")
+	doc, err := os.ReadFile(operationsDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	for _, line := range strings.Split(get(t, n.url+"/metrics"), "\n") {
+		name, ok := strings.CutPrefix(line, "# HELP ")
+		if !ok {
+			continue
+		}
+		name, _, _ = strings.Cut(name, " ")
+		if !strings.HasPrefix(name, "switchboard_redis_") && !strings.HasPrefix(name, "switchboard_broker_") {
+			continue
+		}
+		seen++
+		if !strings.Contains(string(doc), "`"+name+"`") {
+			t.Errorf("%s is not documented in %s", name, operationsDoc)
+		}
+	}
+	if seen < 30 {
+		t.Fatalf("only %d broker metrics exported", seen)
+	}
 }

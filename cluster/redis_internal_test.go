@@ -1,0 +1,63 @@
+package cluster
+
+import (
+	"testing"
+	"time"
+
+	"github.com/switchboard-rt/switchboard/actors"
+)
+
+func TestOwnEnvelope(t *testing.T) {
+	k := newRedisKeys("websocket", `n"1`)
+	own := (&actors.Envelope{Type: actors.EnvRoom, Room: "r", Node: `n"1`, Payload: []byte(`{"event":"chat"}`)}).Encode()
+	other := (&actors.Envelope{Type: actors.EnvRoom, Room: "r", Node: "n2", Payload: []byte(`{"event":"chat"}`)}).Encode()
+	none := (&actors.Envelope{Type: actors.EnvBroadcast, SenderID: "u", Payload: []byte(`{"event":"chat"}`)}).Encode()
+	for _, c := range []struct {
+		data string
+		want bool
+	}{
+		{string(own), true},
+		{string(other), false},
+		{string(none), false},
+		// The node appears only inside the payload, or inside a string.
+		{`{"type":"broadcast","sender_id":"u","payload":{"event":"x","node":"n\"1","payload":1}}`, false},
+		{`{"type":"broadcast","sender_id":",\"node\":\"n\\\"1\",\"payload\":","payload":{"event":"x"}}`, false},
+		// Not Encode's layout: decoded normally.
+		{`{"node":"n\"1","type":"broadcast","payload":{"event":"x"}}`, false},
+		{``, false},
+	} {
+		if got := ownEnvelope(c.data, k.ownMarker); got != c.want {
+			t.Errorf("ownEnvelope(%s) = %v, want %v", c.data, got, c.want)
+		}
+	}
+}
+
+func TestBackoffDoublesWithJitterAndCap(t *testing.T) {
+	min, max := 50*time.Millisecond, time.Second
+	for failures, want := range map[int]time.Duration{1: 50 * time.Millisecond, 2: 100 * time.Millisecond, 3: 200 * time.Millisecond, 5: 800 * time.Millisecond, 6: time.Second, 40: time.Second} {
+		for range 20 {
+			d := backoff(failures, min, max)
+			if d < want*8/10 || d > want*12/10 {
+				t.Fatalf("backoff(%d) = %v, want %v +-20%%", failures, d, want)
+			}
+		}
+	}
+}
+
+func TestRedisConfigDefaults(t *testing.T) {
+	c := RedisConfig{URL: "rediss://user:pw@example.com:6380/2"}
+	opts, err := c.normalize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts.TLSConfig == nil || opts.Username != "user" || opts.DB != 2 || opts.MaxRetries != -1 || opts.Protocol != 2 {
+		t.Fatalf("options %+v", opts)
+	}
+	if c.PubSubConnections != 2 || c.OutboxLimit != 10000 || c.ProbeIdle != 5*time.Second || c.PresenceTTL != 15*time.Second {
+		t.Fatalf("defaults %+v", c)
+	}
+	bad := RedisConfig{URL: "redis://x", ProbeIdle: -1}
+	if _, err := bad.normalize(); err == nil {
+		t.Fatal("negative duration accepted")
+	}
+}
