@@ -95,8 +95,10 @@ func (w *wireConn) Discard() {
 }
 
 // controlSlack is how far gws's own frames (pongs, the close frame) may go
-// past maxPending: a close frame still fits behind a full queue, while a
-// client that pings and never reads is cut instead of growing the queue.
+// past maxPending while the client is not taking what it was given (the
+// same test as Enqueue's): a close frame still fits behind a full queue,
+// while a client that pings and never reads is cut instead of growing the
+// queue.
 const controlSlack = 4 << 10
 
 // errSlowPeer fails a gws write that would grow the queue past the budget;
@@ -111,7 +113,7 @@ func (w *wireConn) Write(p []byte) (int, error) {
 	if w.dead || (w.closing && !w.writing && len(w.queue) == 0) {
 		return 0, net.ErrClosed
 	}
-	if w.pending+len(p) > w.maxPending+controlSlack {
+	if w.inWrite && w.pending+len(p) > w.maxPending+controlSlack {
 		return 0, errSlowPeer
 	}
 	w.queue = append(w.queue, append([]byte(nil), p...))
