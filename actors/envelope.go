@@ -69,12 +69,7 @@ func (e *Envelope) Encode() []byte {
 }
 
 type rawEnvelope struct {
-	Type     json.RawMessage `json:"type"`
-	SenderID json.RawMessage `json:"sender_id"`
-	Room     json.RawMessage `json:"room"`
-	Target   json.RawMessage `json:"target"`
-	Node     json.RawMessage `json:"node"`
-	Payload  json.RawMessage `json:"payload"`
+	Type, SenderID, Room, Target, Node, Payload json.RawMessage
 }
 
 // DecodeEnvelope parses and validates an envelope from the broker. The payload
@@ -84,10 +79,14 @@ func DecodeEnvelope(data []byte) (*Envelope, error) {
 	if len(data) > MaxEnvelopeBytes {
 		return nil, ErrEnvelopeTooBig
 	}
-	var raw rawEnvelope
-	if err := json.Unmarshal(data, &raw); err != nil {
+	// Members by exact name (decodeMembers): nodes of every kind sharing a
+	// broker must agree on where an envelope goes.
+	members, err := decodeMembers(data)
+	if err != nil || members == nil {
 		return nil, ErrEnvelopeInvalid
 	}
+	raw := rawEnvelope{Type: members["type"], SenderID: members["sender_id"], Room: members["room"],
+		Target: members["target"], Node: members["node"], Payload: members["payload"]}
 	typ, ok := jsonString(raw.Type)
 	if !ok {
 		return nil, ErrEnvelopeInvalid

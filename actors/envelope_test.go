@@ -27,6 +27,10 @@ func TestDecodeEnvelopeTutorialShapes(t *testing.T) {
 		// Switchboard's additions and unknown fields.
 		{`{"type":"broadcast","sender_id":"a","node":"n1","msg_id":"m","ts":1,"x":[1],"payload":{"event":"x","y":{"z":null}}}`,
 			actors.Envelope{Type: actors.EnvBroadcast, SenderID: "a", Node: "n1", Payload: []byte(`{"event":"x","y":{"z":null}}`)}},
+		// Member names are exact: every node sharing the broker must agree on
+		// where an envelope goes, whatever decoder it uses.
+		{`{"type":"room_message","room":"r1","ROOM":"r2","Room":"r3","payload":{"event":"x"},"PAYLOAD":{"event":"y"}}`,
+			actors.Envelope{Type: actors.EnvRoom, Room: "r1", Payload: []byte(`{"event":"x"}`)}},
 	}
 	for _, tc := range cases {
 		env, err := actors.DecodeEnvelope([]byte(tc.in))
@@ -46,6 +50,8 @@ func TestDecodeEnvelopeRejects(t *testing.T) {
 		``, `{`, `[]`, `null`, `"broadcast"`,
 		`{"payload":{"event":"x"}}`,
 		`{"type":"party","payload":{"event":"x"}}`,
+		`{"TYPE":"broadcast","payload":{"event":"x"}}`,
+		`{"type":"direct_message","Target":"bob","payload":{"event":"x"}}`,
 		`{"type":1,"payload":{"event":"x"}}`,
 		`{"type":"broadcast"}`,
 		`{"type":"broadcast","payload":null}`,

@@ -103,23 +103,32 @@ type BadFrame struct {
 // rawFrame is the client frame as first decoded; fields stay raw so that a
 // wrong type yields invalid_message rather than a generic decode error.
 type rawFrame struct {
-	Type       json.RawMessage `json:"type"`
-	ID         json.RawMessage `json:"id"`
-	Room       json.RawMessage `json:"room"`
-	Content    json.RawMessage `json:"content"`
-	TargetUser json.RawMessage `json:"target_user"`
+	Type, ID, Room, Content, TargetUser json.RawMessage
+}
+
+// decodeMembers decodes a JSON object's members by their exact names.
+// encoding/json matches struct fields case-insensitively: "TYPE", or a
+// "Content" after "content", would be read as "type" and "content", and the
+// node would disagree with anything else that reads the same bytes (a
+// tutorial node, a proxy that inspects frames) on what they say. Of
+// duplicate members the last wins, as in most decoders. The values are
+// copies: they never alias data.
+func decodeMembers(data []byte) (map[string]json.RawMessage, error) {
+	var m map[string]json.RawMessage
+	err := json.Unmarshal(data, &m)
+	return m, err
 }
 
 // DecodeCommand parses one client text frame. It never fails: a frame that is
 // not a valid command comes back as a *BadFrame with its error code. The
 // returned command does not alias data.
 func DecodeCommand(data []byte) Command {
-	var rf rawFrame
 	trimmed := bytes.TrimLeft(data, " \t\r\n")
 	if !utf8.Valid(data) {
 		return &BadFrame{Code: CodeInvalidJSON, Message: "frame is not valid UTF-8"}
 	}
-	if err := json.Unmarshal(data, &rf); err != nil {
+	members, err := decodeMembers(data)
+	if err != nil {
 		if len(trimmed) > 0 && trimmed[0] != '{' && json.Valid(data) {
 			return &BadFrame{Code: CodeInvalidMessage, Message: "frame must be a JSON object"}
 		}
@@ -128,6 +137,8 @@ func DecodeCommand(data []byte) Command {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return &BadFrame{Code: CodeInvalidMessage, Message: "frame must be a JSON object"}
 	}
+	rf := rawFrame{Type: members["type"], ID: members["id"], Room: members["room"],
+		Content: members["content"], TargetUser: members["target_user"]}
 	base := cmdBase{}
 	if len(rf.ID) > 0 && !isNull(rf.ID) {
 		id, ok := validID(rf.ID)

@@ -59,6 +59,15 @@ func TestDecodeCommandValid(t *testing.T) {
 			m, ok := c.(*actors.PingCmd)
 			return ok && string(m.ID) == `"ab/c"`
 		}},
+		// Member names are matched exactly: a case variant is another,
+		// unknown member, and does not override the real one.
+		{`{"type":"chat","content":"a","Content":"b","CONTENT":"c","ID":1}`, func(c actors.Command) bool {
+			m, ok := c.(*actors.ChatCmd)
+			return ok && m.Content == "a" && m.ID == nil
+		}},
+		{`{"type":"ping","Type":"chat"}`, func(c actors.Command) bool { _, ok := c.(*actors.PingCmd); return ok }},
+		// Of duplicate members, the last wins.
+		{`{"type":"chat","type":"ping"}`, func(c actors.Command) bool { _, ok := c.(*actors.PingCmd); return ok }},
 		// 64 characters is the limit, counted in characters, not bytes.
 		{`{"type":"ping","id":"` + strings.Repeat("é", 64) + `"}`, func(c actors.Command) bool {
 			_, ok := c.(*actors.PingCmd)
@@ -103,6 +112,8 @@ func TestDecodeCommandErrors(t *testing.T) {
 		{`{"type":5}`, actors.CodeInvalidMessage, ""},
 		{`{"type":null,"id":"n"}`, actors.CodeInvalidMessage, `"n"`},
 		{`{"type":"chat"}`, actors.CodeInvalidMessage, ""},
+		{`{"TYPE":"ping"}`, actors.CodeInvalidMessage, ""},
+		{`{"type":"chat","Content":"x"}`, actors.CodeInvalidMessage, ""},
 		{`{"type":"chat","content":5,"id":1}`, actors.CodeInvalidMessage, "1"},
 		{`{"type":"chat","content":null}`, actors.CodeInvalidMessage, ""},
 		{`{"type":"join_room"}`, actors.CodeInvalidMessage, ""},
