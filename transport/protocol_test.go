@@ -265,6 +265,11 @@ func TestRoomMembershipIsPerConnection(t *testing.T) {
 	send(t, b, map[string]any{"type": "room_message", "room": "r", "content": "both tabs"})
 	expect(t, a1, "tab one", chatFrom("bob", "both tabs"))
 	expect(t, a2, "tab two", chatFrom("bob", "both tabs"))
+	// One tab leaves: the room says alice left, and her other tab stays in.
+	send(t, a1, map[string]any{"type": "leave_room", "room": "r"})
+	expect(t, b, "a tab left", func(e *wsclient.Event) bool { return e.Event == "user_left" && e.UserID == "alice" })
+	send(t, b, map[string]any{"type": "room_message", "room": "r", "content": "one tab left"})
+	expect(t, a2, "the tab that stayed", chatFrom("bob", "one tab left"))
 }
 
 func TestDirectMessage(t *testing.T) {
