@@ -17,6 +17,7 @@ type bus struct {
 	r        *Redis
 	conns    []*actor.PID
 	channels map[string]*channelEntry
+	stopping bool // the bus is stopping: children that end stay ended
 }
 
 // channelEntry is one subscribed channel.
@@ -114,13 +115,47 @@ func (b *bus) Receive(ctx actor.Context) {
 	case *actor.Started:
 		b.conns = make([]*actor.PID, b.r.cfg.PubSubConnections)
 		for i := range b.conns {
-			idx := i
-			props := actor.PropsFromProducer(func() actor.Actor { return newPubSubConn(b.r, idx) })
-			pid, err := ctx.SpawnNamed(props, "conn-"+strconv.Itoa(i))
-			if err != nil {
-				panic(err)
-			}
-			b.conns[i] = pid
+			b.conns[i] = b.spawnConn(ctx, i)
+		}
+	case *actor.Terminated:
+		b.childStopped(ctx, m.Who)
+	case *actor.Stopping:
+		b.stopping = true
+	}
+}
+
+func (b *bus) spawnConn(ctx actor.Context, i int) *actor.PID {
+	props := actor.PropsFromProducer(func() actor.Actor { return newPubSubConn(b.r, i) })
+	pid, err := ctx.SpawnNamed(props, "conn-"+strconv.Itoa(i))
+	if err != nil {
+		panic(err)
+	}
+	return pid
+}
+
+// childStopped handles the end of a child that was stopped rather than
+// failed (an operator's or a chaos test's kill; failures are restarted by
+// restartSubscriptionWithBackoff): a connection or a subscription that the
+// registry still needs is spawned again and rebuilds itself from the
+// registry, as after a restart. A subscription its connection poisoned
+// after an unsubscribe is no longer in the registry and stays ended.
+func (b *bus) childStopped(ctx actor.Context, who *actor.PID) {
+	if b.stopping {
+		return
+	}
+	for i, c := range b.conns {
+		if c.Equal(who) {
+			b.r.stats.reconnects.Add(1)
+			b.conns[i] = b.spawnConn(ctx, i)
+			return
+		}
+	}
+	for channel, e := range b.channels {
+		if e.sub.Equal(who) {
+			b.r.stats.subRestarts.Add(1)
+			e.sub = b.spawnSub(ctx, channel, e.targets)
+			ctx.Send(b.conns[e.conn], &route{channel: channel, sub: e.sub})
+			return
 		}
 	}
 }
@@ -144,17 +179,7 @@ func (b *bus) subscribe(ctx actor.Context, channel string, target *actor.PID) {
 	e, ok := b.channels[channel]
 	if !ok {
 		e = &channelEntry{conn: b.connFor(channel), targets: []*actor.PID{target}}
-		targets, self, r := e.targets, ctx.Self(), b.r
-		var incarnations atomic.Int32
-		props := actor.PropsFromProducer(func() actor.Actor {
-			// The first incarnation knows its targets; one restarted after a
-			// panic asks the bus for the current ones.
-			if incarnations.Add(1) == 1 {
-				return newSubscription(r, channel, self, targets)
-			}
-			return newSubscription(r, channel, self, nil)
-		})
-		e.sub = ctx.SpawnPrefix(props, "sub:"+channel+"#")
+		e.sub = b.spawnSub(ctx, channel, e.targets)
 		b.channels[channel] = e
 		b.r.stats.subscriptions.Add(1)
 		ctx.Send(b.conns[e.conn], &route{channel: channel, sub: e.sub})
@@ -167,6 +192,21 @@ func (b *bus) subscribe(ctx actor.Context, channel string, target *actor.PID) {
 	}
 	e.targets = append(append(make([]*actor.PID, 0, len(e.targets)+1), e.targets...), target)
 	ctx.Send(e.sub, &targetsUpdate{targets: e.targets, known: true})
+}
+
+// spawnSub starts the subscription actor of channel for targets.
+func (b *bus) spawnSub(ctx actor.Context, channel string, targets []*actor.PID) *actor.PID {
+	self, r := ctx.Self(), b.r
+	var incarnations atomic.Int32
+	props := actor.PropsFromProducer(func() actor.Actor {
+		// The first incarnation knows its targets; one restarted after a
+		// panic asks the bus for the current ones.
+		if incarnations.Add(1) == 1 {
+			return newSubscription(r, channel, self, targets)
+		}
+		return newSubscription(r, channel, self, nil)
+	})
+	return ctx.SpawnPrefix(props, "sub:"+channel+"#")
 }
 
 func (b *bus) unsubscribe(ctx actor.Context, channel string, target *actor.PID) {

@@ -159,11 +159,12 @@ func liveActors(node *actors.Node) map[string][]string {
 	return out
 }
 
-// actorKind is an actor id's last path element up to its first '-' or '$':
-// "hub/room-$4" is a room, "session-$9" a session, "redis-n1/sub-$3" a sub.
+// actorKind is an actor id's last path element up to its first '-', '$',
+// ':' or '#': "hub/room-$4" is a room, "session-$9" a session,
+// "redis-n1/sub:PREFIX:room:r1#$3" a sub.
 func actorKind(id string) string {
 	last := id[strings.LastIndexByte(id, '/')+1:]
-	if i := strings.IndexAny(last, "-$"); i > 0 {
+	if i := strings.IndexAny(last, "-$:#"); i > 0 {
 		return last[:i]
 	} else if i == 0 {
 		return "anonymous"
