@@ -67,6 +67,7 @@ type RedisStats struct {
 	LastRecovery    time.Duration `json:"last_recovery_ns"`
 	HeartbeatErrors int64         `json:"heartbeat_errors"`
 	Resyncs         int64         `json:"presence_resyncs"`
+	Peers           int           `json:"peer_nodes"`
 	NodesReaped     int64         `json:"nodes_reaped"`
 	UsersVanished   int64         `json:"users_vanished"`
 }
@@ -90,6 +91,7 @@ func (r *Redis) Stats() RedisStats {
 	}
 	if r.running.Load() {
 		st.Outbox = r.out.len()
+		st.Peers = len(r.pres.peers())
 	}
 	return st
 }
@@ -128,14 +130,15 @@ var redisMetrics = []redisMetric{
 	gauge("subscriptions", "Channels this node subscribes (probe channels excluded).", func(s *RedisStats) float64 { return float64(s.Subscriptions) }),
 	gauge("pubsub_connections", "Pub/sub connections configured.", func(s *RedisStats) float64 { return float64(s.Connections) }),
 	gauge("pubsub_connections_up", "Pub/sub connections subscribed and answering probes.", func(s *RedisStats) float64 { return float64(s.ConnectionsUp) }),
-	counter("reconnects_total", "Restarts of pub/sub connections after a fault.", func(s *RedisStats) float64 { return float64(s.Reconnects) }),
-	counter("subscription_restarts_total", "Restarts of channel subscription actors after a panic.", func(s *RedisStats) float64 { return float64(s.SubRestarts) }),
+	counter("reconnects_total", "Restarts of pub/sub connections after a fault, and re-creations after a stop from outside.", func(s *RedisStats) float64 { return float64(s.Reconnects) }),
+	counter("subscription_restarts_total", "Restarts of channel subscription actors after a panic, and re-creations after a stop from outside.", func(s *RedisStats) float64 { return float64(s.SubRestarts) }),
 	counter("probes_total", "Liveness probes published by idle pub/sub connections.", func(s *RedisStats) float64 { return float64(s.Probes) }),
 	counter("probe_failures_total", "Probes or (re)subscriptions not confirmed in time; each restarts its connection.", func(s *RedisStats) float64 { return float64(s.ProbeFailures) }),
 	gauge("probe_rtt_seconds", "Round trip of the last probe.", func(s *RedisStats) float64 { return s.ProbeRTT.Seconds() }),
 	gauge("last_recovery_seconds", "Last outage of the subscriptions: first connection down to all subscribed again.", func(s *RedisStats) float64 { return s.LastRecovery.Seconds() }),
 	counter("heartbeat_failures_total", "Presence heartbeats that failed.", func(s *RedisStats) float64 { return float64(s.HeartbeatErrors) }),
 	counter("presence_resyncs_total", "Times this node rewrote its presence entries after finding them gone.", func(s *RedisStats) float64 { return float64(s.Resyncs) }),
+	gauge("peer_nodes", "Other nodes registered in the presence directory, as of the last heartbeat.", func(s *RedisStats) float64 { return float64(s.Peers) }),
 	counter("nodes_reaped_total", "Dead nodes removed from the presence directory by this node.", func(s *RedisStats) float64 { return float64(s.NodesReaped) }),
 	counter("users_vanished_total", "Users of dead nodes reported user_disconnected by this node.", func(s *RedisStats) float64 { return float64(s.UsersVanished) }),
 }

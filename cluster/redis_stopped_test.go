@@ -37,12 +37,14 @@ func TestRedisBusRecreatesStoppedActors(t *testing.T) {
 	expect(t, a, "message after a subscription stop", roomChat("bob", "steady", "after-sub-stop"))
 
 	for _, conn := range []string{"redis-n1/conn-0", "redis-n1/conn-1"} {
+		before := n1.broker.Stats().Reconnects
 		if !n1.node.Kill(conn, false) {
 			t.Fatalf("no actor %s", conn)
 		}
+		// The stop is asynchronous: wait for the new incarnation, then for
+		// its subscriptions.
 		waitFor(t, conn+" back and n1 connected", 5*time.Second, func() bool {
-			_, alive := n1.node.System().ProcessRegistry.GetLocal(conn)
-			return alive && n1.node.BrokerState().Connected
+			return n1.broker.Stats().Reconnects == before+1 && n1.node.BrokerState().Connected
 		})
 		content := "after-stop-" + conn
 		_ = b.SendJSON(map[string]any{"type": "room_message", "room": "steady", "content": content})
