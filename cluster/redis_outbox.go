@@ -602,6 +602,7 @@ func (o *outbox) result(it *outItem, cmds []redis.Cmder) itemStatus {
 			it.done(0, actors.ErrUnavailable)
 		case res[0] == 0 && res[1] > 0 && !it.resent:
 			return itemSuspect
+
 		default:
 			o.r.stats.directs.Add(1)
 			if res[0] == 0 && res[1] > 0 {

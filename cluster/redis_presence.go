@@ -170,13 +170,19 @@ func (p *presence) beat() {
 			return
 		}
 	}
+	others := slices.DeleteFunc(nodes.Val(), func(n string) bool { return n == k.node })
 	if !had.Val() {
-		// Our alive key is gone: Redis lost its data, or we were reaped.
+		// Our alive key is gone: Redis lost its data (then the registered
+		// nodes are only those that re-registered already: keep the ones
+		// known before), or we were reaped, or we just started.
 		p.r.out.queueResync(tomb.Val() > 0)
-	} else {
-		others := slices.DeleteFunc(nodes.Val(), func(n string) bool { return n == k.node })
-		p.alive.Store(&others)
+		for _, n := range p.peers() {
+			if !slices.Contains(others, n) {
+				others = append(others, n)
+			}
+		}
 	}
+	p.alive.Store(&others)
 	if res, err := reap.Int64Slice(); err == nil && len(res) == 2 && res[0] > 0 {
 		p.r.stats.reaped.Add(res[0])
 		p.r.stats.vanished.Add(res[1])
