@@ -35,5 +35,15 @@ fuzz:
 	$(GO) test ./actors -run '^$$' -fuzz '^FuzzDecodeCommand$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./actors -run '^$$' -fuzz '^FuzzDecodeEnvelope$$' -fuzztime $(FUZZTIME)
 
+# The chaos suite's long form: three real nodes (built with the race
+# detector) on a real redis-server, faults injected for CHAOS_DURATION while
+# clients exchange numbered messages; invariants printed after each fault.
+# CHAOS_FLAGS passes more (-seed N, -faults a,b, -nodes 2, ...). make test
+# runs the short form (one round of each fault).
+CHAOS_DURATION ?= 10m
+CHAOS_FLAGS    ?=
+chaos:
+	$(GO) run ./cmd/switchboard-chaos -duration $(CHAOS_DURATION) $(CHAOS_FLAGS)
+
 clean:
 	rm -rf bin

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// redisProc is the cluster's redis-server: a real process on a fixed
+// loopback port, which the suite stops, kills, pauses and starts again on
+// the same port. admin is a separate connection for the suite's own
+// commands (faults and subscription counts); it reconnects by itself.
+type redisProc struct {
+	port  int
+	dir   string
+	admin *redis.Client
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{}
+	starts int
+}
+
+func newRedisProc(dir string) (*redisProc, error) {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		return nil, errors.New("redis-server not found (apt-get install redis-server)")
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	r := &redisProc{port: port, dir: dir}
+	r.admin = redis.NewClient(&redis.Options{
+		Addr: r.addr(), DialTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: time.Second,
+		PoolSize: 2, MaxRetries: -1,
+	})
+	return r, nil
+}
+
+func (r *redisProc) addr() string { return fmt.Sprintf("127.0.0.1:%d", r.port) }
+func (r *redisProc) url() string  { return "redis://" + r.addr() + "/0" }
+
+// start runs redis-server (no persistence) and waits for PING.
+func (r *redisProc) start(ctx context.Context) error {
+	r.mu.Lock()
+	r.starts++
+	logPath := filepath.Join(r.dir, fmt.Sprintf("redis.%d.log", r.starts))
+	cmd := exec.Command("redis-server", "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", r.dir, "--logfile", logPath)
+	if err := cmd.Start(); err != nil {
+		r.mu.Unlock()
+		return fmt.Errorf("start redis-server: %w", err)
+	}
+	exited := make(chan struct{})
+	r.cmd, r.exited = cmd, exited
+	r.mu.Unlock()
+	go func() { _ = cmd.Wait(); close(exited) }()
+
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		err := r.admin.Ping(pctx).Err()
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("redis-server exited at start (see %s)", logPath)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("redis-server not answering PING within 5 s: %v", err)
+		}
+	}
+}
+
+// stop ends the server: SIGKILL when hard (a crash), else SIGTERM (it exits
+// at once without persistence). It waits until the process is gone.
+func (r *redisProc) stop(hard bool) {
+	r.mu.Lock()
+	cmd, exited := r.cmd, r.exited
+	r.cmd = nil
+	r.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	sig := syscall.SIGTERM
+	if hard {
+		sig = syscall.SIGKILL
+	}
+	_ = cmd.Process.Signal(sig)
+	select {
+	case <-exited:
+	case <-time.After(5 * time.Second):
+		_ = cmd.Process.Kill()
+		<-exited
+	}
+}
+
+func (r *redisProc) running() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cmd != nil
+}
+
+// pause suspends every client's commands for d (CLIENT PAUSE d ALL).
+func (r *redisProc) pause(ctx context.Context, d time.Duration) error {
+	return r.admin.Do(ctx, "CLIENT", "PAUSE", d.Milliseconds(), "ALL").Err()
+}
+
+// killPubSub drops every pub/sub connection (CLIENT KILL TYPE pubsub) and
+// returns how many there were.
+func (r *redisProc) killPubSub(ctx context.Context) (int64, error) {
+	return r.admin.ClientKillByFilter(ctx, "TYPE", "pubsub").Result()
+}
+
+// subscriptions returns every channel with the prefix and its subscriber
+// count (PUBSUB CHANNELS + NUMSUB), plus sharded channels if any.
+func (r *redisProc) subscriptions(ctx context.Context, prefix string) (map[string]int64, error) {
+	out := map[string]int64{}
+	chans, err := r.admin.PubSubChannels(ctx, prefix+":*").Result()
+	if err != nil {
+		return nil, err
+	}
+	if len(chans) > 0 {
+		num, err := r.admin.PubSubNumSub(ctx, chans...).Result()
+		if err != nil {
+			return nil, err
+		}
+		for c, n := range num {
+			if n > 0 {
+				out[c] = n
+			}
+		}
+	}
+	shard, err := r.admin.PubSubShardChannels(ctx, prefix+":*").Result()
+	if err == nil && len(shard) > 0 {
+		num, err := r.admin.PubSubShardNumSub(ctx, shard...).Result()
+		if err != nil {
+			return nil, err
+		}
+		for c, n := range num {
+			if n > 0 {
+				out["shard:"+c] = n
+			}
+		}
+	}
+	return out, nil
+}
+
+// keys lists the keys that match pattern (SCAN, bounded).
+func (r *redisProc) keys(ctx context.Context, pattern string) ([]string, error) {
+	var out []string
+	var cursor uint64
+	for i := 0; i < 1000; i++ {
+		ks, next, err := r.admin.Scan(ctx, cursor, pattern, 500).Result()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ks...)
+		if cursor = next; cursor == 0 {
+			break
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+func (r *redisProc) close() {
+	r.stop(true)
+	_ = r.admin.Close()
+	_ = os.RemoveAll(filepath.Join(r.dir, "dump.rdb"))
+}

@@ -1,0 +1,529 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// config is one chaos run. Zero values are filled by normalize.
+type config struct {
+	// Duration is how long faults are injected in the long form; the last
+	// round started before it elapses runs to its end. Zero: one round of
+	// every fault kind (the short form).
+	Duration time.Duration
+	// Nodes is the number of node processes. Zero: 3.
+	Nodes int
+	// Clients is the number of regular clients. Zero: 24.
+	Clients int
+	// Rooms is the number of rooms. Zero: 6.
+	Rooms int
+	// RoomsPerClient is how many rooms each client is in. Zero: 2.
+	RoomsPerClient int
+	// SendEvery is the mean time between two messages of one client. Zero: 300 ms.
+	SendEvery time.Duration
+	// Seed makes the choices of faults, victims and messages repeatable
+	// (timing is not). Zero: random.
+	Seed uint64
+	// Race builds the node with the race detector.
+	Race bool
+	// NodeBin is a node binary to use instead of building one.
+	NodeBin string
+	// NoRedis runs a single node with the in-process broker: only actor and
+	// client faults. Redis is used otherwise.
+	NoRedis bool
+	// Faults, when not empty, restricts the run to these fault kinds.
+	Faults []string
+	// PingInterval and PongTimeout are the nodes' heartbeat. Zero: 1 s each.
+	PingInterval, PongTimeout time.Duration
+	// DrainTimeout is the nodes' --drain-timeout. Zero: 3 s.
+	DrainTimeout time.Duration
+	// WorkDir holds the binary and every log. Zero: a temporary directory,
+	// removed at the end unless the run found a violation.
+	WorkDir string
+	// Out receives the report. Zero: os.Stdout.
+	Out io.Writer
+}
+
+func (c *config) normalize() error {
+	if c.Nodes == 0 {
+		c.Nodes = 3
+	}
+	if c.Clients == 0 {
+		c.Clients = 24
+	}
+	if c.Rooms == 0 {
+		c.Rooms = 6
+	}
+	if c.RoomsPerClient == 0 {
+		c.RoomsPerClient = 2
+	}
+	if c.SendEvery == 0 {
+		c.SendEvery = 300 * time.Millisecond
+	}
+	if c.Seed == 0 {
+		c.Seed = rand.Uint64()
+	}
+	if c.PingInterval == 0 {
+		c.PingInterval = time.Second
+	}
+	if c.PongTimeout == 0 {
+		c.PongTimeout = time.Second
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = 3 * time.Second
+	}
+	if c.Out == nil {
+		c.Out = os.Stdout
+	}
+	if c.NoRedis {
+		c.Nodes = 1
+	}
+	switch {
+	case c.Nodes < 1 || c.Nodes > 9:
+		return errors.New("nodes must be 1..9")
+	case c.Clients < 2 || c.Clients > 500:
+		return errors.New("clients must be 2..500")
+	case c.Rooms < 1 || c.RoomsPerClient < 1 || c.RoomsPerClient > c.Rooms:
+		return errors.New("rooms must be at least rooms-per-client, which must be at least 1")
+	case c.Duration < 0:
+		return errors.New("duration must not be negative")
+	}
+	for _, f := range c.Faults {
+		if _, ok := faultByName[f]; !ok {
+			return fmt.Errorf("unknown fault %q (known: %s)", f, strings.Join(faultNames(), ", "))
+		}
+	}
+	return nil
+}
+
+// maxPendingBytes is the nodes' outbound budget per connection: well above
+// any burst a reading client gets (the flood sends 128 KiB at a time), small
+// enough that a slow reader is cut after a few MiB.
+const maxPendingBytes = 1 << 20
+
+// suite is one run: the processes, the clients and the ledger. The
+// controller goroutine (run) owns everything not marked otherwise.
+type suite struct {
+	cfg      config
+	rng      *rand.Rand
+	prefix   string // broker channel prefix of this run
+	redis    *redisProc
+	nodes    []*nodeProc
+	clients  []*client
+	ledger   *ledger
+	presence presenceLog
+	traffic  atomic.Bool  // read by client goroutines
+	connSeq  atomic.Int64 // connection numbering, by read goroutines
+	specials atomic.Int64 // special client numbering
+
+	base    baseline
+	report  report
+	wg      sync.WaitGroup
+	stopCli context.CancelFunc
+}
+
+// report is what the run found, printed at the end.
+type report struct {
+	Rounds     int
+	Faults     map[string]int
+	Totals     tally
+	Violations []string
+	Recovery   map[string]time.Duration // longest recovery by fault kind
+	Started    time.Time
+	Took       time.Duration
+	LogDir     string
+}
+
+func (r *report) violate(round int, format string, args ...any) {
+	r.Violations = append(r.Violations, fmt.Sprintf("round %d: ", round)+fmt.Sprintf(format, args...))
+}
+
+// run executes the whole suite and returns its report. An error means the
+// suite could not run (build, start); violations are in the report.
+func run(ctx context.Context, cfg config) (*report, error) {
+	if err := cfg.normalize(); err != nil {
+		return nil, err
+	}
+	s := &suite{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x5eed))}
+	s.prefix = fmt.Sprintf("chaos%d", s.rng.IntN(1e6))
+	s.ledger = newLedger(250*time.Millisecond, time.Second, 500*time.Millisecond)
+	s.report = report{Faults: map[string]int{}, Recovery: map[string]time.Duration{}, Started: time.Now()}
+
+	dir := cfg.WorkDir
+	removeDir := false
+	if dir == "" {
+		d, err := os.MkdirTemp("", "switchboard-chaos-")
+		if err != nil {
+			return nil, err
+		}
+		dir, removeDir = d, true
+	}
+	s.report.LogDir = dir
+	defer func() {
+		if removeDir && len(s.report.Violations) == 0 {
+			_ = os.RemoveAll(dir)
+		}
+	}()
+	if err := s.start(ctx, dir); err != nil {
+		s.teardown()
+		return nil, err
+	}
+	s.printf("chaos: %d nodes, %d clients, %d rooms, seed %d, prefix %s, logs in %s\n",
+		cfg.Nodes, cfg.Clients, cfg.Rooms, cfg.Seed, s.prefix, dir)
+	s.rounds(ctx)
+	s.finish(ctx)
+	s.report.Took = time.Since(s.report.Started)
+	return &s.report, nil
+}
+
+func (s *suite) printf(format string, args ...any) { fmt.Fprintf(s.cfg.Out, format, args...) }
+
+// start builds and starts Redis, the nodes and the clients, and takes the
+// baseline.
+func (s *suite) start(ctx context.Context, dir string) error {
+	bin := s.cfg.NodeBin
+	if bin == "" {
+		bctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		defer cancel()
+		b, err := buildNode(bctx, dir, s.cfg.Race)
+		if err != nil {
+			return err
+		}
+		bin = b
+	}
+	args := []string{
+		"--enable-kill", "--pprof", "--log-format", "json", "--channel-prefix", s.prefix,
+		"--ping-interval", s.cfg.PingInterval.String(), "--pong-timeout", s.cfg.PongTimeout.String(),
+		"--drain-timeout", s.cfg.DrainTimeout.String(), "--max-pending-bytes", strconv.Itoa(maxPendingBytes), "--rate-limit", "-1",
+	}
+	if !s.cfg.NoRedis {
+		r, err := newRedisProc(dir)
+		if err != nil {
+			return err
+		}
+		s.redis = r
+		if err := r.start(ctx); err != nil {
+			return err
+		}
+		args = append(args, "--redis", r.url())
+	}
+	for i := 0; i < s.cfg.Nodes; i++ {
+		n, err := newNodeProc(i, bin, dir, args)
+		if err != nil {
+			return err
+		}
+		s.nodes = append(s.nodes, n)
+		if err := n.start(ctx, 15*time.Second); err != nil {
+			return err
+		}
+	}
+	s.base.init()
+	for _, n := range s.nodes {
+		s.base.empty[n.nodeID()] = s.quietGoroutines(n)
+		n.setOpen(true)
+	}
+	cctx, cancel := context.WithCancel(context.Background())
+	s.stopCli = cancel
+	for i := 0; i < s.cfg.Clients; i++ {
+		s.clients = append(s.clients, newClient(s, i))
+	}
+	for _, c := range s.clients {
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); c.run(cctx) }()
+	}
+	if err := s.waitHome(ctx, 20*time.Second); err != nil {
+		return err
+	}
+	if v := s.checkQuiet(ctx, 0); len(v) > 0 {
+		return fmt.Errorf("the cluster is not consistent before any fault: %s", strings.Join(v, "; "))
+	}
+	return nil
+}
+
+// pickNode is the node a client should connect to: its home if up, else the
+// next one up. Called by client goroutines.
+func (s *suite) pickNode(home int) *nodeProc {
+	for i := 0; i < len(s.nodes); i++ {
+		if n := s.nodes[(home+i)%len(s.nodes)]; n.accepting() {
+			return n
+		}
+	}
+	return nil
+}
+
+// waitHome moves every client back to its home node and waits until all
+// are connected there and in their rooms.
+func (s *suite) waitHome(ctx context.Context, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		notHome := 0
+		for _, c := range s.clients {
+			c.mu.Lock()
+			if !c.ready || c.cur.node != c.home {
+				notHome++
+				if c.ready {
+					c.moveHome = true
+				}
+			}
+			c.mu.Unlock()
+		}
+		if notHome == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d clients not back home and ready within %v", notHome, within)
+		}
+		sleepCtx(ctx, 20*time.Millisecond)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+}
+
+// waitReady waits until every client is connected (anywhere) and in its rooms.
+func (s *suite) waitReady(ctx context.Context, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		n := 0
+		for _, c := range s.clients {
+			if _, _, ready := c.state(); !ready {
+				n++
+			}
+		}
+		if n == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("%d clients not ready within %v", n, within)
+		}
+		sleepCtx(ctx, 20*time.Millisecond)
+	}
+}
+
+// quiesce waits until every live sender has its replies and copies stop
+// arriving, bounded.
+func (s *suite) quiesce(ctx context.Context) {
+	deadline := time.Now().Add(8 * time.Second)
+	for s.ledger.pendingFromLive() > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+		sleepCtx(ctx, 20*time.Millisecond)
+	}
+	last, stableSince := -1, time.Now()
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		n := s.ledger.copies()
+		if n != last {
+			last, stableSince = n, time.Now()
+		} else if time.Since(stableSince) > 300*time.Millisecond {
+			return
+		}
+		sleepCtx(ctx, 20*time.Millisecond)
+	}
+}
+
+// rounds injects faults until the duration elapses (or once each, in the
+// short form).
+func (s *suite) rounds(ctx context.Context) {
+	kinds := s.enabledFaults()
+	deadline := time.Now().Add(s.cfg.Duration)
+	var deck []*fault
+	for i := 1; ctx.Err() == nil; i++ {
+		if len(deck) == 0 {
+			if s.cfg.Duration == 0 && i > 1 {
+				return
+			}
+			deck = append(deck, kinds...)
+			if s.cfg.Duration > 0 {
+				s.rng.Shuffle(len(deck), func(a, b int) { deck[a], deck[b] = deck[b], deck[a] })
+			}
+		}
+		f := deck[0]
+		deck = deck[1:]
+		s.round(ctx, i, f)
+		if s.cfg.Duration > 0 && time.Now().After(deadline) {
+			return
+		}
+		if s.cfg.Duration == 0 && len(deck) == 0 {
+			return
+		}
+	}
+}
+
+func (s *suite) enabledFaults() []*fault {
+	var out []*fault
+	for _, f := range faults {
+		if f.needsRedis && s.cfg.NoRedis || f.needsNodes > s.cfg.Nodes {
+			continue
+		}
+		if len(s.cfg.Faults) > 0 && !contains(s.cfg.Faults, f.name) {
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// round is one fault under traffic, then quiet checks.
+func (s *suite) round(ctx context.Context, i int, f *fault) {
+	s.report.Rounds = i
+	nviol := len(s.report.Violations)
+	s.traffic.Store(true)
+	sleepCtx(ctx, s.phase())
+	t0 := time.Now()
+	res := f.inject(ctx, s, i)
+	if err := s.waitReady(ctx, 20*time.Second); err != nil {
+		s.report.violate(i, "%s: %v", f.name, err)
+	}
+	if res.recovered == 0 {
+		res.recovered = time.Since(t0)
+	}
+	sleepCtx(ctx, s.phase())
+	s.traffic.Store(false)
+	s.quiesce(ctx)
+	t := s.ledger.evaluate()
+	s.report.Totals.add(&t)
+	s.report.Faults[f.name] += res.count
+	if res.recovered > s.report.Recovery[f.name] {
+		s.report.Recovery[f.name] = res.recovered
+	}
+	for _, v := range res.violations {
+		s.report.violate(i, "%s: %s", f.name, v)
+	}
+	if t.Lost > 0 || t.Unanswered > 0 {
+		s.report.violate(i, "%s: %d lost, %d unanswered: %s", f.name, t.Lost, t.Unanswered, strings.Join(t.Examples, "; "))
+	}
+	closes := s.ledger.closes()
+	if n := closes[1013]; n > 0 {
+		s.report.violate(i, "%s: %d regular clients were closed as slow consumers (1013)", f.name, n)
+	}
+	if n := closes[1008] + closes[1009]; n > 0 {
+		s.report.violate(i, "%s: %d regular clients were closed for a policy or size violation", f.name, n)
+	}
+	if err := s.waitHome(ctx, 20*time.Second); err != nil {
+		s.report.violate(i, "%s: %v", f.name, err)
+	}
+	for _, v := range s.checkQuiet(ctx, i) {
+		s.report.violate(i, "%s: after the fault: %s", f.name, v)
+	}
+	status := "ok"
+	if n := len(s.report.Violations) - nviol; n > 0 {
+		status = fmt.Sprintf("%d VIOLATIONS", n)
+	}
+	s.printf("round %3d %-19s %-42s recovered %-7v | sent %4d acked %4d refused %3d unconfirmed %2d | pairs %5d delivered %5d excused %4d lost %d | closes %s | %s\n",
+		i, f.name, res.detail, res.recovered.Round(time.Millisecond), t.Sent, t.Acked, t.Refused, t.Unconfirmed,
+		t.Expected, t.Delivered, t.Excused, t.Lost, closesString(closes), status)
+	for _, v := range s.report.Violations[nviol:] {
+		s.printf("    ! %s\n", v)
+	}
+}
+
+// phase is how long traffic runs before a fault and after its recovery:
+// 500 ms in the short form, 0.5 to 2 s in the long one.
+func (s *suite) phase() time.Duration {
+	if s.cfg.Duration == 0 {
+		return 500 * time.Millisecond
+	}
+	return time.Duration(500+s.rng.IntN(1500)) * time.Millisecond
+}
+
+// finish stops traffic, closes every client, checks that each node is back
+// to its empty baseline, drains every node and stops Redis.
+func (s *suite) finish(ctx context.Context) {
+	s.traffic.Store(false)
+	s.stopCli()
+	s.wg.Wait()
+	i := s.report.Rounds + 1
+	for _, v := range s.checkEmpty(ctx) {
+		s.report.violate(i, "after the last client left: %s", v)
+	}
+	for _, n := range s.nodes {
+		if !n.isUp() {
+			continue
+		}
+		for _, p := range n.logProblems() {
+			s.report.violate(i, "%s", p)
+		}
+		if code, took := n.terminate(s.cfg.DrainTimeout + 2*time.Second); code != 0 {
+			s.report.violate(i, "%s: exit code %d after SIGTERM (%v)", n.nodeID(), code, took)
+		}
+		for _, p := range n.logProblems() {
+			s.report.violate(i, "%s", p)
+		}
+	}
+	s.teardown()
+}
+
+func (s *suite) teardown() {
+	if s.stopCli != nil {
+		s.stopCli()
+		s.wg.Wait()
+	}
+	for _, n := range s.nodes {
+		n.kill()
+	}
+	if s.redis != nil {
+		s.redis.close()
+	}
+}
+
+// print writes the run's summary.
+func (r *report) print(w io.Writer) {
+	t := r.Totals
+	fmt.Fprintf(w, "\nchaos summary: %d rounds in %v\n", r.Rounds, r.Took.Round(time.Second))
+	names := make([]string, 0, len(r.Faults))
+	for k := range r.Faults {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	fmt.Fprintf(w, "  faults injected:")
+	total := 0
+	for _, k := range names {
+		fmt.Fprintf(w, " %s=%d", k, r.Faults[k])
+		total += r.Faults[k]
+	}
+	fmt.Fprintf(w, " (total %d)\n", total)
+	fmt.Fprintf(w, "  longest recovery:")
+	for _, k := range names {
+		fmt.Fprintf(w, " %s=%v", k, r.Recovery[k].Round(time.Millisecond))
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "  messages: sent %d, acked %d, refused %d (%s), unconfirmed %d, unanswered %d\n",
+		t.Sent, t.Acked, t.Refused, countsString(t.RefusedBy), t.Unconfirmed, t.Unanswered)
+	fmt.Fprintf(w, "  deliveries owed to live members: %d, delivered %d, excused (at-most-once) %d (%s), lost %d\n",
+		t.Expected, t.Delivered, t.Excused, countsString(t.ExcusedBy), t.Lost)
+	fmt.Fprintf(w, "  duplicates %d, reordered %d, copies to non-live members %d, copies of refused messages %d, late %d\n",
+		t.Dups, t.Reordered, t.Extra, t.RefusedDelivered, t.Late)
+	fmt.Fprintf(w, "  violations (lost, leaks, stale membership, supervision): %d\n", len(r.Violations))
+	for _, v := range r.Violations {
+		fmt.Fprintf(w, "    ! %s\n", v)
+	}
+	if len(r.Violations) > 0 {
+		fmt.Fprintf(w, "  logs kept in %s\n", filepath.Clean(r.LogDir))
+	}
+}
+
+func closesString(m map[uint16]int) string {
+	c := map[string]int{}
+	for code, n := range m {
+		c[fmt.Sprint(code)] = n
+	}
+	return countsString(c)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
