@@ -251,10 +251,14 @@ func (o *outbox) run() {
 			timer.Reset(wait)
 			tc = timer.C
 		}
+		quit := o.quit
+		if o.quitting() {
+			quit = nil // seen already; step decides what it means
+		}
 		select {
 		case <-o.wake:
 		case <-tc:
-		case <-o.quit:
+		case <-quit:
 		case <-o.r.ctx.Done():
 			return
 		}
@@ -520,7 +524,7 @@ func (o *outbox) send(n int) {
 	o.complete(o.status)
 }
 
-// queue adds it's commands to pipe.
+// queue adds the item's commands to pipe.
 func (o *outbox) queue(ctx context.Context, pipe redis.Pipeliner, it *outItem, users []string) {
 	k := &o.r.keys
 	switch it.kind {
