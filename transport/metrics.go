@@ -72,6 +72,8 @@ func newPromMetrics(s *Server) *promMetrics {
 		counter("switchboard_broker_published_total", "Envelopes handed to the broker.", func() float64 { return float64(m.BrokerOut.Load()) }),
 		counter("switchboard_actor_restarts_total", "Room and hub panics absorbed by supervision (resumed).", func() float64 { return float64(m.Restarts.Load()) }),
 		counter("switchboard_session_panics_total", "Sessions stopped by a panic.", func() float64 { return float64(m.SessionPanic.Load()) }),
+		counter("switchboard_room_panics_total", "Room actor panics (resumed with their members; a room that keeps panicking is stopped and re-created by its members).", func() float64 { return float64(m.RoomPanic.Load()) }),
+		counter("switchboard_hub_panics_total", "Hub panics (resumed with the directory).", func() float64 { return float64(m.HubPanic.Load()) }),
 		counter("switchboard_fanouts_total", "Local fan-outs performed.", func() float64 { return float64(m.Fanouts.Load()) }),
 		counter("switchboard_fanout_recipients_total", "Local recipients summed over all fan-outs.", func() float64 { return float64(m.FanoutSizes.Load()) }),
 	)
