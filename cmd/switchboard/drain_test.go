@@ -11,12 +11,20 @@ import (
 	"github.com/switchboard-rt/switchboard/transport/wsclient"
 )
 
-// TestDrainOnSIGTERM runs the real binary: on SIGTERM the node turns
-// unready and refuses new sockets before it closes a single client, every
-// client gets 1001 and can reconnect to another node, and the process exits
-// cleanly within --drain-timeout.
-func TestDrainOnSIGTERM(t *testing.T) {
+// TestDrain runs the real binary, built once, and signals it: the drain is
+// what a process does between SIGTERM and its exit.
+func TestDrain(t *testing.T) {
 	bin := buildNode(t)
+	t.Run("sigterm", func(t *testing.T) { testDrainOnSIGTERM(t, bin) })
+	t.Run("redis-flush-and-presence", func(t *testing.T) { testDrainFlushesPublishesAndPresence(t, bin) })
+	t.Run("redis-gone-bounded", func(t *testing.T) { testDrainIsBoundedWhenRedisIsGone(t, bin) })
+}
+
+// testDrainOnSIGTERM: on SIGTERM the node turns unready and refuses new
+// sockets before it closes a single client, every client gets 1001 and can
+// reconnect to another node, and the process exits cleanly within
+// --drain-timeout.
+func testDrainOnSIGTERM(t *testing.T, bin string) {
 	const drainTimeout = 3 * time.Second
 	a := startProc(t, bin, "--drain-timeout", drainTimeout.String(), "--node-id", "a")
 	b := startProc(t, bin, "--node-id", "b")
