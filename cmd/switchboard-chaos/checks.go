@@ -267,9 +267,48 @@ func (s *suite) checkEmpty(ctx context.Context) []string {
 			}
 		}
 		if len(out) == 0 || time.Now().After(deadline) || ctx.Err() != nil {
-			return out
+			return append(out, s.checkPresenceEmpty(ctx)...)
 		}
 		sleepCtx(ctx, 100*time.Millisecond)
+	}
+}
+
+// presenceReapBound is how long the presence directory may keep the users
+// of a SIGKILLed node: the broker's PresenceTTL (15 s) plus a heartbeat
+// period (5 s), plus slack.
+const presenceReapBound = 25 * time.Second
+
+// checkPresenceEmpty runs after every client has left: the presence
+// directory lists no user. A drained node removes its users at once; a
+// SIGKILLed node's users are reaped by the survivors within
+// presenceReapBound of its death.
+func (s *suite) checkPresenceEmpty(ctx context.Context) []string {
+	if s.redis == nil {
+		return nil
+	}
+	deadline := time.Now().Add(presenceReapBound)
+	if s.lastNodeKill.IsZero() || time.Since(s.lastNodeKill) > presenceReapBound {
+		deadline = time.Now().Add(3 * time.Second)
+	}
+	for {
+		var left []string
+		for _, pattern := range []string{s.prefix + ":presence:user:*", s.prefix + ":presence:node:*"} {
+			keys, err := s.redis.keys(ctx, pattern)
+			if err != nil {
+				return []string{fmt.Sprintf("redis presence: %v", err)}
+			}
+			left = append(left, keys...)
+		}
+		if len(left) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			if len(left) > 5 {
+				left = append(left[:5], "...")
+			}
+			return []string{fmt.Sprintf("presence directory still lists users after every client left: %s", strings.Join(left, " "))}
+		}
+		sleepCtx(ctx, 200*time.Millisecond)
 	}
 }
 

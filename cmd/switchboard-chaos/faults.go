@@ -485,6 +485,7 @@ func killNode(ctx context.Context, s *suite, _ int) faultResult {
 		res.violate("%s", p)
 	}
 	n.kill()
+	s.lastNodeKill = time.Now()
 	res.count++
 	sleepCtx(ctx, 700*time.Millisecond)
 	if err := s.restartNode(ctx, n); err != nil {
@@ -652,7 +653,8 @@ func slowReader(ctx context.Context, s *suite, _ int) faultResult {
 
 // vanish connects a client through a proxy, then cuts the network under it
 // without a close: the node must notice within ping interval + pong timeout,
-// and every node's clients must hear that the user left.
+// every node's clients must hear that the user left, and the presence
+// directory must forget the user.
 func vanish(ctx context.Context, s *suite, _ int) faultResult {
 	var res faultResult
 	n := s.randomNode()
@@ -713,6 +715,12 @@ func vanish(ctx context.Context, s *suite, _ int) faultResult {
 		}
 		for _, ss := range d.Sessions {
 			if ss.User == user {
+				return false
+			}
+		}
+		if s.redis != nil {
+			keys, err := s.redis.keys(ctx, s.prefix+":presence:user:"+user)
+			if err != nil || len(keys) > 0 {
 				return false
 			}
 		}

@@ -127,10 +127,11 @@ type suite struct {
 	connSeq  atomic.Int64 // connection numbering, by read goroutines
 	specials atomic.Int64 // special client numbering
 
-	base    baseline
-	report  report
-	wg      sync.WaitGroup
-	stopCli context.CancelFunc
+	base         baseline
+	lastNodeKill time.Time // when a node was last SIGKILLed (its presence entries linger until reaped)
+	report       report
+	wg           sync.WaitGroup
+	stopCli      context.CancelFunc
 }
 
 // report is what the run found, printed at the end.
@@ -411,6 +412,7 @@ func (s *suite) round(ctx context.Context, i int, f *fault) {
 	if err := s.waitHome(ctx, 20*time.Second); err != nil {
 		s.report.violate(i, "%s: %v", f.name, err)
 	}
+	s.ledger.closes() // moving clients home closes their connections normally
 	for _, v := range s.checkQuiet(ctx, i) {
 		s.report.violate(i, "%s: after the fault: %s", f.name, v)
 	}
