@@ -88,8 +88,9 @@ func (s *suite) checkQuiet(ctx context.Context, round int) []string {
 	deadline := time.Now().Add(6 * time.Second)
 	var problems []string
 	for {
-		problems = s.quietProblems(ctx, round)
-		if len(problems) == 0 || time.Now().After(deadline) || ctx.Err() != nil {
+		final := time.Now().After(deadline) || ctx.Err() != nil
+		problems = s.quietProblems(ctx, round, final)
+		if len(problems) == 0 || final {
 			break
 		}
 		sleepCtx(ctx, 100*time.Millisecond)
@@ -102,13 +103,15 @@ func (s *suite) checkQuiet(ctx context.Context, round int) []string {
 	return problems
 }
 
-func (s *suite) quietProblems(ctx context.Context, round int) []string {
+// quietProblems is one pass of checkQuiet; the final pass saves the
+// goroutine profiles of a leak for the report.
+func (s *suite) quietProblems(ctx context.Context, round int, final bool) []string {
 	var out []string
 	for _, n := range s.nodes {
 		if !n.isUp() {
 			continue
 		}
-		out = append(out, s.nodeProblems(n)...)
+		out = append(out, s.nodeProblems(n, final)...)
 	}
 	subs, err := s.normalisedSubs(ctx)
 	switch {
@@ -127,7 +130,7 @@ func (s *suite) quietProblems(ctx context.Context, round int) []string {
 }
 
 // nodeProblems checks one live node against the clients connected to it.
-func (s *suite) nodeProblems(n *nodeProc) []string {
+func (s *suite) nodeProblems(n *nodeProc, final bool) []string {
 	var out []string
 	id := n.nodeID()
 	d, err := n.actors()
@@ -227,7 +230,11 @@ func (s *suite) nodeProblems(n *nodeProc) []string {
 	if b, ok := s.base.busy[id]; !ok {
 		s.base.busy[id] = g
 	} else if g.total() > b.total() {
-		out = append(out, fmt.Sprintf("%s: %d goroutines at quiet, baseline %d: %s (profiles in %s)", id, g.total(), b.total(), g.grown(b), s.saveProfiles(id, b, g)))
+		saved := ""
+		if final {
+			saved = " (profiles in " + s.saveProfiles(id, b, g) + ")"
+		}
+		out = append(out, fmt.Sprintf("%s: %d goroutines at quiet, baseline %d: %s%s", id, g.total(), b.total(), g.grown(b), saved))
 	}
 	return out
 }
@@ -237,6 +244,7 @@ func (s *suite) nodeProblems(n *nodeProc) []string {
 func (s *suite) checkEmpty(ctx context.Context) []string {
 	deadline := time.Now().Add(8 * time.Second)
 	for {
+		final := time.Now().After(deadline) || ctx.Err() != nil
 		var out []string
 		for _, n := range s.nodes {
 			if !n.isUp() {
@@ -254,7 +262,11 @@ func (s *suite) checkEmpty(ctx context.Context) []string {
 				continue
 			}
 			if g, b := s.quietGoroutines(n), s.base.empty[id]; g.total() > b.total() {
-				out = append(out, fmt.Sprintf("%s: %d goroutines, %d when it started empty: %s (profiles in %s)", id, g.total(), b.total(), g.grown(b), s.saveProfiles(id, b, g)))
+				saved := ""
+				if final {
+					saved = " (profiles in " + s.saveProfiles(id, b, g) + ")"
+				}
+				out = append(out, fmt.Sprintf("%s: %d goroutines, %d when it started empty: %s%s", id, g.total(), b.total(), g.grown(b), saved))
 			}
 		}
 		subs, err := s.normalisedSubs(ctx)
@@ -266,7 +278,7 @@ func (s *suite) checkEmpty(ctx context.Context) []string {
 				out = append(out, fmt.Sprintf("redis: %s still has %d subscribers", ch, n))
 			}
 		}
-		if len(out) == 0 || time.Now().After(deadline) || ctx.Err() != nil {
+		if len(out) == 0 || final {
 			return append(out, s.checkPresenceEmpty(ctx)...)
 		}
 		sleepCtx(ctx, 100*time.Millisecond)

@@ -7,8 +7,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -132,22 +130,6 @@ type suite struct {
 	report       report
 	wg           sync.WaitGroup
 	stopCli      context.CancelFunc
-}
-
-// report is what the run found, printed at the end.
-type report struct {
-	Rounds     int
-	Faults     map[string]int
-	Totals     tally
-	Violations []string
-	Recovery   map[string]time.Duration // longest recovery by fault kind
-	Started    time.Time
-	Took       time.Duration
-	LogDir     string
-}
-
-func (r *report) violate(round int, format string, args ...any) {
-	r.Violations = append(r.Violations, fmt.Sprintf("round %d: ", round)+fmt.Sprintf(format, args...))
 }
 
 // run executes the whole suite and returns its report. An error means the
@@ -324,7 +306,7 @@ func (s *suite) quiesce(ctx context.Context) {
 		n := s.ledger.copies()
 		if n != last {
 			last, stableSince = n, time.Now()
-		} else if time.Since(stableSince) > 300*time.Millisecond {
+		} else if time.Since(stableSince) > 500*time.Millisecond {
 			return
 		}
 		sleepCtx(ctx, 20*time.Millisecond)
@@ -475,50 +457,6 @@ func (s *suite) teardown() {
 	if s.redis != nil {
 		s.redis.close()
 	}
-}
-
-// print writes the run's summary.
-func (r *report) print(w io.Writer) {
-	t := r.Totals
-	fmt.Fprintf(w, "\nchaos summary: %d rounds in %v\n", r.Rounds, r.Took.Round(time.Second))
-	names := make([]string, 0, len(r.Faults))
-	for k := range r.Faults {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	fmt.Fprintf(w, "  faults injected:")
-	total := 0
-	for _, k := range names {
-		fmt.Fprintf(w, " %s=%d", k, r.Faults[k])
-		total += r.Faults[k]
-	}
-	fmt.Fprintf(w, " (total %d)\n", total)
-	fmt.Fprintf(w, "  longest recovery:")
-	for _, k := range names {
-		fmt.Fprintf(w, " %s=%v", k, r.Recovery[k].Round(time.Millisecond))
-	}
-	fmt.Fprintln(w)
-	fmt.Fprintf(w, "  messages: sent %d, acked %d, refused %d (%s), unconfirmed %d, unanswered %d\n",
-		t.Sent, t.Acked, t.Refused, countsString(t.RefusedBy), t.Unconfirmed, t.Unanswered)
-	fmt.Fprintf(w, "  deliveries owed to live members: %d, delivered %d, excused (at-most-once) %d (%s), lost %d\n",
-		t.Expected, t.Delivered, t.Excused, countsString(t.ExcusedBy), t.Lost)
-	fmt.Fprintf(w, "  duplicates %d, reordered %d, copies to non-live members %d, copies of refused messages %d, late %d\n",
-		t.Dups, t.Reordered, t.Extra, t.RefusedDelivered, t.Late)
-	fmt.Fprintf(w, "  violations (lost, leaks, stale membership, supervision): %d\n", len(r.Violations))
-	for _, v := range r.Violations {
-		fmt.Fprintf(w, "    ! %s\n", v)
-	}
-	if len(r.Violations) > 0 {
-		fmt.Fprintf(w, "  logs kept in %s\n", filepath.Clean(r.LogDir))
-	}
-}
-
-func closesString(m map[uint16]int) string {
-	c := map[string]int{}
-	for code, n := range m {
-		c[fmt.Sprint(code)] = n
-	}
-	return countsString(c)
 }
 
 func contains(list []string, s string) bool {

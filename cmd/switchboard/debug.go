@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
+
 	"github.com/switchboard-rt/switchboard/actors"
 	"github.com/switchboard-rt/switchboard/transport"
 )
@@ -92,6 +94,16 @@ func mountDebug(srv *transport.Server, o *options, log *slog.Logger) {
 			// live as long as the node; stopping one would leave a process
 			// that accepts sockets and routes nothing.
 			writeDebugJSON(w, http.StatusConflict, map[string]string{"error": "a root actor lives as long as the node; crash it (mode=panic) or stop the process"})
+			return
+		}
+		// Only actors: the registry also holds processes without a
+		// mailbox (guardians, dead letters, futures) that must not be sent
+		// a crash.
+		if p, ok := node.System().ProcessRegistry.GetLocal(id); !ok {
+			writeDebugJSON(w, http.StatusNotFound, map[string]string{"error": "no live actor with that id"})
+			return
+		} else if _, isActor := p.(*actor.ActorProcess); !isActor {
+			writeDebugJSON(w, http.StatusConflict, map[string]string{"error": "not an actor"})
 			return
 		}
 		if !node.Kill(id, mode == "panic") {

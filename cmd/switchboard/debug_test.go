@@ -84,6 +84,7 @@ func TestDebugKillBadRequests(t *testing.T) {
 		{"hub", "stop", http.StatusConflict},
 		{"hub", "", http.StatusConflict}, // stop is the default mode
 		{"session-$nope", "stop", http.StatusNotFound},
+		{"deadletter", "panic", http.StatusConflict}, // a process, not an actor
 	} {
 		if got := postKill(t, n.base, c.id, c.mode); got != c.want {
 			t.Errorf("kill id=%q mode=%q: %d, want %d", c.id, c.mode, got, c.want)
