@@ -1,6 +1,7 @@
 package transport_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -69,6 +70,9 @@ func TestHeartbeatDropsSilentPeers(t *testing.T) {
 
 	if _, err := silent.WaitClosed(10 * time.Second); err != nil {
 		t.Fatal("a client that never answers pings was not dropped")
+	}
+	if _, reason := silent.CloseCode(); strings.Contains(reason, "127.0.0.1") || strings.Contains(reason, "tcp") {
+		t.Errorf("close reason %q exposes the node's socket", reason)
 	}
 	expect(t, observer, "silent's departure", func(e *wsclient.Event) bool {
 		return e.Event == "user_disconnected" && e.UserID == "silent"

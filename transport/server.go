@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -247,9 +248,14 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, requireToken bo
 	// UpgradeFromConn keeps bytes the client pipelined behind its request
 	// (Upgrade would drop them). Without such bytes, a reader of the
 	// configured size replaces net/http's (which is then garbage).
-	br := brw.Reader
-	if br.Buffered() == 0 {
-		br = bufio.NewReaderSize(nc, s.cfg.ReadBufferSize)
+	// Reads go through wire so that a read error the client may see in a
+	// close reason never carries the node's internal addresses.
+	var br *bufio.Reader
+	if n := brw.Reader.Buffered(); n > 0 {
+		early, _ := brw.Reader.Peek(n)
+		br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(early)), wire), s.cfg.ReadBufferSize)
+	} else {
+		br = bufio.NewReaderSize(wire, s.cfg.ReadBufferSize)
 	}
 	socket, err := up.UpgradeFromConn(wire, br, r)
 	if err != nil {
