@@ -117,6 +117,8 @@ type Node struct {
 	// strategy value and never removes it: a strategy per connection leaked
 	// one process per connection ever opened.
 	sessionGuardian actor.SupervisorStrategy
+	// sessionPool runs every session's mailbox (see sessionDispatcher).
+	sessionPool *sessionDispatcher
 	// shutDown is set by the first Shutdown: later calls return at once
 	// (protoactor's ActorSystem.Shutdown panics when called twice).
 	shutDown atomic.Bool
@@ -129,6 +131,7 @@ func NewNode(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, metrics: &Metrics{}, log: cfg.Logger.With(KeyNode, cfg.NodeID), draining: make(chan struct{})}
 	n.sessionGuardian = stopSessionOnPanic(n.metrics)
+	n.sessionPool = newSessionDispatcher()
 	protoLog := n.log.With("lib", "protoactor")
 	n.system = actor.NewActorSystem(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return protoLog }),
@@ -199,9 +202,13 @@ type SessionOptions struct {
 // Connect spawns the session actor for an accepted connection. The returned
 // PID takes Commands (from the read side) and *SocketClosed.
 func (n *Node) Connect(conn Conn, opts SessionOptions) *actor.PID {
-	props := actor.PropsFromProducer(func() actor.Actor {
-		return &session{node: n, conn: conn, opts: opts}
-	}, actor.WithGuardian(n.sessionGuardian))
+	return n.spawnSession(func() actor.Actor { return &session{node: n, conn: conn, opts: opts} })
+}
+
+// spawnSession spawns a session actor with the node's session supervision
+// and dispatcher.
+func (n *Node) spawnSession(producer actor.Producer) *actor.PID {
+	props := actor.PropsFromProducer(producer, actor.WithGuardian(n.sessionGuardian), actor.WithDispatcher(n.sessionPool))
 	return n.root.SpawnPrefix(props, "session-")
 }
 

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -103,6 +104,16 @@ func newBenchRoom(b *testing.B, members int) *benchRoom {
 	return br
 }
 
+// processCPU is the CPU time (user + system) this process has used, in
+// nanoseconds: clients and node together.
+func processCPU() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
 type errTimeout string
 
 func (e errTimeout) Error() string { return "timed out waiting for " + string(e) }
@@ -144,11 +155,12 @@ func BenchmarkEndToEndRoom(b *testing.B) {
 			br.run(b, 10, 64) // warm up
 			b.ReportAllocs()
 			b.ResetTimer()
-			start := time.Now()
+			start, cpu0 := time.Now(), processCPU()
 			br.run(b, b.N, 64)
 			b.StopTimer()
 			d := float64(b.N) * float64(members)
 			b.ReportMetric(float64(time.Since(start).Nanoseconds())/d, "ns/delivery")
+			b.ReportMetric(float64(processCPU()-cpu0)/d, "cpu-ns/delivery")
 			b.ReportMetric(d/time.Since(start).Seconds(), "deliveries/s")
 		})
 	}
