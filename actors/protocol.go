@@ -231,6 +231,9 @@ func jsonString(raw json.RawMessage) (string, bool) {
 	if len(raw) == 0 || raw[0] != '"' {
 		return "", false
 	}
+	if s, ok := plainString(raw); ok {
+		return s, true
+	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return "", false
@@ -259,4 +262,25 @@ func validID(raw json.RawMessage) (json.RawMessage, bool) {
 		return bytes.Clone(raw), true
 	}
 	return nil, false
+}
+
+// plainString is jsonString's fast path: a string literal with no escape, no
+// control character and valid UTF-8 decodes to its own bytes, so it is
+// copied as is instead of going through encoding/json (which gives the same
+// result for it, at several allocations).
+func plainString(raw []byte) (string, bool) {
+	n := len(raw)
+	if n < 2 || raw[n-1] != '"' {
+		return "", false
+	}
+	inner := raw[1 : n-1]
+	for _, c := range inner {
+		if c < 0x20 || c == '"' || c == '\\' {
+			return "", false
+		}
+	}
+	if !utf8.Valid(inner) {
+		return "", false
+	}
+	return string(inner), true
 }
