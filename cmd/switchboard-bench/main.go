@@ -49,7 +49,7 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) (*R
 			t.stop()
 		}
 	}()
-	so := serverOptions{readBuffer: o.readBuffer, cpuProfile: o.cpuProfile}
+	so := serverOptions{readBuffer: o.readBuffer, cpuProfile: o.cpuProfile, redisURL: o.redisURL}
 	where := whereInprocess
 	if o.spawn {
 		where = whereChild

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/switchboard-rt/switchboard/cluster/redistest"
 )
 
 // runBench runs the tool with args against in-process servers and returns
@@ -49,9 +51,11 @@ func checkDelivery(t *testing.T, r *Result, clients int, expected int64) {
 	}
 }
 
-func goroutinesSettle(t *testing.T) func() {
+// goroutinesSettle checks, when the test and its cleanups are done, that the
+// goroutine count came back to what it was.
+func goroutinesSettle(t *testing.T) {
 	before := runtime.NumGoroutine()
-	return func() {
+	t.Cleanup(func() {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
 		for runtime.NumGoroutine() > before {
@@ -61,11 +65,11 @@ func goroutinesSettle(t *testing.T) func() {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-	}
+	})
 }
 
 func TestRoomScenarioWithBaseline(t *testing.T) {
-	defer goroutinesSettle(t)()
+	goroutinesSettle(t)
 	rep := runBench(t, "--inprocess", "1", "--baseline", "--rooms", "3", "--members", "4", "--messages", "25", "--window", "4", "room")
 	if len(rep.Runs) != 1 || len(rep.Baseline) != 1 {
 		t.Fatalf("runs %d baseline %d, want 1 and 1", len(rep.Runs), len(rep.Baseline))
@@ -79,7 +83,7 @@ func TestRoomScenarioWithBaseline(t *testing.T) {
 }
 
 func TestRoomScenarioTwoNodesAtRate(t *testing.T) {
-	defer goroutinesSettle(t)()
+	goroutinesSettle(t)
 	// Members alternate between two nodes, so room traffic crosses the fabric.
 	rep := runBench(t, "--inprocess", "2", "--rooms", "2", "--members", "3", "--messages", "10", "--rate", "500", "room")
 	if len(rep.Runs) != 1 || rep.Runs[0].Nodes != 2 {
@@ -88,8 +92,18 @@ func TestRoomScenarioTwoNodesAtRate(t *testing.T) {
 	checkDelivery(t, rep.Runs[0], 6, 2*3*10)
 }
 
+func TestRoomScenarioTwoNodesOverRedis(t *testing.T) {
+	goroutinesSettle(t)
+	srv := redistest.Start(t)
+	rep := runBench(t, "--inprocess", "2", "--redis", srv.URL(), "--rooms", "2", "--members", "4", "--messages", "20", "room")
+	if len(rep.Runs) != 1 || rep.Runs[0].Nodes != 2 || rep.Params["broker"] != "redis" {
+		t.Fatalf("runs %+v params %v", rep.Runs, rep.Params)
+	}
+	checkDelivery(t, rep.Runs[0], 8, 2*4*20)
+}
+
 func TestBroadcastScenario(t *testing.T) {
-	defer goroutinesSettle(t)()
+	goroutinesSettle(t)
 	rep := runBench(t, "--inprocess", "1", "--baseline", "--clients", "6", "--messages", "20", "broadcast")
 	// Chat reaches every connection but the sender's.
 	checkDelivery(t, rep.Runs[0], 6, 5*20)
@@ -97,7 +111,7 @@ func TestBroadcastScenario(t *testing.T) {
 }
 
 func TestIdleScenario(t *testing.T) {
-	defer goroutinesSettle(t)()
+	goroutinesSettle(t)
 	rep := runBench(t, "--inprocess", "1", "--clients", "20", "--hold", "50ms", "--source-ips", "127.0.0.1-127.0.0.2", "idle")
 	r := rep.Runs[0]
 	if r.Idle == nil || r.Idle.Connections != 20 || r.Lost != 0 || r.Closed != 0 {
@@ -109,7 +123,7 @@ func TestIdleScenario(t *testing.T) {
 }
 
 func TestChurnScenario(t *testing.T) {
-	defer goroutinesSettle(t)()
+	goroutinesSettle(t)
 	rep := runBench(t, "--inprocess", "1", "--baseline", "--cycles", "30", "--concurrency", "3", "churn")
 	for _, r := range append(rep.Runs, rep.Baseline...) {
 		if r.Churn == nil || r.Churn.Cycles != 30 || r.Churn.Failed != 0 || r.Churn.Leaked != 0 {

@@ -31,6 +31,7 @@ type options struct {
 	users       int
 	readBuffer  int
 	cpuProfile  string
+	redisURL    string
 	quiet       bool
 
 	rooms    int
@@ -79,6 +80,7 @@ func parseOptions(args []string, out io.Writer) (*options, error) {
 	srcIPs := fs.String("source-ips", "", "source addresses for the clients, spread round robin: a list (127.0.0.2,127.0.0.3) or a range (127.0.0.2-127.0.0.50)")
 	fs.IntVar(&o.users, "users", 0, "distinct user ids among the clients (0: one per connection); fewer users means less presence traffic while connecting")
 	fs.IntVar(&o.readBuffer, "read-buffer", 0, "gws read buffer per connection of the servers this tool starts (0: default, 4096)")
+	fs.StringVar(&o.redisURL, "redis", "", "with --inprocess: the nodes share this Redis (redis://127.0.0.1:6379/0) instead of an in-process fabric")
 	fs.StringVar(&o.cpuProfile, "server-cpuprofile", "", "with --spawn: write each child server's CPU profile to FILE.switchboard / FILE.baseline")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress on stderr")
 	fs.IntVar(&o.rooms, "rooms", 10, "room: number of rooms")
@@ -146,6 +148,9 @@ func (o *options) validate() error {
 		bad("--nodes and --inprocess are exclusive")
 	case o.inprocess < 0 || o.inprocess > 16:
 		bad("--inprocess must be 0-16")
+	}
+	if o.redisURL != "" && o.inprocess == 0 {
+		bad("--redis is for the nodes this tool starts: give --inprocess N")
 	}
 	for _, n := range o.nodes {
 		if _, err := wsURL(n, "x"); err != nil {

@@ -80,6 +80,9 @@ func newReport(o *options) *Report {
 	if o.users > 0 {
 		p["users"] = o.users
 	}
+	if o.redisURL != "" {
+		p["broker"] = "redis"
+	}
 	if o.readBuffer > 0 {
 		p["read_buffer"] = o.readBuffer
 	}

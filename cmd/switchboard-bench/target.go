@@ -49,6 +49,7 @@ type target struct {
 type serverOptions struct {
 	readBuffer int    // gws read buffer per connection; 0: the server's default
 	cpuProfile string // child servers only: write a CPU profile here
+	redisURL   string // Switchboard nodes share this Redis instead of an in-process fabric
 }
 
 // startTarget starts (or names) the servers of one run.
@@ -81,9 +82,12 @@ func startServers(kind string, count int, so serverOptions) ([]string, func(), e
 		return []string{b.URL()}, b.Close, nil
 	}
 	var fabric *cluster.Fabric
-	if count > 1 {
+	if count > 1 && so.redisURL == "" {
 		fabric = cluster.NewFabric()
 	}
+	// A channel prefix of its own, so that a shared Redis carries no other
+	// deployment's traffic into the measurement (nor this run's into it).
+	prefix := "bench-" + strconv.Itoa(os.Getpid())
 	var urls []string
 	var stops []func()
 	stopAll := func() {
@@ -96,10 +100,18 @@ func startServers(kind string, count int, so serverOptions) ([]string, func(), e
 	}
 	for i := 0; i < count; i++ {
 		var broker actors.Broker = cluster.NewInProc()
-		if fabric != nil {
+		switch {
+		case so.redisURL != "":
+			b, err := cluster.NewRedis(cluster.RedisConfig{URL: so.redisURL})
+			if err != nil {
+				stopAll()
+				return nil, nil, err
+			}
+			broker = b
+		case fabric != nil:
 			broker = fabric.Broker()
 		}
-		url, stop, err := startNode(broker, i, so)
+		url, stop, err := startNode(broker, i, prefix, so)
 		if err != nil {
 			stopAll()
 			return nil, nil, err
@@ -113,10 +125,11 @@ func startServers(kind string, count int, so serverOptions) ([]string, func(), e
 // startNode starts one Switchboard node on 127.0.0.1 with the settings a load
 // test needs: no per-connection rate limit (a publisher sends as fast as its
 // window allows), everything else at its defaults.
-func startNode(broker actors.Broker, i int, so serverOptions) (string, func(), error) {
+func startNode(broker actors.Broker, i int, prefix string, so serverOptions) (string, func(), error) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	node, err := actors.NewNode(actors.Config{
 		NodeID:        "bench-" + strconv.Itoa(i),
+		ChannelPrefix: prefix,
 		Broker:        broker,
 		RatePerSecond: -1,
 		Logger:        quiet,
@@ -166,6 +179,9 @@ func startChild(kind string, count int, so serverOptions) (*target, error) {
 	args := []string{"serve", "--kind", kind, "--count", strconv.Itoa(count), "--read-buffer", strconv.Itoa(so.readBuffer)}
 	if so.cpuProfile != "" {
 		args = append(args, "--cpuprofile", so.cpuProfile+"."+kind)
+	}
+	if so.redisURL != "" && kind == kindSwitchboard {
+		args = append(args, "--redis", so.redisURL)
 	}
 	cmd := exec.Command(exe, args...)
 	stdin, err := cmd.StdinPipe()
@@ -229,6 +245,7 @@ func serveMain(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	readBuf := fs.Int("read-buffer", 0, "gws read buffer per connection in bytes (0: the server's default)")
 	maxLife := fs.Duration("max-life", time.Hour, "exit after this long whatever happens")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the servers to this file")
+	redisURL := fs.String("redis", "", "Redis URL the Switchboard nodes share (default: an in-process fabric)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -249,7 +266,7 @@ func serveMain(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	if *count < 1 || *count > 16 || *maxLife <= 0 {
 		return errors.New("--count must be 1-16 and --max-life positive")
 	}
-	urls, stop, err := startServers(*kind, *count, serverOptions{readBuffer: *readBuf})
+	urls, stop, err := startServers(*kind, *count, serverOptions{readBuffer: *readBuf, redisURL: *redisURL})
 	if err != nil {
 		return err
 	}
