@@ -62,6 +62,12 @@ type RedisConfig struct {
 	// PresenceTTL, and its users are reported user_disconnected within
 	// PresenceTTL + PresenceTTL/3. Zero: 15 s.
 	PresenceTTL time.Duration
+	// ResendWindow: when this node notices that its subscriptions died,
+	// what it published during this time before is sent again after the
+	// recovery, because Redis drops what it had not yet written to a
+	// subscriber it closes. Receivers drop the copies they had (by msg_id;
+	// see redis_msgid.go). Zero: 500 ms.
+	ResendWindow time.Duration
 	// CommandTimeout bounds one round trip to Redis. Zero: 5 s.
 	CommandTimeout time.Duration
 	// Logger receives the broker's logs. Zero: discard.
@@ -84,7 +90,7 @@ func (c *RedisConfig) normalize() (*redis.Options, error) {
 	}
 	if c.PubSubConnections < 0 || c.OutboxLimit < 0 || c.MaxBatch < 0 || c.InboundBytes < 0 ||
 		c.ProbeIdle < 0 || c.ProbeTimeout < 0 || c.ReconnectMin < 0 || c.ReconnectMax < 0 ||
-		c.FlushWait < 0 || c.PresenceTTL < 0 || c.CommandTimeout < 0 {
+		c.FlushWait < 0 || c.PresenceTTL < 0 || c.CommandTimeout < 0 || c.ResendWindow < 0 {
 		return nil, ErrRedisLimits
 	}
 	def := func(v *int, d int) {
@@ -108,6 +114,7 @@ func (c *RedisConfig) normalize() (*redis.Options, error) {
 	defd(&c.FlushWait, 3*time.Second)
 	defd(&c.PresenceTTL, 15*time.Second)
 	defd(&c.CommandTimeout, 5*time.Second)
+	defd(&c.ResendWindow, 500*time.Millisecond)
 	if c.ReconnectMax < c.ReconnectMin {
 		c.ReconnectMax = c.ReconnectMin
 	}
@@ -180,6 +187,10 @@ type Redis struct {
 	inflight atomic.Int64
 
 	health health
+	// carry[i] holds the deliveries pub/sub connection actor i had read but
+	// not routed when it restarted, for its next incarnation. Only that
+	// actor touches carry[i]; its incarnations follow one another.
+	carry [][]*delivery
 
 	ctx     context.Context // cancelled by Close: ends every goroutine
 	cancel  context.CancelFunc
@@ -201,6 +212,7 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 	r := &Redis{cfg: cfg, opts: opts, log: cfg.Logger.With("broker", "redis")}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.health.init(cfg.PubSubConnections)
+	r.carry = make([][]*delivery, cfg.PubSubConnections)
 	return r, nil
 }
 
@@ -393,6 +405,7 @@ type redisKeys struct {
 	broadcast string // PREFIX:broadcast
 	nodeChan  string // PREFIX:node:ID (this node's direct channel)
 	ownMarker string // `,"node":"ID","payload":` (see ownEnvelope)
+	msgID     string // `,"msg_id":"ID~INCARNATION:` (see withMsgID)
 
 	nodes     string // PREFIX:presence:nodes: set of registered node ids
 	alive     string // PREFIX:presence:alive:ID: this node's liveness key (TTL)
@@ -408,6 +421,7 @@ func newRedisKeys(prefix, node string) redisKeys {
 		broadcast: actors.BroadcastChannel(prefix),
 		nodeChan:  actors.NodeChannel(prefix, node),
 		ownMarker: `,"node":` + id + `,"payload":`,
+		msgID:     msgIDPrefix(node + "~" + actors.RandomID(6)),
 		nodes:     prefix + ":presence:nodes",
 		alive:     prefix + ":presence:alive:" + node,
 		nodeUsers: prefix + ":presence:node:" + node,

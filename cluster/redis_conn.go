@@ -90,6 +90,17 @@ func newPubSubConn(r *Redis, index int) *pubsubConn {
 
 func (c *pubsubConn) Receive(ctx actor.Context) {
 	defer logPanics(c.r.log, "redis-conn")
+	// A failed incarnation lets go of its connection at once, not when it
+	// is restarted after the backoff: meanwhile that connection could
+	// subscribe (its command goroutine may still dial) and be counted by
+	// Redis and the other nodes as this node listening, while nothing
+	// routes what it reads.
+	defer func() {
+		if r := recover(); r != nil {
+			c.shutdown()
+			panic(r)
+		}
+	}()
 	switch m := ctx.Message().(type) {
 	case *delivery:
 		if !c.ready {
@@ -151,6 +162,9 @@ func (c *pubsubConn) Receive(ctx actor.Context) {
 func (c *pubsubConn) start(ctx actor.Context) {
 	c.self, c.bus = ctx.Self(), ctx.Parent()
 	c.startedAt = time.Now()
+	// What an earlier incarnation read but could not route yet comes
+	// first, ahead of anything still in the mailbox.
+	c.stash, c.r.carry[c.index] = c.r.carry[c.index], nil
 	c.link = openLink(c.r, c.self, c.probe)
 	ctx.Request(c.bus, &snapshotQuery{index: c.index})
 	c.scheduleTick()
@@ -266,10 +280,9 @@ func (c *pubsubConn) shutdown() {
 	}
 	c.up = false
 	c.r.health.set(c.index, false)
-	for _, d := range c.stash {
-		c.r.inflight.Add(-int64(len(d.payload)))
-		c.r.stats.dropped.Add(1)
-	}
+	// Messages Redis delivered before the fault are not lost with this
+	// incarnation: the next one routes them.
+	c.r.carry[c.index] = append(c.r.carry[c.index], c.stash...)
 	c.stash = nil
 }
 
@@ -291,7 +304,7 @@ type link struct {
 	once sync.Once
 
 	lastRead atomic.Int64 // unix ns of the last read; written by the read loop, read by the actor
-	broken   atomic.Bool  // a connection of this link failed; set by linkConn, read by the dialer
+	broken   atomic.Bool  // a dial or a connection of this link failed; set by the dialer and linkConn, read by the dialer
 }
 
 var errLinkBroken = errors.New("cluster: redis: link broken; a new one replaces it")
@@ -345,6 +358,7 @@ func openLink(r *Redis, self *actor.PID, probe string) *link {
 		}
 		c, err := dial(ctx, network, addr)
 		if err != nil {
+			l.broken.Store(true) // one attempt per link: the next one is a new link
 			return nil, err
 		}
 		return &linkConn{Conn: c, broken: &l.broken}, nil

@@ -61,3 +61,36 @@ func TestRedisConfigDefaults(t *testing.T) {
 		t.Fatal("negative duration accepted")
 	}
 }
+
+func TestMsgIDRoundTrip(t *testing.T) {
+	prefix := msgIDPrefix(`n"1~abc`)
+	env := (&actors.Envelope{Type: actors.EnvBroadcast, SenderID: "u", Node: `n"1`, Payload: []byte(`{"event":"chat","content":"x"}`)}).Encode()
+	data := withMsgID(env, prefix, 42)
+	got, err := actors.DecodeEnvelope(data)
+	if err != nil || got.SenderID != "u" || string(got.Payload) != `{"event":"chat","content":"x"}` {
+		t.Fatalf("decode with msg_id: %v %+v", err, got)
+	}
+	// An id with a quote is not trusted for deduplication, but still decodes.
+	if _, _, ok := parseMsgID(string(data)); ok {
+		t.Fatal("id with an escaped quote parsed")
+	}
+	data = withMsgID(env, msgIDPrefix("n1~abc"), 42)
+	origin, seq, ok := parseMsgID(string(data))
+	if !ok || origin != "n1~abc" || seq != 42 {
+		t.Fatalf("parseMsgID = %q %d %v", origin, seq, ok)
+	}
+	for _, foreign := range []string{
+		`{"type":"broadcast","payload":{"event":"x","msg_id":"a:1"}}`,
+		`{"type":"broadcast","payload":{"event":"x"},"msg_id":"a:b"}`,
+		`{"type":"broadcast","payload":{"event":"x"},"msg_id":"nocolon"}`,
+		`{"type":"broadcast","payload":{"event":"x"}}`,
+		``,
+	} {
+		if _, _, ok := parseMsgID(foreign); ok {
+			t.Errorf("parseMsgID(%s) ok", foreign)
+		}
+	}
+	if !ownEnvelope(string(withMsgID(env, prefix, 1)), newRedisKeys("websocket", `n"1`).ownMarker) {
+		t.Fatal("own envelope with msg_id not recognised")
+	}
+}

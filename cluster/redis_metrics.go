@@ -16,13 +16,14 @@ type redisStats struct {
 	dropped       atomic.Int64 // read loops: dropped because the inbound buffer was full
 	unrouted      atomic.Int64 // connection actors: for a channel no longer subscribed here
 	invalid       atomic.Int64 // subscription actors: malformed envelopes
+	duplicates    atomic.Int64 // subscription actors: copies of envelopes already delivered (a resend after a fault)
 	delivered     atomic.Int64 // subscription actors: envelopes decoded and handed to local targets
 	published     atomic.Int64 // outbox writer: PUBLISH commands confirmed by Redis
 	directs       atomic.Int64 // outbox writer: direct-message scripts run
 	roundTrips    atomic.Int64 // outbox writer: round trips (a pipelined batch counts once)
 	sendFailures  atomic.Int64 // outbox writer: round trips that failed (their commands stay queued)
 	refused       atomic.Int64 // Publish/SendDirect callers: refused, outbox full
-	resent        atomic.Int64 // outbox writer: publishes heard by nobody while this node's subscriptions were gone, sent again
+	resent        atomic.Int64 // outbox writer: publishes sent again after a fault (heard by nobody, or within ResendWindow before it was noticed)
 	flushTimeouts atomic.Int64 // outbox writer: FlushWait ran out before the other nodes were back
 	subscriptions atomic.Int64 // bus: channels this node subscribes (gauge)
 	reconnects    atomic.Int64 // bus supervisor: pub/sub connection restarts
@@ -46,6 +47,7 @@ type RedisStats struct {
 	Dropped         int64         `json:"dropped"`
 	Unrouted        int64         `json:"unrouted"`
 	Invalid         int64         `json:"invalid"`
+	Duplicates      int64         `json:"duplicates"`
 	Delivered       int64         `json:"delivered"`
 	InboundBytes    int64         `json:"inbound_bytes"`
 	Published       int64         `json:"published"`
@@ -78,7 +80,7 @@ func (r *Redis) Stats() RedisStats {
 	up, total := r.health.upCount()
 	st := RedisStats{
 		Received: s.received.Load(), OwnSkipped: s.ownSkipped.Load(), Dropped: s.dropped.Load(),
-		Unrouted: s.unrouted.Load(), Invalid: s.invalid.Load(), Delivered: s.delivered.Load(),
+		Unrouted: s.unrouted.Load(), Invalid: s.invalid.Load(), Duplicates: s.duplicates.Load(), Delivered: s.delivered.Load(),
 		InboundBytes: r.inflight.Load(), Published: s.published.Load(), Directs: s.directs.Load(),
 		RoundTrips: s.roundTrips.Load(), SendFailures: s.sendFailures.Load(), Refused: s.refused.Load(),
 		Resent: s.resent.Load(), FlushTimeouts: s.flushTimeouts.Load(),
@@ -117,6 +119,7 @@ var redisMetrics = []redisMetric{
 	counter("dropped_total", "Messages dropped by a read loop because the inbound buffer was full.", func(s *RedisStats) float64 { return float64(s.Dropped) }),
 	counter("unrouted_total", "Messages for a channel this node had just unsubscribed.", func(s *RedisStats) float64 { return float64(s.Unrouted) }),
 	counter("invalid_total", "Malformed envelopes received and ignored.", func(s *RedisStats) float64 { return float64(s.Invalid) }),
+	counter("duplicates_total", "Copies of envelopes already delivered, dropped (a publisher resent what a fault may have swallowed).", func(s *RedisStats) float64 { return float64(s.Duplicates) }),
 	counter("delivered_total", "Envelopes decoded and handed to local rooms or the hub.", func(s *RedisStats) float64 { return float64(s.Delivered) }),
 	gauge("inbound_buffer_bytes", "Bytes read from Redis and not yet delivered.", func(s *RedisStats) float64 { return float64(s.InboundBytes) }),
 	counter("published_total", "PUBLISH commands confirmed by Redis.", func(s *RedisStats) float64 { return float64(s.Published) }),
@@ -124,7 +127,7 @@ var redisMetrics = []redisMetric{
 	counter("round_trips_total", "Round trips of the outbox writer (a pipelined batch counts once).", func(s *RedisStats) float64 { return float64(s.RoundTrips) }),
 	counter("send_failures_total", "Outbox round trips that failed; their commands stayed queued and were sent again.", func(s *RedisStats) float64 { return float64(s.SendFailures) }),
 	counter("refused_total", "Publishes refused because the outbox was full (senders got unavailable).", func(s *RedisStats) float64 { return float64(s.Refused) }),
-	counter("resent_total", "Publishes heard by nobody while this node's subscriptions were gone, sent again after recovery.", func(s *RedisStats) float64 { return float64(s.Resent) }),
+	counter("resent_total", "Publishes sent again after a fault: heard by nobody, or published just before this node noticed it.", func(s *RedisStats) float64 { return float64(s.Resent) }),
 	counter("flush_wait_timeouts_total", "Recoveries after which the outbox stopped waiting for other nodes' subscriptions.", func(s *RedisStats) float64 { return float64(s.FlushTimeouts) }),
 	gauge("outbox", "Commands waiting in the outbox.", func(s *RedisStats) float64 { return float64(s.Outbox) }),
 	gauge("subscriptions", "Channels this node subscribes (probe channels excluded).", func(s *RedisStats) float64 { return float64(s.Subscriptions) }),
@@ -140,7 +143,7 @@ var redisMetrics = []redisMetric{
 	counter("presence_resyncs_total", "Times this node rewrote its presence entries after finding them gone.", func(s *RedisStats) float64 { return float64(s.Resyncs) }),
 	gauge("peer_nodes", "Other nodes registered in the presence directory, as of the last heartbeat.", func(s *RedisStats) float64 { return float64(s.Peers) }),
 	counter("nodes_reaped_total", "Dead nodes removed from the presence directory by this node.", func(s *RedisStats) float64 { return float64(s.NodesReaped) }),
-	counter("users_vanished_total", "Users of dead nodes reported user_disconnected by this node.", func(s *RedisStats) float64 { return float64(s.UsersVanished) }),
+	counter("users_vanished_total", "Users of dead nodes this node reported user_disconnected for.", func(s *RedisStats) float64 { return float64(s.UsersVanished) }),
 }
 
 var _ prometheus.Collector = (*Redis)(nil)

@@ -48,6 +48,7 @@ type outbox struct {
 	sending int                 // items[head:head+sending] are in flight with the writer
 	local   map[string]struct{} // users with a local session: what a resync writes
 	resync  bool                // a resync is queued
+	seq     uint64              // msg_id sequence of the last publish queued
 	closed  bool                // Close began: refuse new publishes
 
 	wake    chan struct{} // capacity 1: something changed, look again
@@ -70,6 +71,10 @@ type outbox struct {
 	windowOver bool                // FlushWait has passed since: no more checks
 	holdEpoch  uint64              // hold the queue until a recovery newer than this
 	holding    bool
+	wasUp      bool       // the connections were all up at the last step
+	seenEpoch  uint64     // the recovery epoch at the last step
+	resentDown bool       // resendRecent ran for the current outage
+	recent     []sentItem // publishes confirmed within ResendWindow, oldest first
 	batch      []outItem
 	status     []itemStatus
 }
@@ -92,10 +97,27 @@ type outItem struct {
 	channel  string           // publish: the channel
 	user     string           // direct, online, offline: the user
 	data     []byte           // publish, direct: the envelope
-	done     func(int, error) // direct: called by the writer with the result
+	done     func(int, error) // direct: called by the writer with the result (see answer)
 	resent   bool             // heard by nobody once and queued again
 	announce bool             // resync: also publish user_connected for every local user
 }
+
+// answer reports a direct message's result to its sender, once: an item
+// sent again after a fault has no one left to answer.
+func (it *outItem) answer(nodes int, err error) {
+	if it.done != nil {
+		it.done(nodes, err)
+	}
+}
+
+// sentItem is a confirmed publish or direct message, kept for ResendWindow.
+type sentItem struct {
+	it outItem
+	at time.Time
+}
+
+// maxRecent bounds the confirmed publishes kept for a resend.
+const maxRecent = 8192
 
 type itemStatus uint8
 
@@ -139,6 +161,12 @@ func (o *outbox) push(it outItem, bounded bool) bool {
 	if o.closed || bounded && len(o.items)-o.head >= o.limit {
 		o.mu.Unlock()
 		return false
+	}
+	if it.kind == outPublish || it.kind == outDirect {
+		// Numbered under the lock: sequence order is queue order, which
+		// is the order every subscriber receives one channel's messages in.
+		o.seq++
+		it.data = withMsgID(it.data, o.r.keys.msgID, o.seq)
 	}
 	o.items = append(o.items, it)
 	o.mu.Unlock()
@@ -285,6 +313,20 @@ func (o *outbox) step() (time.Duration, bool) {
 		return -1, true
 	}
 	up, epoch := o.r.health.allUp()
+	switch {
+	case o.wasUp && !up:
+		// The connections just went down.
+		o.resendRecent()
+		o.resentDown = true
+	case epoch != o.seenEpoch:
+		// They went down and up again while the writer was busy (a round
+		// trip, a backoff): the fault was not seen above.
+		if !o.resentDown {
+			o.resendRecent()
+		}
+		o.resentDown = false
+	}
+	o.wasUp, o.seenEpoch = up, epoch
 	if !up || o.holding && epoch <= o.holdEpoch {
 		if quitting {
 			return 0, false // Redis is not there to flush to
@@ -416,6 +458,7 @@ func (o *outbox) sendable() (int, time.Duration) {
 		o.failed(err)
 		return 0, time.Until(o.retryAt)
 	}
+	o.succeeded()
 	if numsub != nil {
 		got := numsub.Val()
 		for i, ch := range chans {
@@ -485,7 +528,11 @@ func (o *outbox) send(n int) {
 		}
 		o.scripts = true
 	}
-	pipe := client.Pipeline()
+	// One transaction: every command of the batch sees the same
+	// subscribers. A fault then falls between two batches, never inside
+	// one, so a later message of a channel cannot be heard where an earlier
+	// one was not (msg_id deduplication relies on it).
+	pipe := client.TxPipeline()
 	spans := make([]itemCmds, len(o.batch))
 	for i := range o.batch {
 		from := pipe.Len()
@@ -603,16 +650,16 @@ func (o *outbox) result(it *outItem, cmds []redis.Cmder) itemStatus {
 			return itemRetry
 		case err != nil || len(res) != 2:
 			o.r.log.Warn("redis direct-message script failed", actors.KeyErr, err)
-			it.done(0, actors.ErrUnavailable)
+			it.answer(0, actors.ErrUnavailable)
 		case res[0] == 0 && res[1] > 0 && !it.resent:
 			return itemSuspect
 
 		default:
 			o.r.stats.directs.Add(1)
 			if res[0] == 0 && res[1] > 0 {
-				it.done(0, actors.ErrUnavailable) // its nodes are there but not listening
+				it.answer(0, actors.ErrUnavailable) // its nodes are there but not listening
 			} else {
-				it.done(int(res[0]), nil)
+				it.answer(int(res[0]), nil)
 			}
 		}
 	case outReapSelf:
@@ -694,7 +741,7 @@ func (o *outbox) checkSuspects(ctx context.Context, epoch uint64) {
 			o.receivers[it.channel] = 0
 		case outDirect:
 			o.r.stats.directs.Add(1)
-			it.done(0, actors.ErrUnavailable)
+			it.answer(0, actors.ErrUnavailable)
 		}
 	}
 }
@@ -703,11 +750,16 @@ func (o *outbox) checkSuspects(ctx context.Context, epoch uint64) {
 // their order, the items to send again. status nil means: retry them all.
 func (o *outbox) complete(status []itemStatus) {
 	var retry []outItem
+	now := time.Now()
 	for i, it := range o.batch {
-		if status == nil || status[i] == itemRetry {
+		switch {
+		case status == nil || status[i] == itemRetry:
 			retry = append(retry, it)
+		case it.kind == outPublish || it.kind == outDirect:
+			o.recent = append(o.recent, sentItem{it: it, at: now})
 		}
 	}
+	o.trimRecent(now)
 	o.mu.Lock()
 	oldHead := o.head
 	o.head += len(o.batch) - len(retry)
@@ -732,6 +784,44 @@ func (o *outbox) complete(status []itemStatus) {
 	clear(o.batch)
 }
 
+// trimRecent forgets the confirmed publishes older than ResendWindow.
+func (o *outbox) trimRecent(now time.Time) {
+	cut := 0
+	for cut < len(o.recent) && (now.Sub(o.recent[cut].at) > o.r.cfg.ResendWindow || len(o.recent)-cut > maxRecent) {
+		cut++
+	}
+	if cut > 0 {
+		n := copy(o.recent, o.recent[cut:])
+		clear(o.recent[n:])
+		o.recent = o.recent[:n]
+	}
+}
+
+// resendRecent runs when the writer first sees this node's connections down:
+// the publishes confirmed during ResendWindow before may not have reached
+// subscribers that Redis closed meanwhile (see redis_msgid.go). They go back
+// to the head of the queue, in order, ahead of everything queued since, and
+// leave again after the recovery; subscribers that had them drop the copies.
+// Their senders were answered already: a direct message is not answered
+// twice.
+func (o *outbox) resendRecent() {
+	o.trimRecent(time.Now())
+	if len(o.recent) == 0 {
+		return
+	}
+	again := make([]outItem, len(o.recent))
+	for i, s := range o.recent {
+		again[i] = s.it
+		again[i].resent, again[i].done = true, nil
+	}
+	clear(o.recent)
+	o.recent = o.recent[:0]
+	o.r.stats.resent.Add(int64(len(again)))
+	o.mu.Lock()
+	o.items = slices.Insert(o.items, o.head+o.sending, again...)
+	o.mu.Unlock()
+}
+
 // finish runs when the writer returns: queued direct messages are refused,
 // the connection released.
 func (o *outbox) finish() {
@@ -740,7 +830,7 @@ func (o *outbox) finish() {
 	o.mu.Unlock()
 	for _, it := range left {
 		if it.kind == outDirect {
-			it.done(0, actors.ErrUnavailable)
+			it.answer(0, actors.ErrUnavailable)
 		}
 	}
 	if o.client != nil {

@@ -22,9 +22,9 @@ import (
 // Users are added and removed by the outbox (in order with the node's
 // publishes: a user_connected is never seen before the user can be reached).
 // Each node's heartbeat refreshes its alive key and reaps dead nodes: a node
-// whose alive key expired is removed from every user's set, and each user
-// no live node holds any more is announced user_disconnected on
-// PREFIX:broadcast, in the same script, so that exactly one survivor does it
+// whose alive key expired is removed from every user's set, and each of its
+// users is announced user_disconnected on PREFIX:broadcast, as the node would
+// have done itself, in the same script, so that exactly one survivor does it
 // even if several reap at once. A node that finds its own entries gone (Redis
 // restarted, or it was reaped while paused) writes them again from its local
 // set (the outbox's resync), announcing user_connected if it had been reaped.
@@ -49,22 +49,20 @@ return {sent, missed}
 
 // reapScript removes dead nodes (and, when ARGV[3] names one, that node
 // whatever its state: this node at start and at close) from the directory,
-// publishes user_disconnected for each of their users that no live node
-// holds, and returns {nodes reaped, users announced}.
+// publishes for each of their users the user_disconnected the dead node
+// would have published (presence is per node: docs/protocol.md), and
+// returns {nodes reaped, users announced}.
 var reapScript = redis.NewScript(`
 local prefix, ttl, forced = ARGV[1], ARGV[2], ARGV[3]
 local reaped, gone = 0, 0
 local function reap(node, tomb)
   local nk = prefix .. ':presence:node:' .. node
   for _, u in ipairs(redis.call('SMEMBERS', nk)) do
-    local uk = prefix .. ':presence:user:' .. u
-    redis.call('SREM', uk, node)
-    if redis.call('SCARD', uk) == 0 then
-      local id = cjson.encode(u)
-      redis.call('PUBLISH', prefix .. ':broadcast', '{"type":"broadcast","sender_id":' .. id ..
-        ',"node":' .. cjson.encode(node) .. ',"payload":{"event":"user_disconnected","user_id":' .. id .. '}}')
-      gone = gone + 1
-    end
+    redis.call('SREM', prefix .. ':presence:user:' .. u, node)
+    local id = cjson.encode(u)
+    redis.call('PUBLISH', prefix .. ':broadcast', '{"type":"broadcast","sender_id":' .. id ..
+      ',"node":' .. cjson.encode(node) .. ',"payload":{"event":"user_disconnected","user_id":' .. id .. '}}')
+    gone = gone + 1
   end
   redis.call('DEL', nk, prefix .. ':presence:alive:' .. node)
   redis.call('SREM', KEYS[1], node)

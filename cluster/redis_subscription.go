@@ -23,10 +23,15 @@ type subscription struct {
 	r       *Redis
 	channel string
 	bus     *actor.PID
-	targets []*actor.PID // shared with the bus, never mutated
-	known   bool         // targets are current
-	stash   []*delivery  // deliveries waiting for the targets
+	targets []*actor.PID      // shared with the bus, never mutated
+	known   bool              // targets are current
+	stash   []*delivery       // deliveries waiting for the targets
+	last    map[string]uint64 // origin -> highest msg_id sequence delivered (see redis_msgid.go)
 }
+
+// maxOrigins bounds the origins a subscription remembers; one is added each
+// time a node (re)starts.
+const maxOrigins = 1024
 
 // read loop -> connection -> subscription: one message read on channel. It
 // holds len(payload) bytes of the inbound budget (Redis.inflight) until
@@ -81,6 +86,22 @@ func (s *subscription) deliver(ctx actor.Context, d *delivery) {
 	if len(s.targets) == 0 {
 		s.r.stats.unrouted.Add(1)
 		return
+	}
+	if origin, seq, ok := parseMsgID(d.payload); ok {
+		if seq <= s.last[origin] {
+			s.r.stats.duplicates.Add(1)
+			return
+		}
+		if s.last == nil {
+			s.last = make(map[string]uint64)
+		}
+		if _, known := s.last[origin]; !known && len(s.last) >= maxOrigins {
+			for o := range s.last {
+				delete(s.last, o)
+				break
+			}
+		}
+		s.last[origin] = seq
 	}
 	in, err := actors.NewInbound([]byte(d.payload))
 	if err != nil {

@@ -355,7 +355,7 @@ func TestRedisRestrictedACLUser(t *testing.T) {
 	rs := startRedis(t)
 	rule := []any{"ACL", "SETUSER", "sb", "on", ">pw", "resetchannels", "&websocket:*", "resetkeys", "~websocket:presence:*",
 		"-@all", "+@connection", "+subscribe", "+unsubscribe", "+publish", "+pubsub|numsub", "+evalsha", "+script|load",
-		"+sadd", "+srem", "+smembers", "+scard", "+del", "+set", "+pexpire", "+exists"}
+		"+multi", "+exec", "+sadd", "+srem", "+smembers", "+del", "+set", "+pexpire", "+exists"}
 	if err := rs.Client().Do(context.Background(), rule...).Err(); err != nil {
 		t.Fatal(err)
 	}
