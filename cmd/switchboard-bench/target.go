@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	httppprof "net/http/pprof"
 	"os"
 	"os/exec"
 	"runtime"
@@ -143,6 +144,8 @@ func startNode(broker actors.Broker, i int, prefix string, so serverOptions) (st
 		return "", nil, err
 	}
 	srv.Handle("POST "+gcPath, http.HandlerFunc(serveGC))
+	srv.Handle("/debug/pprof/", http.HandlerFunc(httppprof.Index))
+	srv.Handle("/debug/pprof/profile", http.HandlerFunc(httppprof.Profile))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		_ = node.Shutdown(context.Background())

@@ -74,6 +74,7 @@ func run(ctx context.Context, o *options, logOut io.Writer, ready chan<- string)
 		PongTimeout:     o.pongTimeout,
 		WriteTimeout:    o.writeTimeout,
 		MaxPendingBytes: o.maxPendingBytes,
+		ReadBufferSize:  o.readBufferSize,
 		MaxConnections:  o.maxConnections,
 		AuthRequired:    o.authRequired,
 		AllowedOrigins:  origins(o.allowedOrigins),
