@@ -32,13 +32,20 @@ func (r *run) publish(ctx context.Context, pubs []publisher, rs *runState, res *
 	r.startCPU()
 	rs.start = time.Now()
 	var wg sync.WaitGroup
-	for _, p := range pubs {
+	for i, p := range pubs {
+		// At --rate, publisher i is shifted by i/len(pubs) of the interval,
+		// so that publishers do not all send in the same instant (a burst
+		// of len(pubs) fan-outs every interval is not a steady rate).
+		phase := time.Duration(0)
+		if o.rate > 0 {
+			phase = time.Duration(float64(i) / float64(len(pubs)) / o.rate * float64(time.Second))
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			buf := make([]byte, 0, o.size+256)
 			for seq := 0; seq < o.messages; seq++ {
-				if !r.pace(ctx, rs, p.room, seq) {
+				if !r.pace(ctx, rs, p.room, seq, phase) {
 					truncated.Store(true)
 					return
 				}
@@ -81,12 +88,13 @@ func (r *run) publish(ctx context.Context, pubs []publisher, rs *runState, res *
 	res.ServerCPUPerDelivery = r.cpuPerDelivery(res.Received)
 }
 
-// pace waits until message seq of room may be sent: its due time at --rate,
+// pace waits until message seq of room may be sent: its due time at --rate
+// (shifted by phase),
 // or a free slot in the window. It returns false when the run must stop.
-func (r *run) pace(ctx context.Context, rs *runState, room, seq int) bool {
+func (r *run) pace(ctx context.Context, rs *runState, room, seq int, phase time.Duration) bool {
 	o := r.o
 	if o.rate > 0 {
-		due := rs.start.Add(time.Duration(float64(seq) / o.rate * float64(time.Second)))
+		due := rs.start.Add(phase + time.Duration(float64(seq)/o.rate*float64(time.Second)))
 		if d := time.Until(due); d > 0 {
 			select {
 			case <-ctx.Done():
