@@ -77,7 +77,7 @@ func (b *InProc) Publish(channel string, data []byte) error {
 	if b.fabric.down.Load() {
 		return actors.ErrUnavailable
 	}
-	b.fabric.system.Root.Send(b.fabric.pid, &fabPublish{channel: channel, data: data})
+	b.fabric.system.Root.Send(b.fabric.pid, &fabPublish{channel: channel, data: data, from: b.host.NodeID})
 	return nil
 }
 
@@ -139,6 +139,7 @@ type target struct {
 type fabPublish struct {
 	channel string
 	data    []byte
+	from    string // the publishing node
 }
 type fabSub struct {
 	channel string
@@ -170,15 +171,20 @@ type fabricActor struct {
 func (a *fabricActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *fabPublish:
-		ts := a.subs[m.channel]
-		if len(ts) == 0 {
-			return
-		}
-		in, err := actors.NewInbound(m.data)
-		if err != nil {
-			return
-		}
-		for _, t := range ts {
+		// The publishing node has delivered locally already and would drop
+		// its own envelope: it is skipped, and an envelope nobody else
+		// wants (every publish on a single node) is never decoded.
+		var in *actors.Inbound
+		for _, t := range a.subs[m.channel] {
+			if t.node == m.from {
+				continue
+			}
+			if in == nil {
+				var err error
+				if in, err = actors.NewInbound(m.data); err != nil {
+					return
+				}
+			}
 			t.root.Send(t.pid, in)
 		}
 	case *fabSub:
