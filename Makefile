@@ -4,7 +4,7 @@ PKGS     := ./...
 # Every test with the race detector; bounded well under 10 minutes on 2 cores.
 TESTFLAGS ?= -race -count=1 -timeout 9m
 
-.PHONY: all build run test check vet fmt bench fuzz chaos clean
+.PHONY: all build run test check vet fmt bench load fuzz chaos clean
 
 all: build
 
@@ -27,8 +27,23 @@ fmt:
 vet:
 	$(GO) vet $(PKGS)
 
+# Go benchmarks (codecs, room fan-out to fake connections, wire writer,
+# end to end over loopback). BENCH selects, BENCHTIME/BENCHCOUNT repeat; the
+# figures and how they were taken are in docs/benchmarks.md.
+BENCH      ?= .
+BENCHTIME  ?= 1s
+BENCHCOUNT ?= 1
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) -timeout 30m ./actors ./transport ./cluster
+
+# The load tool's headline run: a room fan-out on one node started in a
+# child process, against the bare-gws baseline, three times each. LOAD_FLAGS
+# replaces the scenario (see docs/benchmarks.md for the others); every run
+# is bounded by --duration.
+LOAD_FLAGS ?= --rooms 10 --members 100 --messages 2000 room
+load:
+	$(GO) build -o bin/switchboard-bench ./cmd/switchboard-bench
+	./bin/switchboard-bench --inprocess 1 --spawn --baseline --repeat 3 --duration 2m $(LOAD_FLAGS)
 
 FUZZTIME ?= 30s
 fuzz:
