@@ -110,7 +110,7 @@ type Node struct {
 	metrics   *Metrics
 	log       *slog.Logger
 	timers    *scheduler.TimerScheduler
-	stopPings scheduler.CancelFunc
+	stopPings func() // stops the heartbeat ticker and waits for its goroutine
 	draining  chan struct{}
 	// sessionGuardian supervises every session. It is one value for the
 	// node's life because protoactor registers a guardian process per
@@ -154,8 +154,33 @@ func NewNode(cfg Config) (*Node, error) {
 	}
 	cfg.Broker.Subscribe(BroadcastChannel(cfg.ChannelPrefix), hub)
 	cfg.Broker.Subscribe(NodeChannel(cfg.ChannelPrefix, cfg.NodeID), hub)
-	n.stopPings = n.timers.SendRepeatedly(cfg.PingInterval, cfg.PingInterval, hub, heartbeatTick{})
+	n.stopPings = n.startHeartbeat(cfg.PingInterval)
 	return n, nil
+}
+
+// startHeartbeat ticks the hub every interval (the hub forwards the tick to
+// every session, which queues a ping). The goroutine ends when the returned
+// function is called; protoactor's SendRepeatedly is not used because its
+// cancellation races with the timer it cancels.
+func (n *Node) startHeartbeat(interval time.Duration) func() {
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				n.root.Send(n.hub, heartbeatTick{})
+			case <-quit:
+				return
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		<-done
+	}
 }
 
 // ID is the node's id.
