@@ -123,6 +123,7 @@ func run(ctx context.Context, o *options, logOut io.Writer, ready chan<- string)
 	case <-ctx.Done():
 	}
 	log.Info("draining", "timeout", o.drainTimeout)
+	drainStart := time.Now()
 	dctx, cancel := context.WithTimeout(context.Background(), o.drainTimeout)
 	defer cancel()
 	srv.StartDrain()
@@ -132,6 +133,6 @@ func run(ctx context.Context, o *options, logOut io.Writer, ready chan<- string)
 	if derr != nil || serr != nil {
 		log.Warn("drain incomplete", "err", errors.Join(derr, serr), "left", srv.OpenConnections())
 	}
-	log.Info("stopped", "after", time.Duration(0))
+	log.Info("stopped", "drain", time.Since(drainStart).Round(time.Millisecond))
 	return nil
 }
