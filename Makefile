@@ -42,7 +42,7 @@ bench:
 # is bounded by --duration.
 LOAD_FLAGS ?= --rooms 10 --members 100 --messages 2000 room
 load:
-	$(GO) build -o bin/switchboard-bench ./cmd/switchboard-bench
+	$(GO) build -ldflags "-X main.commit=$$(git rev-parse --short HEAD 2>/dev/null)" -o bin/switchboard-bench ./cmd/switchboard-bench
 	./bin/switchboard-bench --inprocess 1 --spawn --baseline --repeat 3 --duration 2m $(LOAD_FLAGS)
 
 FUZZTIME ?= 30s

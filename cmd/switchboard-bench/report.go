@@ -220,6 +220,10 @@ func orDash(s string) string {
 	return s
 }
 
+// commit names the source the binary was built from when the build has no
+// VCS stamp (GOFLAGS=-buildvcs=false): make load sets it with -ldflags -X.
+var commit string
+
 func currentEnv() Env {
 	e := Env{GoVersion: runtime.Version(), NumCPU: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), Time: time.Now().UTC().Format(time.RFC3339)}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
@@ -230,7 +234,8 @@ func currentEnv() Env {
 			}
 		}
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok {
+	e.Commit = commit
+	if bi, ok := debug.ReadBuildInfo(); ok && commit == "" {
 		for _, s := range bi.Settings {
 			if s.Key == "vcs.revision" && len(s.Value) >= 7 {
 				e.Commit = s.Value[:7]
