@@ -43,38 +43,57 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) (*R
 	if err != nil {
 		return nil, err
 	}
+	so := serverOptions{readBuffer: o.readBuffer, cpuProfile: o.cpuProfile, redisURL: o.redisURL}
+	// The idle scenario measures a node's memory growth, so each repeat gets
+	// servers of its own: memory freed by the previous run would otherwise be
+	// reused and hide part of the growth.
+	fresh := o.scenario == "idle" && len(o.nodes) == 0
 	var targets []*target
-	defer func() {
+	stopTargets := func() {
 		for _, t := range targets {
 			t.stop()
 		}
-	}()
-	so := serverOptions{readBuffer: o.readBuffer, cpuProfile: o.cpuProfile, redisURL: o.redisURL}
-	where := whereInprocess
-	if o.spawn {
-		where = whereChild
+		targets = nil
 	}
-	switch {
-	case len(o.nodes) > 0:
-		t, _ := startTarget(kindSwitchboard, whereExternal, 0, o.nodes, so)
-		targets = append(targets, t)
-	case o.inprocess > 0:
-		t, err := startTarget(kindSwitchboard, where, o.inprocess, nil, so)
-		if err != nil {
-			return nil, fmt.Errorf("start nodes: %w", err)
+	defer stopTargets()
+	startTargets := func() error {
+		where := whereInprocess
+		if o.spawn {
+			where = whereChild
 		}
-		targets = append(targets, t)
+		switch {
+		case len(o.nodes) > 0:
+			t, _ := startTarget(kindSwitchboard, whereExternal, 0, o.nodes, so)
+			targets = append(targets, t)
+		case o.inprocess > 0:
+			t, err := startTarget(kindSwitchboard, where, o.inprocess, nil, so)
+			if err != nil {
+				return fmt.Errorf("start nodes: %w", err)
+			}
+			targets = append(targets, t)
+		}
+		if o.baseline {
+			t, err := startTarget(kindBaseline, where, 1, nil, so)
+			if err != nil {
+				return fmt.Errorf("start baseline: %w", err)
+			}
+			targets = append(targets, t)
+		}
+		return nil
 	}
-	if o.baseline {
-		t, err := startTarget(kindBaseline, where, 1, nil, so)
-		if err != nil {
-			return nil, fmt.Errorf("start baseline: %w", err)
-		}
-		targets = append(targets, t)
+	if err := startTargets(); err != nil {
+		return nil, err
 	}
 	rep := newReport(o)
 	var runErr error
 	for i := 0; i < o.repeat && runErr == nil; i++ {
+		if fresh && i > 0 {
+			stopTargets()
+			if err := startTargets(); err != nil {
+				runErr = err
+				break
+			}
+		}
 		for _, t := range targets {
 			res, err := runOnce(ctx, o, t, stderr)
 			if res != nil {

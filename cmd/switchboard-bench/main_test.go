@@ -112,13 +112,18 @@ func TestBroadcastScenario(t *testing.T) {
 
 func TestIdleScenario(t *testing.T) {
 	goroutinesSettle(t)
-	rep := runBench(t, "--inprocess", "1", "--clients", "20", "--hold", "50ms", "--source-ips", "127.0.0.1-127.0.0.2", "idle")
-	r := rep.Runs[0]
-	if r.Idle == nil || r.Idle.Connections != 20 || r.Lost != 0 || r.Closed != 0 {
-		t.Fatalf("idle: %+v lost %d closed %d", r.Idle, r.Lost, r.Closed)
+	// Two repeats: each gets a node of its own.
+	rep := runBench(t, "--inprocess", "1", "--repeat", "2", "--clients", "20", "--hold", "50ms", "--source-ips", "127.0.0.1-127.0.0.2", "idle")
+	if len(rep.Runs) != 2 {
+		t.Fatalf("%d runs, want 2", len(rep.Runs))
 	}
-	if !r.Idle.IncludesClients || !r.Idle.AfterGC {
-		t.Errorf("in-process idle run must say its RSS includes the clients and was sampled after GC: %+v", r.Idle)
+	for _, r := range rep.Runs {
+		if r.Idle == nil || r.Idle.Connections != 20 || r.Lost != 0 || r.Closed != 0 {
+			t.Fatalf("idle: %+v lost %d closed %d", r.Idle, r.Lost, r.Closed)
+		}
+		if !r.Idle.IncludesClients || !r.Idle.AfterGC {
+			t.Errorf("in-process idle run must say its RSS includes the clients and was sampled after GC: %+v", r.Idle)
+		}
 	}
 }
 
