@@ -31,6 +31,9 @@ type Broker interface {
 	// Subscribe makes the broker deliver every envelope published on channel
 	// to target as *Inbound, until Unsubscribe with the same target. Several
 	// targets may share a channel; the broker holds one subscription for it.
+	// Once every later publish on channel is sure to reach target (the
+	// fabric confirmed the subscription), the broker sends target a
+	// *Subscribed; it may send it again, after a resubscription.
 	Subscribe(channel string, target *actor.PID)
 	Unsubscribe(channel string, target *actor.PID)
 
@@ -70,6 +73,15 @@ type BrokerState struct {
 	Outbox    int    `json:"outbox"`    // publishes waiting for the fabric
 	Detail    string `json:"detail,omitempty"`
 }
+
+// Subscribed tells a Subscribe target that the fabric now carries Channel to
+// it: what any node publishes on Channel from now on arrives.
+type Subscribed struct {
+	Channel string
+}
+
+// IgnoreDeadLetterLogging: a confirmation racing with a stopping room is normal.
+func (*Subscribed) IgnoreDeadLetterLogging() {}
 
 // Inbound is an envelope that arrived from the broker, decoded and framed once
 // per node; the same value goes to every local target.

@@ -27,12 +27,14 @@ type Metrics struct {
 	Unavailable  atomic.Int64 // publishes refused by the broker
 	BrokerIn     atomic.Int64 // envelopes received from the broker
 	BrokerOut    atomic.Int64 // envelopes handed to the broker
-	Restarts     atomic.Int64 // actor restarts and resumes after a panic
-	SessionPanic atomic.Int64 // sessions stopped by a panic
-	RoomPanic    atomic.Int64 // room panics (resumed)
-	HubPanic     atomic.Int64 // hub panics (resumed)
-	FanoutSizes  atomic.Int64 // sum of local recipients over all fan-outs
-	Fanouts      atomic.Int64 // fan-outs performed
+
+	SubscribeTimeouts atomic.Int64 // rooms that let joins in without the broker's confirmation
+	Restarts          atomic.Int64 // actor restarts and resumes after a panic
+	SessionPanic      atomic.Int64 // sessions stopped by a panic
+	RoomPanic         atomic.Int64 // room panics (resumed)
+	HubPanic          atomic.Int64 // hub panics (resumed)
+	FanoutSizes       atomic.Int64 // sum of local recipients over all fan-outs
+	Fanouts           atomic.Int64 // fan-outs performed
 
 	// DeliveryLatency is, in microseconds, the time from a message reaching
 	// the node (a client command handled, an envelope from the broker, an API

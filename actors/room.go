@@ -1,6 +1,8 @@
 package actors
 
 import (
+	"time"
+
 	"github.com/asynkron/protoactor-go/actor"
 )
 
@@ -17,7 +19,23 @@ type room struct {
 	members map[string]member // session actor id -> member
 	joins   int               // joins processed, compared by the hub
 	idle    bool              // roomIdle sent, no member since
+
+	// Until the broker confirms the room's channel (or subscribeWait has
+	// passed), joins wait in held: a member is told it joined only once what
+	// other nodes publish to the room reaches it.
+	subscribing bool
+	held        []*roomJoin
 }
+
+// subscribeWait bounds how long joins wait for the broker's confirmation:
+// half the session's JoinRetry, so that the reply beats the retry. When the
+// fabric is down the room does not wait at all; local traffic goes on.
+func (r *room) subscribeWait() time.Duration { return r.node.cfg.JoinRetry / 2 }
+
+// room -> room: stop waiting for the broker's confirmation.
+type subscribeTimeout struct{}
+
+func (*subscribeTimeout) IgnoreDeadLetterLogging() {}
 
 type member struct {
 	pid  *actor.PID
@@ -39,7 +57,18 @@ func (r *room) Receive(ctx actor.Context) {
 			r.fanout(ctx, m.Event)
 		}
 	case *roomJoin:
+		if r.subscribing {
+			r.held = append(r.held, m)
+			return
+		}
 		r.join(ctx, m)
+	case *Subscribed:
+		r.releaseHeld(ctx)
+	case *subscribeTimeout:
+		if r.subscribing {
+			r.node.metrics.SubscribeTimeouts.Add(1)
+			r.releaseHeld(ctx)
+		}
 	case *roomLeave:
 		if _, ok := r.members[m.session.Id]; ok {
 			ctx.Unwatch(m.session)
@@ -61,9 +90,24 @@ func (r *room) Receive(ctx actor.Context) {
 		r.self = ctx.Self()
 		r.node.metrics.Rooms.Add(1)
 		r.node.cfg.Broker.Subscribe(r.channel, r.self)
+		if r.node.cfg.Broker.State().Connected {
+			r.subscribing = true
+			r.node.timers.SendOnce(r.subscribeWait(), r.self, &subscribeTimeout{})
+		}
 	case *actor.Stopped:
 		r.node.metrics.Rooms.Add(-1)
 		r.node.cfg.Broker.Unsubscribe(r.channel, r.self)
+	}
+}
+
+// releaseHeld ends the wait for the broker and lets the held joins in, in
+// the order they came.
+func (r *room) releaseHeld(ctx actor.Context) {
+	r.subscribing = false
+	held := r.held
+	r.held = nil
+	for _, m := range held {
+		r.join(ctx, m)
 	}
 }
 

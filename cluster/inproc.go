@@ -197,6 +197,7 @@ func (a *fabricActor) Receive(ctx actor.Context) {
 		}
 		if m.on {
 			ts = append(ts, m.t)
+			m.t.root.Send(m.t.pid, &actors.Subscribed{Channel: m.channel})
 		}
 		if len(ts) == 0 {
 			delete(a.subs, m.channel)

@@ -112,6 +112,9 @@ func (c *pubsubConn) Receive(ctx actor.Context) {
 		if m.link == c.link {
 			delete(c.unconfirmed, m.channel)
 			c.checkUp()
+			if sub := c.routes[m.channel]; sub != nil {
+				ctx.Send(sub, confirmed{})
+			}
 		}
 	case *probeEcho:
 		if m.link == c.link && m.token == c.probeToken {

@@ -25,6 +25,7 @@ type subscription struct {
 	bus     *actor.PID
 	targets []*actor.PID      // shared with the bus, never mutated
 	known   bool              // targets are current
+	live    bool              // Redis confirmed the channel on the current link
 	stash   []*delivery       // deliveries waiting for the targets
 	last    map[string]uint64 // origin -> highest msg_id sequence delivered (see redis_msgid.go)
 }
@@ -36,6 +37,11 @@ const maxOrigins = 1024
 // read loop -> connection -> subscription: one message read on channel. It
 // holds len(payload) bytes of the inbound budget (Redis.inflight) until
 // handled; the connection forwards the same value to the subscription.
+// connection -> subscription: Redis confirmed the channel's SUBSCRIBE.
+type confirmed struct{}
+
+func (confirmed) IgnoreDeadLetterLogging() {}
+
 type delivery struct {
 	channel string
 	payload string
@@ -56,6 +62,9 @@ func (s *subscription) Receive(ctx actor.Context) {
 			return
 		}
 		s.deliver(ctx, m)
+	case confirmed:
+		s.live = true
+		s.tellSubscribed(ctx)
 	case *targetsUpdate:
 		s.targets, s.known = m.targets, true
 		stash := s.stash
@@ -63,6 +72,9 @@ func (s *subscription) Receive(ctx actor.Context) {
 		for _, d := range stash {
 			s.deliver(ctx, d)
 		}
+		// A target added to a live channel hears at once; the others
+		// ignore a repeat.
+		s.tellSubscribed(ctx)
 	case *actor.Started:
 		if !s.known {
 			ctx.Request(s.bus, &targetsQuery{channel: s.channel})
@@ -76,6 +88,17 @@ func (s *subscription) Receive(ctx actor.Context) {
 		s.stash = nil
 	case *actors.Crash:
 		panic(crashError(m.Reason))
+	}
+}
+
+// tellSubscribed lets the targets know that the channel is live (see
+// actors.Subscribed).
+func (s *subscription) tellSubscribed(ctx actor.Context) {
+	if !s.live || !s.known {
+		return
+	}
+	for _, t := range s.targets {
+		ctx.Send(t, &actors.Subscribed{Channel: s.channel})
 	}
 }
 

@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -379,5 +380,40 @@ func TestRedisRestrictedACLUser(t *testing.T) {
 	}
 	if len(denied) != 0 {
 		t.Fatalf("commands denied by the ACL: %v", denied)
+	}
+}
+
+// TestRedisJoinAckMeansSubscribed: a join is acknowledged only once Redis
+// carries the room's channel to the joiner's node, so that what another
+// node publishes right after the ack arrives. No test-side wait for the
+// subscription here: each round uses a fresh room, whose first join on each
+// node starts a new SUBSCRIBE.
+func TestRedisJoinAckMeansSubscribed(t *testing.T) {
+	rs := startRedis(t)
+	n1 := startNode(t, rs.URL(), "n1")
+	n2 := startNode(t, rs.URL(), "n2")
+	a := n1.dial("alice")
+	b := n2.dial("bob")
+	const rounds = 30
+	for i := range rounds {
+		room := fmt.Sprint("fresh-", i)
+		join(t, a, room)
+		join(t, b, room)
+		expect(t, a, "bob's user_joined from the other node, "+room, func(e *wsclient.Event) bool {
+			return e.Event == "user_joined" && e.UserID == "bob" && e.Room == room
+		})
+		if err := b.SendJSON(map[string]any{"type": "room_message", "room": room, "content": room}); err != nil {
+			t.Fatal(err)
+		}
+		expect(t, a, "bob's message, "+room, func(e *wsclient.Event) bool { return e.Event == "chat" && e.Content == room })
+		if err := a.SendJSON(map[string]any{"type": "room_message", "room": room, "content": "re " + room}); err != nil {
+			t.Fatal(err)
+		}
+		expect(t, b, "alice's reply, "+room, func(e *wsclient.Event) bool { return e.Event == "chat" && e.Content == "re "+room })
+	}
+	for _, n := range []*testNode{n1, n2} {
+		if got := n.node.Metrics().SubscribeTimeouts.Load(); got != 0 {
+			t.Errorf("%s: %d rooms let joins in without Redis's confirmation", n.id, got)
+		}
 	}
 }
