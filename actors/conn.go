@@ -1,5 +1,7 @@
 package actors
 
+import "time"
+
 // Conn is the outbound side of one client connection, as the session actor
 // sees it. The transport implements it over a gws connection; actor tests use
 // a fake. Only the owning session actor calls Enqueue and Flush; Close and
@@ -20,4 +22,15 @@ type Conn interface {
 	Close(code CloseCode, reason string)
 	// Abort discards what is pending, then writes a close frame and closes.
 	Abort(code CloseCode, reason string)
+}
+
+// HeardConn is a Conn that knows when its peer last sent a frame (a message,
+// a ping, a pong). The session of such a Conn closes it when nothing came
+// from the peer within Config.PongTimeout of a heartbeat ping. A Conn that
+// does not implement it is never dropped for silence.
+type HeardConn interface {
+	Conn
+	// LastHeard is when the peer's latest frame arrived; it may be called
+	// from the session while the transport's reader updates it.
+	LastHeard() time.Time
 }

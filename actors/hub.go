@@ -61,6 +61,10 @@ func (h *hub) Receive(ctx actor.Context) {
 		for _, e := range h.sessions {
 			ctx.Send(e.pid, m)
 		}
+	case *heartbeatCheck:
+		for _, e := range h.sessions {
+			ctx.Send(e.pid, m)
+		}
 	case *closeAll:
 		for _, e := range h.sessions {
 			ctx.Send(e.pid, &CloseSession{Code: m.code, Reason: m.reason})

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"encoding/json"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 )
@@ -26,10 +27,23 @@ func (*CloseSession) IgnoreDeadLetterLogging() {}
 // session -> session: write what the mailbox held so far.
 type flushNow struct{}
 
+// Node.Connect -> session: the first message of a session spawned with the
+// node's shared Props: its connection and options.
+type sessionInit struct {
+	conn Conn
+	opts SessionOptions
+}
+
 // hub -> sessions (scheduled): send a ping.
 type heartbeatTick struct{}
 
 func (heartbeatTick) IgnoreDeadLetterLogging() {}
+
+// hub -> sessions (scheduled, PongTimeout after a tick): drop the peer if
+// nothing came from it since that tick.
+type heartbeatCheck struct{ since time.Time }
+
+func (*heartbeatCheck) IgnoreDeadLetterLogging() {}
 
 // session -> hub: a new session is live.
 type registerSession struct {

@@ -23,6 +23,7 @@ type Metrics struct {
 	ErrorsByCode ErrorCounts  // error events sent, by protocol error code
 	RateLimited  atomic.Int64 // commands refused with rate_limited
 	SlowClosed   atomic.Int64 // sessions closed 1013 (outbound budget exceeded)
+	SilentClosed atomic.Int64 // sessions closed for silence past a heartbeat (see HeardConn)
 	PolicyClosed atomic.Int64 // sessions closed 1008
 	Unavailable  atomic.Int64 // publishes refused by the broker
 	BrokerIn     atomic.Int64 // envelopes received from the broker

@@ -26,6 +26,11 @@ type Config struct {
 	Broker Broker
 	// PingInterval is how often every session is pinged. Zero: 25 s.
 	PingInterval time.Duration
+	// PongTimeout is how long after a ping a peer that has sent nothing
+	// since is kept (see HeardConn): a silent peer is closed between
+	// PongTimeout and PingInterval + PongTimeout after its last frame.
+	// Zero: 10 s.
+	PongTimeout time.Duration
 	// MaxRoomsPerSession bounds the rooms one connection may be in. Zero: 100.
 	MaxRoomsPerSession int
 	// RatePerSecond is the sustained client commands per second per
@@ -69,11 +74,14 @@ func (c *Config) normalize() error {
 			return ErrBadPrefix
 		}
 	}
-	if c.PingInterval < 0 || c.MaxRoomsPerSession < 0 || c.RateBurst < 0 || c.RateStrikes < 0 || c.JoinRetry < 0 {
+	if c.PingInterval < 0 || c.PongTimeout < 0 || c.MaxRoomsPerSession < 0 || c.RateBurst < 0 || c.RateStrikes < 0 || c.JoinRetry < 0 {
 		return ErrBadLimits
 	}
 	if c.PingInterval == 0 {
 		c.PingInterval = 25 * time.Second
+	}
+	if c.PongTimeout == 0 {
+		c.PongTimeout = 10 * time.Second
 	}
 	if c.MaxRoomsPerSession == 0 {
 		c.MaxRoomsPerSession = 100
@@ -119,6 +127,8 @@ type Node struct {
 	sessionGuardian actor.SupervisorStrategy
 	// sessionPool runs every session's mailbox (see sessionDispatcher).
 	sessionPool *sessionDispatcher
+	// sessionProps spawns the sessions of Connect.
+	sessionProps *actor.Props
 	// shutDown is set by the first Shutdown: later calls return at once
 	// (protoactor's ActorSystem.Shutdown panics when called twice).
 	shutDown atomic.Bool
@@ -132,6 +142,8 @@ func NewNode(cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, metrics: &Metrics{}, log: cfg.Logger.With(KeyNode, cfg.NodeID), draining: make(chan struct{})}
 	n.sessionGuardian = stopSessionOnPanic(n.metrics)
 	n.sessionPool = newSessionDispatcher()
+	n.sessionProps = actor.PropsFromProducer(func() actor.Actor { return &session{node: n} },
+		actor.WithGuardian(n.sessionGuardian), actor.WithDispatcher(n.sessionPool))
 	protoLog := n.log.With("lib", "protoactor")
 	n.system = actor.NewActorSystem(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return protoLog }),
@@ -154,24 +166,40 @@ func NewNode(cfg Config) (*Node, error) {
 	}
 	cfg.Broker.Subscribe(BroadcastChannel(cfg.ChannelPrefix), hub)
 	cfg.Broker.Subscribe(NodeChannel(cfg.ChannelPrefix, cfg.NodeID), hub)
-	n.stopPings = n.startHeartbeat(cfg.PingInterval)
+	n.stopPings = n.startHeartbeat(cfg.PingInterval, cfg.PongTimeout)
 	return n, nil
 }
 
 // startHeartbeat ticks the hub every interval (the hub forwards the tick to
-// every session, which queues a ping). The goroutine ends when the returned
-// function is called; protoactor's SendRepeatedly is not used because its
-// cancellation races with the timer it cancels.
-func (n *Node) startHeartbeat(interval time.Duration) func() {
+// every session, which queues a ping) and, timeout after each tick, sends
+// the check that drops the sessions whose peer sent nothing since that tick.
+// The goroutine ends when the returned function is called; protoactor's
+// SendRepeatedly is not used because its cancellation races with the timer
+// it cancels.
+func (n *Node) startHeartbeat(interval, timeout time.Duration) func() {
 	quit, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
 		t := time.NewTicker(interval)
 		defer t.Stop()
+		check := time.NewTimer(time.Hour)
+		check.Stop()
+		defer check.Stop()
+		var due []time.Time // ticks whose check is pending, oldest first
 		for {
 			select {
-			case <-t.C:
+			case now := <-t.C:
 				n.root.Send(n.hub, heartbeatTick{})
+				if len(due) == 0 {
+					check.Reset(timeout)
+				}
+				due = append(due, now)
+			case <-check.C:
+				n.root.Send(n.hub, &heartbeatCheck{since: due[0]})
+				due = due[1:]
+				if len(due) > 0 {
+					check.Reset(time.Until(due[0].Add(timeout)))
+				}
 			case <-quit:
 				return
 			}
@@ -227,11 +255,16 @@ type SessionOptions struct {
 // Connect spawns the session actor for an accepted connection. The returned
 // PID takes Commands (from the read side) and *SocketClosed.
 func (n *Node) Connect(conn Conn, opts SessionOptions) *actor.PID {
-	return n.spawnSession(func() actor.Actor { return &session{node: n, conn: conn, opts: opts} })
+	// One Props for every session, and the connection in the first message
+	// rather than in a producer closure: a closure and a Props per session
+	// would stay allocated as long as it lives (about 0.5 KiB each).
+	pid := n.root.SpawnPrefix(n.sessionProps, "session-")
+	n.root.Send(pid, &sessionInit{conn: conn, opts: opts})
+	return pid
 }
 
-// spawnSession spawns a session actor with the node's session supervision
-// and dispatcher.
+// spawnSession spawns a session actor made by producer, with the node's
+// session supervision and dispatcher; the producer's session starts at once.
 func (n *Node) spawnSession(producer actor.Producer) *actor.PID {
 	props := actor.PropsFromProducer(producer, actor.WithGuardian(n.sessionGuardian), actor.WithDispatcher(n.sessionPool))
 	return n.root.SpawnPrefix(props, "session-")

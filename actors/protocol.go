@@ -39,6 +39,10 @@ const (
 	CloseTokenExpired  CloseCode = 4001
 )
 
+// SilentReason is the close reason (code 1000) of a peer dropped by the
+// heartbeat: nothing came from it within PongTimeout of a ping.
+const SilentReason = "no frame within ping interval + pong timeout"
+
 // Limits of the wire format.
 const (
 	MaxRoomNameLen = 128

@@ -46,18 +46,18 @@ func (s *Server) registerSecurityMetrics() {
 type closeCoder interface{ Uint16() uint16 }
 
 // countClose counts one ended socket by the code the node sent.
-func (s *Server) countClose(err error) {
+func (s *Server) countClose(err error, silent bool) {
 	var local closeCoder
 	var remote *gws.CloseError
 	label := "peer" // the client closed, reset or vanished
 	switch {
+	case silent:
+		label = "timeout" // silent past the heartbeat
 	case errors.As(err, &remote):
 	case errors.As(err, &local):
 		label = strconv.Itoa(int(local.Uint16()))
 	case errors.Is(err, gws.ErrTextEncoding):
 		label = "1007" // gws closed it for invalid UTF-8 but reports only the cause
-	case isTimeout(err):
-		label = "timeout" // silent past the heartbeat
 	}
 	s.closes.WithLabelValues(label).Inc()
 }

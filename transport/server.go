@@ -24,10 +24,6 @@ type Config struct {
 	// MaxMessageBytes bounds one client frame; larger closes with 1009.
 	// Zero: 65536.
 	MaxMessageBytes int
-	// PongTimeout is how long past a ping interval a silent client is kept.
-	// A client is dropped after PingInterval + PongTimeout without any frame.
-	// Zero: 10 s.
-	PongTimeout time.Duration
 	// WriteTimeout bounds one write to a client. Zero: 10 s.
 	WriteTimeout time.Duration
 	// MaxPendingBytes is each session's outbound budget: bytes queued and not
@@ -62,23 +58,24 @@ type Config struct {
 	// AllowBinary accepts binary frames as JSON commands. False: a binary
 	// frame closes the connection with 1008.
 	AllowBinary bool
-	// ReadBufferSize is gws's per-connection read buffer. Zero: 4096.
+	// ReadBufferSize is gws's per-connection read buffer. Zero: 1024. Client
+	// frames are small commands (rate limited), and a frame larger than the
+	// buffer is read straight into its own memory, so a larger buffer only
+	// costs memory on every connection, idle or not: 3 KiB more per
+	// connection at gws's default of 4096.
 	ReadBufferSize int
 	// Logger receives transport logs. Zero: discard.
 	Logger *slog.Logger
 }
 
 func (c *Config) normalize() error {
-	if c.MaxMessageBytes < 0 || c.PongTimeout < 0 || c.WriteTimeout < 0 || c.MaxPendingBytes < 0 ||
+	if c.MaxMessageBytes < 0 || c.WriteTimeout < 0 || c.MaxPendingBytes < 0 ||
 		c.MaxConnections < 0 || c.MaxConnectionsPerIP < 0 || c.HandshakeTimeout < 0 || c.ReadHeaderTimeout < 0 ||
 		c.ReadBufferSize < 0 {
 		return errors.New("transport: config: limits must not be negative")
 	}
 	if c.MaxMessageBytes == 0 {
 		c.MaxMessageBytes = 64 << 10
-	}
-	if c.PongTimeout == 0 {
-		c.PongTimeout = 10 * time.Second
 	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = 10 * time.Second
@@ -93,7 +90,7 @@ func (c *Config) normalize() error {
 		c.ReadHeaderTimeout = min(5*time.Second, c.HandshakeTimeout)
 	}
 	if c.ReadBufferSize == 0 {
-		c.ReadBufferSize = 4096
+		c.ReadBufferSize = 1024
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -104,15 +101,16 @@ func (c *Config) normalize() error {
 // Server serves one node over HTTP: the WebSocket endpoints and the
 // operational endpoints. It is an http.Handler; mount it on any mux.
 type Server struct {
-	node        *actors.Node
-	cfg         Config
-	log         *slog.Logger
-	upgrader    *gws.Upgrader
-	upgraderSP  *gws.Upgrader // echoes the "bearer" subprotocol
-	mux         *http.ServeMux
-	metrics     *promMetrics
-	readTimeout time.Duration
-	started     time.Time
+	node       *actors.Node
+	cfg        Config
+	log        *slog.Logger
+	upgrader   *gws.Upgrader
+	upgraderSP *gws.Upgrader // echoes the "bearer" subprotocol
+	mux        *http.ServeMux
+	metrics    *promMetrics
+	started    time.Time
+	inbox      *inbox
+	socketSeq  atomic.Uint64
 
 	origins originPolicy // immutable after New
 	slots   *slots       // counts open (below) against the connection limits
@@ -129,7 +127,6 @@ func New(node *actors.Node, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{node: node, cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), started: time.Now()}
-	s.readTimeout = node.Config().PingInterval + cfg.PongTimeout
 	s.origins = newOriginPolicy(cfg.AllowedOrigins)
 	s.slots = newSlots(cfg.MaxConnections, cfg.MaxConnectionsPerIP, &s.open)
 	opt := func(sub []string) *gws.ServerOption {
@@ -144,6 +141,7 @@ func New(node *actors.Node, cfg Config) (*Server, error) {
 			Logger:             gwsLogger{s.log},
 		}
 	}
+	s.inbox = newInbox(node)
 	ev := &events{srv: s}
 	s.upgrader = gws.NewUpgrader(ev, opt(nil))
 	s.upgraderSP = gws.NewUpgrader(ev, opt([]string{bearerProtocol}))
@@ -247,15 +245,18 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, requireToken bo
 	wire := newWireConn(nc, s.cfg.MaxPendingBytes, s.cfg.WriteTimeout, time.Second)
 	// UpgradeFromConn keeps bytes the client pipelined behind its request
 	// (Upgrade would drop them). Without such bytes, a reader of the
-	// configured size replaces net/http's (which is then garbage).
-	// Reads go through wire so that a read error the client may see in a
-	// close reason never carries the node's internal addresses.
+	// configured size replaces net/http's (which is then garbage). Reads
+	// come straight from the socket: the read loop parks under them, and
+	// any frame more there would double its stack (2 to 4 KiB per idle
+	// connection). No read deadline is set after the handshake, so no read
+	// error carries the node's addresses into a close reason; silent peers
+	// are dropped by the session's heartbeat check (actors.HeardConn).
 	var br *bufio.Reader
 	if n := brw.Reader.Buffered(); n > 0 {
 		early, _ := brw.Reader.Peek(n)
-		br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(early)), wire), s.cfg.ReadBufferSize)
+		br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(early)), nc), s.cfg.ReadBufferSize)
 	} else {
-		br = bufio.NewReaderSize(wire, s.cfg.ReadBufferSize)
+		br = bufio.NewReaderSize(nc, s.cfg.ReadBufferSize)
 	}
 	socket, err := up.UpgradeFromConn(wire, br, r)
 	if err != nil {
@@ -266,9 +267,11 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, requireToken bo
 	st := stateOf(socket)
 	st.wire = wire
 	st.ip = ip
+	st.heard.Store(time.Now().UnixNano())
+	st.shard = s.inbox.shardFor(s.socketSeq.Add(1))
 	st.pings = actors.NewTokenBucket(s.node.Config().RatePerSecond, s.node.Config().RateBurst, time.Now())
 	opts.Remote = r.RemoteAddr
-	st.pid.Store(s.node.Connect(&sessionConn{socket: socket, wire: wire}, opts))
+	st.pid.Store(s.node.Connect(&sessionConn{socket: socket, wire: wire, st: st}, opts))
 	go socket.ReadLoop()
 }
 

@@ -147,28 +147,6 @@ func (w *wireConn) Close() error {
 	return w.Conn.Close()
 }
 
-// errSilent replaces a read deadline error: gws puts the read error's text
-// in the close frame's reason, and the raw error names internal addresses.
-var errSilent = silentError{}
-
-type silentError struct{}
-
-func (silentError) Error() string   { return "no frame within ping interval + pong timeout" }
-func (silentError) Timeout() bool   { return true }
-func (silentError) Temporary() bool { return false }
-
-// Read passes through, translating a read deadline expiry into errSilent.
-func (w *wireConn) Read(p []byte) (int, error) {
-	n, err := w.Conn.Read(p)
-	if err != nil {
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			return n, errSilent
-		}
-	}
-	return n, err
-}
-
 // SetDeadline and SetWriteDeadline: the writer owns write deadlines, so
 // only the read side is passed on (gws sets both around the handshake).
 func (w *wireConn) SetDeadline(t time.Time) error      { return w.Conn.SetReadDeadline(t) }

@@ -1,8 +1,6 @@
 package transport
 
 import (
-	"errors"
-	"net"
 	"sync/atomic"
 	"time"
 
@@ -20,11 +18,18 @@ import (
 // of WebSocket ping frames. Both are set by the handler before the read loop
 // starts; from then on pings belongs to the read loop (OnPing).
 type socketState struct {
-	pid   atomic.Pointer[actor.PID]
-	wire  *wireConn
-	ip    string
-	pings actors.TokenBucket
+	pid    atomic.Pointer[actor.PID]
+	wire   *wireConn
+	ip     string
+	pings  actors.TokenBucket
+	shard  uint32       // the inbox shard of its frames
+	heard  atomic.Int64 // unix nanoseconds of the peer's latest frame
+	silent atomic.Bool  // the session dropped the peer for silence
 }
+
+// hear records a frame from the peer: one clock read and one store, so
+// that the read loop's stack stays small.
+func (s *socketState) hear() { s.heard.Store(time.Now().UnixNano()) }
 
 // SessionStorage is satisfied with no map: the state has fixed fields.
 func (s *socketState) Len() int                { return 0 }
@@ -42,13 +47,19 @@ func stateOf(c *gws.Conn) *socketState { return c.Session().(*socketState) }
 type sessionConn struct {
 	socket *gws.Conn
 	wire   *wireConn
+	st     *socketState
 }
 
-var _ actors.Conn = (*sessionConn)(nil)
+var _ actors.HeardConn = (*sessionConn)(nil)
+
+func (c *sessionConn) LastHeard() time.Time { return time.Unix(0, c.st.heard.Load()) }
 
 func (c *sessionConn) Enqueue(frame []byte) bool { return c.wire.Enqueue(frame) }
 func (c *sessionConn) Flush()                    { c.wire.Flush() }
 func (c *sessionConn) Close(code actors.CloseCode, reason string) {
+	if reason == actors.SilentReason {
+		c.st.silent.Store(true)
+	}
 	_ = c.socket.WriteClose(uint16(code), []byte(reason))
 }
 func (c *sessionConn) Abort(code actors.CloseCode, reason string) {
@@ -64,18 +75,14 @@ type events struct {
 	srv *Server
 }
 
-func (e *events) alive(c *gws.Conn) {
-	_ = c.SetReadDeadline(time.Now().Add(e.srv.readTimeout))
-}
-
-func (e *events) OnOpen(c *gws.Conn) { e.alive(c) }
+func (e *events) OnOpen(*gws.Conn) {}
 
 func (e *events) OnClose(c *gws.Conn, err error) {
 	defer e.recoverCallback("OnClose")
 	e.srv.slots.give(stateOf(c).ip)
-	e.srv.countClose(err)
-	if pid := stateOf(c).pid.Load(); pid != nil {
-		e.srv.node.Send(pid, &actors.SocketClosed{Err: err})
+	e.srv.countClose(err, stateOf(c).silent.Load())
+	if st := stateOf(c); st.pid.Load() != nil {
+		e.srv.inbox.put(st.shard, inboxItem{pid: st.pid.Load(), err: err})
 	}
 }
 
@@ -88,31 +95,29 @@ func (e *events) OnPing(c *gws.Conn, payload []byte) {
 		_ = c.WriteClose(uint16(actors.ClosePolicy), []byte("ping flood"))
 		return
 	}
-	e.alive(c)
+	stateOf(c).hear()
 	_ = c.WritePong(payload)
 }
 
 func (e *events) OnPong(c *gws.Conn, _ []byte) {
-	defer e.recoverCallback("OnPong")
-	e.alive(c)
+	stateOf(c).hear()
 }
 
 func (e *events) OnMessage(c *gws.Conn, m *gws.Message) {
-	defer m.Close()
-	e.alive(c)
-	pid := stateOf(c).pid.Load()
+	st := stateOf(c)
+	st.hear()
+	pid := st.pid.Load()
 	if pid == nil {
+		m.Close()
 		return
 	}
-	if m.Opcode != gws.OpcodeText {
-		if !e.srv.cfg.AllowBinary {
-			e.srv.node.Metrics().PolicyClosed.Add(1)
-			_ = c.WriteClose(uint16(actors.ClosePolicy), []byte("binary frames are not accepted"))
-			return
-		}
+	if m.Opcode != gws.OpcodeText && !e.srv.cfg.AllowBinary {
+		m.Close()
+		e.srv.node.Metrics().PolicyClosed.Add(1)
+		_ = c.WriteClose(uint16(actors.ClosePolicy), []byte("binary frames are not accepted"))
+		return
 	}
-	// DecodeCommand copies what it keeps, so the pooled buffer can go back.
-	e.srv.node.Send(pid, actors.DecodeCommand(m.Bytes()))
+	e.srv.inbox.put(st.shard, inboxItem{pid: pid, msg: m})
 }
 
 // recoverCallback keeps a panic in a control-frame callback (which gws v1.8.9
@@ -121,10 +126,4 @@ func (e *events) recoverCallback(where string) {
 	if r := recover(); r != nil {
 		e.srv.log.Error("panic in websocket callback", "callback", where, "panic", r)
 	}
-}
-
-// isTimeout reports a read deadline expiry (a silent peer).
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }

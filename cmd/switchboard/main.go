@@ -60,6 +60,7 @@ func run(ctx context.Context, o *options, logOut io.Writer, ready chan<- string)
 		ChannelPrefix:      o.channelPrefix,
 		Broker:             broker,
 		PingInterval:       o.pingInterval,
+		PongTimeout:        o.pongTimeout,
 		MaxRoomsPerSession: o.maxRooms,
 		RatePerSecond:      o.ratePerSecond,
 		RateBurst:          o.rateBurst,
@@ -71,7 +72,6 @@ func run(ctx context.Context, o *options, logOut io.Writer, ready chan<- string)
 	}
 	tcfg := transport.Config{
 		MaxMessageBytes: o.maxMessageBytes,
-		PongTimeout:     o.pongTimeout,
 		WriteTimeout:    o.writeTimeout,
 		MaxPendingBytes: o.maxPendingBytes,
 		ReadBufferSize:  o.readBufferSize,
