@@ -1,0 +1,94 @@
+package transport
+
+import (
+	"runtime"
+	"sync"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/lxzan/gws"
+
+	"github.com/switchboard-rt/switchboard/actors"
+)
+
+// inbox carries client frames from the connections' read loops to their
+// session actors. A read loop only appends to a queue under a mutex; a
+// drainer goroutine, started when a queue turns non-empty and ended when it
+// is empty again, decodes each frame and sends it to its session.
+//
+// Why not decode and send on the read loop: every connection has a read
+// loop, parked in a read most of its life, and its stack only grows. A
+// protoactor send and the JSON decoder are deep enough to double a read
+// loop's stack from 2 to 4 KiB, for good, after its first message; with the
+// work here the stack of a connection stays at 2 KiB whatever it sent.
+//
+// Each connection is bound to one shard, and one drainer runs per shard, so
+// a connection's frames reach its session in the order they were read. The
+// end of a socket goes through the same queue, behind its last frames.
+type inbox struct {
+	node   *actors.Node
+	shards []inboxShard
+}
+
+type inboxShard struct {
+	mu      sync.Mutex
+	queue   []inboxItem // guarded by mu
+	spare   []inboxItem // the drainer's previous batch, reused
+	running bool        // a drainer owns the queue; guarded by mu
+	_       [64]byte    // keeps shards on separate cache lines
+}
+
+// inboxItem is a frame (msg) or the socket's end (msg == nil).
+type inboxItem struct {
+	pid *actor.PID
+	msg *gws.Message
+	err error
+}
+
+func newInbox(node *actors.Node) *inbox {
+	return &inbox{node: node, shards: make([]inboxShard, 2*runtime.GOMAXPROCS(0))}
+}
+
+// shardFor picks the shard of a new connection, round robin.
+func (in *inbox) shardFor(seq uint64) uint32 { return uint32(seq % uint64(len(in.shards))) }
+
+// put queues one item; ownership of msg passes to the inbox.
+func (in *inbox) put(shard uint32, it inboxItem) {
+	sh := &in.shards[shard]
+	sh.mu.Lock()
+	sh.queue = append(sh.queue, it)
+	start := !sh.running
+	sh.running = true
+	sh.mu.Unlock()
+	if start {
+		go in.drain(sh)
+	}
+}
+
+func (in *inbox) drain(sh *inboxShard) {
+	for {
+		sh.mu.Lock()
+		batch := sh.queue
+		if len(batch) == 0 {
+			sh.running = false
+			sh.mu.Unlock()
+			return
+		}
+		sh.queue = sh.spare[:0]
+		sh.mu.Unlock()
+		for i := range batch {
+			it := &batch[i]
+			if it.msg == nil {
+				in.node.Send(it.pid, &actors.SocketClosed{Err: it.err})
+			} else {
+				// DecodeCommand copies what it keeps, so the pooled buffer
+				// can go back.
+				in.node.Send(it.pid, actors.DecodeCommand(it.msg.Bytes()))
+				it.msg.Close()
+			}
+			*it = inboxItem{}
+		}
+		sh.mu.Lock()
+		sh.spare = batch[:0]
+		sh.mu.Unlock()
+	}
+}
