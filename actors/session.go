@@ -1,8 +1,10 @@
 package actors
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
+	"runtime/debug"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -19,7 +21,7 @@ type session struct {
 	opts SessionOptions
 	self *actor.PID
 	// log is the node's logger with this session's id and user: every line
-	// about the session carries both. Set when the session starts.
+	// about the session carries both. Made on first use (logger).
 	log *slog.Logger
 
 	// rooms holds the rooms this session is in: the source of truth for
@@ -51,7 +53,7 @@ type pendingDirect struct {
 }
 
 func (s *session) Receive(ctx actor.Context) {
-	defer logPanics(s.logger(), "session")
+	defer s.logPanics()
 	switch m := ctx.Message().(type) {
 	case *Event:
 		s.send(ctx, m)
@@ -94,6 +96,13 @@ func (s *session) Receive(ctx actor.Context) {
 			s.conn.Enqueue(PingFrame)
 			s.queueFlush(ctx)
 		}
+	case *heartbeatCheck:
+		if hc, ok := s.conn.(HeardConn); ok && !s.closed && hc.LastHeard().Before(m.since) {
+			s.node.metrics.SilentClosed.Add(1)
+			s.logger().Info("silent peer dropped", "since", m.since)
+			s.close(CloseNormal, SilentReason)
+			ctx.Stop(s.self)
+		}
 	case *CloseSession:
 		s.close(m.Code, m.Reason)
 		ctx.Stop(s.self)
@@ -104,19 +113,25 @@ func (s *session) Receive(ctx actor.Context) {
 		s.onRoomTerminated(ctx, m.Who)
 	case *Crash:
 		panic(crashError{m.Reason})
+	case *sessionInit:
+		if s.conn == nil {
+			s.conn, s.opts = m.conn, m.opts
+			s.started(ctx)
+		}
 	case *actor.Started:
-		s.started(ctx)
+		s.self = ctx.Self()
+		if s.conn != nil {
+			s.started(ctx)
+		}
 	case *actor.Stopped:
 		s.stopped()
 	}
 }
 
 func (s *session) started(ctx actor.Context) {
-	s.self = ctx.Self()
-	s.log = s.node.log.With(KeySession, s.self.Id, KeyUser, s.opts.User)
-	s.log.Debug("session opened", "remote", s.opts.Remote)
-	s.rooms = make(map[string]*actor.PID)
-	s.directs = make(map[uint64]*pendingDirect)
+	if s.node.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.logger().Debug("session opened", "remote", s.opts.Remote)
+	}
 	cfg := &s.node.cfg
 	s.bucket = NewTokenBucket(cfg.RatePerSecond, cfg.RateBurst, time.Now())
 	s.node.metrics.Sessions.Add(1)
@@ -132,8 +147,13 @@ func (s *session) started(ctx actor.Context) {
 // panic (stopSessionOnPanic) or a Stop from outside. Rooms and the hub learn
 // of it through Terminated; here only the connection is released.
 func (s *session) stopped() {
+	if s.conn == nil {
+		return // stopped before its sessionInit: it never started
+	}
 	s.node.metrics.Sessions.Add(-1)
-	s.logger().Debug("session closed")
+	if s.node.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.logger().Debug("session closed")
+	}
 	if s.cancelExpiry != nil {
 		s.cancelExpiry()
 	}
@@ -163,7 +183,7 @@ func (s *session) send(ctx actor.Context, ev *Event) {
 	}
 	if !s.conn.Enqueue(ev.Frame) {
 		s.node.metrics.SlowClosed.Add(1)
-		s.log.Info("slow consumer closed")
+		s.logger().Info("slow consumer closed")
 		s.close(CloseTryAgainLater, "slow consumer")
 		ctx.Stop(s.self)
 		return
@@ -261,6 +281,9 @@ func (s *session) handle(ctx actor.Context, c Command) {
 			s.fail(ctx, CodeTooManyRooms, "room limit reached", m.ID)
 			return
 		}
+		if s.rooms == nil {
+			s.rooms = make(map[string]*actor.PID)
+		}
 		s.rooms[m.Room] = nil
 		s.joining++
 		ctx.Send(s.node.hub, &joinRoom{room: m.Room, session: s.self, user: s.opts.User})
@@ -305,6 +328,9 @@ func (s *session) handle(ctx actor.Context, c Command) {
 		env := &Envelope{Type: EnvDirect, Target: m.Target, Node: s.node.cfg.NodeID, Payload: ev.JSON}
 		s.seq++
 		seq := s.seq
+		if s.directs == nil {
+			s.directs = make(map[uint64]*pendingDirect)
+		}
 		s.directs[seq] = &pendingDirect{id: m.ID, local: -1, remote: -1}
 		ctx.Send(s.node.hub, &directLocal{target: m.Target, event: ev, replyTo: s.self, seq: seq})
 		self, root := s.self, s.node.root
@@ -393,10 +419,25 @@ func (s *session) finishDirect(ctx actor.Context, seq uint64, p *pendingDirect) 
 	}
 }
 
-// logger is the session's logger, or the node's before the session started.
-func (s *session) logger() *slog.Logger {
-	if s.log != nil {
-		return s.log
+// logPanics is logPanics with the session's logger, made only if it panicked.
+func (s *session) logPanics() {
+	if r := recover(); r != nil {
+		if _, injected := r.(crashError); !injected {
+			s.logger().Error("actor panic", KeyActor, "session", "panic", r, "stack", string(debug.Stack()))
+		}
+		panic(r)
 	}
-	return s.node.log
+}
+
+// logger is the node's logger with this session's id and user, made on
+// first use: most sessions never log a line, and a logger of their own
+// costs about 0.2 KiB each.
+func (s *session) logger() *slog.Logger {
+	if s.log == nil {
+		if s.conn == nil {
+			return s.node.log // not started yet
+		}
+		s.log = s.node.log.With(KeySession, s.self.Id, KeyUser, s.opts.User)
+	}
+	return s.log
 }

@@ -15,6 +15,8 @@ func twoInRoom(t *testing.T, n *actors.Node) (a, b *peer, roomID string) {
 		p.send(`{"type":"join_room","room":"r","id":"j"}`)
 		p.conn.waitEvent(t, "joined", ackOf(`"j"`))
 	}
+	// bob's ack can overtake alice's copy of his user_joined.
+	a.conn.waitEvent(t, "bob's user_joined", func(e event) bool { return e.Event == "user_joined" && e.UserID == "bob" })
 	return a, b, directory(t, n).Rooms["r"]
 }
 
