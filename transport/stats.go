@@ -36,6 +36,7 @@ type Stats struct {
 	HubPanics        int64              `json:"hub_panics"`
 	Goroutines       int                `json:"goroutines"`
 	HeapBytes        uint64             `json:"heap_bytes"`
+	StackBytes       uint64             `json:"stack_bytes"`
 	RSSBytes         uint64             `json:"rss_bytes"`
 }
 
@@ -69,6 +70,7 @@ func (s *Server) Stats() Stats {
 		HubPanics:        m.HubPanic.Load(),
 		Goroutines:       runtime.NumGoroutine(),
 		HeapBytes:        ms.HeapInuse,
+		StackBytes:       ms.StackInuse,
 		RSSBytes:         readRSS(),
 	}
 }

@@ -95,7 +95,7 @@ func (s *baselineServer) serveStats(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(nodeStats{
 		LocalConnections: s.open.Load(), Rooms: int64(rooms), Node: "baseline",
-		MessagesOut: s.out.Load(), Goroutines: runtime.NumGoroutine(), HeapBytes: ms.HeapInuse, RSSBytes: processRSS(),
+		MessagesOut: s.out.Load(), Goroutines: runtime.NumGoroutine(), HeapBytes: ms.HeapInuse, StackBytes: ms.StackInuse, RSSBytes: processRSS(),
 	})
 }
 

@@ -79,7 +79,7 @@ func parseOptions(args []string, out io.Writer) (*options, error) {
 	fs.IntVar(&o.dialWorkers, "dial-concurrency", 64, "connections opened in parallel")
 	srcIPs := fs.String("source-ips", "", "source addresses for the clients, spread round robin: a list (127.0.0.2,127.0.0.3) or a range (127.0.0.2-127.0.0.50)")
 	fs.IntVar(&o.users, "users", 0, "distinct user ids among the clients (0: one per connection); fewer users means less presence traffic while connecting")
-	fs.IntVar(&o.readBuffer, "read-buffer", 0, "gws read buffer per connection of the servers this tool starts (0: default, 4096)")
+	fs.IntVar(&o.readBuffer, "read-buffer", 1024, "gws read buffer per connection of the servers this tool starts, Switchboard and baseline alike (Switchboard's default: 1024; gws's own: 4096)")
 	fs.StringVar(&o.redisURL, "redis", "", "with --inprocess: the nodes share this Redis (redis://127.0.0.1:6379/0) instead of an in-process fabric")
 	fs.StringVar(&o.cpuProfile, "server-cpuprofile", "", "with --spawn: write each child server's CPU profile to FILE.switchboard / FILE.baseline")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress on stderr")

@@ -174,7 +174,7 @@ func (rep *Report) write(w io.Writer) {
 			}
 		}
 		if st := r.Idle; st != nil {
-			fmt.Fprintf(&b, " connections=%d rss=%.2f KiB/conn heap=%.2f KiB/conn goroutines=%.2f/conn after-gc=%v", st.Connections, st.RSSPerConn, st.HeapPerConn, st.GoroutinesPerConn, st.AfterGC)
+			fmt.Fprintf(&b, " connections=%d rss=%.2f KiB/conn heap=%.2f KiB/conn stack=%.2f KiB/conn goroutines=%.2f/conn after-gc=%v", st.Connections, st.RSSPerConn, st.HeapPerConn, st.StackPerConn, st.GoroutinesPerConn, st.AfterGC)
 			if st.IncludesClients {
 				b.WriteString(" (RSS includes the clients: use --spawn or --nodes for the node's own figure)")
 			}

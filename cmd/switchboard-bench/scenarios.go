@@ -84,8 +84,9 @@ type IdleStats struct {
 	RSSBefore   uint64 `json:"rss_before_bytes"`
 	RSSAfter    uint64 `json:"rss_after_bytes"`
 	// RSSPerConn is (after - before) / connections, in KiB.
-	RSSPerConn  float64 `json:"rss_per_conn_kib"`
-	HeapPerConn float64 `json:"heap_per_conn_kib"`
+	RSSPerConn   float64 `json:"rss_per_conn_kib"`
+	HeapPerConn  float64 `json:"heap_per_conn_kib"`
+	StackPerConn float64 `json:"stack_per_conn_kib"`
 	// GoroutinesPerConn is the node's goroutines per connection.
 	GoroutinesPerConn float64 `json:"goroutines_per_conn"`
 	// AfterGC is true when the samples were taken right after the node
@@ -135,6 +136,7 @@ func (r *run) idleScenario(ctx context.Context) (*Result, error) {
 	if conns > 0 {
 		st.RSSPerConn = (float64(after.RSSBytes) - float64(before.RSSBytes)) / float64(conns) / 1024
 		st.HeapPerConn = (float64(after.HeapBytes) - float64(before.HeapBytes)) / float64(conns) / 1024
+		st.StackPerConn = (float64(after.StackBytes) - float64(before.StackBytes)) / float64(conns) / 1024
 		st.GoroutinesPerConn = float64(after.Goroutines-before.Goroutines) / float64(conns)
 	}
 	res.Idle = st

@@ -20,6 +20,7 @@ type nodeStats struct {
 	MessagesOut      int64  `json:"messages_out"`
 	Goroutines       int    `json:"goroutines"`
 	HeapBytes        uint64 `json:"heap_bytes"`
+	StackBytes       uint64 `json:"stack_bytes"`
 	RSSBytes         uint64 `json:"rss_bytes"`
 }
 
@@ -60,6 +61,7 @@ func sumStats(ctx context.Context, nodes []string) (nodeStats, error) {
 		total.MessagesOut += st.MessagesOut
 		total.Goroutines += st.Goroutines
 		total.HeapBytes += st.HeapBytes
+		total.StackBytes += st.StackBytes
 		total.RSSBytes += st.RSSBytes
 	}
 	return total, nil
