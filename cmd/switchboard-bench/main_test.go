@@ -127,6 +127,18 @@ func TestIdleScenario(t *testing.T) {
 	}
 }
 
+// With --idle-rooms every connection is in a room while the memory is
+// sampled, on both servers.
+func TestIdleScenarioInRooms(t *testing.T) {
+	goroutinesSettle(t)
+	rep := runBench(t, "--inprocess", "1", "--baseline", "--clients", "20", "--idle-rooms", "4", "--hold", "50ms", "idle")
+	for _, r := range append(rep.Runs, rep.Baseline...) {
+		if r.Idle == nil || r.Idle.Connections != 20 || r.Idle.Rooms != 4 || r.Lost != 0 || r.Errors != 0 {
+			t.Fatalf("%s idle in rooms: %+v lost %d errors %d", r.Server, r.Idle, r.Lost, r.Errors)
+		}
+	}
+}
+
 func TestChurnScenario(t *testing.T) {
 	goroutinesSettle(t)
 	rep := runBench(t, "--inprocess", "1", "--baseline", "--cycles", "30", "--concurrency", "3", "churn")

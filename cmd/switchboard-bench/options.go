@@ -41,8 +41,9 @@ type options struct {
 	window   int
 	rate     float64
 
-	clients int
-	hold    time.Duration
+	clients   int
+	hold      time.Duration
+	idleRooms int
 
 	cycles      int
 	concurrency int
@@ -91,6 +92,7 @@ func parseOptions(args []string, out io.Writer) (*options, error) {
 	fs.Float64Var(&o.rate, "rate", 0, "room, broadcast: messages per second per publisher (0: as fast as --window allows)")
 	fs.IntVar(&o.clients, "clients", 1000, "broadcast, idle: connections")
 	fs.DurationVar(&o.hold, "hold", 5*time.Second, "idle: how long to hold the connections before sampling memory")
+	fs.IntVar(&o.idleRooms, "idle-rooms", 0, "idle: each connection joins one of this many rooms before the hold, so that the figure includes room membership (0: none)")
 	fs.IntVar(&o.cycles, "cycles", 1000, "churn: connect/join/leave/disconnect cycles")
 	fs.IntVar(&o.concurrency, "concurrency", 8, "churn: cycles run in parallel")
 	fs.Usage = func() {
@@ -197,6 +199,9 @@ func (o *options) validate() error {
 		}
 		if o.hold <= 0 || o.hold >= o.duration {
 			bad("--hold must be positive and shorter than --duration")
+		}
+		if o.idleRooms < 0 || o.idleRooms > o.clients {
+			bad("--idle-rooms must be 0-%d (--clients)", o.clients)
 		}
 	case "churn":
 		if o.cycles < 1 || o.cycles > maxCycles || o.concurrency < 1 || o.concurrency > 1024 {

@@ -74,6 +74,9 @@ func newReport(o *options) *Report {
 		p["clients"], p["messages"], p["size"], p["window"], p["rate"] = o.clients, o.messages, o.size, o.window, o.rate
 	case "idle":
 		p["clients"], p["hold"], p["source_ips"] = o.clients, o.hold.String(), len(o.sourceIPs)
+		if o.idleRooms > 0 {
+			p["idle_rooms"] = o.idleRooms
+		}
 	case "churn":
 		p["cycles"], p["concurrency"] = o.cycles, o.concurrency
 	}
@@ -174,7 +177,7 @@ func (rep *Report) write(w io.Writer) {
 			}
 		}
 		if st := r.Idle; st != nil {
-			fmt.Fprintf(&b, " connections=%d rss=%.2f KiB/conn heap=%.2f KiB/conn stack=%.2f KiB/conn goroutines=%.2f/conn after-gc=%v", st.Connections, st.RSSPerConn, st.HeapPerConn, st.StackPerConn, st.GoroutinesPerConn, st.AfterGC)
+			fmt.Fprintf(&b, " connections=%d rooms=%d rss=%.2f KiB/conn heap=%.2f KiB/conn stack=%.2f KiB/conn goroutines=%.2f/conn after-gc=%v", st.Connections, st.Rooms, st.RSSPerConn, st.HeapPerConn, st.StackPerConn, st.GoroutinesPerConn, st.AfterGC)
 			if st.IncludesClients {
 				b.WriteString(" (RSS includes the clients: use --spawn or --nodes for the node's own figure)")
 			}

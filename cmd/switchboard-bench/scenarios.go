@@ -81,6 +81,7 @@ func (r *run) broadcastScenario(ctx context.Context) (*Result, error) {
 // IdleStats describe the memory the nodes hold per idle connection.
 type IdleStats struct {
 	Connections int64  `json:"connections"` // as reported by the nodes
+	Rooms       int64  `json:"rooms"`       // rooms the nodes held during the hold (--idle-rooms)
 	RSSBefore   uint64 `json:"rss_before_bytes"`
 	RSSAfter    uint64 `json:"rss_after_bytes"`
 	// RSSPerConn is (after - before) / connections, in KiB.
@@ -105,6 +106,9 @@ func (r *run) idleScenario(ctx context.Context) (*Result, error) {
 	specs := make([]clientSpec, o.clients)
 	for i := range specs {
 		specs[i] = clientSpec{user: r.userID(i), node: i % n, room: -1}
+		if o.idleRooms > 0 {
+			specs[i].room = i % o.idleRooms
+		}
 	}
 	res := r.result(len(specs))
 	gc := r.gcAll(ctx)
@@ -117,6 +121,11 @@ func (r *run) idleScenario(ctx context.Context) (*Result, error) {
 	defer r.closeAll(clients)
 	if err != nil {
 		return res, err
+	}
+	if o.idleRooms > 0 {
+		if err := r.joinAll(ctx, clients); err != nil {
+			return res, err
+		}
 	}
 	r.quiesce(ctx, 30*time.Second)
 	r.setPhase("holding", nil)
@@ -131,7 +140,7 @@ func (r *run) idleScenario(ctx context.Context) (*Result, error) {
 		return res, err
 	}
 	conns := after.LocalConnections - before.LocalConnections
-	st := &IdleStats{Connections: conns, RSSBefore: before.RSSBytes, RSSAfter: after.RSSBytes, AfterGC: gc,
+	st := &IdleStats{Connections: conns, Rooms: after.Rooms - before.Rooms, RSSBefore: before.RSSBytes, RSSAfter: after.RSSBytes, AfterGC: gc,
 		IncludesClients: r.t.where == whereInprocess}
 	if conns > 0 {
 		st.RSSPerConn = (float64(after.RSSBytes) - float64(before.RSSBytes)) / float64(conns) / 1024
