@@ -180,8 +180,15 @@ func (w *wireConn) run() {
 		w.mu.Unlock()
 
 		_ = w.Conn.SetWriteDeadline(deadline)
-		bufs := batch
-		_, err := bufs.WriteTo(w.Conn)
+		var err error
+		if len(batch) == 1 {
+			// A lone frame (light load) is one write(2): cheaper here than
+			// a writev(2) of one buffer.
+			_, err = w.Conn.Write(batch[0])
+		} else {
+			bufs := batch
+			_, err = bufs.WriteTo(w.Conn)
+		}
 		clear(batch)
 
 		w.mu.Lock()
