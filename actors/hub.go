@@ -13,6 +13,14 @@ type hub struct {
 	users    map[string][]*actor.PID  // user -> that user's local sessions
 	rooms    map[string]*roomEntry    // room name -> live room actor
 	roomOf   map[string]string        // room actor id -> room name
+	casts    map[uint64]pendingCast   // API publishes to rooms, waiting for the room's count
+	castSeq  uint64
+}
+
+// pendingCast is an API publish handed to a room: who gets the count.
+type pendingCast struct {
+	room    string // room actor id
+	replyTo *actor.PID
 }
 
 type sessionEntry struct {
@@ -32,6 +40,7 @@ func newHub(n *Node) *hub {
 		users:    make(map[string][]*actor.PID),
 		rooms:    make(map[string]*roomEntry),
 		roomOf:   make(map[string]string),
+		casts:    make(map[uint64]pendingCast),
 	}
 }
 
@@ -77,27 +86,21 @@ func (h *hub) Receive(ctx actor.Context) {
 		case EnvDirect:
 			n = h.direct(ctx, m.target, m.event)
 		case EnvRoom:
-			if e, ok := h.rooms[m.target]; ok {
-				ctx.Send(e.pid, &roomCast{event: m.event})
-				n = -1 // counted by the room; reported as unknown below
-			}
-		}
-		if n < 0 {
-			n = 0
-			if e, ok := h.rooms[m.target]; ok {
-				f := ctx.RequestFuture(e.pid, &RoomQuery{}, h.node.cfg.JoinRetry)
-				target := ctx.Sender()
-				ctx.ReenterAfter(f, func(res any, err error) {
-					if rm, ok := res.(*RoomMembers); ok && err == nil {
-						ctx.Send(target, &apiPublished{local: len(rm.Members)})
-						return
-					}
-					ctx.Send(target, &apiPublished{})
-				})
+			if e, ok := h.rooms[m.target]; ok && h.live(e.pid) {
+				// The room counts its members and answers through the hub;
+				// if it stops first, terminated answers 0 for it.
+				h.castSeq++
+				h.casts[h.castSeq] = pendingCast{room: e.pid.Id, replyTo: ctx.Sender()}
+				ctx.Send(e.pid, &roomCast{event: m.event, tag: h.castSeq})
 				return
 			}
 		}
 		ctx.Respond(&apiPublished{local: n})
+	case *roomCastDone:
+		if p, ok := h.casts[m.tag]; ok {
+			delete(h.casts, m.tag)
+			ctx.Send(p.replyTo, &apiPublished{local: m.local})
+		}
 	case *DirectoryQuery:
 		d := &Directory{Sessions: make(map[string]string, len(h.sessions)), Rooms: make(map[string]string, len(h.rooms))}
 		for id, e := range h.sessions {
@@ -130,6 +133,12 @@ func (h *hub) register(ctx actor.Context, m *registerSession) {
 func (h *hub) terminated(ctx actor.Context, who *actor.PID) {
 	if name, isRoom := h.roomOf[who.Id]; isRoom {
 		delete(h.roomOf, who.Id)
+		for tag, p := range h.casts {
+			if p.room == who.Id {
+				delete(h.casts, tag)
+				ctx.Send(p.replyTo, &apiPublished{})
+			}
+		}
 		if e, ok := h.rooms[name]; ok && e.pid.Equal(who) {
 			delete(h.rooms, name)
 		}
@@ -173,7 +182,7 @@ func (h *hub) presence(ctx actor.Context, event, user string) {
 func (h *hub) join(ctx actor.Context, m *joinRoom) {
 	e, ok := h.rooms[m.room]
 	if ok {
-		if _, live := h.node.system.ProcessRegistry.GetLocal(e.pid.Id); !live {
+		if !h.live(e.pid) {
 			// The room has stopped (killed, or after repeated panics) and its
 			// Terminated is still on the way: its members, who watch it, hear
 			// first and re-join at once. Replace it now rather than forward
@@ -192,6 +201,13 @@ func (h *hub) join(ctx actor.Context, m *joinRoom) {
 	}
 	e.joins++
 	ctx.Send(e.pid, &roomJoin{joinRoom: *m})
+}
+
+// live reports whether a local actor is still registered: a room that has
+// stopped but whose Terminated has not reached the hub yet is not.
+func (h *hub) live(pid *actor.PID) bool {
+	_, ok := h.node.system.ProcessRegistry.GetLocal(pid.Id)
+	return ok
 }
 
 // broadcast hands ev to every local session except those of user exclude.

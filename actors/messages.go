@@ -81,8 +81,18 @@ type roomLeave struct {
 
 func (*roomLeave) IgnoreDeadLetterLogging() {}
 
-// session -> room: deliver event to every local member.
-type roomCast struct{ event *Event }
+// session or hub -> room: deliver event to every local member. A non-zero
+// tag (an API publish) asks the room to report its count (roomCastDone).
+type roomCast struct {
+	event *Event
+	tag   uint64
+}
+
+// room -> hub: the API publish tag reached local recipients.
+type roomCastDone struct {
+	tag   uint64
+	local int
+}
 
 func (*roomCast) IgnoreDeadLetterLogging() {}
 

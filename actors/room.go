@@ -51,6 +51,9 @@ func (r *room) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *roomCast:
 		r.fanout(ctx, m.event)
+		if m.tag != 0 {
+			ctx.Send(ctx.Parent(), &roomCastDone{tag: m.tag, local: len(r.members)})
+		}
 	case *Inbound:
 		if m.Envelope.Node != r.node.cfg.NodeID {
 			r.node.metrics.BrokerIn.Add(1)

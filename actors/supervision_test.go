@@ -1,8 +1,10 @@
 package actors_test
 
 import (
+	"context"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/switchboard-rt/switchboard/actors"
 )
@@ -126,4 +128,28 @@ func TestRoomStopsWhenEmpty(t *testing.T) {
 	b.send(`{"type":"leave_room","room":"r","id":"last"}`)
 	b.conn.waitEvent(t, "left", ackOf(`"last"`))
 	waitFor(t, "room stopped", func() bool { return n.Metrics().Rooms.Load() == 0 && len(directory(t, n).Rooms) == 0 })
+}
+
+// A server-side publish to a room whose actor was just stopped does not
+// wait on the dead actor: the hub treats it as absent until the members
+// have re-joined a fresh one. With a join retry of a minute, waiting on it
+// would outlast the publish's context.
+func TestPublishToAJustStoppedRoomDoesNotWait(t *testing.T) {
+	n := newNode(t, func(c *actors.Config) { c.JoinRetry = time.Minute })
+	a, b, _ := twoInRoom(t, n)
+	for i := range 20 {
+		roomID := directory(t, n).Rooms["r"]
+		if !n.Kill(roomID, false) {
+			t.Fatalf("round %d: room %s not found", i, roomID)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := n.PublishRoom(ctx, "r", []byte(`{"event":"notice","n":`+strconv.Itoa(i)+`}`))
+		cancel()
+		if err != nil {
+			t.Fatalf("round %d: publish to a just-stopped room: %v", i, err)
+		}
+		waitFor(t, "a fresh room", func() bool { id, ok := directory(t, n).Rooms["r"]; return ok && id != roomID })
+		waitFor(t, "both members back", func() bool { return len(roomMembers(t, n, directory(t, n).Rooms["r"])) == 2 })
+	}
+	roomTalks(t, a, b, 1)
 }
