@@ -1,7 +1,9 @@
 package transport
 
 import (
+	"log/slog"
 	"runtime"
+	"runtime/debug"
 	"sync"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -26,6 +28,7 @@ import (
 // end of a socket goes through the same queue, behind its last frames.
 type inbox struct {
 	node   *actors.Node
+	log    *slog.Logger
 	shards []inboxShard
 }
 
@@ -44,8 +47,8 @@ type inboxItem struct {
 	err error
 }
 
-func newInbox(node *actors.Node) *inbox {
-	return &inbox{node: node, shards: make([]inboxShard, 2*runtime.GOMAXPROCS(0))}
+func newInbox(node *actors.Node, log *slog.Logger) *inbox {
+	return &inbox{node: node, log: log, shards: make([]inboxShard, 2*runtime.GOMAXPROCS(0))}
 }
 
 // shardFor picks the shard of a new connection, round robin.
@@ -64,6 +67,24 @@ func (in *inbox) put(shard uint32, it inboxItem) {
 	}
 }
 
+// deliver hands one item to its session. A panic (a decoder bug: gws's
+// Recovery no longer covers decoding) costs that frame only, as it did
+// when decoding ran under gws.
+func (in *inbox) deliver(it *inboxItem) {
+	defer func() {
+		if r := recover(); r != nil {
+			in.log.Error("panic while decoding a client frame", "panic", r, "stack", string(debug.Stack()))
+		}
+	}()
+	if it.msg == nil {
+		in.node.Send(it.pid, &actors.SocketClosed{Err: it.err})
+		return
+	}
+	// DecodeCommand copies what it keeps, so the pooled buffer can go back.
+	defer it.msg.Close()
+	in.node.Send(it.pid, actors.DecodeCommand(it.msg.Bytes()))
+}
+
 func (in *inbox) drain(sh *inboxShard) {
 	for {
 		sh.mu.Lock()
@@ -76,16 +97,8 @@ func (in *inbox) drain(sh *inboxShard) {
 		sh.queue = sh.spare[:0]
 		sh.mu.Unlock()
 		for i := range batch {
-			it := &batch[i]
-			if it.msg == nil {
-				in.node.Send(it.pid, &actors.SocketClosed{Err: it.err})
-			} else {
-				// DecodeCommand copies what it keeps, so the pooled buffer
-				// can go back.
-				in.node.Send(it.pid, actors.DecodeCommand(it.msg.Bytes()))
-				it.msg.Close()
-			}
-			*it = inboxItem{}
+			in.deliver(&batch[i])
+			batch[i] = inboxItem{}
 		}
 		sh.mu.Lock()
 		sh.spare = batch[:0]

@@ -141,7 +141,7 @@ func New(node *actors.Node, cfg Config) (*Server, error) {
 			Logger:             gwsLogger{s.log},
 		}
 	}
-	s.inbox = newInbox(node)
+	s.inbox = newInbox(node, s.log)
 	ev := &events{srv: s}
 	s.upgrader = gws.NewUpgrader(ev, opt(nil))
 	s.upgraderSP = gws.NewUpgrader(ev, opt([]string{bearerProtocol}))
