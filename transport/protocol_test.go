@@ -1,6 +1,7 @@
 package transport_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -427,4 +428,45 @@ func TestPresence(t *testing.T) {
 	sameFields(t, ev, map[string]any{"event": "user_disconnected", "user_id": "bob"})
 	expect(t, carol, "bob disconnected", disconnected("bob"))
 	waitFor(t, "users back to two", 5*time.Second, func() bool { return n.node.Metrics().Users.Load() == 2 })
+}
+
+// Frames a client sent right before its close frame are handled before its
+// session ends: the read side delivers a connection's end behind its last
+// frames. (The client here completes the close handshake: one that closes
+// its socket with unread data makes its kernel reset the connection, and
+// the node's kernel then drops what it had not read yet.)
+func TestMessagesBeforeCloseAreDelivered(t *testing.T) {
+	n := startNode(t, nil, withActors(func(c *actors.Config) { c.RatePerSecond = -1 }))
+	a := n.dial("alice")
+	send(t, a, map[string]any{"type": "join_room", "room": "r", "id": "j"})
+	expect(t, a, "join ack", isAck(`"j"`))
+	b := wireSession(t, n, "bob")
+	b.write(t, maskedFrame(true, 0x1, []byte(`{"type":"join_room","room":"r","id":"j"}`)))
+	b.ack(t, `"j"`)
+	const burst = 200
+	frames := make([][]byte, 0, burst+1)
+	for i := range burst {
+		frames = append(frames, maskedFrame(true, 0x1, []byte(fmt.Sprintf(`{"type":"room_message","room":"r","content":"m%d"}`, i))))
+	}
+	frames = append(frames, maskedFrame(true, 0x8, []byte{0x03, 0xE8}))
+	b.write(t, bytes.Join(frames, nil))
+	b.closed(t, 1000)
+	// The room hears of bob's end as a system message, which may overtake
+	// his last room messages in its mailbox: user_left is not ordered
+	// against them, but every message arrives, in order.
+	next, left := 0, false
+	if _, err := a.WaitFor(10*time.Second, func(e *wsclient.Event) bool {
+		switch {
+		case e.Event == "chat" && e.Room == "r":
+			if e.Content != fmt.Sprint("m", next) {
+				t.Fatalf("message %d is %q", next, e.Content)
+			}
+			next++
+		case e.Event == "user_left" && e.UserID == "bob":
+			left = true
+		}
+		return next == burst && left
+	}); err != nil {
+		t.Fatalf("alice got %d of bob's %d messages sent before his close (user_left: %v): %v", next, burst, left, err)
+	}
 }
