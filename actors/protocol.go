@@ -47,6 +47,9 @@ const SilentReason = "no frame within ping interval + pong timeout"
 const (
 	MaxRoomNameLen = 128
 	MaxIDLen       = 64
+	// MaxUserIDLen bounds a user id (the transport's client_id or token
+	// sub); a direct message to a longer target can reach nobody.
+	MaxUserIDLen = 128
 )
 
 // Command is a decoded, validated client frame. Exactly one of the concrete
@@ -183,8 +186,8 @@ func DecodeCommand(data []byte) Command {
 		return &RoomMessageCmd{cmdBase: base, Room: room, Content: content}
 	case "direct_message":
 		target, ok := jsonString(rf.TargetUser)
-		if !ok || target == "" {
-			return &BadFrame{cmdBase: base, Code: CodeInvalidMessage, Message: "field target_user must be a non-empty string"}
+		if !ok || target == "" || len(target) > MaxUserIDLen {
+			return &BadFrame{cmdBase: base, Code: CodeInvalidMessage, Message: "field target_user must be a user id (a string of 1-128 bytes)"}
 		}
 		content, ok := jsonString(rf.Content)
 		if !ok {

@@ -125,6 +125,7 @@ func TestDecodeCommandErrors(t *testing.T) {
 		{`{"type":"direct_message","target_user":"","content":"x"}`, actors.CodeInvalidMessage, ""},
 		{`{"type":"direct_message","target_user":"bob"}`, actors.CodeInvalidMessage, ""},
 		{`{"type":"direct_message","target_user":7,"content":"x"}`, actors.CodeInvalidMessage, ""},
+		{`{"type":"direct_message","target_user":"` + strings.Repeat("u", actors.MaxUserIDLen+1) + `","content":"x"}`, actors.CodeInvalidMessage, ""},
 		{`{"type":"ping","id":true}`, actors.CodeInvalidMessage, ""},
 		{`{"type":"ping","id":{}}`, actors.CodeInvalidMessage, ""},
 		{`{"type":"ping","id":[1]}`, actors.CodeInvalidMessage, ""},

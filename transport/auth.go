@@ -27,7 +27,7 @@ import (
 const bearerProtocol = "bearer"
 
 // MaxUserIDLen bounds a client id: the token's sub, or ?client_id= without auth.
-const MaxUserIDLen = 128
+const MaxUserIDLen = actors.MaxUserIDLen
 
 // minRSABits refuses RSA keys that no longer resist factoring.
 const minRSABits = 2048
