@@ -26,14 +26,24 @@ import (
 // Each connection is bound to one shard, and one drainer runs per shard, so
 // a connection's frames reach its session in the order they were read. The
 // end of a socket goes through the same queue, behind its last frames.
+//
+// Backpressure: a connection may have at most connLimit bytes of frames
+// waiting here. Past that its read loop waits until the drainer has taken
+// them, so a client that floods faster than its frames are decoded is
+// slowed down by TCP, as when the read loop decoded itself, instead of
+// growing the queue; other connections of the shard are not held up.
 type inbox struct {
-	node   *actors.Node
-	log    *slog.Logger
-	shards []inboxShard
+	node      *actors.Node
+	log       *slog.Logger
+	shards    []inboxShard
+	connLimit int
+	deliver   func(*inboxItem) // in.handOff; tests replace it
 }
 
 type inboxShard struct {
 	mu      sync.Mutex
+	wake    sync.Cond   // signalled when a batch is done and readers wait
+	waiting int         // read loops waiting for their connection's bytes to drain
 	queue   []inboxItem // guarded by mu
 	spare   []inboxItem // the drainer's previous batch, reused
 	running bool        // a drainer owns the queue; guarded by mu
@@ -42,22 +52,54 @@ type inboxShard struct {
 
 // inboxItem is a frame (msg) or the socket's end (msg == nil).
 type inboxItem struct {
+	st  *socketState
 	pid *actor.PID
 	msg *gws.Message
 	err error
+	n   int // bytes the frame counts against st.inboxBytes
 }
 
+// inboxConnLimit is a connection's budget of frames waiting in the inbox:
+// sixteen frames of the default maximum size, thousands of typical ones.
+const inboxConnLimit = 1 << 20
+
 func newInbox(node *actors.Node, log *slog.Logger) *inbox {
-	return &inbox{node: node, log: log, shards: make([]inboxShard, 2*runtime.GOMAXPROCS(0))}
+	in := &inbox{node: node, log: log, shards: make([]inboxShard, 2*runtime.GOMAXPROCS(0)), connLimit: inboxConnLimit}
+	for i := range in.shards {
+		in.shards[i].wake.L = &in.shards[i].mu
+	}
+	in.deliver = in.handOff
+	return in
 }
 
 // shardFor picks the shard of a new connection, round robin.
 func (in *inbox) shardFor(seq uint64) uint32 { return uint32(seq % uint64(len(in.shards))) }
 
-// put queues one item; ownership of msg passes to the inbox.
-func (in *inbox) put(shard uint32, it inboxItem) {
-	sh := &in.shards[shard]
+// putFrame queues a frame of st's connection; ownership of m passes to the
+// inbox. It waits while the connection is over its budget.
+func (in *inbox) putFrame(st *socketState, pid *actor.PID, m *gws.Message) {
+	sh := &in.shards[st.shard]
+	n := m.Data.Len()
 	sh.mu.Lock()
+	for st.inboxBytes > 0 && st.inboxBytes+n > in.connLimit {
+		sh.waiting++
+		sh.wake.Wait()
+		sh.waiting--
+	}
+	st.inboxBytes += n
+	in.appendLocked(sh, inboxItem{st: st, pid: pid, msg: m, n: n})
+}
+
+// putEnd queues the end of st's connection, behind its frames. It never
+// waits.
+func (in *inbox) putEnd(st *socketState, pid *actor.PID, err error) {
+	sh := &in.shards[st.shard]
+	sh.mu.Lock()
+	in.appendLocked(sh, inboxItem{st: st, pid: pid, err: err})
+}
+
+// appendLocked appends it, starts a drainer if none runs, and unlocks.
+func (in *inbox) appendLocked(sh *inboxShard, it inboxItem) {
 	sh.queue = append(sh.queue, it)
 	start := !sh.running
 	sh.running = true
@@ -67,10 +109,10 @@ func (in *inbox) put(shard uint32, it inboxItem) {
 	}
 }
 
-// deliver hands one item to its session. A panic (a decoder bug: gws's
-// Recovery no longer covers decoding) costs that frame only, as it did
+// handOff hands one item to its session. A panic (a decoder bug: gws's
+// Recovery does not cover the drainer) costs that frame only, as it did
 // when decoding ran under gws.
-func (in *inbox) deliver(it *inboxItem) {
+func (in *inbox) handOff(it *inboxItem) {
 	defer func() {
 		if r := recover(); r != nil {
 			in.log.Error("panic while decoding a client frame", "panic", r, "stack", string(debug.Stack()))
@@ -98,9 +140,15 @@ func (in *inbox) drain(sh *inboxShard) {
 		sh.mu.Unlock()
 		for i := range batch {
 			in.deliver(&batch[i])
-			batch[i] = inboxItem{}
 		}
 		sh.mu.Lock()
+		for i := range batch {
+			batch[i].st.inboxBytes -= batch[i].n
+			batch[i] = inboxItem{}
+		}
+		if sh.waiting > 0 {
+			sh.wake.Broadcast()
+		}
 		sh.spare = batch[:0]
 		sh.mu.Unlock()
 	}

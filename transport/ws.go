@@ -18,13 +18,16 @@ import (
 // of WebSocket ping frames. Both are set by the handler before the read loop
 // starts; from then on pings belongs to the read loop (OnPing).
 type socketState struct {
-	pid    atomic.Pointer[actor.PID]
-	wire   *wireConn
-	ip     string
-	pings  actors.TokenBucket
-	shard  uint32       // the inbox shard of its frames
-	heard  atomic.Int64 // unix nanoseconds of the peer's latest frame
-	silent atomic.Bool  // the session dropped the peer for silence
+	pid   atomic.Pointer[actor.PID]
+	wire  *wireConn
+	ip    string
+	pings actors.TokenBucket
+	shard uint32 // the inbox shard of its frames
+	// inboxBytes is what its frames waiting in the inbox weigh; guarded by
+	// the mutex of its inbox shard.
+	inboxBytes int
+	heard      atomic.Int64 // unix nanoseconds of the peer's latest frame
+	silent     atomic.Bool  // the session dropped the peer for silence
 }
 
 // hear records a frame from the peer: one clock read and one store, so
@@ -82,7 +85,7 @@ func (e *events) OnClose(c *gws.Conn, err error) {
 	e.srv.slots.give(stateOf(c).ip)
 	e.srv.countClose(err, stateOf(c).silent.Load())
 	if st := stateOf(c); st.pid.Load() != nil {
-		e.srv.inbox.put(st.shard, inboxItem{pid: st.pid.Load(), err: err})
+		e.srv.inbox.putEnd(st, st.pid.Load(), err)
 	}
 }
 
@@ -117,7 +120,7 @@ func (e *events) OnMessage(c *gws.Conn, m *gws.Message) {
 		_ = c.WriteClose(uint16(actors.ClosePolicy), []byte("binary frames are not accepted"))
 		return
 	}
-	e.srv.inbox.put(st.shard, inboxItem{pid: pid, msg: m})
+	e.srv.inbox.putFrame(st, pid, m)
 }
 
 // recoverCallback keeps a panic in a control-frame callback (which gws v1.8.9
