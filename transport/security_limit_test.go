@@ -252,9 +252,11 @@ func TestFloodDegradesOnlyTheFlooder(t *testing.T) {
 	if floods.Load() == 0 || limited.Load() == 0 || blasts.Load() == 0 {
 		t.Fatalf("no flood happened (%d rounds, %d rate_limited, %d blasts)", floods.Load(), limited.Load(), blasts.Load())
 	}
-	if got := metricValue(t, n, `switchboard_closes_total{code="1008"}`); got < float64(floods.Load()) {
-		t.Fatalf("closes{1008} = %v, want at least %d", got, floods.Load())
-	}
+	// Each socket's end is counted by its read loop, which may finish a
+	// little after the client saw the close frame.
+	waitFor(t, fmt.Sprintf("closes{1008} to reach the %d flood rounds", floods.Load()), 5*time.Second, func() bool {
+		return metricValue(t, n, `switchboard_closes_total{code="1008"}`) >= float64(floods.Load())
+	})
 	t.Logf("%d lock-step flood rounds: %d messages accepted, %d rate_limited; %d blaster rounds, %d of its messages delivered; the paced sender lost none",
 		floods.Load(), acked.Load(), limited.Load(), blasts.Load(), fromBlaster)
 }
