@@ -267,7 +267,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, requireToken bo
 	st := stateOf(socket)
 	st.wire = wire
 	st.ip = ip
-	st.heard.Store(time.Now().UnixNano())
+	st.hear()
 	st.shard = s.inbox.shardFor(s.socketSeq.Add(1))
 	st.pings = actors.NewTokenBucket(s.node.Config().RatePerSecond, s.node.Config().RateBurst, time.Now())
 	opts.Remote = r.RemoteAddr

@@ -26,13 +26,17 @@ type socketState struct {
 	// inboxBytes is what its frames waiting in the inbox weigh; guarded by
 	// the mutex of its inbox shard.
 	inboxBytes int
-	heard      atomic.Int64 // unix nanoseconds of the peer's latest frame
+	heard      atomic.Int64 // when the peer's latest frame came, as nanoseconds since clockBase
 	silent     atomic.Bool  // the session dropped the peer for silence
 }
 
 // hear records a frame from the peer: one clock read and one store, so
 // that the read loop's stack stays small.
-func (s *socketState) hear() { s.heard.Store(time.Now().UnixNano()) }
+func (s *socketState) hear() { s.heard.Store(int64(time.Since(clockBase))) }
+
+// clockBase anchors the heard times on the monotonic clock, so that a jump
+// of the wall clock neither drops live peers nor keeps silent ones.
+var clockBase = time.Now()
 
 // SessionStorage is satisfied with no map: the state has fixed fields.
 func (s *socketState) Len() int                { return 0 }
@@ -55,7 +59,9 @@ type sessionConn struct {
 
 var _ actors.HeardConn = (*sessionConn)(nil)
 
-func (c *sessionConn) LastHeard() time.Time { return time.Unix(0, c.st.heard.Load()) }
+func (c *sessionConn) LastHeard() time.Time {
+	return clockBase.Add(time.Duration(c.st.heard.Load()))
+}
 
 func (c *sessionConn) Enqueue(frame []byte) bool { return c.wire.Enqueue(frame) }
 func (c *sessionConn) Flush()                    { c.wire.Flush() }
