@@ -92,6 +92,12 @@ func TestHeartbeatDropsSilentPeers(t *testing.T) {
 		t.Fatal("the silent client was dropped without being pinged")
 	}
 	waitFor(t, "silent sessions gone", 5*time.Second, func() bool { return n.node.Metrics().Sessions.Load() == 2 })
+	if got := n.srv.Stats().SilentClosed; got != 2 {
+		t.Errorf("silent_peers_closed = %d, want 2", got)
+	}
+	waitFor(t, "both drops counted as timeouts", 5*time.Second, func() bool {
+		return metricValue(t, n, `switchboard_closes_total{code="timeout"}`) == 2
+	})
 	select {
 	case <-alive.Closed():
 		t.Fatal("a client that answers pings was dropped")

@@ -28,6 +28,7 @@ type Stats struct {
 	Errors           int64              `json:"errors"`
 	RateLimited      int64              `json:"rate_limited"`
 	SlowConsumers    int64              `json:"slow_consumers_closed"`
+	SilentClosed     int64              `json:"silent_peers_closed"`
 	Unavailable      int64              `json:"unavailable"`
 	ConnectionsTotal int64              `json:"connections_total"`
 	Restarts         int64              `json:"actor_restarts"`
@@ -62,6 +63,7 @@ func (s *Server) Stats() Stats {
 		Errors:           m.Errors.Load(),
 		RateLimited:      m.RateLimited.Load(),
 		SlowConsumers:    m.SlowClosed.Load(),
+		SilentClosed:     m.SilentClosed.Load(),
 		Unavailable:      m.Unavailable.Load(),
 		ConnectionsTotal: m.Connections.Load(),
 		Restarts:         m.Restarts.Load(),
