@@ -88,6 +88,12 @@ type roomCast struct {
 	tag   uint64
 }
 
+// room -> sessions: events to deliver in order, shared by every member (a
+// busy room's fan-outs, see room.fanoutPending).
+type eventBatch struct{ events []*Event }
+
+func (*eventBatch) IgnoreDeadLetterLogging() {}
+
 // room -> hub: the API publish tag reached local recipients.
 type roomCastDone struct {
 	tag   uint64

@@ -25,7 +25,18 @@ type room struct {
 	// other nodes publish to the room reaches it.
 	subscribing bool
 	held        []*roomJoin
+
+	// Events to fan out (room messages, broker traffic) wait in pending
+	// until the room has handled what its mailbox held (fanoutNow), so that
+	// a member gets them in one message and writes them in one batch.
+	pending      []*Event
+	fanoutQueued bool
 }
+
+// room -> room: fan out what is pending.
+type fanoutNow struct{}
+
+func (fanoutNow) IgnoreDeadLetterLogging() {}
 
 // subscribeWait bounds how long joins wait for the broker's confirmation:
 // half the session's JoinRetry, so that the reply beats the retry. When the
@@ -50,15 +61,20 @@ func (r *room) Receive(ctx actor.Context) {
 	defer logPanics(r.node.log, "room")
 	switch m := ctx.Message().(type) {
 	case *roomCast:
-		r.fanout(ctx, m.event)
+		r.enqueue(ctx, m.event)
 		if m.tag != 0 {
+			// Membership cannot change before the event goes out: every
+			// join and leave first fans out what is pending.
 			ctx.Send(ctx.Parent(), &roomCastDone{tag: m.tag, local: len(r.members)})
 		}
 	case *Inbound:
 		if m.Envelope.Node != r.node.cfg.NodeID {
 			r.node.metrics.BrokerIn.Add(1)
-			r.fanout(ctx, m.Event)
+			r.enqueue(ctx, m.Event)
 		}
+	case fanoutNow:
+		r.fanoutQueued = false
+		r.fanoutPending(ctx)
 	case *roomJoin:
 		if r.subscribing {
 			r.held = append(r.held, m)
@@ -74,11 +90,13 @@ func (r *room) Receive(ctx actor.Context) {
 		}
 	case *roomLeave:
 		if _, ok := r.members[m.session.Id]; ok {
+			r.fanoutPending(ctx)
 			ctx.Unwatch(m.session)
 			r.remove(ctx, m.session.Id, m.user)
 		}
 	case *actor.Terminated:
 		if mem, ok := r.members[m.Who.Id]; ok {
+			r.fanoutPending(ctx)
 			r.remove(ctx, m.Who.Id, mem.user)
 		}
 	case *RoomQuery:
@@ -115,6 +133,8 @@ func (r *room) releaseHeld(ctx actor.Context) {
 }
 
 func (r *room) join(ctx actor.Context, m *roomJoin) {
+	// What was sent before this join is not for the joiner.
+	r.fanoutPending(ctx)
 	r.joins++
 	r.idle = false
 	id := m.session.Id
@@ -141,12 +161,51 @@ func (r *room) remove(ctx actor.Context, id, user string) {
 	}
 }
 
+// enqueue adds ev to the pending fan-out and makes sure it goes out once
+// the messages already in the mailbox are handled.
+func (r *room) enqueue(ctx actor.Context, ev *Event) {
+	r.pending = append(r.pending, ev)
+	if !r.fanoutQueued {
+		r.fanoutQueued = true
+		ctx.Send(r.self, fanoutNow{})
+	}
+}
+
+// fanoutPending hands what is pending to every member, in one message per
+// member: a busy room (a large one, or one that receives faster than one
+// fan-out takes) gives each member several frames at once, which its
+// session writes in one system call.
+func (r *room) fanoutPending(ctx actor.Context) {
+	switch len(r.pending) {
+	case 0:
+		return
+	case 1:
+		r.fanout(ctx, r.pending[0])
+		r.pending[0] = nil
+		r.pending = r.pending[:0]
+		return
+	}
+	batch := &eventBatch{events: r.pending}
+	r.pending = nil
+	for _, mem := range r.members {
+		ctx.Send(mem.pid, batch)
+	}
+	for range batch.events {
+		r.counted()
+	}
+}
+
 // fanout hands the same event to every local member: one encode, one frame,
 // no copy per recipient.
 func (r *room) fanout(ctx actor.Context, ev *Event) {
 	for _, mem := range r.members {
 		ctx.Send(mem.pid, ev)
 	}
+	r.counted()
+}
+
+// counted records one event's fan-out in the metrics.
+func (r *room) counted() {
 	r.node.metrics.Fanouts.Add(1)
 	r.node.metrics.FanoutSizes.Add(int64(len(r.members)))
 	r.node.metrics.FanoutSize.Observe(int64(len(r.members)))

@@ -57,6 +57,13 @@ func (s *session) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *Event:
 		s.send(ctx, m)
+	case *eventBatch:
+		for _, ev := range m.events {
+			if s.closed {
+				break
+			}
+			s.send(ctx, ev)
+		}
 	case *flushNow:
 		s.flushQueued = false
 		if !s.closed {
