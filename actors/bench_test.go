@@ -169,6 +169,9 @@ func (b *benchSession) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *benchJoin:
 		// What JoinRoomCmd does, with the room told to stay silent.
+		if b.rooms == nil {
+			b.rooms = make(map[string]*actor.PID)
+		}
 		b.rooms[m.room] = nil
 		b.joining++
 		ctx.Send(b.node.hub, &joinRoom{room: m.room, session: b.self, user: b.opts.User, silent: true})
