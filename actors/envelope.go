@@ -81,12 +81,11 @@ func DecodeEnvelope(data []byte) (*Envelope, error) {
 	}
 	// Members by exact name (decodeMembers): nodes of every kind sharing a
 	// broker must agree on where an envelope goes.
-	members, err := decodeMembers(data)
-	if err != nil || members == nil {
+	members, err := decodeMembers(data, "type", "sender_id", "room", "target", "node", "payload")
+	if err != nil {
 		return nil, ErrEnvelopeInvalid
 	}
-	raw := rawEnvelope{Type: members["type"], SenderID: members["sender_id"], Room: members["room"],
-		Target: members["target"], Node: members["node"], Payload: members["payload"]}
+	raw := rawEnvelope{Type: members[0], SenderID: members[1], Room: members[2], Target: members[3], Node: members[4], Payload: members[5]}
 	typ, ok := jsonString(raw.Type)
 	if !ok {
 		return nil, ErrEnvelopeInvalid
