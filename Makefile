@@ -49,6 +49,7 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test ./actors -run '^$$' -fuzz '^FuzzDecodeCommand$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./actors -run '^$$' -fuzz '^FuzzDecodeEnvelope$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./actors -run '^$$' -fuzz '^FuzzDecodeMembers$$' -fuzztime $(FUZZTIME)
 
 # The chaos suite's long form: three real nodes (built with the race
 # detector) on a real redis-server, faults injected for CHAOS_DURATION while
