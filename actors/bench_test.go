@@ -153,6 +153,13 @@ type fanoutNode struct {
 	members []*actor.PID
 }
 
+// spawnSession spawns a session actor made by producer, with the node's
+// session supervision and dispatcher; the producer's session starts at once.
+func (n *Node) spawnSession(producer actor.Producer) *actor.PID {
+	props := actor.PropsFromProducer(producer, actor.WithGuardian(n.sessionGuardian), actor.WithDispatcher(n.sessionPool))
+	return n.root.SpawnPrefix(props, "session-")
+}
+
 // benchSession is the real session actor plus one benchmark-only message,
 // benchJoin: a join that takes effect without user_joined events. Joining
 // 10,000 members through join_room would first fan out 50 million presence

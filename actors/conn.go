@@ -25,7 +25,7 @@ type Conn interface {
 }
 
 // HeardConn is a Conn that knows when its peer last sent a frame (a message,
-// a ping, a pong). The session of such a Conn closes it when nothing came
+// a ping, a pong). The session of such a Conn drops it when nothing came
 // from the peer within Config.PongTimeout of a heartbeat ping. A Conn that
 // does not implement it is never dropped for silence.
 type HeardConn interface {
@@ -33,4 +33,7 @@ type HeardConn interface {
 	// LastHeard is when the peer's latest frame arrived; it may be called
 	// from the session while the transport's reader updates it.
 	LastHeard() time.Time
+	// DropSilent closes the connection as Close(CloseNormal, SilentReason)
+	// would, and lets the transport count it as a silent peer.
+	DropSilent()
 }

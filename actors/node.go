@@ -263,13 +263,6 @@ func (n *Node) Connect(conn Conn, opts SessionOptions) *actor.PID {
 	return pid
 }
 
-// spawnSession spawns a session actor made by producer, with the node's
-// session supervision and dispatcher; the producer's session starts at once.
-func (n *Node) spawnSession(producer actor.Producer) *actor.PID {
-	props := actor.PropsFromProducer(producer, actor.WithGuardian(n.sessionGuardian), actor.WithDispatcher(n.sessionPool))
-	return n.root.SpawnPrefix(props, "session-")
-}
-
 // Send hands a message (a Command, *SocketClosed) to an actor.
 func (n *Node) Send(pid *actor.PID, msg any) { n.root.Send(pid, msg) }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"runtime/debug"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -107,7 +106,8 @@ func (s *session) Receive(ctx actor.Context) {
 		if hc, ok := s.conn.(HeardConn); ok && !s.closed && hc.LastHeard().Before(m.since) {
 			s.node.metrics.SilentClosed.Add(1)
 			s.logger().Info("silent peer dropped", "since", m.since)
-			s.close(CloseNormal, SilentReason)
+			s.closed = true
+			hc.DropSilent()
 			ctx.Stop(s.self)
 		}
 	case *CloseSession:
@@ -429,10 +429,7 @@ func (s *session) finishDirect(ctx actor.Context, seq uint64, p *pendingDirect) 
 // logPanics is logPanics with the session's logger, made only if it panicked.
 func (s *session) logPanics() {
 	if r := recover(); r != nil {
-		if _, injected := r.(crashError); !injected {
-			s.logger().Error("actor panic", KeyActor, "session", "panic", r, "stack", string(debug.Stack()))
-		}
-		panic(r)
+		repanic(s.logger(), "session", r)
 	}
 }
 

@@ -72,11 +72,17 @@ func (c crashError) Error() string { return "injected crash: " + c.reason }
 // re-raises it so supervision still applies. Use as: defer logPanics(log, kind).
 func logPanics(log *slog.Logger, kind string) {
 	if r := recover(); r != nil {
-		if _, injected := r.(crashError); !injected {
-			log.Error("actor panic", KeyActor, kind, "panic", r, "stack", string(debug.Stack()))
-		}
-		panic(r)
+		repanic(log, kind, r)
 	}
+}
+
+// repanic logs a recovered panic r (unless a test injected it) and panics
+// again, so that supervision sees it.
+func repanic(log *slog.Logger, kind string, r any) {
+	if _, injected := r.(crashError); !injected {
+		log.Error("actor panic", KeyActor, kind, "panic", r, "stack", string(debug.Stack()))
+	}
+	panic(r)
 }
 
 // Structured log keys.

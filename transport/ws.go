@@ -65,10 +65,11 @@ func (c *sessionConn) LastHeard() time.Time {
 
 func (c *sessionConn) Enqueue(frame []byte) bool { return c.wire.Enqueue(frame) }
 func (c *sessionConn) Flush()                    { c.wire.Flush() }
+func (c *sessionConn) DropSilent() {
+	c.st.silent.Store(true)
+	c.Close(actors.CloseNormal, actors.SilentReason)
+}
 func (c *sessionConn) Close(code actors.CloseCode, reason string) {
-	if reason == actors.SilentReason {
-		c.st.silent.Store(true)
-	}
 	_ = c.socket.WriteClose(uint16(code), []byte(reason))
 }
 func (c *sessionConn) Abort(code actors.CloseCode, reason string) {
