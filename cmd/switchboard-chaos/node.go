@@ -58,12 +58,14 @@ func freePort() (int, error) {
 }
 
 // nodeProc is one node of the cluster under test: a real switchboard process
-// on a fixed loopback port. A SIGKILLed or drained node is started again on
+// on fixed loopback ports, one public and one for its admin listener (the
+// /debug/ endpoints the suite aims with). A SIGKILLed or drained node is started again on
 // the same port as a new incarnation with a new node id. Fields below mu are
 // shared by the controller and the goroutine that waits for the process.
 type nodeProc struct {
 	idx    int
 	addr   string
+	admin  string // --admin-addr
 	bin    string
 	args   []string // flags common to every incarnation
 	logDir string
@@ -86,13 +88,21 @@ func newNodeProc(idx int, bin, logDir string, args []string) (*nodeProc, error) 
 	if err != nil {
 		return nil, err
 	}
+	adminPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
 	return &nodeProc{
-		idx: idx, addr: fmt.Sprintf("127.0.0.1:%d", port), bin: bin, args: args, logDir: logDir,
+		idx: idx, addr: fmt.Sprintf("127.0.0.1:%d", port), admin: fmt.Sprintf("127.0.0.1:%d", adminPort),
+		bin: bin, args: args, logDir: logDir,
 		http: &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{MaxConnsPerHost: 1}},
 	}, nil
 }
 
 func (n *nodeProc) base() string { return "http://" + n.addr }
+
+// adminBase is the admin listener's URL: /debug/ is served there only.
+func (n *nodeProc) adminBase() string { return "http://" + n.admin }
 
 // wsURL is the WebSocket URL of client user on this node.
 func (n *nodeProc) wsURL(user string) string {
@@ -111,7 +121,7 @@ func (n *nodeProc) start(ctx context.Context, readyWithin time.Duration) error {
 		n.mu.Unlock()
 		return err
 	}
-	args := append([]string{"--addr", n.addr, "--node-id", n.id}, n.args...)
+	args := append([]string{"--addr", n.addr, "--admin-addr", n.admin, "--node-id", n.id}, n.args...)
 	cmd := exec.Command(n.bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), "GORACE=halt_on_error=0 exitcode=66")
@@ -241,7 +251,7 @@ func (n *nodeProc) terminate(limit time.Duration) (code int, took time.Duration)
 // stats reads /stats.
 func (n *nodeProc) stats() (transport.Stats, error) {
 	var st transport.Stats
-	err := n.getJSON("/stats", &st)
+	err := n.getJSON(n.base(), "/stats", &st)
 	return st, err
 }
 
@@ -274,7 +284,7 @@ func (d *debugActors) sessionUsers() map[string]string {
 
 func (n *nodeProc) actors() (*debugActors, error) {
 	var d debugActors
-	if err := n.getJSON("/debug/actors", &d); err != nil {
+	if err := n.getJSON(n.adminBase(), "/debug/actors", &d); err != nil {
 		return nil, err
 	}
 	return &d, nil
@@ -287,7 +297,7 @@ func (n *nodeProc) killActor(id string, panicMode bool) error {
 		mode = "panic"
 	}
 	q := url.Values{"id": {id}, "mode": {mode}}
-	resp, err := n.http.Post(n.base()+"/debug/kill?"+q.Encode(), "", nil)
+	resp, err := n.http.Post(n.adminBase()+"/debug/kill?"+q.Encode(), "", nil)
 	if err != nil {
 		return err
 	}
@@ -299,8 +309,8 @@ func (n *nodeProc) killActor(id string, panicMode bool) error {
 	return nil
 }
 
-func (n *nodeProc) getJSON(path string, v any) error {
-	resp, err := n.http.Get(n.base() + path)
+func (n *nodeProc) getJSON(base, path string, v any) error {
+	resp, err := n.http.Get(base + path)
 	if err != nil {
 		return err
 	}
@@ -343,7 +353,7 @@ type goroutineProfile map[string]int
 var ignoredStacks = []string{"(*workerDispatcher).run", "(*connReader).backgroundRead"}
 
 func (n *nodeProc) goroutines() (goroutineProfile, error) {
-	resp, err := n.http.Get(n.base() + "/debug/pprof/goroutine?debug=1")
+	resp, err := n.http.Get(n.adminBase() + "/debug/pprof/goroutine?debug=1")
 	if err != nil {
 		return nil, err
 	}

@@ -53,6 +53,11 @@ type options struct {
 	pprof       bool
 	chaosKill   bool
 	outboxLimit int
+
+	jwtSecretFile    string // read into jwtSecret (secrets.go)
+	apiKeyFile       string // read into apiKey
+	adminAddr        string // the /debug/ listener (admin.go)
+	adminAllowRemote bool
 }
 
 func envName(flagName string) string {
@@ -81,7 +86,8 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (*op
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long clients get to be closed (1001) before the process exits")
-	fs.StringVar(&o.jwtSecret, "jwt-secret", "", "HS256 secret for JWT authentication")
+	fs.StringVar(&o.jwtSecret, "jwt-secret", "", "HS256 secret for JWT authentication (the command line is visible to local users: prefer SWITCHBOARD_JWT_SECRET or --jwt-secret-file)")
+	fs.StringVar(&o.jwtSecretFile, "jwt-secret-file", "", "file holding the HS256 secret (trailing line breaks are dropped)")
 	fs.StringVar(&o.jwtPublicKey, "jwt-public-key", "", "PEM public key file for RS256 (RSA) or ES256 (ECDSA P-256) JWT authentication")
 	fs.StringVar(&o.jwtIssuer, "jwt-issuer", "", "when set, a token's iss must equal it")
 	fs.StringVar(&o.jwtAudience, "jwt-audience", "", "when set, a token's aud must contain it")
@@ -97,9 +103,12 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (*op
 	fs.IntVar(&o.rateStrikes, "rate-strikes", 100, "rate_limited errors in a row before the connection is closed with 1008")
 	fs.IntVar(&o.maxRooms, "max-rooms", 100, "rooms one connection may be in")
 	fs.BoolVar(&o.allowBinary, "allow-binary", false, "accept binary frames as JSON commands (else close 1008)")
-	fs.StringVar(&o.apiKey, "api-key", "", "bearer key for POST /api/publish (empty: endpoint off)")
-	fs.BoolVar(&o.pprof, "pprof", false, "serve /debug/pprof/ (profiling; keep off in production)")
-	fs.BoolVar(&o.chaosKill, "enable-kill", false, "serve POST /debug/kill for chaos testing (keep off in production)")
+	fs.StringVar(&o.apiKey, "api-key", "", "bearer key for POST /api/publish (empty: endpoint off; prefer SWITCHBOARD_API_KEY or --api-key-file)")
+	fs.StringVar(&o.apiKeyFile, "api-key-file", "", "file holding the --api-key (trailing line breaks are dropped)")
+	fs.BoolVar(&o.pprof, "pprof", false, "serve /debug/pprof/ on the admin listener (profiling)")
+	fs.BoolVar(&o.chaosKill, "enable-kill", false, "serve GET /debug/actors and POST /debug/kill on the admin listener (chaos testing; keep off in production)")
+	fs.StringVar(&o.adminAddr, "admin-addr", defaultAdminAddr, "listen address of the admin listener, which serves /debug/ and opens only with --pprof or --enable-kill")
+	fs.BoolVar(&o.adminAllowRemote, "admin-allow-remote", false, "allow a non-loopback --admin-addr (its endpoints ask for no credentials)")
 	fs.IntVar(&o.outboxLimit, "outbox-limit", 10000, "publishes buffered while Redis is down; beyond it senders get unavailable")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "switchboard: a WebSocket message router.\n\nUsage: switchboard [flags]\n\n"+
@@ -116,17 +125,23 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (*op
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	var errs []error
+	fromEnv := map[string]bool{}
 	fs.VisitAll(func(f *flag.Flag) {
-		if given[f.Name] {
+		// A secret and its file form are one setting (secrets.go).
+		if given[f.Name] || given[secretPartner(f.Name)] {
 			return
 		}
 		if v := getenv(envName(f.Name)); v != "" {
+			fromEnv[f.Name] = true
 			if err := f.Value.Set(v); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", envName(f.Name), err))
 			}
 		}
 	})
 	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if err := o.loadSecretFiles(fromEnv); err != nil {
 		return nil, err
 	}
 	return o, o.validate()
@@ -163,6 +178,9 @@ func (o *options) validate() error {
 	}
 	if o.handshakeTimeout <= 0 || o.readHeaderTimeout <= 0 || o.jwtLeeway < 0 {
 		errs = append(errs, errors.New("--handshake-timeout and --read-header-timeout must be positive, --jwt-leeway not negative"))
+	}
+	if err := checkAdminAddr(o.adminAddr, o.adminAllowRemote); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/switchboard-rt/switchboard/actors"
-	"github.com/switchboard-rt/switchboard/transport"
 )
 
 // The operator kill switch. With --enable-kill (off by default) a node serves
@@ -20,10 +19,12 @@ import (
 //	GET  /debug/actors                          the live actors by kind
 //	POST /debug/kill?id=ACTOR_ID[&mode=stop|panic]
 //
+// on the admin listener (--admin-addr, loopback by default; see admin.go),
 // so that a chaos suite (cmd/switchboard-chaos) or an operator can aim at a
 // named actor and watch supervision deal with it, on the production binary.
-// Without the flag neither route exists (404). Anyone who can reach the port
-// can kill sessions, so keep it to test clusters or a private listener.
+// Without the flag neither route exists (404), and the public listener never
+// serves them. Anyone who can reach the admin port can kill sessions, so keep
+// it to test clusters.
 
 // debugQueryTimeout bounds each actor query made by /debug/actors. The
 // queries run on the HTTP handler's goroutine, never inside an actor.
@@ -61,14 +62,10 @@ type debugRoom struct {
 	Error string `json:"error,omitempty"`
 }
 
-// mountDebug adds /debug/actors and /debug/kill when --enable-kill is set.
-func mountDebug(srv *transport.Server, o *options, log *slog.Logger) {
-	if !o.chaosKill {
-		return
-	}
-	node := srv.Node()
-	log.Warn("actor kill switch enabled: POST /debug/kill stops or crashes any actor")
-	srv.Handle("GET /debug/actors", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// mountDebug adds /debug/actors and /debug/kill to the admin listener's mux.
+func mountDebug(mux *http.ServeMux, node *actors.Node, log *slog.Logger) {
+	log.Warn("actor kill switch enabled: POST /debug/kill on the admin listener stops or crashes any actor")
+	mux.Handle("GET /debug/actors", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		doc, err := listActors(node)
 		if err != nil {
 			writeDebugJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
@@ -76,7 +73,7 @@ func mountDebug(srv *transport.Server, o *options, log *slog.Logger) {
 		}
 		writeDebugJSON(w, http.StatusOK, doc)
 	}))
-	srv.Handle("POST /debug/kill", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("POST /debug/kill", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.URL.Query().Get("id")
 		mode := r.URL.Query().Get("mode")
 		if mode == "" {

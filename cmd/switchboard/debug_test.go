@@ -65,6 +65,9 @@ func (d debugActors) sessionOf(user string) string {
 
 func TestDebugEndpointsOffByDefault(t *testing.T) {
 	n := startInproc(t)
+	if n.admin != "" {
+		t.Fatalf("the admin listener is open (%s) with no debug feature on", n.admin)
+	}
 	if st := getJSON(t, n.base+"/debug/actors", nil); st != http.StatusNotFound {
 		t.Fatalf("GET /debug/actors without --enable-kill: %d, want 404", st)
 	}
@@ -86,11 +89,11 @@ func TestDebugKillBadRequests(t *testing.T) {
 		{"session-$nope", "stop", http.StatusNotFound},
 		{"deadletter", "panic", http.StatusConflict}, // a process, not an actor
 	} {
-		if got := postKill(t, n.base, c.id, c.mode); got != c.want {
+		if got := postKill(t, n.admin, c.id, c.mode); got != c.want {
 			t.Errorf("kill id=%q mode=%q: %d, want %d", c.id, c.mode, got, c.want)
 		}
 	}
-	if st := getJSON(t, n.base+"/debug/kill?id=hub", nil); st != http.StatusMethodNotAllowed {
+	if st := getJSON(t, n.admin+"/debug/kill?id=hub", nil); st != http.StatusMethodNotAllowed {
 		t.Errorf("GET /debug/kill: %d, want 405", st)
 	}
 }
@@ -104,8 +107,8 @@ func TestDebugKillSupervision(t *testing.T) {
 	// the first session brings the node's session supervisor for good.
 	warm := dialWelcome(t, n.ws("warm"))
 	_ = warm.Close()
-	waitUntil(t, "the warm-up session gone", 5*time.Second, func() bool { return actorsOf(t, n.base).Counts["session"] == 0 })
-	empty := actorsOf(t, n.base).Counts
+	waitUntil(t, "the warm-up session gone", 5*time.Second, func() bool { return actorsOf(t, n.admin).Counts["session"] == 0 })
+	empty := actorsOf(t, n.admin).Counts
 	alice := dialWelcome(t, n.ws("alice"))
 	bob := dialWelcome(t, n.ws("bob"))
 	carol := dialWelcome(t, n.ws("carol"))
@@ -113,7 +116,7 @@ func TestDebugKillSupervision(t *testing.T) {
 		joinRoom(t, c, "lobby")
 	}
 
-	doc := actorsOf(t, n.base)
+	doc := actorsOf(t, n.admin)
 	if doc.Counts["session"] != 3 || doc.Counts["room"] != 1 || doc.Counts["hub"] != 1 || doc.Hub == "" {
 		t.Fatalf("counts: %+v hub %q", doc.Counts, doc.Hub)
 	}
@@ -134,21 +137,21 @@ func TestDebugKillSupervision(t *testing.T) {
 	}
 
 	// A room that panics is resumed: same actor, same members, still routes.
-	if st := postKill(t, n.base, lobby.ID, "panic"); st != http.StatusOK {
+	if st := postKill(t, n.admin, lobby.ID, "panic"); st != http.StatusOK {
 		t.Fatalf("panic room: %d", st)
 	}
 	waitUntil(t, "room panic counted", 5*time.Second, func() bool { return statsOf(t, n.base).RoomPanics == 1 })
-	if r, _ := actorsOf(t, n.base).room("lobby"); r.ID != lobby.ID || len(r.Members) != 3 {
+	if r, _ := actorsOf(t, n.admin).room("lobby"); r.ID != lobby.ID || len(r.Members) != 3 {
 		t.Fatalf("after a room panic: %+v, want %s with 3 members", r, lobby.ID)
 	}
 	roomRoundTrip(t, alice, "after room panic", bob, carol)
 
 	// A stopped room is re-created by its members, silently.
-	if st := postKill(t, n.base, lobby.ID, "stop"); st != http.StatusOK {
+	if st := postKill(t, n.admin, lobby.ID, "stop"); st != http.StatusOK {
 		t.Fatalf("stop room: %d", st)
 	}
 	waitUntil(t, "lobby re-created with its 3 members", 5*time.Second, func() bool {
-		r, ok := actorsOf(t, n.base).room("lobby")
+		r, ok := actorsOf(t, n.admin).room("lobby")
 		return ok && r.ID != lobby.ID && len(r.Members) == 3
 	})
 	roomRoundTrip(t, bob, "after room stop", alice, carol)
@@ -161,31 +164,31 @@ func TestDebugKillSupervision(t *testing.T) {
 	}
 
 	// The hub panics and is resumed with its directory.
-	if st := postKill(t, n.base, doc.Hub, "panic"); st != http.StatusOK {
+	if st := postKill(t, n.admin, doc.Hub, "panic"); st != http.StatusOK {
 		t.Fatalf("panic hub: %d", st)
 	}
 	waitUntil(t, "hub panic counted", 5*time.Second, func() bool { return statsOf(t, n.base).HubPanics == 1 })
-	if d := actorsOf(t, n.base); d.Counts["session"] != 3 {
+	if d := actorsOf(t, n.admin); d.Counts["session"] != 3 {
 		t.Fatalf("directory after a hub panic: %+v", d.Counts)
 	}
 
 	// A session stopped from outside closes its socket (1011) and leaves
 	// every room; a session that panics does the same and is counted.
-	if st := postKill(t, n.base, doc.sessionOf("carol"), "stop"); st != http.StatusOK {
+	if st := postKill(t, n.admin, doc.sessionOf("carol"), "stop"); st != http.StatusOK {
 		t.Fatalf("stop session: %d", st)
 	}
 	if code, err := carol.WaitClosed(5 * time.Second); err != nil || code != 1011 {
 		t.Fatalf("carol after a session stop: code %d, %v", code, err)
 	}
 	expectEvent(t, alice, "user_left carol", func(e *wsclient.Event) bool { return e.Event == "user_left" && e.UserID == "carol" })
-	if st := postKill(t, n.base, doc.sessionOf("bob"), "panic"); st != http.StatusOK {
+	if st := postKill(t, n.admin, doc.sessionOf("bob"), "panic"); st != http.StatusOK {
 		t.Fatalf("panic session: %d", st)
 	}
 	if code, err := bob.WaitClosed(5 * time.Second); err != nil || code != 1011 {
 		t.Fatalf("bob after a session panic: code %d, %v", code, err)
 	}
 	waitUntil(t, "only alice left, in the directory and the room", 5*time.Second, func() bool {
-		d := actorsOf(t, n.base)
+		d := actorsOf(t, n.admin)
 		r, _ := d.room("lobby")
 		return d.Counts["session"] == 1 && len(r.Members) == 1 && r.Members[0] == d.sessionOf("alice")
 	})
@@ -195,12 +198,12 @@ func TestDebugKillSupervision(t *testing.T) {
 
 	_ = alice.Close()
 	waitUntil(t, "no actor but the hub", 5*time.Second, func() bool {
-		d := actorsOf(t, n.base)
+		d := actorsOf(t, n.admin)
 		return d.Counts["session"] == 0 && d.Counts["room"] == 0
 	})
 	// Every kind of actor is back to its count on the empty node: nothing
 	// a session or a room brought along (a supervisor, a timer) outlives it.
-	if d := actorsOf(t, n.base); !maps.Equal(d.Counts, empty) {
+	if d := actorsOf(t, n.admin); !maps.Equal(d.Counts, empty) {
 		t.Fatalf("live actors by kind: %v, %v when the node was empty", d.Counts, empty)
 	}
 	if err := n.stop(); err != nil {

@@ -61,7 +61,7 @@ func TestExtrasDemoPageAndAPIOffByDefault(t *testing.T) {
 }
 
 // TestExtrasAPIKeyAndPprof: --api-key (or SWITCHBOARD_API_KEY) turns the
-// publish API on; --pprof serves the profiler.
+// publish API on; --pprof serves the profiler on the admin listener.
 func TestExtrasAPIKeyAndPprof(t *testing.T) {
 	n := startInproc(t, "--api-key", "s3cret", "--pprof")
 	c := dialWelcome(t, n.ws("ada"))
@@ -79,8 +79,8 @@ func TestExtrasAPIKeyAndPprof(t *testing.T) {
 	if err != nil || string(ev.Raw) != `{"event":"hello","n":1}` {
 		t.Fatalf("ada's event: %v %+v", err, ev)
 	}
-	if status, body, _ := get(t, n.base+"/debug/pprof/"); status != 200 || !strings.Contains(body, "goroutine") {
-		t.Errorf("--pprof: GET /debug/pprof/ = %d", status)
+	if status, body, _ := get(t, n.admin+"/debug/pprof/"); status != 200 || !strings.Contains(body, "goroutine") {
+		t.Errorf("--pprof: GET /debug/pprof/ on the admin listener = %d", status)
 	}
 
 	o, err := parseOptions([]string{"--addr", "127.0.0.1:0"}, func(k string) string {

@@ -11,8 +11,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
-	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -39,9 +37,15 @@ func main() {
 	}
 }
 
+// listening is where a running node listens. Admin is empty when the admin
+// listener is off (no debug feature on).
+type listening struct {
+	Public, Admin string
+}
+
 // run serves until ctx ends, then drains. ready, if not nil, receives the
-// bound address once the listener is up.
-func run(ctx context.Context, o *options, logOut io.Writer, ready chan<- string) error {
+// bound addresses once the listeners are up.
+func run(ctx context.Context, o *options, logOut io.Writer, ready chan<- listening) error {
 	lvl, _ := parseLevel(o.logLevel)
 	hopts := &slog.HandlerOptions{Level: slog.Level(lvl)}
 	var log *slog.Logger
@@ -93,31 +97,40 @@ func run(ctx context.Context, o *options, logOut io.Writer, ready chan<- string)
 	if err != nil {
 		return err
 	}
-	if o.pprof {
-		srv.Handle("/debug/pprof/", http.HandlerFunc(pprof.Index))
-		srv.Handle("/debug/pprof/cmdline", http.HandlerFunc(pprof.Cmdline))
-		srv.Handle("/debug/pprof/profile", http.HandlerFunc(pprof.Profile))
-		srv.Handle("/debug/pprof/symbol", http.HandlerFunc(pprof.Symbol))
-		srv.Handle("/debug/pprof/trace", http.HandlerFunc(pprof.Trace))
-	}
 	mountExtras(srv, o, log)
-	mountDebug(srv, o, log)
-
-	ln, err := net.Listen("tcp", o.addr)
+	// /debug/ is on the admin listener only (admin.go).
+	admin, aln, err := listenAdmin(node, o, log)
 	if err != nil {
 		_ = node.Shutdown(context.Background())
 		return err
 	}
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		if aln != nil {
+			aln.Close()
+		}
+		_ = node.Shutdown(context.Background())
+		return err
+	}
 	hs := srv.NewHTTPServer(o.addr)
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- hs.Serve(ln) }()
-	log.Info("switchboard node listening", "addr", ln.Addr().String(), "node", node.ID(), "broker", node.BrokerState().Kind)
+	serveAdmin(admin, aln, errc)
+	at := listening{Public: ln.Addr().String()}
+	if aln != nil {
+		at.Admin = aln.Addr().String()
+	}
+	log.Info("switchboard node listening", "addr", at.Public, "admin_addr", at.Admin, "node", node.ID(), "broker", node.BrokerState().Kind)
 	if ready != nil {
-		ready <- ln.Addr().String()
+		ready <- at
 	}
 
 	select {
 	case err := <-errc:
+		_ = hs.Close()
+		if admin != nil {
+			_ = admin.Close()
+		}
 		_ = node.Shutdown(context.Background())
 		return err
 	case <-ctx.Done():
@@ -129,6 +142,11 @@ func run(ctx context.Context, o *options, logOut io.Writer, ready chan<- string)
 	srv.StartDrain()
 	derr := srv.Drain(dctx)
 	_ = hs.Shutdown(dctx)
+	if admin != nil {
+		// A profile still streaming is cut when the drain's time is up.
+		_ = admin.Shutdown(dctx)
+		_ = admin.Close()
+	}
 	serr := node.Shutdown(dctx)
 	if derr != nil || serr != nil {
 		log.Warn("drain incomplete", "err", errors.Join(derr, serr), "left", srv.OpenConnections())

@@ -19,6 +19,7 @@ import (
 type inprocNode struct {
 	t      *testing.T
 	base   string // http://127.0.0.1:port
+	admin  string // http://127.0.0.1:port of the admin listener; empty when it is off
 	cancel context.CancelFunc
 	done   chan error
 	logs   *syncBuffer
@@ -28,17 +29,20 @@ type inprocNode struct {
 // stops it, bounded, when the test ends.
 func startInproc(t *testing.T, args ...string) *inprocNode {
 	t.Helper()
-	o, err := parseOptions(append([]string{"--addr", "127.0.0.1:0"}, args...), func(string) string { return "" }, io.Discard)
+	o, err := parseOptions(append([]string{"--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"}, args...), func(string) string { return "" }, io.Discard)
 	if err != nil {
 		t.Fatalf("options: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &inprocNode{t: t, cancel: cancel, done: make(chan error, 1), logs: &syncBuffer{}}
-	ready := make(chan string, 1)
+	ready := make(chan listening, 1)
 	go func() { n.done <- run(ctx, o, n.logs, ready) }()
 	select {
-	case addr := <-ready:
-		n.base = "http://" + addr
+	case at := <-ready:
+		n.base = "http://" + at.Public
+		if at.Admin != "" {
+			n.admin = "http://" + at.Admin
+		}
 	case err := <-n.done:
 		cancel()
 		t.Fatalf("node did not start: %v\n%s", err, n.logs)
