@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -13,7 +14,6 @@ import (
 	"os"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -69,17 +69,23 @@ type Authenticator struct {
 
 // Authenticator errors.
 var (
-	ErrNoKey       = errors.New("transport: auth: a secret or a public key is required")
-	ErrTwoKeys     = errors.New("transport: auth: a secret and a public key are exclusive")
-	ErrBadKey      = errors.New("transport: auth: public key must be a PEM RSA (2048 bits or more) or ECDSA (P-256, P-384, P-521) key")
-	ErrBadLeeway   = errors.New("transport: auth: leeway must not be negative")
-	ErrNoToken     = errors.New("transport: auth: token missing")
-	ErrBadToken    = errors.New("transport: auth: token invalid")
-	ErrExpired     = errors.New("transport: auth: token expired")
-	ErrNoSubject   = errors.New("transport: auth: token has no sub")
-	ErrBadSubject  = errors.New("transport: auth: token sub is not a valid client id")
-	ErrIDMismatch  = errors.New("transport: auth: client_id differs from the token's sub")
-	ErrInvalidUser = errors.New("transport: client_id must be 1-128 bytes of UTF-8 text without control characters")
+	ErrNoKey      = errors.New("transport: auth: a secret or a public key is required")
+	ErrTwoKeys    = errors.New("transport: auth: a secret and a public key are exclusive")
+	ErrBadKey     = errors.New("transport: auth: public key must be a PEM RSA (2048 bits or more) or ECDSA (P-256, P-384, P-521) key")
+	ErrBadLeeway  = errors.New("transport: auth: leeway must not be negative")
+	ErrNoToken    = errors.New("transport: auth: token missing")
+	ErrBadToken   = errors.New("transport: auth: token invalid")
+	ErrExpired    = errors.New("transport: auth: token expired")
+	ErrNoSubject  = errors.New("transport: auth: token has no sub")
+	ErrBadSubject = errors.New("transport: auth: token sub is not a valid client id")
+	// ErrGuestSubject refuses a sub that starts with GuestPrefix: those ids
+	// belong to anonymous clients.
+	ErrGuestSubject = errors.New("transport: auth: token sub is in the guest namespace")
+	ErrIDMismatch   = errors.New("transport: auth: client_id differs from the token's sub")
+	ErrInvalidUser  = errors.New("transport: client_id must be a valid user id (see ValidUserID)")
+
+	errCritical       = errors.New("transport: auth: token has a crit header")
+	errPayloadNotUTF8 = errors.New("transport: auth: token payload is not UTF-8")
 )
 
 // NewAuthenticator builds a verifier from cfg.
@@ -205,12 +211,25 @@ type Claims struct {
 	Rooms []string `json:"rooms,omitempty"`
 }
 
-// Verify parses and checks a token: algorithm, signature, exp, nbf, iat,
-// iss and aud when configured, and sub (1-128 bytes of text). The error
-// wraps ErrExpired, ErrBadToken, ErrNoSubject or ErrBadSubject.
+// UnmarshalJSON decodes a token's payload, refusing one that is not UTF-8
+// (RFC 8259, 8.1): encoding/json would read each invalid byte as U+FFFD, so
+// the claims seen here would differ from the ones the issuer signed.
+func (c *Claims) UnmarshalJSON(b []byte) error {
+	if !utf8.Valid(b) {
+		return errPayloadNotUTF8
+	}
+	type plain Claims // the same fields without this method
+	return json.Unmarshal(b, (*plain)(c))
+}
+
+// Verify parses and checks a token: no crit header, algorithm, signature,
+// a UTF-8 payload, exp, nbf, iat, iss and aud when configured, and sub (a
+// valid user id, see ValidUserID, outside the guest namespace). The error
+// is ErrExpired, ErrNoSubject, ErrBadSubject or ErrGuestSubject, or wraps
+// ErrBadToken.
 func (a *Authenticator) Verify(token string) (*Claims, error) {
 	var c Claims
-	_, err := a.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return a.key, nil })
+	_, err := a.parser.ParseWithClaims(token, &c, a.keyFor)
 	switch {
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return nil, ErrExpired
@@ -220,8 +239,21 @@ func (a *Authenticator) Verify(token string) (*Claims, error) {
 		return nil, ErrNoSubject
 	case !ValidUserID(c.Subject):
 		return nil, ErrBadSubject
+	case strings.HasPrefix(c.Subject, GuestPrefix):
+		return nil, ErrGuestSubject
 	}
 	return &c, nil
+}
+
+// keyFor hands the parser the key once the header is read, before the
+// signature is checked. A token with a "crit" header is refused there: crit
+// lists extensions the verifier must understand and apply (RFC 7515,
+// 4.1.11), and this one applies none.
+func (a *Authenticator) keyFor(t *jwt.Token) (any, error) {
+	if _, ok := t.Header["crit"]; ok {
+		return nil, errCritical
+	}
+	return a.key, nil
 }
 
 // ValidUntil is when a session opened with c must end: exp plus the clock
@@ -260,22 +292,6 @@ func (c *Claims) RoomAllowed() func(string) bool {
 		}
 		return false
 	}
-}
-
-// ValidUserID reports whether id is 1-128 bytes of valid UTF-8 without
-// control characters. Ids are shown to other users (from, user_id), so two
-// ids must never render alike because of invalid bytes, and never carry
-// terminal or log control sequences.
-func ValidUserID(id string) bool {
-	if id == "" || len(id) > MaxUserIDLen || !utf8.ValidString(id) {
-		return false
-	}
-	for _, r := range id {
-		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
-			return false
-		}
-	}
-	return true
 }
 
 // tokenFrom finds a token in ?token=, Authorization: Bearer, or the
@@ -330,19 +346,12 @@ type refusal struct {
 }
 
 // authenticate decides who the client is. With a token, the id is its sub;
-// without one (allowed only when requireToken is false), it is ?client_id=
-// or a random id.
+// without one (allowed only when requireToken is false), see anonymous.
 func (s *Server) authenticate(r *http.Request, requireToken bool) (actors.SessionOptions, *refusal) {
 	clientID := r.URL.Query().Get("client_id")
 	token := tokenFrom(r)
 	if token == "" && !requireToken {
-		if clientID == "" {
-			clientID = actors.RandomID(9)
-		}
-		if !ValidUserID(clientID) {
-			return actors.SessionOptions{}, &refusal{http.StatusBadRequest, "client_id must be 1-128 bytes of text", "client_id"}
-		}
-		return actors.SessionOptions{User: clientID}, nil
+		return s.anonymous(clientID)
 	}
 	if token == "" {
 		return actors.SessionOptions{}, &refusal{http.StatusUnauthorized, "token required", "auth"}

@@ -217,8 +217,10 @@ func TestAuthPublicKeyAlgorithms(t *testing.T) {
 	}
 }
 
-// --auth-required: /ws needs a token too; without it /ws stays open and
-// the client may pick its id.
+// --auth-required: /ws needs a token too. Without it, a node with a key
+// still refuses clients without a token unless it takes guests
+// (TestGuestsCannotTakeAuthenticatedIDs); a node without a key is open and
+// the client picks its id.
 func TestAuthRequiredOnWS(t *testing.T) {
 	strict := startNode(t, nil, withAuth(t, transport.AuthConfig{Secret: testSecret}),
 		withTransport(func(c *transport.Config) { c.AuthRequired = true }))
@@ -229,19 +231,26 @@ func TestAuthRequiredOnWS(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	lax := startNode(t, nil, withAuth(t, transport.AuthConfig{Secret: testSecret}))
+	lax := startNode(t, nil, withAuth(t, transport.AuthConfig{Secret: testSecret}), withGuests())
 	_, welcome, err := dialWS(t, lax.wsURL("/ws?client_id=anyone"), nil)
-	if err != nil || welcome.Client != "anyone" {
-		t.Fatalf("open /ws: %v %+v", err, welcome)
+	if err != nil || welcome.Client != "guest:anyone" {
+		t.Fatalf("/ws taking guests: %v %+v", err, welcome)
 	}
 	if st := handshakeStatus(t, lax, "/ws/secure?client_id=anyone", nil); st != http.StatusUnauthorized {
 		t.Fatalf("/ws/secure without a token: %d, want 401", st)
 	}
+	keyless := startNode(t, nil)
+	if _, welcome, err := dialWS(t, keyless.wsURL("/ws?client_id=anyone"), nil); err != nil || welcome.Client != "anyone" {
+		t.Fatalf("/ws without a key: %v %+v", err, welcome)
+	}
 	// Client ids chosen by the client are text: no invalid UTF-8, no control
-	// characters, at most 128 bytes.
-	for _, id := range []string{"%FF%FE", "a%00b", "a%1Bb", strings.Repeat("x", 129), "%E2%80%A8"} {
-		if st := handshakeStatus(t, lax, "/ws?client_id="+id, nil); st != http.StatusBadRequest {
-			t.Fatalf("client_id %q: %d, want 400", id, st)
+	// characters, at most 128 bytes (TestUserIDsCannotLookLikeOthers has the
+	// rest).
+	for _, n := range []*testNode{lax, keyless} {
+		for _, id := range []string{"%FF%FE", "a%00b", "a%1Bb", strings.Repeat("x", 129), "%E2%80%A8"} {
+			if st := handshakeStatus(t, n, "/ws?client_id="+id, nil); st != http.StatusBadRequest {
+				t.Fatalf("client_id %q: %d, want 400", id, st)
+			}
 		}
 	}
 }
@@ -274,7 +283,7 @@ func TestAuthExpiryDuringSession(t *testing.T) {
 // The rooms claim decides which rooms a user may join and send to; without
 // it, and without auth, every room is open.
 func TestRoomsClaim(t *testing.T) {
-	n := startNode(t, nil, withAuth(t, transport.AuthConfig{Secret: testSecret}))
+	n := startNode(t, nil, withAuth(t, transport.AuthConfig{Secret: testSecret}), withGuests())
 	limited := hsToken(t, jwt.MapClaims{"sub": "lim", "exp": time.Now().Add(time.Hour).Unix(), "rooms": []string{"lobby", "team:*"}})
 	none := hsToken(t, jwt.MapClaims{"sub": "nobody", "exp": time.Now().Add(time.Hour).Unix(), "rooms": []string{}})
 	free := hsToken(t, claims("free", time.Hour))

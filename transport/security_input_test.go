@@ -224,7 +224,7 @@ func TestHostileWireFrames(t *testing.T) {
 func TestConnectDisconnectBurst(t *testing.T) {
 	// Registered before the node, so it runs after the node's own cleanup.
 	t.Cleanup(goroutineBaseline(t))
-	n := startNode(t, nil, withAuth(t, transport.AuthConfig{Secret: testSecret}),
+	n := startNode(t, nil, withAuth(t, transport.AuthConfig{Secret: testSecret}), withGuests(),
 		withTransport(func(c *transport.Config) { c.ReadHeaderTimeout = 2 * time.Second }))
 
 	const cycles, workers = 2000, 8

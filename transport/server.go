@@ -51,6 +51,13 @@ type Config struct {
 	Auth *Authenticator
 	// AuthRequired makes /ws require a token too.
 	AuthRequired bool
+	// AllowAnonymous lets /ws take clients without a token on a node with
+	// Auth, as guests: their ids are GuestPrefix + client_id (or + a random
+	// id), a namespace no token's sub may enter, so a guest never receives
+	// or sends as an authenticated user. False: with Auth, /ws without a
+	// token is refused (401). Ignored without Auth (every client is
+	// anonymous, ids unprefixed) and under AuthRequired.
+	AllowAnonymous bool
 	// AllowedOrigins, when not empty, is the allowlist of Origin header
 	// values ("https://app.example.com", or "*"). Requests without an Origin
 	// (non-browser clients) are accepted. Empty: every origin is accepted.

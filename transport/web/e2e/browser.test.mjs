@@ -3,7 +3,9 @@
 // that stops and restarts node A on the same port.
 //
 // Two pages in headless Chromium (the system's /usr/bin/chromium, driven by
-// playwright-core; no browser is downloaded): alice on node A, bob on node B.
+// playwright-core; no browser is downloaded): alice on node A, bob on node B,
+// both without a token, so the nodes (which verify tokens) name them
+// guest:alice and guest:bob.
 // They exchange room and direct messages across the nodes, receive an event
 // pushed with POST /api/publish, and alice's page must reconnect on its own,
 // and rejoin its room, after node A restarts. Every check is an assertion; the
@@ -42,6 +44,10 @@ const OUT = need('SB_OUT');
 const CHROMIUM = process.env.SB_CHROMIUM || '/usr/bin/chromium';
 const TIMEOUT_MS = Number(process.env.SB_TIMEOUT_MS || 60000);
 const WAIT = { timeout: 10000 }; // one expectation; reconnects have their own
+// Clients without a token are guests on nodes that verify tokens: their ids
+// are their names behind "guest:", which no token can claim.
+const ALICE = 'guest:alice';
+const BOB = 'guest:bob';
 
 const checks = [];
 const t0 = Date.now();
@@ -131,9 +137,9 @@ async function main() {
     ok('every control has an accessible name; the status and the feed are live regions');
 
     await alice.click('#connect');
-    await waitConnected(alice, 'alice', NODE_A);
+    await waitConnected(alice, ALICE, NODE_A);
     await bob.click('#connect');
-    await waitConnected(bob, 'bob', NODE_B);
+    await waitConnected(bob, BOB, NODE_B);
     assert.ok(framesA.some((f) => JSON.parse(f).event === 'welcome'), 'alice received a welcome frame');
     ok(`alice is connected to ${NODE_A}, bob to ${NODE_B}; the status line says so`);
 
@@ -147,22 +153,22 @@ async function main() {
     // 3. Both join one room; alice sees bob join, across nodes.
     await joinRoom(alice, 'lobby');
     await joinRoom(bob, 'lobby');
-    await feedItem(alice, { kind: 'system', text: 'bob joined #lobby' }).waitFor(WAIT);
-    await alice.locator('#people li[data-online="yes"]', { hasText: 'bob' }).waitFor(WAIT);
+    await feedItem(alice, { kind: 'system', text: `${BOB} joined #lobby` }).waitFor(WAIT);
+    await alice.locator('#people li[data-online="yes"]', { hasText: BOB }).waitFor(WAIT);
     ok('alice sees "bob joined #lobby" and bob in People');
 
     // 4. A room message from alice reaches bob on the other node, and alice.
     await sendTo(alice, { room: 'lobby' }, 'Hello from alice on node A');
-    await feedItem(bob, { kind: 'room', from: 'alice', text: 'Hello from alice on node A' }).waitFor(WAIT);
-    await feedItem(alice, { kind: 'room', from: 'alice', text: 'Hello from alice on node A' }).waitFor(WAIT);
-    assert.equal(await feedItem(alice, { kind: 'room', from: 'alice', text: 'Hello from alice' }).getAttribute('class'), 'msg room mine');
+    await feedItem(bob, { kind: 'room', from: ALICE, text: 'Hello from alice on node A' }).waitFor(WAIT);
+    await feedItem(alice, { kind: 'room', from: ALICE, text: 'Hello from alice on node A' }).waitFor(WAIT);
+    assert.equal(await feedItem(alice, { kind: 'room', from: ALICE, text: 'Hello from alice' }).getAttribute('class'), 'msg room mine');
     await sendTo(bob, { room: 'lobby' }, 'Hi alice, bob on node B here');
-    await feedItem(alice, { kind: 'room', from: 'bob', text: 'bob on node B here' }).waitFor(WAIT);
+    await feedItem(alice, { kind: 'room', from: BOB, text: 'bob on node B here' }).waitFor(WAIT);
     ok('room messages cross the nodes both ways; the sender sees its own, marked as mine');
 
     // 5. A direct message from bob reaches alice; bob's copy is acknowledged.
-    await sendTo(bob, { user: 'alice' }, 'psst: a direct message');
-    await feedItem(alice, { kind: 'direct', from: 'bob', text: 'psst: a direct message' }).waitFor(WAIT);
+    await sendTo(bob, { user: ALICE }, 'psst: a direct message');
+    await feedItem(alice, { kind: 'direct', from: BOB, text: 'psst: a direct message' }).waitFor(WAIT);
     await bob.locator('#feed li.msg.direct.mine .ack', { hasText: '✓' }).waitFor(WAIT);
     // A direct message to nobody is refused with user_offline.
     await sendTo(bob, { user: 'nobody-here' }, 'hello?');
@@ -183,7 +189,7 @@ async function main() {
     assert.equal(await carol.inputValue('#name'), 'carol', 'the name field shows the token\'s sub');
     assert.deepEqual(carolURLs.map((u) => new URL(u).search), [''], 'no token or client_id in the WebSocket URL');
     await sendTo(alice, { user: 'carol' }, 'hi carol, from node A');
-    await feedItem(carol, { kind: 'direct', from: 'alice', text: 'hi carol, from node A' }).waitFor(WAIT);
+    await feedItem(carol, { kind: 'direct', from: ALICE, text: 'hi carol, from node A' }).waitFor(WAIT);
     await carol.close();
     await feedItem(alice, { kind: 'system', text: 'carol disconnected' }).waitFor(WAIT);
     ok('carol connects with a token (sent as the bearer subprotocol, not in the URL), is named by it, and gets a direct message');
@@ -216,29 +222,29 @@ async function main() {
     await alice.locator('#status[data-state="reconnecting"]').waitFor(WAIT);
     await alice.locator('#node-live[data-live="no"]').waitFor(WAIT);
     await feedItem(alice, { kind: 'system', text: 'node shutting down' }).waitFor(WAIT);
-    await feedItem(bob, { kind: 'system', text: 'alice left #lobby' }).waitFor(WAIT);
-    await bob.locator('#people li[data-online="no"]', { hasText: 'alice' }).waitFor(WAIT);
+    await feedItem(bob, { kind: 'system', text: `${ALICE} left #lobby` }).waitFor(WAIT);
+    await bob.locator('#people li[data-online="no"]', { hasText: ALICE }).waitFor(WAIT);
     ok('when node A stops, alice\'s page shows "reconnecting" and the node unreachable; bob sees alice leave and go offline');
 
     // 10. Node A is back on the same port: the page reconnects by itself,
     // rejoins #lobby, and messages flow again.
     await control('/start-a');
     await alice.locator('#status[data-state="connected"]').waitFor({ timeout: 20000 });
-    await waitConnected(alice, 'alice', NODE_A);
-    await feedItem(alice, { kind: 'system', text: `Reconnected to node ${NODE_A} as alice` }).waitFor(WAIT);
+    await waitConnected(alice, ALICE, NODE_A);
+    await feedItem(alice, { kind: 'system', text: `Reconnected to node ${NODE_A} as ${ALICE}` }).waitFor(WAIT);
     await alice.locator('#rooms li[data-room="lobby"]:not([data-pending])').waitFor(WAIT);
-    await feedItem(bob, { kind: 'system', text: 'alice joined #lobby' }).waitFor(WAIT);
+    await feedItem(bob, { kind: 'system', text: `${ALICE} joined #lobby` }).waitFor(WAIT);
     await sendTo(bob, { room: 'lobby' }, 'welcome back, alice');
-    await feedItem(alice, { kind: 'room', from: 'bob', text: 'welcome back, alice' }).waitFor(WAIT);
-    await sendTo(alice, { user: 'bob' }, 'thanks, I am back');
-    await feedItem(bob, { kind: 'direct', from: 'alice', text: 'thanks, I am back' }).waitFor(WAIT);
+    await feedItem(alice, { kind: 'room', from: BOB, text: 'welcome back, alice' }).waitFor(WAIT);
+    await sendTo(alice, { user: BOB }, 'thanks, I am back');
+    await feedItem(bob, { kind: 'direct', from: ALICE, text: 'thanks, I am back' }).waitFor(WAIT);
     await alice.locator('#node-live[data-live="yes"]').waitFor(WAIT);
     ok('after node A restarts on the same port, alice reconnects and rejoins #lobby on her own; room and direct messages flow again');
 
     // 11. Disconnecting on purpose does not reconnect, and others see it.
     await bob.click('#disconnect');
     await bob.locator('#status[data-state="idle"]', { hasText: 'Disconnected' }).waitFor(WAIT);
-    await feedItem(alice, { kind: 'system', text: 'bob disconnected' }).waitFor(WAIT);
+    await feedItem(alice, { kind: 'system', text: `${BOB} disconnected` }).waitFor(WAIT);
     assert.equal(await bob.locator('#connect').isEnabled(), true);
     ok('bob disconnects on purpose: his page stays disconnected and alice sees him go');
 

@@ -1,0 +1,82 @@
+package transport
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/switchboard-rt/switchboard/actors"
+)
+
+// This file decides what ids clients may have. Ids are shown to other users
+// (from, user_id), and direct messages are addressed by them: one client
+// must never get another's id, nor one that looks like it.
+
+// GuestPrefix starts the id of every client that connects without a token
+// to a node that verifies tokens (Config.AllowAnonymous). Verify refuses a
+// token whose sub starts with it, so guests and token holders live in
+// separate namespaces: a guest can never receive or send as a user.
+const GuestPrefix = "guest:"
+
+// maxGuestName is how long the client_id of a guest may be: the id with
+// its prefix is a user id of at most MaxUserIDLen bytes.
+const maxGuestName = MaxUserIDLen - len(GuestPrefix)
+
+// ValidUserID reports whether id may name a user: 1-128 bytes of valid
+// UTF-8, without control characters (they carry terminal and log escape
+// sequences), format characters (Unicode Cf: bidi overrides and isolates,
+// zero-width spaces and joiners, soft hyphens, tags, which can make an id
+// render as another), U+FFFD (what a decoder leaves for bytes it could not
+// read), line or paragraph separators, or a space at either end.
+func ValidUserID(id string) bool {
+	if id == "" || len(id) > MaxUserIDLen || !utf8.ValidString(id) {
+		return false
+	}
+	first, _ := utf8.DecodeRuneInString(id)
+	last, _ := utf8.DecodeLastRuneInString(id)
+	if unicode.IsSpace(first) || unicode.IsSpace(last) {
+		return false
+	}
+	for _, r := range id {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == utf8.RuneError || r == '\u2028' || r == '\u2029' {
+			return false
+		}
+	}
+	return true
+}
+
+// anonymous names a client that came without a token.
+//
+//   - No authenticator: every client is anonymous and its id is its
+//     client_id (or a random one), as in the tutorial: it proves nothing.
+//   - An authenticator, AllowAnonymous off: refused (401), so that nobody
+//     without a token can take the id of a user who has one.
+//   - An authenticator, AllowAnonymous on: a guest, whose id is
+//     GuestPrefix + client_id (a client_id already spelled with the prefix
+//     keeps it, so a page that reconnects with its welcome id stays the same
+//     guest), or GuestPrefix + a random id.
+func (s *Server) anonymous(clientID string) (actors.SessionOptions, *refusal) {
+	switch {
+	case s.cfg.Auth == nil:
+		if clientID == "" {
+			clientID = actors.RandomID(9)
+		}
+		if !ValidUserID(clientID) {
+			return actors.SessionOptions{}, &refusal{http.StatusBadRequest, "client_id must be 1-128 bytes of text", "client_id"}
+		}
+		return actors.SessionOptions{User: clientID}, nil
+	case !s.cfg.AllowAnonymous:
+		return actors.SessionOptions{}, &refusal{http.StatusUnauthorized, "token required", "auth"}
+	}
+	if clientID == "" {
+		return actors.SessionOptions{User: GuestPrefix + actors.RandomID(9)}, nil
+	}
+	name := strings.TrimPrefix(clientID, GuestPrefix)
+	if len(name) > maxGuestName || !ValidUserID(name) {
+		return actors.SessionOptions{}, &refusal{http.StatusBadRequest,
+			"client_id must be 1-" + strconv.Itoa(maxGuestName) + " bytes of text", "client_id"}
+	}
+	return actors.SessionOptions{User: GuestPrefix + name}, nil
+}
