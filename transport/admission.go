@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"encoding/base64"
 	"net"
 	"net/http"
 	"net/netip"
@@ -11,8 +12,48 @@ import (
 )
 
 // This file decides who may open a WebSocket, before the upgrade and before
-// any token is checked: the Origin allowlist, the node's connection limit and
-// the per-address limit. Each refusal is a plain HTTP status.
+// any token is checked: the request's shape, the Origin allowlist, the
+// node's connection limit and the per-address limit. Each refusal is a
+// plain HTTP status.
+
+// maxRequestHead is the largest request head (request line and header
+// lines) a client may send. net/http reads up to MaxHeaderBytes plus 4096
+// bytes of slack for its buffered reader (http.Server.initialReadLimitSize),
+// so MaxHeaderBytes is set that much lower for the limit to be this one.
+const (
+	maxRequestHead = 16 << 10
+	netHTTPSlack   = 4096
+	maxHeaderBytes = maxRequestHead - netHTTPSlack
+)
+
+// wsKeyLen is the decoded size of a Sec-WebSocket-Key (RFC 6455, 4.1).
+const wsKeyLen = 16
+
+// malformedUpgrade answers 400 to an upgrade request that no WebSocket
+// client sends (RFC 6455, 4.1 and 4.2.1): one older than HTTP/1.1 (the
+// upgrade mechanism and the Host header it relies on are HTTP/1.1), or one
+// without exactly one Sec-WebSocket-Key of 16 bytes in base64. It reports
+// whether it answered. It runs first: such a request takes no slot and
+// reaches no token check.
+func (s *Server) malformedUpgrade(w http.ResponseWriter, r *http.Request) bool {
+	keys := r.Header.Values("Sec-WebSocket-Key")
+	ok := r.ProtoAtLeast(1, 1) && len(keys) == 1 && validWSKey(keys[0])
+	if !ok {
+		s.refuse(w, &refusal{http.StatusBadRequest, "not a WebSocket upgrade request", "handshake"})
+	}
+	return !ok
+}
+
+// validWSKey reports whether key is 16 bytes in standard padded base64:
+// 24 characters, the last two "=".
+func validWSKey(key string) bool {
+	if len(key) != base64.StdEncoding.EncodedLen(wsKeyLen) {
+		return false
+	}
+	var b [18]byte // base64.StdEncoding.DecodedLen(24)
+	n, err := base64.StdEncoding.Strict().Decode(b[:], []byte(key))
+	return err == nil && n == wsKeyLen
+}
 
 // originPolicy is the compiled AllowedOrigins list. Immutable after New.
 type originPolicy struct {

@@ -202,7 +202,7 @@ func (s *Server) NewHTTPServer(addr string) *http.Server {
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout:       s.cfg.HandshakeTimeout,
 		IdleTimeout:       60 * time.Second,
-		MaxHeaderBytes:    16 << 10,
+		MaxHeaderBytes:    maxHeaderBytes, // a 16 KiB head, net/http's slack included
 		ConnState:         s.heads.connState,
 		ConnContext:       s.heads.connContext,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
@@ -210,9 +210,13 @@ func (s *Server) NewHTTPServer(addr string) *http.Server {
 }
 
 // serveWS decides everything before the upgrade, cheapest check first:
-// draining, origin, connection slots, then the token. A refusal is a plain
-// HTTP error, never an accepted socket that is closed afterwards.
+// the request's shape, draining, origin, connection slots, then the token.
+// A refusal is a plain HTTP error, never an accepted socket that is closed
+// afterwards.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, requireToken bool) {
+	if s.malformedUpgrade(w, r) {
+		return
+	}
 	if s.draining.Load() || s.node.Draining() {
 		s.refuse(w, &refusal{http.StatusServiceUnavailable, "node is draining", "draining"})
 		return
