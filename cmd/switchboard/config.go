@@ -38,6 +38,7 @@ type options struct {
 	jwtAudience       string
 	jwtLeeway         time.Duration
 	authRequired      bool
+	allowAnonymous    bool
 	allowedOrigins    string
 	maxConnections    int
 	maxConnsPerIP     int
@@ -93,6 +94,7 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (*op
 	fs.StringVar(&o.jwtAudience, "jwt-audience", "", "when set, a token's aud must contain it")
 	fs.DurationVar(&o.jwtLeeway, "jwt-leeway", 5*time.Second, "clock skew tolerated on a token's exp, nbf and iat")
 	fs.BoolVar(&o.authRequired, "auth-required", false, "require a token on /ws too (/ws/secure always does)")
+	fs.BoolVar(&o.allowAnonymous, "allow-anonymous", false, "with a JWT key, let /ws take clients without a token as guests, with ids guest:NAME that no token can take (without a key every client is anonymous)")
 	fs.StringVar(&o.allowedOrigins, "allowed-origins", "", "comma-separated Origin allowlist for browsers, e.g. https://app.example.com,https://*.example.com (empty: any)")
 	fs.IntVar(&o.maxConnections, "max-connections", 10000, "refuse new connections with 503 past this many open ones (0: unlimited)")
 	fs.IntVar(&o.maxConnsPerIP, "max-connections-per-ip", 0, "refuse new connections with 429 past this many from one address (0: unlimited; keep 0 behind a load balancer)")
@@ -167,6 +169,9 @@ func (o *options) validate() error {
 	if o.authRequired && o.jwtSecret == "" && o.jwtPublicKey == "" {
 		errs = append(errs, errors.New("--auth-required needs --jwt-secret or --jwt-public-key"))
 	}
+	if o.allowAnonymous && (o.authRequired || o.jwtSecret == "" && o.jwtPublicKey == "") {
+		errs = append(errs, errors.New("--allow-anonymous needs --jwt-secret or --jwt-public-key, and excludes --auth-required"))
+	}
 	if o.maxConnections < 0 || o.maxRooms < 1 || o.maxPendingBytes < 1024 || o.rateBurst < 0 || o.outboxLimit < 0 {
 		errs = append(errs, errors.New("--max-connections, --max-rooms, --max-pending-bytes, --rate-burst and --outbox-limit are out of range"))
 	}
@@ -238,7 +243,7 @@ func newAuthenticator(o *options, log *slog.Logger) (*transport.Authenticator, e
 	if err != nil {
 		return nil, err
 	}
-	log.Info("token authentication on", "alg", a.Algorithm(), "required_on_ws", o.authRequired,
+	log.Info("token authentication on", "alg", a.Algorithm(), "required_on_ws", o.authRequired, "guests_on_ws", o.allowAnonymous,
 		"issuer", o.jwtIssuer, "audience", o.jwtAudience)
 	return a, nil
 }

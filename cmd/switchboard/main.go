@@ -81,6 +81,7 @@ func run(ctx context.Context, o *options, logOut io.Writer, ready chan<- listeni
 		ReadBufferSize:  o.readBufferSize,
 		MaxConnections:  o.maxConnections,
 		AuthRequired:    o.authRequired,
+		AllowAnonymous:  o.allowAnonymous,
 		AllowedOrigins:  origins(o.allowedOrigins),
 		AllowBinary:     o.allowBinary,
 		Logger:          log,
