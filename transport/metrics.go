@@ -75,6 +75,10 @@ func newPromMetrics(s *Server) *promMetrics {
 		counter("switchboard_session_panics_total", "Sessions stopped by a panic.", func() float64 { return float64(m.SessionPanic.Load()) }),
 		counter("switchboard_room_panics_total", "Room actor panics (resumed with their members; a room that keeps panicking is stopped and re-created by its members).", func() float64 { return float64(m.RoomPanic.Load()) }),
 		counter("switchboard_hub_panics_total", "Hub panics (resumed with the directory).", func() float64 { return float64(m.HubPanic.Load()) }),
+		counter("switchboard_read_loop_panics_total", "Connections whose read loop panicked; each was closed with 1011, alone.", func() float64 { return float64(s.readPanics.Load()) }),
+		gauge("switchboard_frame_budget_used_bytes", "Memory reserved for client frames whose header has arrived and whose payload has not (all connections).", func() float64 { return float64(s.frames.budget.used.Load()) }),
+		counter("switchboard_frame_budget_waits_total", "Client frames that waited for the frame budget.", func() float64 { return float64(s.frames.budget.waits.Load()) }),
+		counter("switchboard_frame_budget_refused_total", "Connections closed with 1013 because a frame waited for the frame budget in vain.", func() float64 { return float64(s.frames.budget.refused.Load()) }),
 		counter("switchboard_fanouts_total", "Local fan-outs performed.", func() float64 { return float64(m.Fanouts.Load()) }),
 		counter("switchboard_fanout_recipients_total", "Local recipients summed over all fan-outs.", func() float64 { return float64(m.FanoutSizes.Load()) }),
 	)

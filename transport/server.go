@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -71,14 +72,27 @@ type Config struct {
 	// costs memory on every connection, idle or not: 3 KiB more per
 	// connection at gws's default of 4096.
 	ReadBufferSize int
+	// FrameBudgetBytes bounds the memory that all connections together may
+	// reserve for client frames whose header has arrived and whose payload
+	// has not (the library reserves a frame's buffer from its header). A
+	// frame that finds the budget spent waits up to 5 s, its connection's
+	// reads paused, then its connection is closed with 1013. Frames whose
+	// buffer is at most 4 KiB, and frames that arrive whole, are not
+	// charged. Zero: 64 MiB, or four of the largest messages if that is
+	// more.
+	FrameBudgetBytes int64
 	// Logger receives transport logs. Zero: discard.
 	Logger *slog.Logger
+
+	// noFrameGate hands client bytes to gws unchecked; only tests set it,
+	// to prove that a panic in a read loop costs only its connection.
+	noFrameGate bool
 }
 
 func (c *Config) normalize() error {
 	if c.MaxMessageBytes < 0 || c.WriteTimeout < 0 || c.MaxPendingBytes < 0 ||
 		c.MaxConnections < 0 || c.MaxConnectionsPerIP < 0 || c.HandshakeTimeout < 0 || c.ReadHeaderTimeout < 0 ||
-		c.ReadBufferSize < 0 {
+		c.ReadBufferSize < 0 || c.FrameBudgetBytes < 0 {
 		return errors.New("transport: config: limits must not be negative")
 	}
 	if c.MaxMessageBytes == 0 {
@@ -99,6 +113,11 @@ func (c *Config) normalize() error {
 	if c.ReadBufferSize == 0 {
 		c.ReadBufferSize = 1024
 	}
+	if one := maxMessageCost(c.MaxMessageBytes); c.FrameBudgetBytes == 0 {
+		c.FrameBudgetBytes = max(64<<20, 4*one)
+	} else if c.FrameBudgetBytes < one {
+		return fmt.Errorf("transport: config: FrameBudgetBytes %d is less than one message of MaxMessageBytes costs (%d)", c.FrameBudgetBytes, one)
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -117,7 +136,9 @@ type Server struct {
 	metrics    *promMetrics
 	started    time.Time
 	inbox      *inbox
+	frames     *frameLimits // shared by every connection's frame gate
 	socketSeq  atomic.Uint64
+	readPanics atomic.Uint64 // read loops that panicked (each cost its connection only)
 
 	origins originPolicy // immutable after New
 	slots   *slots       // counts open (below) against the connection limits
@@ -149,6 +170,7 @@ func New(node *actors.Node, cfg Config) (*Server, error) {
 		}
 	}
 	s.inbox = newInbox(node, s.log)
+	s.frames = &frameLimits{maxMessage: uint64(cfg.MaxMessageBytes), budget: newFrameBudget(cfg.FrameBudgetBytes), wait: frameBudgetWait}
 	ev := &events{srv: s}
 	s.upgrader = gws.NewUpgrader(ev, opt(nil))
 	s.upgraderSP = gws.NewUpgrader(ev, opt([]string{bearerProtocol}))
@@ -262,12 +284,17 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, requireToken bo
 	// connection). No read deadline is set after the handshake, so no read
 	// error carries the node's addresses into a close reason; silent peers
 	// are dropped by the session's heartbeat check (actors.HeardConn).
-	var br *bufio.Reader
+	// Every byte goes through the frame gate, which refuses hostile frame
+	// headers before gws parses them (framegate.go).
+	var src io.Reader = nc
 	if n := brw.Reader.Buffered(); n > 0 {
 		early, _ := brw.Reader.Peek(n)
-		br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(early)), nc), s.cfg.ReadBufferSize)
-	} else {
-		br = bufio.NewReaderSize(nc, s.cfg.ReadBufferSize)
+		src = io.MultiReader(bytes.NewReader(bytes.Clone(early)), nc)
+	}
+	gate := newFrameGate(src, s.frames)
+	br := bufio.NewReaderSize(gate, s.cfg.ReadBufferSize)
+	if s.cfg.noFrameGate {
+		br.Reset(src)
 	}
 	socket, err := up.UpgradeFromConn(wire, br, r)
 	if err != nil {
@@ -275,16 +302,43 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, requireToken bo
 		s.metrics.refused.WithLabelValues("handshake").Inc()
 		return
 	}
+	gate.conn = socket
 	st := stateOf(socket)
 	st.wire = wire
+	st.gate = gate
 	st.ip = ip
 	st.hear()
 	st.shard = s.inbox.shardFor(s.socketSeq.Add(1))
 	st.pings = actors.NewTokenBucket(s.node.Config().RatePerSecond, s.node.Config().RateBurst, time.Now())
 	opts.Remote = r.RemoteAddr
 	st.pid.Store(s.node.Connect(&sessionConn{socket: socket, wire: wire, st: st}, opts))
-	go socket.ReadLoop()
+	go s.readLoop(socket, st)
 }
+
+// readLoop runs gws's read loop for one connection. A panic in it (gws
+// recovers only OnMessage) costs that connection alone: it is closed with
+// 1011, counted, and ended the way OnClose ends a connection, and the
+// process goes on.
+func (s *Server) readLoop(socket *gws.Conn, st *socketState) {
+	defer func() {
+		st.gate.release()
+		r := recover()
+		if r == nil {
+			return
+		}
+		s.readPanics.Add(1)
+		s.log.Error("panic in a connection's read loop; closing that connection", "panic", r, "remote", st.ip)
+		_ = socket.WriteClose(uint16(actors.CloseInternal), []byte("internal error"))
+		_ = st.wire.Close()
+		if !st.ended.Load() {
+			(&events{srv: s}).OnClose(socket, errReadLoopPanic)
+		}
+	}()
+	socket.ReadLoop()
+}
+
+// errReadLoopPanic ends a session whose read loop panicked.
+var errReadLoopPanic = errors.New("transport: read loop panicked")
 
 // refuse answers a refused handshake and counts it by reason.
 func (s *Server) refuse(w http.ResponseWriter, no *refusal) {

@@ -35,6 +35,8 @@ type Stats struct {
 	SessionPanics    int64              `json:"session_panics"`
 	RoomPanics       int64              `json:"room_panics"`
 	HubPanics        int64              `json:"hub_panics"`
+	ReadLoopPanics   uint64             `json:"read_loop_panics"`
+	FrameBudgetUsed  int64              `json:"frame_budget_used_bytes"`
 	Goroutines       int                `json:"goroutines"`
 	HeapBytes        uint64             `json:"heap_bytes"`
 	StackBytes       uint64             `json:"stack_bytes"`
@@ -70,6 +72,8 @@ func (s *Server) Stats() Stats {
 		SessionPanics:    m.SessionPanic.Load(),
 		RoomPanics:       m.RoomPanic.Load(),
 		HubPanics:        m.HubPanic.Load(),
+		ReadLoopPanics:   s.readPanics.Load(),
+		FrameBudgetUsed:  s.frames.budget.used.Load(),
 		Goroutines:       runtime.NumGoroutine(),
 		HeapBytes:        ms.HeapInuse,
 		StackBytes:       ms.StackInuse,

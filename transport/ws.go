@@ -28,11 +28,22 @@ type socketState struct {
 	inboxBytes int
 	heard      atomic.Int64 // when the peer's latest frame came, as nanoseconds since clockBase
 	silent     atomic.Bool  // the session dropped the peer for silence
+	gate       *frameGate   // the read loop's; set before it starts
+	ended      atomic.Bool  // OnClose has run
 }
 
 // hear records a frame from the peer: one clock read and one store, so
 // that the read loop's stack stays small.
 func (s *socketState) hear() { s.heard.Store(int64(time.Since(clockBase))) }
+
+// hearControl records a ping or pong, except in the middle of a fragmented
+// message: a client must not hold a half-sent message (and the frame
+// budget it was charged) open by answering pings.
+func (s *socketState) hearControl() {
+	if s.gate == nil || !s.gate.midMessage() {
+		s.hear()
+	}
+}
 
 // clockBase anchors the heard times on the monotonic clock, so that a jump
 // of the wall clock neither drops live peers nor keeps silent ones.
@@ -89,6 +100,9 @@ func (e *events) OnOpen(*gws.Conn) {}
 
 func (e *events) OnClose(c *gws.Conn, err error) {
 	defer e.recoverCallback("OnClose")
+	if stateOf(c).ended.Swap(true) {
+		return
+	}
 	e.srv.slots.give(stateOf(c).ip)
 	e.srv.countClose(err, stateOf(c).silent.Load())
 	if st := stateOf(c); st.pid.Load() != nil {
@@ -105,12 +119,12 @@ func (e *events) OnPing(c *gws.Conn, payload []byte) {
 		_ = c.WriteClose(uint16(actors.ClosePolicy), []byte("ping flood"))
 		return
 	}
-	stateOf(c).hear()
+	stateOf(c).hearControl()
 	_ = c.WritePong(payload)
 }
 
 func (e *events) OnPong(c *gws.Conn, _ []byte) {
-	stateOf(c).hear()
+	stateOf(c).hearControl()
 }
 
 func (e *events) OnMessage(c *gws.Conn, m *gws.Message) {

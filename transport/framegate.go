@@ -1,0 +1,380 @@
+package transport
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"math/bits"
+	"time"
+
+	"github.com/lxzan/gws"
+
+	"github.com/switchboard-rt/switchboard/actors"
+)
+
+// frameGate checks every client frame header as the bytes come off the
+// socket, before gws parses them, and refuses a bad one with the close code
+// RFC 6455 names for it: that connection alone ends, nothing else notices.
+//
+// Why here and not in gws: gws v1.8.9 reads a 64-bit payload length into an
+// int, so a length with the top bit set is negative, passes its size check
+// and panics its read loop (slice bounds out of range), which takes the
+// whole process down; it also accepts non-minimal length encodings, and it
+// allocates a frame's whole buffer as soon as the header announces it,
+// before any of the payload arrives. The gate refuses the first two and
+// charges the third to a node-wide budget (frameBudget).
+//
+// What it refuses (close code): a reserved bit (1002, no extension is
+// negotiated), a reserved opcode (1002), an unmasked frame (1002), a
+// fragmented or over-125-byte control frame (1002), a continuation without
+// a message to continue or a new message inside a fragmented one (1002), a
+// 64-bit length with the top bit set (1002), a length not in its shortest
+// encoding (1002), a frame or a fragmented message larger than the
+// message limit (1009), and a frame that waited frameBudgetWait for the
+// budget (1013). Bytes before a refused header are passed on first, so the
+// frames a client sent before it are served.
+//
+// Ownership: the gate's fields belong to the connection's read loop
+// goroutine (gws calls Read, OnPing and OnPong there, and the read loop's
+// wrapper releases the gate when it ends). conn is set by the HTTP handler
+// before the read loop starts.
+type frameGate struct {
+	src    io.Reader
+	limits *frameLimits
+	conn   *gws.Conn // closes the connection with a code
+
+	hdr    [14]byte      // the header being gathered
+	hlen   uint8         // header bytes gathered
+	hsize  uint8         // the header's size, known after its first two bytes
+	left   uint64        // payload bytes of the current frame still to come
+	ending bool          // the current frame is a data frame that ends its message
+	inMsg  bool          // a fragmented message is open
+	msgLen uint64        // payload bytes of the open message so far
+	held   int64         // budget this connection holds
+	bufFee int64         // the part of held that is the current frame's read buffer
+	stash  []byte        // bytes read but held back while the budget was short
+	refuse *refusedFrame // the verdict on a refused header; given when err is set
+	err    error         // sticky once the gate has refused
+}
+
+// frameLimits is shared by every gate of a server.
+type frameLimits struct {
+	maxMessage uint64
+	budget     *frameBudget
+	wait       time.Duration // frameBudgetWait; shorter in tests
+}
+
+// refusedFrame is a verdict on a header, given once the bytes before it are
+// consumed.
+type refusedFrame struct {
+	code   uint16
+	reason string
+}
+
+// closeProtocolError is RFC 6455's code for a frame the protocol forbids.
+const closeProtocolError = 1002
+
+// errFrameRefused ends gws's read loop after the gate has closed the
+// connection with its own code (gws then reports that code to OnClose).
+var errFrameRefused = errors.New("transport: client frame refused")
+
+// Opcodes and header bits of RFC 6455 section 5.2.
+const (
+	bitFIN  = 0x80
+	bitsRSV = 0x70
+	bitMask = 0x80
+	opCont  = 0x0
+	opText  = 0x1
+	opBin   = 0x2
+	opClose = 0x8
+	opPing  = 0x9
+	opPong  = 0xA
+)
+
+func newFrameGate(src io.Reader, limits *frameLimits) *frameGate {
+	return &frameGate{src: src, limits: limits}
+}
+
+// Read passes the socket's bytes on up to the first header it refuses or
+// cannot yet afford. Its frame is kept small: a read loop parks inside it,
+// and a deeper stack would double every idle connection's stack.
+func (g *frameGate) Read(p []byte) (int, error) {
+	if g.err != nil || g.refuse != nil || len(g.stash) > 0 {
+		return g.readSlow(p)
+	}
+	n, err := g.src.Read(p)
+	if n > 0 {
+		n = g.scan(p[:n])
+		if n == 0 {
+			return g.readSlow(p)
+		}
+	}
+	return n, err
+}
+
+// readSlow serves a pending refusal and the stash.
+func (g *frameGate) readSlow(p []byte) (int, error) {
+	if g.err != nil {
+		return 0, g.err
+	}
+	if g.refuse != nil {
+		return 0, g.refused(g.refuse)
+	}
+	if len(g.stash) == 0 {
+		return 0, nil
+	}
+	n := copy(p, g.stash)
+	g.stash = g.stash[n:]
+	if len(g.stash) == 0 {
+		g.stash = nil
+	}
+	if n = g.scan(p[:n]); n == 0 {
+		return g.readSlow(p)
+	}
+	return n, nil
+}
+
+// refused closes the connection with the verdict's code and makes the gate
+// fail every later read.
+func (g *frameGate) refused(r *refusedFrame) error {
+	g.err = errFrameRefused
+	g.stash = nil
+	g.release()
+	if g.conn != nil {
+		_ = g.conn.WriteClose(r.code, []byte(r.reason))
+	}
+	return g.err
+}
+
+// scan walks p, a chunk just read, and returns how much of it may go to gws.
+// Bytes it holds back go to the stash (budget short) or are dropped (a
+// refused header: the connection ends). A verdict on a header that starts
+// the chunk is given at once; otherwise the bytes before it go first.
+func (g *frameGate) scan(p []byte) int {
+	i := 0
+	for i < len(p) {
+		if g.left > 0 {
+			k := uint64(len(p) - i)
+			if k > g.left {
+				k = g.left
+			}
+			i += int(k)
+			if g.left -= k; g.left == 0 {
+				g.frameDone()
+			}
+			continue
+		}
+		g.hdr[g.hlen] = p[i]
+		g.hlen++
+		i++
+		if r := g.checkHeader(); r != nil {
+			return g.stop(i-1, r)
+		}
+		if g.hsize == 0 || g.hlen < g.hsize {
+			continue
+		}
+		// The header is whole: charge the frame to the budget unless its
+		// payload is already here, then let it through.
+		length := g.length()
+		cost := g.cost(length, uint64(len(p)-i))
+		if cost > 0 && !g.limits.budget.take(cost) {
+			if i-1 > 0 {
+				// Pass the frames before it; wait with the rest.
+				g.hlen--
+				g.stash = append(append([]byte(nil), p[i-1:]...), g.stash...)
+				return i - 1
+			}
+			if !g.limits.budget.wait(cost, g.limits.wait) {
+				return g.stop(0, &refusedFrame{uint16(actors.CloseTryAgainLater), "the node is short of memory for frames: try again later"})
+			}
+		}
+		g.held += cost
+		g.bufFee = min(cost, readBufferCost(length))
+		g.startFrame(length)
+	}
+	return len(p)
+}
+
+// stop holds the verdict r on the header whose deciding byte is the chunk's
+// byte at: the bytes before it pass, the rest are dropped.
+func (g *frameGate) stop(at int, r *refusedFrame) int {
+	g.stash = nil
+	g.refuse = r
+	return at
+}
+
+// checkHeader checks what the gathered header bytes say so far, and learns
+// the header's size from its first two bytes.
+func (g *frameGate) checkHeader() *refusedFrame {
+	switch g.hlen {
+	case 2:
+		b0, b1 := g.hdr[0], g.hdr[1]
+		op := b0 & 0x0F
+		switch {
+		case b0&bitsRSV != 0:
+			return protocolError("reserved bits set")
+		case op > opBin && op != opClose && op != opPing && op != opPong:
+			return protocolError("reserved opcode")
+		case b1&bitMask == 0:
+			return protocolError("client frames must be masked")
+		case op >= opClose && b0&bitFIN == 0:
+			return protocolError("fragmented control frame")
+		case op >= opClose && b1&0x7F > 125:
+			return protocolError("control frame over 125 bytes")
+		case op == opCont && !g.inMsg:
+			return protocolError("continuation frame without a message to continue")
+		case (op == opText || op == opBin) && g.inMsg:
+			return protocolError("new message inside a fragmented message")
+		}
+		switch b1 & 0x7F {
+		case 126:
+			g.hsize = 2 + 2 + 4
+		case 127:
+			g.hsize = 2 + 8 + 4
+		default:
+			g.hsize = 2 + 4
+			return g.checkLength(uint64(b1 & 0x7F))
+		}
+	case 4:
+		if g.hsize == 2+2+4 {
+			n := uint64(binary.BigEndian.Uint16(g.hdr[2:4]))
+			if n < 126 {
+				return protocolError("payload length not in its shortest encoding")
+			}
+			return g.checkLength(n)
+		}
+	case 10:
+		if g.hsize == 2+8+4 {
+			n := binary.BigEndian.Uint64(g.hdr[2:10])
+			switch {
+			case n>>63 != 0:
+				return protocolError("payload length with its most significant bit set")
+			case n <= 0xFFFF:
+				return protocolError("payload length not in its shortest encoding")
+			}
+			return g.checkLength(n)
+		}
+	}
+	return nil
+}
+
+// checkLength refuses a frame, or the fragmented message it adds to, that
+// is larger than the message limit.
+func (g *frameGate) checkLength(n uint64) *refusedFrame {
+	if n > g.limits.maxMessage || (g.hdr[0]&0x0F == opCont && g.msgLen+n > g.limits.maxMessage) {
+		return &refusedFrame{uint16(actors.CloseTooBig), "message too large"}
+	}
+	return nil
+}
+
+func protocolError(why string) *refusedFrame {
+	return &refusedFrame{closeProtocolError, "invalid frame: " + why}
+}
+
+// length is the payload length of the whole header in hdr.
+func (g *frameGate) length() uint64 {
+	switch g.hsize {
+	case 2 + 2 + 4:
+		return uint64(binary.BigEndian.Uint16(g.hdr[2:4]))
+	case 2 + 8 + 4:
+		return binary.BigEndian.Uint64(g.hdr[2:10])
+	}
+	return uint64(g.hdr[1] & 0x7F)
+}
+
+// startFrame moves from the whole header in hdr to its payload.
+func (g *frameGate) startFrame(length uint64) {
+	op, fin := g.hdr[0]&0x0F, g.hdr[0]&bitFIN != 0
+	g.hlen, g.hsize = 0, 0
+	g.left = length
+	g.ending = false
+	if op < opClose {
+		g.msgLen += length
+		g.inMsg = !fin
+		g.ending = fin
+	}
+	if length == 0 {
+		g.frameDone()
+	}
+}
+
+// frameDone is called when a frame's payload has passed: its read buffer
+// is free again, and a message that ends gives all its budget back.
+func (g *frameGate) frameDone() {
+	if g.bufFee > 0 {
+		g.limits.budget.give(g.bufFee)
+		g.held -= g.bufFee
+		g.bufFee = 0
+	}
+	if g.ending {
+		g.ending = false
+		g.msgLen = 0
+		g.release()
+	}
+}
+
+// cost is what a frame of length bytes is charged, given that avail of its
+// payload bytes are already here. A whole message that is already here,
+// or one whose buffer is small, costs nothing: gws reads it at once, and
+// small buffers are bounded by the number of connections. Otherwise the
+// charge is what gws reserves for it before the payload arrives: its read
+// buffer (the payload plus 4, rounded up to a power of two, at least 128
+// bytes) and, for a fragment, twice the payload for the buffer the message
+// accumulates in (which grows by doubling).
+func (g *frameGate) cost(length, avail uint64) int64 {
+	op, fin := g.hdr[0]&0x0F, g.hdr[0]&bitFIN != 0
+	if op >= opClose {
+		return 0 // at most 125 bytes, read into a buffer of their own size
+	}
+	buf := readBufferCost(length)
+	lone := fin && op != opCont
+	if lone && (avail >= length || buf <= freeFrameBytes) {
+		return 0
+	}
+	if lone {
+		return buf
+	}
+	return buf + 2*int64(length)
+}
+
+// freeFrameBytes is the largest read buffer a lone frame may take without
+// a charge: every connection may hold one while its payload arrives.
+const freeFrameBytes = 4 << 10
+
+// frameBudgetWait bounds how long a frame waits for the budget before its
+// connection is closed with 1013; meanwhile that connection's read loop
+// waits (TCP backpressure) and every other connection goes on.
+const frameBudgetWait = 5 * time.Second
+
+// readBufferCost is the size of the buffer gws takes from its pool for a
+// frame of length bytes.
+func readBufferCost(length uint64) int64 {
+	n := length + 4
+	if n <= 128 {
+		return 128
+	}
+	if n > 256<<10 {
+		return int64(n) // gws allocates larger buffers exactly
+	}
+	return int64(1) << bits.Len64(n-1)
+}
+
+// release gives the connection's budget back.
+func (g *frameGate) release() {
+	if g.held > 0 {
+		g.limits.budget.give(g.held)
+		g.held = 0
+	}
+	g.bufFee = 0
+}
+
+// midMessage reports whether a fragmented message is open: control frames
+// sent meanwhile do not count as signs of life, so a client cannot hold a
+// half-sent message (and its budget) open by answering pings.
+func (g *frameGate) midMessage() bool { return g.inMsg }
+
+// maxMessageCost is what the largest message may be charged: sent as
+// fragments, its read buffers and the buffer it accumulates in.
+func maxMessageCost(maxMessage int) int64 {
+	return readBufferCost(uint64(maxMessage)) + 2*int64(maxMessage)
+}
