@@ -17,6 +17,11 @@ type bus struct {
 	r        *Redis
 	conns    []*actor.PID
 	channels map[string]*channelEntry
+	// bySub maps a registered subscription actor's id to its channel, so
+	// that the end of one of many thousand children is found at once: a
+	// scan of channels per Terminated made a mass exit quadratic (30,000
+	// channels took 29 s to release, on a whole core).
+	bySub    map[string]string
 	stopping bool // the bus is stopping: children that end stay ended
 }
 
@@ -76,7 +81,7 @@ type probeNow struct{}
 func (probeNow) IgnoreDeadLetterLogging() {}
 
 func newBus(r *Redis) *bus {
-	return &bus{r: r, channels: make(map[string]*channelEntry)}
+	return &bus{r: r, channels: make(map[string]*channelEntry), bySub: make(map[string]string)}
 }
 
 func (b *bus) Receive(ctx actor.Context) {
@@ -150,14 +155,15 @@ func (b *bus) childStopped(ctx actor.Context, who *actor.PID) {
 			return
 		}
 	}
-	for channel, e := range b.channels {
-		if e.sub.Equal(who) {
-			b.r.stats.subRestarts.Add(1)
-			e.sub = b.spawnSub(ctx, channel, e.targets)
-			ctx.Send(b.conns[e.conn], &route{channel: channel, sub: e.sub})
-			return
-		}
+	channel, ok := b.bySub[who.Id]
+	if !ok {
+		return
 	}
+	delete(b.bySub, who.Id)
+	e := b.channels[channel]
+	b.r.stats.subRestarts.Add(1)
+	e.sub = b.spawnSub(ctx, channel, e.targets)
+	ctx.Send(b.conns[e.conn], &route{channel: channel, sub: e.sub})
 }
 
 // connFor picks the connection that carries channel: the hub's channels
@@ -194,7 +200,8 @@ func (b *bus) subscribe(ctx actor.Context, channel string, target *actor.PID) {
 	ctx.Send(e.sub, &targetsUpdate{targets: e.targets, known: true})
 }
 
-// spawnSub starts the subscription actor of channel for targets.
+// spawnSub starts the subscription actor of channel for targets and
+// registers it in bySub.
 func (b *bus) spawnSub(ctx actor.Context, channel string, targets []*actor.PID) *actor.PID {
 	self, r := ctx.Self(), b.r
 	var incarnations atomic.Int32
@@ -206,7 +213,9 @@ func (b *bus) spawnSub(ctx actor.Context, channel string, targets []*actor.PID) 
 		}
 		return newSubscription(r, channel, self, nil)
 	})
-	return ctx.SpawnPrefix(props, "sub:"+channel+"#")
+	pid := ctx.SpawnPrefix(props, "sub:"+channel+"#")
+	b.bySub[pid.Id] = channel
+	return pid
 }
 
 func (b *bus) unsubscribe(ctx actor.Context, channel string, target *actor.PID) {
@@ -229,6 +238,7 @@ func (b *bus) unsubscribe(ctx actor.Context, channel string, target *actor.PID) 
 		return
 	}
 	delete(b.channels, channel)
+	delete(b.bySub, e.sub.Id)
 	b.r.stats.subscriptions.Add(-1)
 	ctx.Send(b.conns[e.conn], &unroute{channel: channel, sub: e.sub})
 }
