@@ -50,6 +50,9 @@ fuzz:
 	$(GO) test ./actors -run '^$$' -fuzz '^FuzzDecodeCommand$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./actors -run '^$$' -fuzz '^FuzzDecodeEnvelope$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./actors -run '^$$' -fuzz '^FuzzDecodeMembers$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./transport -run '^$$' -fuzz '^FuzzFrameGate$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./transport -run '^$$' -fuzz '^FuzzFrameHeaders$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./transport -run '^$$' -fuzz '^FuzzClientFrames$$' -fuzztime $(FUZZTIME)
 
 # The chaos suite's long form: three real nodes (built with the race
 # detector) on a real redis-server, faults injected for CHAOS_DURATION while

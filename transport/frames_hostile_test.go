@@ -230,3 +230,68 @@ func TestLargeFrameWrittenSlowly(t *testing.T) {
 	})
 	waitFor(t, "the budget given back", 5*time.Second, func() bool { return n.srv.Stats().FrameBudgetUsed == 0 })
 }
+
+// FuzzFrameHeaders writes a fuzzed frame header (and a little payload) to a
+// live connection of a real node, behind a valid command, then half-closes
+// it. Whatever the bytes, the node must survive with no read loop panic,
+// answer with a close code for bad input (or an echo of a valid close, or
+// nothing when the bytes are a valid frame cut short), end the session and give back
+// every byte of frame budget. The seeds are every hostile class above; the
+// fuzzer mutates them byte by byte.
+func FuzzFrameHeaders(f *testing.F) {
+	n := startNode(f, nil)
+	for _, h := range hostileHeaders() {
+		if len(h.bytes) <= 64 {
+			f.Add(h.bytes)
+		}
+	}
+	f.Add(maskedFrame(true, 0x1, []byte(`{"type":"ping","id":"ok"}`)))
+	// The node's codes for bad input, or an echo of a valid close frame
+	// among the fuzzed bytes (no code: 1005; application codes echoed).
+	allowed := func(code uint16) bool {
+		switch code {
+		case 1000, 1002, 1005, 1007, 1008, 1009:
+			return true
+		}
+		return code >= 3000 && code <= 4999
+	}
+	f.Fuzz(func(t *testing.T, header []byte) {
+		if len(header) > 64 {
+			return
+		}
+		rc, resp, err := tryUpgrade(n, "/ws?client_id=fz", nil)
+		if err != nil || rc == nil {
+			t.Fatalf("upgrade: %v %v", resp, err)
+		}
+		defer func() {
+			rc.nc.Close()
+			if err := waitSessions(n, 0); err != nil {
+				t.Fatal(err)
+			}
+			if st := n.srv.Stats(); st.ReadLoopPanics != 0 || st.FrameBudgetUsed != 0 {
+				t.Fatalf("read loop panics %d, frame budget held %d", st.ReadLoopPanics, st.FrameBudgetUsed)
+			}
+		}()
+		if ev, err := rc.event(5 * time.Second); err != nil || ev.Event != "welcome" {
+			t.Fatalf("welcome: %+v %v", ev, err)
+		}
+		msg := append(frame(true, 0x1, []byte(`{"type":"ping","id":"before"}`)), header...)
+		msg = append(msg, "0123456789abcdef"...)
+		if err := rc.write(msg); err != nil {
+			t.Fatal(err)
+		}
+		_ = rc.nc.(*net.TCPConn).CloseWrite()
+		for {
+			op, p, err := rc.readFrame(5 * time.Second)
+			if err != nil {
+				return // the node closed the TCP connection
+			}
+			if op == 0x8 {
+				if code := closeCode(p); !allowed(code) {
+					t.Fatalf("closed with %d %q", code, p[min(2, len(p)):])
+				}
+				return
+			}
+		}
+	})
+}
