@@ -23,8 +23,22 @@ type link struct {
 	client *redis.Client
 	ps     *redis.PubSub
 
-	mu   sync.Mutex // guards ops
-	ops  []subOp    // (un)subscriptions waiting for the command goroutine
+	// Guarded by mu: what the command goroutine has still to send, and
+	// what it has sent that Redis has not answered yet (see next and
+	// confirms).
+	mu     sync.Mutex
+	subs   channelQueue // channels to SUBSCRIBE; sent before any unsubscription
+	unsubs channelQueue // channels to UNSUBSCRIBE
+	// subsOnWire counts, per channel, the SUBSCRIBEs written whose reply
+	// has not been read; staleSubs, how many of those an UNSUBSCRIBE written
+	// after them has made stale: their replies confirm nothing.
+	subsOnWire map[string]int
+	staleSubs  map[string]int
+
+	// unsubsOnWire counts the UNSUBSCRIBE replies still owed: added by the
+	// command goroutine before it writes, taken by the read loop.
+	unsubsOnWire atomic.Int64
+
 	wake chan struct{}
 	quit chan struct{}
 	once sync.Once
@@ -61,17 +75,15 @@ func (c *linkConn) check(err error) {
 	}
 }
 
-// subOp is one SUBSCRIBE or UNSUBSCRIBE of some channels.
-type subOp struct {
-	subscribe bool
-	channels  []string
-}
-
-// maxChannelsPerCommand bounds one SUBSCRIBE's arguments.
+// maxChannelsPerCommand bounds one SUBSCRIBE's or UNSUBSCRIBE's arguments.
+// It is also the most UNSUBSCRIBE replies a link lets Redis owe it before
+// it sends the next batch: a subscription queued behind a mass exit then
+// waits for at most two batches of replies, not for the whole exit.
 const maxChannelsPerCommand = 1000
 
 func openLink(r *Redis, self *actor.PID, probe string) *link {
-	l := &link{r: r, self: self, probe: probe, wake: make(chan struct{}, 1), quit: make(chan struct{})}
+	l := &link{r: r, self: self, probe: probe, wake: make(chan struct{}, 1), quit: make(chan struct{}),
+		subsOnWire: make(map[string]int), staleSubs: make(map[string]int)}
 	opts := r.clientOptions("sub")
 	dial := redis.NewDialer(opts)
 	opts.Dialer = func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -97,19 +109,30 @@ func openLink(r *Redis, self *actor.PID, probe string) *link {
 	return l
 }
 
-// enqueue asks the command goroutine to (un)subscribe channels. Called by the
-// connection actor; never blocks.
+// enqueue asks the command goroutine to (un)subscribe channels. Called by
+// the connection actor; never blocks. A channel's latest request cancels
+// an opposite one not sent yet: a room that comes back while its
+// unsubscription waits keeps its channel, and is confirmed by a SUBSCRIBE
+// that no unsubscription is sent ahead of.
 func (l *link) enqueue(subscribe bool, channels ...string) {
 	if len(channels) == 0 {
 		return
 	}
 	l.mu.Lock()
-	if n := len(l.ops); n > 0 && l.ops[n-1].subscribe == subscribe {
-		l.ops[n-1].channels = append(l.ops[n-1].channels, channels...)
-	} else {
-		l.ops = append(l.ops, subOp{subscribe: subscribe, channels: append([]string(nil), channels...)})
+	add, cancel := &l.subs, &l.unsubs
+	if !subscribe {
+		add, cancel = cancel, add
+	}
+	for _, ch := range channels {
+		cancel.remove(ch)
+		add.add(ch)
 	}
 	l.mu.Unlock()
+	l.poke()
+}
+
+// poke wakes the command goroutine.
+func (l *link) poke() {
 	select {
 	case l.wake <- struct{}{}:
 	default:
@@ -173,15 +196,45 @@ func (l *link) read() {
 			}
 			root.Send(l.self, &delivery{channel: m.Channel, payload: m.Payload})
 		case *redis.Subscription:
-			if m.Kind == "subscribe" {
-				root.Send(l.self, &subscribed{link: l, channel: m.Channel})
+			switch m.Kind {
+			case "subscribe":
+				if l.confirms(m.Channel) {
+					root.Send(l.self, &subscribed{link: l, channel: m.Channel})
+				}
+			case "unsubscribe":
+				if l.unsubsOnWire.Add(-1) == maxChannelsPerCommand-1 {
+					l.poke() // room for the next batch
+				}
 			}
 		}
 	}
 }
 
+// confirms accounts for a SUBSCRIBE reply read on channel and reports
+// whether it confirms the channel: it does unless an UNSUBSCRIBE of the
+// channel was written after that SUBSCRIBE (a room that stopped and came
+// back within a round trip waits for the reply to its own SUBSCRIBE).
+func (l *link) confirms(channel string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if n := l.subsOnWire[channel]; n > 1 {
+		l.subsOnWire[channel] = n - 1
+	} else {
+		delete(l.subsOnWire, channel)
+	}
+	switch n := l.staleSubs[channel]; {
+	case n == 0:
+		return true
+	case n == 1:
+		delete(l.staleSubs, channel)
+	default:
+		l.staleSubs[channel] = n - 1
+	}
+	return false
+}
+
 // write is the link's command goroutine: it sends the (un)subscriptions the
-// actor queued, in order, and reports a failure.
+// actor queued (see next) and reports a failure.
 func (l *link) write() {
 	for {
 		select {
@@ -189,29 +242,97 @@ func (l *link) write() {
 			return
 		case <-l.wake:
 		}
-		l.mu.Lock()
-		ops := l.ops
-		l.ops = nil
-		l.mu.Unlock()
-		for _, op := range ops {
-			for chans := op.channels; len(chans) > 0; {
-				n := min(len(chans), maxChannelsPerCommand)
-				ctx, cancel := context.WithTimeout(l.r.ctx, l.r.cfg.CommandTimeout)
-				var err error
-				if op.subscribe {
-					err = l.ps.Subscribe(ctx, chans[:n]...)
-				} else {
-					err = l.ps.Unsubscribe(ctx, chans[:n]...)
-				}
-				cancel()
-				if err != nil {
-					l.failed(err)
-					return
-				}
-				chans = chans[n:]
+		for {
+			subscribe, chans := l.next()
+			if len(chans) == 0 {
+				break
+			}
+			ctx, cancel := context.WithTimeout(l.r.ctx, l.r.cfg.CommandTimeout)
+			var err error
+			if subscribe {
+				err = l.ps.Subscribe(ctx, chans...)
+			} else {
+				err = l.ps.Unsubscribe(ctx, chans...)
+			}
+			cancel()
+			if err != nil {
+				l.failed(err)
+				return
 			}
 		}
 	}
+}
+
+// next takes the channels of the next command, and accounts for them as
+// written: subscriptions first, whatever number of unsubscriptions waits;
+// unsubscriptions only while Redis owes fewer than maxChannelsPerCommand
+// replies to earlier ones (the read loop pokes when it has read enough).
+// Without that bound, a mass exit put 100,000 UNSUBSCRIBE replies on the
+// wire ahead of a new room's SUBSCRIBE.
+func (l *link) next() (subscribe bool, chans []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if chans = l.subs.take(maxChannelsPerCommand); len(chans) > 0 {
+		for _, ch := range chans {
+			l.subsOnWire[ch]++
+		}
+		return true, chans
+	}
+	if l.unsubsOnWire.Load() >= maxChannelsPerCommand {
+		return false, nil
+	}
+	chans = l.unsubs.take(maxChannelsPerCommand)
+	for _, ch := range chans {
+		if n := l.subsOnWire[ch]; n > 0 {
+			l.staleSubs[ch] = n
+		}
+	}
+	l.unsubsOnWire.Add(int64(len(chans)))
+	return false, chans
+}
+
+// channelQueue is a set of channels that keeps the order they were added
+// in. Removing is O(1): a removed channel stays in order until take skips
+// it. Its owner guards it.
+type channelQueue struct {
+	order []string
+	set   map[string]struct{}
+}
+
+func (q *channelQueue) add(ch string) {
+	if _, ok := q.set[ch]; ok {
+		return
+	}
+	if q.set == nil {
+		q.set = make(map[string]struct{})
+	}
+	q.set[ch] = struct{}{}
+	q.order = append(q.order, ch)
+}
+
+func (q *channelQueue) remove(ch string) { delete(q.set, ch) }
+
+// take removes and returns up to n channels, oldest first.
+func (q *channelQueue) take(n int) []string {
+	if len(q.set) == 0 {
+		q.order = nil
+		return nil
+	}
+	out := make([]string, 0, min(n, len(q.set)))
+	i := 0
+	for ; i < len(q.order) && len(out) < n; i++ {
+		ch := q.order[i]
+		if _, ok := q.set[ch]; ok {
+			delete(q.set, ch)
+			out = append(out, ch)
+		}
+	}
+	q.order = q.order[i:]
+	if len(q.set) == 0 {
+		q.order = nil
+		q.set = nil // a map does not shrink; the next burst makes a fresh one
+	}
+	return out
 }
 
 // publishProbe publishes token on the probe channel from the link's regular
