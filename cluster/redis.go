@@ -261,6 +261,7 @@ func (r *Redis) Start(host actors.BrokerHost) error {
 	r.out = newOutbox(r)
 	r.pres = newPresence(r)
 	props := actor.PropsFromProducer(func() actor.Actor { return newBus(r) },
+		actor.WithMailbox(actor.UnboundedPriority()), // see subscribePriority
 		actor.WithGuardian(resumeBusOnPanic(&r.stats)),
 		actor.WithSupervisor(&restartSubscriptionWithBackoff{r: r}))
 	pid, err := host.Root.SpawnNamed(props, "redis-"+host.NodeID)

@@ -39,11 +39,31 @@ type busSubscribe struct {
 	on      bool
 }
 
+// subscribePriority is the mailbox priority of what makes a channel live
+// (a subscription, its route, a connection's snapshot): the bus and the
+// connections handle it ahead of the unsubscriptions queued before it, so
+// that a room created during a mass exit is confirmed in one round trip,
+// not after the whole release. Reordering is safe: a target subscribes
+// once, before it unsubscribes, and the registry and the routes are keyed
+// by target and by subscription actor, so an unsubscription overtaken by
+// a new subscription of the same channel only removes what it names.
+const subscribePriority = actor.DefaultPriority + 1
+
+func (m *busSubscribe) GetPriority() int8 {
+	if m.on {
+		return subscribePriority
+	}
+	return actor.DefaultPriority
+}
+
 // connection -> bus (request): which channels do I carry now?
 type snapshotQuery struct{ index int }
 
 // bus -> connection (response): the channels it carries and their actors.
+// It has the priority of the routes that follow it (see route).
 type snapshot struct{ routes map[string]*actor.PID }
+
+func (*snapshot) GetPriority() int8 { return subscribePriority }
 
 // subscription -> bus (request): who are my targets now?
 type targetsQuery struct{ channel string }
@@ -58,11 +78,16 @@ type targetsUpdate struct {
 
 func (*targetsUpdate) IgnoreDeadLetterLogging() {}
 
-// bus -> connection: start carrying channel for sub.
+// bus -> connection: start carrying channel for sub. A route overtakes
+// the unroutes queued before it (subscribePriority), never the snapshot
+// the bus answered before it: a connection that is not ready yet ignores
+// a route, because its snapshot holds the channel.
 type route struct {
 	channel string
 	sub     *actor.PID
 }
+
+func (*route) GetPriority() int8 { return subscribePriority }
 
 // bus -> connection: stop carrying channel; the connection stops sub once
 // nothing more can be routed to it.
@@ -130,7 +155,8 @@ func (b *bus) Receive(ctx actor.Context) {
 }
 
 func (b *bus) spawnConn(ctx actor.Context, i int) *actor.PID {
-	props := actor.PropsFromProducer(func() actor.Actor { return newPubSubConn(b.r, i) })
+	props := actor.PropsFromProducer(func() actor.Actor { return newPubSubConn(b.r, i) },
+		actor.WithMailbox(actor.UnboundedPriority()))
 	pid, err := ctx.SpawnNamed(props, "conn-"+strconv.Itoa(i))
 	if err != nil {
 		panic(err)
