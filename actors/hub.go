@@ -1,6 +1,8 @@
 package actors
 
 import (
+	"slices"
+
 	"github.com/asynkron/protoactor-go/actor"
 )
 
@@ -65,6 +67,7 @@ func (h *hub) Receive(ctx actor.Context) {
 	case *registerSession:
 		h.register(ctx, m)
 	case *actor.Terminated:
+		clearVacatedChildSlot(ctx)
 		h.terminated(ctx, m.Who)
 	case heartbeatTick:
 		for _, e := range h.sessions {
@@ -152,7 +155,9 @@ func (h *hub) terminated(ctx actor.Context, who *actor.PID) {
 	list := h.users[e.user]
 	for i, p := range list {
 		if p.Equal(who) {
-			list = append(list[:i], list[i+1:]...)
+			// slices.Delete clears the slot it vacates: the stopped
+			// session's PID does not stay in the backing array.
+			list = slices.Delete(list, i, i+1)
 			break
 		}
 	}

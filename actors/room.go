@@ -118,6 +118,12 @@ func (r *room) Receive(ctx actor.Context) {
 	case *actor.Stopped:
 		r.node.metrics.Rooms.Add(-1)
 		r.node.cfg.Broker.Unsubscribe(r.channel, r.self)
+		// Members are left only when the room was stopped from outside or
+		// after repeated panics (release.go).
+		for _, mem := range r.members {
+			unwatchOnStop(ctx, r.node.system, mem.pid)
+		}
+		releaseSelf(ctx)
 	}
 }
 

@@ -132,6 +132,14 @@ func (s *session) Receive(ctx actor.Context) {
 		}
 	case *actor.Stopped:
 		s.stopped()
+		// Nothing of the session may stay in the rooms' watcher sets, nor
+		// its process behind its PID (release.go).
+		for _, pid := range s.rooms {
+			if pid != nil {
+				unwatchOnStop(ctx, s.node.system, pid)
+			}
+		}
+		releaseSelf(ctx)
 	}
 }
 

@@ -1,0 +1,74 @@
+package actors
+
+import "github.com/asynkron/protoactor-go/actor"
+
+// What a stopped actor leaves behind must not keep it, or anything it held,
+// reachable. Three protoactor behaviours call for care:
+//
+//   - An *actor.PID caches the process it was sent to (the mailbox, the
+//     context, the actor itself), and the PID an actor was spawned with is
+//     its ctx.Self(): the pointer that ends up wherever the actor is known
+//     (a watcher entry, the parent's children set, the hub's directory, a
+//     broker's subscriber list, a timer in flight). The cache is emptied
+//     only when a message is sent through that PID after the actor died.
+//   - PIDSet.Remove shortens its slice without clearing the slot it
+//     vacates, so a set that has lost members keeps PIDs of actors that
+//     have gone (a children set keeps as many as it once held).
+//   - A watcher that stops stays in the watched actor's set: a room that
+//     lives for days would collect one entry for every session that ever
+//     closed while in it.
+//
+// Together they kept stopped rooms and sessions, their connections
+// included, reachable: after 2,000 connections had each joined 100 rooms
+// and closed, 105,496 of the 202,100 stopped actors were still reachable
+// and the live heap stayed at 303 MB (TestRoomChurnReleasesMemory at that
+// scale; 6 MB before the connections). So:
+//
+//   - every session and room calls releaseSelf when it stops, after which
+//     a PID left anywhere costs about 100 bytes, not the actor;
+//   - it unwatches, when it stops, the live actors it watched
+//     (unwatchOnStop): a session its rooms, a room its members;
+//   - the hub clears the slot its children set vacates when a room stops
+//     (clearVacatedChildSlot).
+//
+// With these, every stopped actor is collected and the live heap after the
+// same run is 89 MB: what stays is sized by the peak, not by the churn
+// (the hub's maps, protoactor's registry shards, the hub's children set
+// and mailbox, the in-process broker's channel map, the runtime's
+// goroutine records).
+
+// processGone is what a stopped actor sends to its own PID. The registry
+// no longer knows the PID, so protoactor drops the cached process on the
+// way and hands the message to the dead-letter process, which ignores it.
+type processGone struct{}
+
+func (processGone) IgnoreDeadLetterLogging() {}
+
+// releaseSelf empties the process cache of a stopped actor's own PID. Call
+// it from the actor's *actor.Stopped case: protoactor has removed the actor
+// from its registry by then, and empties a PID's cache only when it finds
+// the cached process dead.
+func releaseSelf(ctx actor.Context) {
+	ctx.Send(ctx.Self(), processGone{})
+}
+
+// unwatchOnStop removes the stopping actor ctx from the watchers of pid, if
+// pid is still registered (an Unwatch to a stopped actor would be logged as
+// a dead letter). Call it from the *actor.Stopped case.
+func unwatchOnStop(ctx actor.Context, sys *actor.ActorSystem, pid *actor.PID) {
+	if _, live := sys.ProcessRegistry.GetLocal(pid.Id); live {
+		ctx.Unwatch(pid)
+	}
+}
+
+// clearVacatedChildSlot nils the slot of ctx's children set that the last
+// removal vacated. protoactor removes a child from the set (moving the last
+// one into its place and shortening the slice) just before the parent
+// receives the child's *actor.Terminated, so, called first thing on every
+// Terminated, it keeps every slot past the slice's end empty: the next
+// child is appended there.
+func clearVacatedChildSlot(ctx actor.Context) {
+	if c := ctx.Children(); len(c) < cap(c) {
+		c[:len(c)+1][len(c)] = nil
+	}
+}
