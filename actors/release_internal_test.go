@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"fmt"
 	"log/slog"
 	"testing"
 	"time"
@@ -58,5 +59,48 @@ func TestClearVacatedChildSlot(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatalf("only %d of %d children reported stopped", i, children)
 		}
+	}
+}
+
+// compacted rebuilds a map once it holds less than a quarter of its peak,
+// keeping its contents, and leaves small maps alone.
+func TestCompacted(t *testing.T) {
+	m := map[string]int{}
+	peak := 0
+	for i := range 4 * compactMinPeak {
+		m[fmt.Sprint(i)] = i
+		if got := compacted(m, &peak); fmt.Sprintf("%p", got) != fmt.Sprintf("%p", m) {
+			t.Fatalf("rebuilt while growing, at %d entries", len(m))
+		}
+	}
+	if peak != 4*compactMinPeak {
+		t.Fatalf("peak %d, want %d", peak, 4*compactMinPeak)
+	}
+	i := 0
+	for ; len(m) > compactMinPeak; i++ {
+		delete(m, fmt.Sprint(i))
+		if got := compacted(m, &peak); fmt.Sprintf("%p", got) != fmt.Sprintf("%p", m) {
+			t.Fatalf("rebuilt at %d entries of a peak of %d", len(m), peak)
+		}
+	}
+	delete(m, fmt.Sprint(i))
+	got := compacted(m, &peak)
+	if fmt.Sprintf("%p", got) == fmt.Sprintf("%p", m) {
+		t.Fatalf("not rebuilt at %d entries of a peak of %d", len(m), 4*compactMinPeak)
+	}
+	if len(got) != len(m) || peak != len(m) {
+		t.Fatalf("rebuilt with %d entries (peak %d), want %d", len(got), peak, len(m))
+	}
+	for k, v := range m {
+		if got[k] != v {
+			t.Fatalf("entry %s: %d, want %d", k, got[k], v)
+		}
+	}
+	// A map that never reached compactMinPeak is never copied.
+	small, smallPeak := map[int]int{1: 1, 2: 2, 3: 3, 4: 4, 5: 5}, 0
+	compacted(small, &smallPeak)
+	clear(small)
+	if got := compacted(small, &smallPeak); fmt.Sprintf("%p", got) != fmt.Sprintf("%p", small) {
+		t.Fatal("a small map was rebuilt")
 	}
 }
