@@ -61,7 +61,7 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 // passed, the verdict (0 when none) and the gate.
 func runGate(t testing.TB, stream []byte, size int, limits *frameLimits) ([]byte, uint16, *frameGate) {
 	t.Helper()
-	g := newFrameGate(&chunkReader{data: stream, size: size}, limits)
+	g := newFrameGate(&chunkReader{data: stream, size: size}, nil, limits)
 	var out bytes.Buffer
 	buf := make([]byte, 64)
 	for {
@@ -175,14 +175,14 @@ func TestFrameGateCharges(t *testing.T) {
 	whole := gateFrame(0x81, payload)
 
 	// Whole in one chunk: no charge.
-	g := newFrameGate(&chunkReader{data: whole, size: len(whole)}, limits)
+	g := newFrameGate(&chunkReader{data: whole, size: len(whole)}, nil, limits)
 	buf := make([]byte, len(whole))
 	if n, _ := g.Read(buf); n != len(whole) || limits.budget.used.Load() != 0 {
 		t.Fatalf("a whole frame: passed %d, charged %d", n, limits.budget.used.Load())
 	}
 
 	// Header first: charged the 64 KiB buffer until the payload has passed.
-	g = newFrameGate(&chunkReader{data: whole, size: 100}, limits)
+	g = newFrameGate(&chunkReader{data: whole, size: 100}, nil, limits)
 	if n, _ := g.Read(buf); n != 100 {
 		t.Fatalf("passed %d", n)
 	}
@@ -202,7 +202,7 @@ func TestFrameGateCharges(t *testing.T) {
 
 	// A small frame whose payload is late: not charged.
 	small := gateFrame(0x81, make([]byte, 2000))
-	g = newFrameGate(&chunkReader{data: small, size: 10}, limits)
+	g = newFrameGate(&chunkReader{data: small, size: 10}, nil, limits)
 	_, _ = g.Read(buf)
 	if got := limits.budget.used.Load(); got != 0 {
 		t.Fatalf("a 2,000-byte frame charged %d", got)
@@ -211,7 +211,7 @@ func TestFrameGateCharges(t *testing.T) {
 	// A fragmented message keeps twice its payload charged until it ends;
 	// each fragment's read buffer only while that fragment comes.
 	frag := append(gateFrame(0x01, make([]byte, 1000)), gateFrame(0x80, make([]byte, 1000))...)
-	g = newFrameGate(&chunkReader{data: frag, size: 1008}, limits)
+	g = newFrameGate(&chunkReader{data: frag, size: 1008}, nil, limits)
 	if n, _ := g.Read(buf); n != 1008 {
 		t.Fatalf("passed %d", n)
 	}
@@ -238,7 +238,7 @@ func TestFrameGateWaitsForBudget(t *testing.T) {
 	buf := make([]byte, 128)
 	hogs := make([]*frameGate, 2)
 	for i := range hogs {
-		hogs[i] = newFrameGate(&chunkReader{data: big, size: 100}, limits)
+		hogs[i] = newFrameGate(&chunkReader{data: big, size: 100}, nil, limits)
 		if n, err := hogs[i].Read(buf); n != len(big) || err != nil {
 			t.Fatalf("hog %d: passed %d, %v", i, n, err)
 		}
@@ -248,7 +248,7 @@ func TestFrameGateWaitsForBudget(t *testing.T) {
 	}
 
 	small := gateFrame(0x81, []byte(`{"type":"ping"}`))
-	victim := newFrameGate(&chunkReader{data: append(append([]byte(nil), small...), big...), size: 1 << 10}, limits)
+	victim := newFrameGate(&chunkReader{data: append(append([]byte(nil), small...), big...), size: 1 << 10}, nil, limits)
 	// The frame before it passes, and the header up to its last byte.
 	if n, err := victim.Read(buf); n != len(small)+len(big)-1 || err != nil {
 		t.Fatalf("the frame before the unaffordable one: passed %d, %v", n, err)
@@ -270,7 +270,7 @@ func TestFrameGateWaitsForBudget(t *testing.T) {
 	}
 
 	limits.wait = 20 * time.Millisecond
-	late := newFrameGate(&chunkReader{data: big, size: 100}, limits)
+	late := newFrameGate(&chunkReader{data: big, size: 100}, nil, limits)
 	if n, err := late.Read(buf); n != len(big)-1 || err != nil {
 		t.Fatalf("with the budget spent: passed %d, %v", n, err)
 	}

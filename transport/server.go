@@ -286,15 +286,15 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, requireToken bo
 	// are dropped by the session's heartbeat check (actors.HeardConn).
 	// Every byte goes through the frame gate, which refuses hostile frame
 	// headers before gws parses them (framegate.go).
-	var src io.Reader = nc
+	var early []byte
 	if n := brw.Reader.Buffered(); n > 0 {
-		early, _ := brw.Reader.Peek(n)
-		src = io.MultiReader(bytes.NewReader(bytes.Clone(early)), nc)
+		b, _ := brw.Reader.Peek(n)
+		early = bytes.Clone(b)
 	}
-	gate := newFrameGate(src, s.frames)
+	gate := newFrameGate(nc, early, s.frames)
 	br := bufio.NewReaderSize(gate, s.cfg.ReadBufferSize)
 	if s.cfg.noFrameGate {
-		br.Reset(src)
+		br.Reset(io.MultiReader(bytes.NewReader(early), nc))
 	}
 	socket, err := up.UpgradeFromConn(wire, br, r)
 	if err != nil {
@@ -312,29 +312,35 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, requireToken bo
 	st.pings = actors.NewTokenBucket(s.node.Config().RatePerSecond, s.node.Config().RateBurst, time.Now())
 	opts.Remote = r.RemoteAddr
 	st.pid.Store(s.node.Connect(&sessionConn{socket: socket, wire: wire, st: st}, opts))
-	go s.readLoop(socket, st)
+	go s.readLoop(socket)
 }
 
 // readLoop runs gws's read loop for one connection. A panic in it (gws
-// recovers only OnMessage) costs that connection alone: it is closed with
-// 1011, counted, and ended the way OnClose ends a connection, and the
-// process goes on.
-func (s *Server) readLoop(socket *gws.Conn, st *socketState) {
-	defer func() {
-		st.gate.release()
-		r := recover()
-		if r == nil {
-			return
-		}
-		s.readPanics.Add(1)
-		s.log.Error("panic in a connection's read loop; closing that connection", "panic", r, "remote", st.ip)
-		_ = socket.WriteClose(uint16(actors.CloseInternal), []byte("internal error"))
-		_ = st.wire.Close()
-		if !st.ended.Load() {
-			(&events{srv: s}).OnClose(socket, errReadLoopPanic)
-		}
-	}()
+// recovers only OnMessage) costs that connection alone: endReadLoop closes
+// it with 1011, counts it and ends it the way OnClose ends a connection,
+// and the process goes on. Its frame stays small, with the deferred call
+// in a method of its own: an idle connection's whole stack is the read
+// loop parked under this frame (see frameGate.Read).
+func (s *Server) readLoop(socket *gws.Conn) {
+	defer s.endReadLoop(socket)
 	socket.ReadLoop()
+}
+
+// endReadLoop runs when a read loop ends, normally or by a panic.
+func (s *Server) endReadLoop(socket *gws.Conn) {
+	st := stateOf(socket)
+	st.gate.release()
+	r := recover()
+	if r == nil {
+		return
+	}
+	s.readPanics.Add(1)
+	s.log.Error("panic in a connection's read loop; closing that connection", "panic", r, "remote", st.ip)
+	_ = socket.WriteClose(uint16(actors.CloseInternal), []byte("internal error"))
+	_ = st.wire.Close()
+	if !st.ended.Load() {
+		(&events{srv: s}).OnClose(socket, errReadLoopPanic)
+	}
 }
 
 // errReadLoopPanic ends a session whose read loop panicked.
