@@ -71,6 +71,18 @@ func newAdminMux(node *actors.Node, o *options, log *slog.Logger) *http.ServeMux
 	return mux
 }
 
+// warnRemoteAdmin warns when --admin-allow-remote let the admin listener
+// onto an address other than loopback.
+func warnRemoteAdmin(o *options, bound string, log *slog.Logger) {
+	if !o.adminAllowRemote {
+		return
+	}
+	if host, _, _ := net.SplitHostPort(o.adminAddr); checkAdminAddr(o.adminAddr, false) != nil {
+		log.Warn("admin listener is not on loopback: anyone who reaches it can profile the node"+
+			" and, with --enable-kill, kill its actors", "addr", bound, "host", host)
+	}
+}
+
 // listenAdmin opens the admin listener when a debug feature is on; nil, nil
 // when none is.
 func listenAdmin(node *actors.Node, o *options, log *slog.Logger) (*http.Server, net.Listener, error) {
@@ -81,12 +93,7 @@ func listenAdmin(node *actors.Node, o *options, log *slog.Logger) (*http.Server,
 	if err != nil {
 		return nil, nil, fmt.Errorf("--admin-addr: %w", err)
 	}
-	if o.adminAllowRemote {
-		if host, _, _ := net.SplitHostPort(o.adminAddr); checkAdminAddr(o.adminAddr, false) != nil {
-			log.Warn("admin listener is not on loopback: anyone who reaches it can profile the node"+
-				" and, with --enable-kill, kill its actors", "addr", ln.Addr().String(), "host", host)
-		}
-	}
+	warnRemoteAdmin(o, ln.Addr().String(), log)
 	// No write timeout: a CPU profile or a trace streams for as long as it
 	// was asked to.
 	hs := &http.Server{
