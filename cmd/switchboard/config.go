@@ -27,6 +27,7 @@ type options struct {
 	pongTimeout     time.Duration
 	writeTimeout    time.Duration
 	maxPendingBytes int
+	frameBudget     int64
 	readBufferSize  int
 	logLevel        string
 	logFormat       string
@@ -83,6 +84,7 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (*op
 	fs.DurationVar(&o.pongTimeout, "pong-timeout", 10*time.Second, "a client that sends nothing (message, ping or pong) within pong-timeout of a ping is dropped")
 	fs.DurationVar(&o.writeTimeout, "write-timeout", 10*time.Second, "bound of one write to a client")
 	fs.IntVar(&o.maxPendingBytes, "max-pending-bytes", 4<<20, "outbound bytes queued per connection before it is closed as a slow consumer (1013)")
+	fs.Int64Var(&o.frameBudget, "frame-budget", 64<<20, "bytes all connections together may reserve for client frames announced and not yet received; past it such a frame waits, then its connection is closed (1013)")
 	fs.IntVar(&o.readBufferSize, "read-buffer-size", 1024, "read buffer per connection in bytes (frames larger than the buffer are still read whole, straight into their own memory)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
@@ -171,6 +173,9 @@ func (o *options) validate() error {
 	}
 	if o.allowAnonymous && (o.authRequired || o.jwtSecret == "" && o.jwtPublicKey == "") {
 		errs = append(errs, errors.New("--allow-anonymous needs --jwt-secret or --jwt-public-key, and excludes --auth-required"))
+	}
+	if o.frameBudget < 1<<20 {
+		errs = append(errs, fmt.Errorf("--frame-budget %d is out of range: at least 1048576 (1 MiB)", o.frameBudget))
 	}
 	if o.maxConnections < 0 || o.maxRooms < 1 || o.maxPendingBytes < 1024 || o.rateBurst < 0 || o.outboxLimit < 0 {
 		errs = append(errs, errors.New("--max-connections, --max-rooms, --max-pending-bytes, --rate-burst and --outbox-limit are out of range"))

@@ -75,16 +75,17 @@ func run(ctx context.Context, o *options, logOut io.Writer, ready chan<- listeni
 		return err
 	}
 	tcfg := transport.Config{
-		MaxMessageBytes: o.maxMessageBytes,
-		WriteTimeout:    o.writeTimeout,
-		MaxPendingBytes: o.maxPendingBytes,
-		ReadBufferSize:  o.readBufferSize,
-		MaxConnections:  o.maxConnections,
-		AuthRequired:    o.authRequired,
-		AllowAnonymous:  o.allowAnonymous,
-		AllowedOrigins:  origins(o.allowedOrigins),
-		AllowBinary:     o.allowBinary,
-		Logger:          log,
+		MaxMessageBytes:  o.maxMessageBytes,
+		WriteTimeout:     o.writeTimeout,
+		MaxPendingBytes:  o.maxPendingBytes,
+		FrameBudgetBytes: o.frameBudget,
+		ReadBufferSize:   o.readBufferSize,
+		MaxConnections:   o.maxConnections,
+		AuthRequired:     o.authRequired,
+		AllowAnonymous:   o.allowAnonymous,
+		AllowedOrigins:   origins(o.allowedOrigins),
+		AllowBinary:      o.allowBinary,
+		Logger:           log,
 
 		MaxConnectionsPerIP: o.maxConnsPerIP,
 		HandshakeTimeout:    o.handshakeTimeout,
