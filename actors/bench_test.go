@@ -334,16 +334,19 @@ func processCPU() int64 {
 
 // benchBroker is a Broker that accepts every publish and delivers nothing:
 // a single node's fan-out without the in-process fabric's envelope decode.
-type benchBroker struct{}
+// It confirms every subscription at once.
+type benchBroker struct{ root *actor.RootContext }
 
-func newBenchBroker() Broker { return benchBroker{} }
+func newBenchBroker() Broker { return &benchBroker{} }
 
-func (benchBroker) Start(BrokerHost) error                               { return nil }
-func (benchBroker) Publish(string, []byte) error                         { return nil }
-func (benchBroker) Subscribe(string, *actor.PID)                         {}
-func (benchBroker) Unsubscribe(string, *actor.PID)                       {}
-func (benchBroker) SendDirect(_ string, _ []byte, done func(int, error)) { done(0, nil) }
-func (benchBroker) UserOnline(string)                                    {}
-func (benchBroker) UserOffline(string)                                   {}
-func (benchBroker) State() BrokerState                                   { return BrokerState{Kind: "bench", Connected: true} }
-func (benchBroker) Close(context.Context) error                          { return nil }
+func (b *benchBroker) Start(h BrokerHost) error { b.root = h.Root; return nil }
+func (b *benchBroker) Subscribe(channel string, target *actor.PID) {
+	b.root.Send(target, &Subscribed{Channel: channel})
+}
+func (*benchBroker) Publish(string, []byte) error                         { return nil }
+func (*benchBroker) Unsubscribe(string, *actor.PID)                       {}
+func (*benchBroker) SendDirect(_ string, _ []byte, done func(int, error)) { done(0, nil) }
+func (*benchBroker) UserOnline(string)                                    {}
+func (*benchBroker) UserOffline(string)                                   {}
+func (*benchBroker) State() BrokerState                                   { return BrokerState{Kind: "bench", Connected: true} }
+func (*benchBroker) Close(context.Context) error                          { return nil }

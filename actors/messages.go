@@ -73,6 +73,12 @@ type roomJoined struct {
 
 func (*roomJoined) IgnoreDeadLetterLogging() {}
 
+// room -> session: the join did not take effect; the broker did not
+// confirm the room's channel in time.
+type roomRefused struct{ room string }
+
+func (*roomRefused) IgnoreDeadLetterLogging() {}
+
 // session -> room: leave.
 type roomLeave struct {
 	session *actor.PID

@@ -29,7 +29,7 @@ type Metrics struct {
 	BrokerIn     atomic.Int64 // envelopes received from the broker
 	BrokerOut    atomic.Int64 // envelopes handed to the broker
 
-	SubscribeTimeouts atomic.Int64 // rooms that let joins in without the broker's confirmation
+	SubscribeTimeouts atomic.Int64 // rooms that refused joins: the broker did not confirm their channel in time
 	Restarts          atomic.Int64 // actor restarts and resumes after a panic
 	SessionPanic      atomic.Int64 // sessions stopped by a panic
 	RoomPanic         atomic.Int64 // room panics (resumed)

@@ -20,10 +20,14 @@ type room struct {
 	joins   int               // joins processed, compared by the hub
 	idle    bool              // roomIdle sent, no member since
 
-	// Until the broker confirms the room's channel (or subscribeWait has
-	// passed), joins wait in held: a member is told it joined only once what
-	// other nodes publish to the room reaches it.
+	// Until the broker confirms the room's channel, joins wait in held: a
+	// member is told it joined only once what other nodes publish to the
+	// room reaches it. If subscribeWait passes first, the held joins and
+	// those that come until the confirmation are refused (roomRefused):
+	// an acknowledged join that hears nothing from the other nodes would
+	// break the ack's promise.
 	subscribing bool
+	refusing    bool
 	held        []*roomJoin
 
 	// Events to fan out (room messages, broker traffic) wait in pending
@@ -43,7 +47,7 @@ func (fanoutNow) IgnoreDeadLetterLogging() {}
 // fabric is down the room does not wait at all; local traffic goes on.
 func (r *room) subscribeWait() time.Duration { return r.node.cfg.JoinRetry / 2 }
 
-// room -> room: stop waiting for the broker's confirmation.
+// room -> room: the broker's confirmation is late; refuse the joins.
 type subscribeTimeout struct{}
 
 func (*subscribeTimeout) IgnoreDeadLetterLogging() {}
@@ -76,17 +80,26 @@ func (r *room) Receive(ctx actor.Context) {
 		r.fanoutQueued = false
 		r.fanoutPending(ctx)
 	case *roomJoin:
-		if r.subscribing {
+		switch {
+		case r.refusing:
+			r.refuse(ctx, m)
+		case r.subscribing:
 			r.held = append(r.held, m)
-			return
+		default:
+			r.join(ctx, m)
 		}
-		r.join(ctx, m)
 	case *Subscribed:
+		r.refusing = false
 		r.releaseHeld(ctx)
 	case *subscribeTimeout:
-		if r.subscribing {
+		if r.subscribing && !r.refusing {
 			r.node.metrics.SubscribeTimeouts.Add(1)
-			r.releaseHeld(ctx)
+			r.refusing = true
+			held := r.held
+			r.held = nil
+			for _, m := range held {
+				r.refuse(ctx, m)
+			}
 		}
 	case *roomLeave:
 		if _, ok := r.members[m.session.Id]; ok {
@@ -135,6 +148,18 @@ func (r *room) releaseHeld(ctx actor.Context) {
 	r.held = nil
 	for _, m := range held {
 		r.join(ctx, m)
+	}
+}
+
+// refuse answers a join with roomRefused (the session reports unavailable)
+// and counts it, so that the hub may stop the room, which has no member
+// while it waits for the broker.
+func (r *room) refuse(ctx actor.Context, m *roomJoin) {
+	r.joins++
+	ctx.Send(m.session, &roomRefused{room: r.name})
+	if len(r.members) == 0 {
+		r.idle = true
+		ctx.Send(r.node.hub, &roomIdle{name: r.name, pid: r.self, joins: r.joins})
 	}
 }
 

@@ -30,6 +30,10 @@ type session struct {
 	// are stashed so that they take effect in the order they were sent.
 	joining int
 	stash   []Command
+	// joinCmd is the room of the client's join_room in flight, "" if none
+	// (commands wait behind it, so there is at most one): the join a
+	// room's refusal fails.
+	joinCmd string
 
 	flushQueued bool
 	closed      bool
@@ -82,6 +86,8 @@ func (s *session) Receive(ctx actor.Context) {
 		s.handle(ctx, m)
 	case *roomJoined:
 		s.onJoined(ctx, m)
+	case *roomRefused:
+		s.onRefused(ctx, m)
 	case *joinTimeout:
 		if pid, ok := s.rooms[m.room]; ok && pid == nil {
 			s.node.root.Send(s.node.hub, &joinRoom{room: m.room, session: s.self, user: s.opts.User, silent: true})
@@ -263,6 +269,10 @@ func (s *session) handle(ctx actor.Context, c Command) {
 		return
 	}
 	if ja, ok := c.(*joinAck); ok {
+		if ja.refused {
+			s.fail(ctx, CodeUnavailable, "message broker did not confirm the room in time; try again", ja.id)
+			return
+		}
 		s.ack(ctx, ja.id)
 		return
 	}
@@ -301,12 +311,12 @@ func (s *session) handle(ctx actor.Context, c Command) {
 		}
 		s.rooms[m.Room] = nil
 		s.joining++
+		s.joinCmd = m.Room
 		ctx.Send(s.node.hub, &joinRoom{room: m.Room, session: s.self, user: s.opts.User})
 		s.node.timers.SendOnce(s.node.cfg.JoinRetry, s.self, &joinTimeout{room: m.Room})
-		// The ack is sent when the room confirms; the id rides in the stash.
-		if len(m.ID) > 0 {
-			s.stash = append(s.stash, &joinAck{id: m.ID})
-		}
+		// The ack (or the refusal) is sent when the room answers; the id
+		// rides in the stash.
+		s.stash = append(s.stash, &joinAck{id: m.ID, room: m.Room})
 	case *LeaveRoomCmd:
 		pid, in := s.rooms[m.Room]
 		if !in {
@@ -355,10 +365,13 @@ func (s *session) handle(ctx actor.Context, c Command) {
 	}
 }
 
-// joinAck is a stashed marker: acknowledge a join once it has taken effect.
+// joinAck is a stashed marker: acknowledge a join once it has taken effect,
+// or report unavailable if the room refused it.
 type joinAck struct {
 	cmdBase
-	id json.RawMessage
+	id      json.RawMessage
+	room    string
+	refused bool
 }
 
 // publish hands env to the broker; on refusal the sender gets unavailable.
@@ -387,19 +400,49 @@ func (s *session) onJoined(ctx actor.Context, m *roomJoined) {
 	}
 	s.rooms[m.room] = m.pid
 	ctx.Watch(m.pid)
+	if m.room == s.joinCmd {
+		s.joinCmd = ""
+	}
 	if s.joining > 0 {
 		s.joining--
 	}
-	if s.joining == 0 && len(s.stash) > 0 {
-		stash := s.stash
-		s.stash = nil
-		for i, c := range stash {
-			if s.joining > 0 {
-				s.stash = append(s.stash, stash[i:]...)
-				return
-			}
-			s.handle(ctx, c)
+	s.drainStash(ctx)
+}
+
+// onRefused: the room's channel was not confirmed by the broker in time.
+// The client's join_room fails with unavailable: no membership, nothing
+// announced, and the client may try again. A silent re-join (the session
+// is in the room already) is tried again by its joinTimeout.
+func (s *session) onRefused(ctx actor.Context, m *roomRefused) {
+	if pid, in := s.rooms[m.room]; !in || pid != nil || m.room != s.joinCmd {
+		return
+	}
+	delete(s.rooms, m.room)
+	s.joinCmd = ""
+	s.joining--
+	for _, c := range s.stash {
+		if ja, ok := c.(*joinAck); ok && ja.room == m.room {
+			ja.refused = true
+			break
 		}
+	}
+	s.drainStash(ctx)
+}
+
+// drainStash handles the stashed commands once no join is in flight, until
+// one of them starts a join.
+func (s *session) drainStash(ctx actor.Context) {
+	if s.joining > 0 || len(s.stash) == 0 {
+		return
+	}
+	stash := s.stash
+	s.stash = nil
+	for i, c := range stash {
+		if s.joining > 0 {
+			s.stash = append(s.stash, stash[i:]...)
+			return
+		}
+		s.handle(ctx, c)
 	}
 }
 

@@ -70,7 +70,7 @@ func newPromMetrics(s *Server) *promMetrics {
 		counter("switchboard_unavailable_total", "Publishes refused because the broker was down and its outbox full.", func() float64 { return float64(m.Unavailable.Load()) }),
 		counter("switchboard_broker_received_total", "Envelopes received from the broker and delivered.", func() float64 { return float64(m.BrokerIn.Load()) }),
 		counter("switchboard_broker_published_total", "Envelopes handed to the broker.", func() float64 { return float64(m.BrokerOut.Load()) }),
-		counter("switchboard_broker_subscribe_timeouts_total", "Rooms that let joins in before the broker confirmed their channel.", func() float64 { return float64(m.SubscribeTimeouts.Load()) }),
+		counter("switchboard_broker_subscribe_timeouts_total", "Rooms whose channel the broker did not confirm within 1 s; their joins were refused with unavailable.", func() float64 { return float64(m.SubscribeTimeouts.Load()) }),
 		counter("switchboard_actor_restarts_total", "Room and hub panics absorbed by supervision (resumed).", func() float64 { return float64(m.Restarts.Load()) }),
 		counter("switchboard_session_panics_total", "Sessions stopped by a panic.", func() float64 { return float64(m.SessionPanic.Load()) }),
 		counter("switchboard_room_panics_total", "Room actor panics (resumed with their members; a room that keeps panicking is stopped and re-created by its members).", func() float64 { return float64(m.RoomPanic.Load()) }),
