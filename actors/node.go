@@ -48,13 +48,38 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Config errors.
+// Config errors. A field out of its range is reported as a *FieldError,
+// which matches ErrBadLimits under errors.Is.
 var (
 	ErrNoBroker   = errors.New("actors: config: Broker is required")
 	ErrBadPrefix  = errors.New("actors: config: ChannelPrefix must not contain spaces or be longer than 64 bytes")
 	ErrBadLimits  = errors.New("actors: config: limits must not be negative")
 	ErrNodeClosed = errors.New("actors: node is shut down")
 )
+
+// FieldError is one Config field out of its range: which field, the value
+// given and what is allowed.
+type FieldError struct {
+	Field   string
+	Value   any
+	Allowed string
+}
+
+func (e *FieldError) Error() string {
+	return fmt.Sprintf("actors: config: %s %v is out of range: %s", e.Field, e.Value, e.Allowed)
+}
+
+// Is makes errors.Is(err, ErrBadLimits) hold.
+func (e *FieldError) Is(target error) bool { return target == ErrBadLimits }
+
+// notNegative returns a *FieldError for a negative field, whose zero value
+// means zero.
+func notNegative[T int | time.Duration](field string, v T, zero string) error {
+	if v >= 0 {
+		return nil
+	}
+	return &FieldError{Field: field, Value: v, Allowed: "0 or more (0: " + zero + ")"}
+}
 
 func (c *Config) normalize() error {
 	if c.Broker == nil {
@@ -74,8 +99,15 @@ func (c *Config) normalize() error {
 			return ErrBadPrefix
 		}
 	}
-	if c.PingInterval < 0 || c.PongTimeout < 0 || c.MaxRoomsPerSession < 0 || c.RateBurst < 0 || c.RateStrikes < 0 || c.JoinRetry < 0 {
-		return ErrBadLimits
+	if err := errors.Join(
+		notNegative("PingInterval", c.PingInterval, "25s"),
+		notNegative("PongTimeout", c.PongTimeout, "10s"),
+		notNegative("MaxRoomsPerSession", c.MaxRoomsPerSession, "100"),
+		notNegative("RateBurst", c.RateBurst, "twice RatePerSecond"),
+		notNegative("RateStrikes", c.RateStrikes, "100"),
+		notNegative("JoinRetry", c.JoinRetry, "2s"),
+	); err != nil {
+		return err
 	}
 	if c.PingInterval == 0 {
 		c.PingInterval = 25 * time.Second

@@ -23,13 +23,13 @@ import (
 // filled in by New.
 type Config struct {
 	// MaxMessageBytes bounds one client frame; larger closes with 1009.
-	// Zero: 65536.
+	// Zero: 65536; else at least MinMessageBytes (64).
 	MaxMessageBytes int
 	// WriteTimeout bounds one write to a client. Zero: 10 s.
 	WriteTimeout time.Duration
 	// MaxPendingBytes is each session's outbound budget: bytes queued and not
 	// yet written. Over it, the client is a slow consumer and is closed with
-	// 1013. Zero: 4 MiB.
+	// 1013. Zero: 4 MiB; else at least MinPendingBytes (1024).
 	MaxPendingBytes int
 	// MaxConnections refuses upgrades with 503 past this many open
 	// connections. Zero: unlimited.
@@ -70,7 +70,8 @@ type Config struct {
 	// frames are small commands (rate limited), and a frame larger than the
 	// buffer is read straight into its own memory, so a larger buffer only
 	// costs memory on every connection, idle or not: 3 KiB more per
-	// connection at gws's default of 4096.
+	// connection at gws's default of 4096. Else MinReadBuffer to
+	// MaxReadBuffer (256 B to 1 MiB).
 	ReadBufferSize int
 	// FrameBudgetBytes bounds the memory that all connections together may
 	// reserve for client frames whose header has arrived and whose payload
@@ -89,11 +90,41 @@ type Config struct {
 	noFrameGate bool
 }
 
+// The smallest settings the node accepts (the command line's limits too):
+// a message must hold any command with its longest id, a connection's
+// outbound budget a few events, and a read buffer a frame header with room.
+const (
+	MinMessageBytes = 64
+	MinPendingBytes = 1024
+	MinReadBuffer   = 256
+	MaxReadBuffer   = 1 << 20
+)
+
+// outOfRange reports one Config field out of its range, with the value
+// given and what is allowed (zero always means the default).
+func outOfRange(field string, v any, allowed string) error {
+	return fmt.Errorf("transport: config: %s %v is out of range: %s", field, v, allowed)
+}
+
 func (c *Config) normalize() error {
-	if c.MaxMessageBytes < 0 || c.WriteTimeout < 0 || c.MaxPendingBytes < 0 ||
-		c.MaxConnections < 0 || c.MaxConnectionsPerIP < 0 || c.HandshakeTimeout < 0 || c.ReadHeaderTimeout < 0 ||
-		c.ReadBufferSize < 0 || c.FrameBudgetBytes < 0 {
-		return errors.New("transport: config: limits must not be negative")
+	var errs []error
+	check := func(ok bool, field string, v any, allowed string) {
+		if !ok {
+			errs = append(errs, outOfRange(field, v, allowed))
+		}
+	}
+	check(c.MaxMessageBytes == 0 || c.MaxMessageBytes >= MinMessageBytes, "MaxMessageBytes", c.MaxMessageBytes, "0 (65536) or at least 64")
+	check(c.WriteTimeout >= 0, "WriteTimeout", c.WriteTimeout, "0 (10s) or more")
+	check(c.MaxPendingBytes == 0 || c.MaxPendingBytes >= MinPendingBytes, "MaxPendingBytes", c.MaxPendingBytes, "0 (4 MiB) or at least 1024")
+	check(c.MaxConnections >= 0, "MaxConnections", c.MaxConnections, "0 (unlimited) or more")
+	check(c.MaxConnectionsPerIP >= 0, "MaxConnectionsPerIP", c.MaxConnectionsPerIP, "0 (unlimited) or more")
+	check(c.HandshakeTimeout >= 0, "HandshakeTimeout", c.HandshakeTimeout, "0 (10s) or more")
+	check(c.ReadHeaderTimeout >= 0, "ReadHeaderTimeout", c.ReadHeaderTimeout, "0 (5s) or more")
+	check(c.ReadBufferSize == 0 || c.ReadBufferSize >= MinReadBuffer && c.ReadBufferSize <= MaxReadBuffer,
+		"ReadBufferSize", c.ReadBufferSize, "0 (1024) or 256 to 1048576")
+	check(c.FrameBudgetBytes >= 0, "FrameBudgetBytes", c.FrameBudgetBytes, "0 (64 MiB) or more")
+	if err := errors.Join(errs...); err != nil {
+		return err
 	}
 	if c.MaxMessageBytes == 0 {
 		c.MaxMessageBytes = 64 << 10
@@ -116,7 +147,7 @@ func (c *Config) normalize() error {
 	if one := maxMessageCost(c.MaxMessageBytes); c.FrameBudgetBytes == 0 {
 		c.FrameBudgetBytes = max(64<<20, 4*one)
 	} else if c.FrameBudgetBytes < one {
-		return fmt.Errorf("transport: config: FrameBudgetBytes %d is less than one message of MaxMessageBytes costs (%d)", c.FrameBudgetBytes, one)
+		return outOfRange("FrameBudgetBytes", c.FrameBudgetBytes, fmt.Sprintf("0 (64 MiB) or at least what one message of MaxMessageBytes costs (%d)", one))
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

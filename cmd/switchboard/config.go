@@ -148,48 +148,60 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (*op
 	if err := o.loadSecretFiles(fromEnv); err != nil {
 		return nil, err
 	}
-	return o, o.validate()
+	return o, o.validate(fromEnv)
 }
 
-func (o *options) validate() error {
+// validate checks every flag, one error per flag out of its range: each
+// names the flag (and its environment variable, when the value came from
+// there), the value and what is allowed.
+func (o *options) validate(fromEnv map[string]bool) error {
 	var errs []error
-	if o.maxMessageBytes < 64 {
-		errs = append(errs, errors.New("--max-message-bytes must be at least 64"))
+	ref := func(flag string) string { return flagRef(flag, fromEnv) }
+	check := func(ok bool, flag string, v any, allowed string) {
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s %v is out of range: %s", ref(flag), v, allowed))
+		}
 	}
-	if o.pingInterval <= 0 || o.pongTimeout <= 0 || o.writeTimeout <= 0 || o.drainTimeout <= 0 {
-		errs = append(errs, errors.New("--ping-interval, --pong-timeout, --write-timeout and --drain-timeout must be positive"))
+	check(o.maxMessageBytes >= transport.MinMessageBytes, "max-message-bytes", o.maxMessageBytes, "at least 64")
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{
+		{"ping-interval", o.pingInterval}, {"pong-timeout", o.pongTimeout}, {"write-timeout", o.writeTimeout},
+		{"drain-timeout", o.drainTimeout}, {"handshake-timeout", o.handshakeTimeout}, {"read-header-timeout", o.readHeaderTimeout},
+	} {
+		check(d.v > 0, d.flag, d.v, "more than 0s")
 	}
+	check(o.jwtLeeway >= 0, "jwt-leeway", o.jwtLeeway, "0s or more")
+	check(o.frameBudget >= 1<<20, "frame-budget", o.frameBudget, "at least 1048576 (1 MiB)")
+	check(o.maxConnections >= 0, "max-connections", o.maxConnections, "0 (unlimited) or more")
+	check(o.maxConnsPerIP >= 0, "max-connections-per-ip", o.maxConnsPerIP, "0 (unlimited) or more")
+	check(o.maxRooms >= 1, "max-rooms", o.maxRooms, "at least 1")
+	check(o.maxPendingBytes >= transport.MinPendingBytes, "max-pending-bytes", o.maxPendingBytes, "at least 1024")
+	check(o.rateBurst >= 0, "rate-burst", o.rateBurst, "0 (twice the rate) or more")
+	check(o.rateStrikes >= 1, "rate-strikes", o.rateStrikes, "at least 1")
+	check(o.outboxLimit >= 0, "outbox-limit", o.outboxLimit, "0 or more")
+	check(o.readBufferSize >= transport.MinReadBuffer && o.readBufferSize <= transport.MaxReadBuffer,
+		"read-buffer-size", o.readBufferSize, "256 to 1048576")
 	if o.logFormat != "text" && o.logFormat != "json" {
-		errs = append(errs, errors.New("--log-format must be text or json"))
+		errs = append(errs, fmt.Errorf("%s %q is not a format: text or json", ref("log-format"), o.logFormat))
 	}
 	if _, err := parseLevel(o.logLevel); err != nil {
-		errs = append(errs, err)
+		errs = append(errs, fmt.Errorf("%s %q is not a level: debug, info, warn, error or a number", ref("log-level"), o.logLevel))
 	}
 	if o.jwtSecret != "" && o.jwtPublicKey != "" {
-		errs = append(errs, errors.New("--jwt-secret and --jwt-public-key are exclusive"))
+		errs = append(errs, fmt.Errorf("%s and %s are exclusive", ref("jwt-secret"), ref("jwt-public-key")))
 	}
 	if o.authRequired && o.jwtSecret == "" && o.jwtPublicKey == "" {
-		errs = append(errs, errors.New("--auth-required needs --jwt-secret or --jwt-public-key"))
+		errs = append(errs, fmt.Errorf("%s needs --jwt-secret or --jwt-public-key", ref("auth-required")))
 	}
 	if o.allowAnonymous && (o.authRequired || o.jwtSecret == "" && o.jwtPublicKey == "") {
-		errs = append(errs, errors.New("--allow-anonymous needs --jwt-secret or --jwt-public-key, and excludes --auth-required"))
-	}
-	if o.frameBudget < 1<<20 {
-		errs = append(errs, fmt.Errorf("--frame-budget %d is out of range: at least 1048576 (1 MiB)", o.frameBudget))
-	}
-	if o.maxConnections < 0 || o.maxRooms < 1 || o.maxPendingBytes < 1024 || o.rateBurst < 0 || o.outboxLimit < 0 {
-		errs = append(errs, errors.New("--max-connections, --max-rooms, --max-pending-bytes, --rate-burst and --outbox-limit are out of range"))
-	}
-	if o.readBufferSize < 256 || o.readBufferSize > 1<<20 {
-		errs = append(errs, errors.New("--read-buffer-size must be 256 to 1048576 bytes"))
-	}
-	if o.maxConnsPerIP < 0 || o.rateStrikes < 1 {
-		errs = append(errs, errors.New("--max-connections-per-ip must not be negative and --rate-strikes must be at least 1"))
-	}
-	if o.handshakeTimeout <= 0 || o.readHeaderTimeout <= 0 || o.jwtLeeway < 0 {
-		errs = append(errs, errors.New("--handshake-timeout and --read-header-timeout must be positive, --jwt-leeway not negative"))
+		errs = append(errs, fmt.Errorf("%s needs --jwt-secret or --jwt-public-key, and excludes --auth-required", ref("allow-anonymous")))
 	}
 	if err := checkAdminAddr(o.adminAddr, o.adminAllowRemote); err != nil {
+		if fromEnv["admin-addr"] {
+			err = fmt.Errorf("%s: %w", envName("admin-addr"), err)
+		}
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
