@@ -176,7 +176,7 @@ func NewNode(cfg Config) (*Node, error) {
 	n.sessionPool = newSessionDispatcher()
 	n.sessionProps = actor.PropsFromProducer(func() actor.Actor { return &session{node: n} },
 		actor.WithGuardian(n.sessionGuardian), actor.WithDispatcher(n.sessionPool))
-	protoLog := n.log.With("lib", "protoactor")
+	protoLog := slog.New(quietInfo{n.log.Handler()}).With("lib", "protoactor")
 	n.system = actor.NewActorSystem(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return protoLog }),
 		actor.WithDeadLetterRequestLogging(false),
