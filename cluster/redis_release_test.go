@@ -96,10 +96,11 @@ func await(t testing.TB, what string, c <-chan struct{}, d time.Duration) {
 
 // TestRedisSubscribeDuringReleaseOf100kChannels: the broker holds 100,000
 // channels (30,000 under the race detector), and all of them are
-// unsubscribed at once, as when every room of a node empties. Channels subscribed meanwhile are confirmed, and what
-// is published on them after the confirmation arrives; the whole release
-// ends. The release time and each confirmation's latency are logged (see
-// docs/benchmarks.md for the figures).
+// unsubscribed at once, as when every room of a node empties. Channels
+// subscribed meanwhile are confirmed while the release goes on, not after
+// it, and what is published on them after the confirmation arrives; the
+// whole release ends. The release time and each confirmation's latency
+// are logged.
 func TestRedisSubscribeDuringReleaseOf100kChannels(t *testing.T) {
 	bulk, fresh := 100_000, 10
 	if raceDetector {
