@@ -25,6 +25,7 @@ var commandSeeds = []string{
 	`{"type":"direct_message","target_user":"bob","content":"psst"}`,
 	`{"type":"ping","id":null}`,
 	`{"type":"pong"}`,
+	`{"type":"stats","id":"s1"}`,
 	`{"type":"dance"}`,
 	`{"type":"join_room","room":"bad room"}`,
 	`[1,"a"]`, `null`, `"x"`, `{bad`, "\xff{}", ``,
@@ -140,6 +141,8 @@ func roundTrip(t *testing.T, data []byte, c actors.Command) {
 		m["type"], id = "ping", v.ID
 	case *actors.PongCmd:
 		m["type"], id = "pong", v.ID
+	case *actors.StatsCmd:
+		m["type"], id = "stats", v.ID
 	default:
 		t.Fatalf("%q: unexpected command %T", data, c)
 	}

@@ -164,6 +164,8 @@ type Node struct {
 	// shutDown is set by the first Shutdown: later calls return at once
 	// (protoactor's ActorSystem.Shutdown panics when called twice).
 	shutDown atomic.Bool
+	started  time.Time
+	stats    statsCache // the stats command's answer (stats.go)
 }
 
 // NewNode starts a node: its actor system, its hub and its broker.
@@ -171,7 +173,7 @@ func NewNode(cfg Config) (*Node, error) {
 	if err := cfg.normalize(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, metrics: &Metrics{}, log: cfg.Logger.With(KeyNode, cfg.NodeID), draining: make(chan struct{})}
+	n := &Node{cfg: cfg, metrics: &Metrics{}, log: cfg.Logger.With(KeyNode, cfg.NodeID), draining: make(chan struct{}), started: time.Now()}
 	n.sessionGuardian = stopSessionOnPanic(n.metrics)
 	n.sessionPool = newSessionDispatcher()
 	n.sessionProps = actor.PropsFromProducer(func() actor.Actor { return &session{node: n} },

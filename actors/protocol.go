@@ -311,6 +311,8 @@ func DecodeCommand(data []byte) Command {
 		return &PingCmd{cmdBase: base}
 	case "pong":
 		return &PongCmd{cmdBase: base}
+	case "stats":
+		return &StatsCmd{cmdBase: base}
 	default:
 		return &BadFrame{cmdBase: base, Code: CodeUnknownType, Message: "unknown message type"}
 	}

@@ -49,6 +49,10 @@ func TestDecodeCommandValid(t *testing.T) {
 			return ok && string(m.ID) == "-1.5e3"
 		}},
 		{`{"type":"pong"}`, func(c actors.Command) bool { _, ok := c.(*actors.PongCmd); return ok }},
+		{`{"type":"stats","id":7}`, func(c actors.Command) bool {
+			m, ok := c.(*actors.StatsCmd)
+			return ok && string(m.ID) == "7"
+		}},
 		// Unknown fields are ignored, a null id is no id.
 		{`{"type":"ping","id":null,"extra":{"a":[1,2]}}`, func(c actors.Command) bool {
 			m, ok := c.(*actors.PingCmd)

@@ -285,6 +285,9 @@ func (s *session) handle(ctx actor.Context, c Command) {
 		s.ack(ctx, m.ID)
 	case *PongCmd:
 		s.ack(ctx, m.ID)
+	case *StatsCmd:
+		s.send(ctx, s.node.statsEvent())
+		s.ack(ctx, m.ID)
 	case *ChatCmd:
 		ev := ChatEvent(s.opts.User, "", m.Content)
 		env := &Envelope{Type: EnvBroadcast, SenderID: s.opts.User, Node: s.node.cfg.NodeID, Payload: ev.JSON}

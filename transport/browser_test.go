@@ -9,11 +9,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -235,6 +238,7 @@ func TestBrowserDemo(t *testing.T) {
 		_, _ = io.WriteString(w, "started\n")
 	})
 	cs := httptest.NewServer(control)
+	rr := httptest.NewServer(roundRobin(a.url(), b.url()))
 
 	out := screenshotDir(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -242,7 +246,7 @@ func TestBrowserDemo(t *testing.T) {
 	cmd := exec.CommandContext(ctx, tools.node, filepath.Join("e2e", "browser.test.mjs"))
 	cmd.Dir = webDir
 	cmd.Env = append(os.Environ(),
-		"SB_URL_A="+a.url(), "SB_URL_B="+b.url(),
+		"SB_URL_A="+a.url(), "SB_URL_B="+b.url(), "SB_URL_RR="+rr.URL,
 		"SB_NODE_A=node-a", "SB_NODE_B=node-b",
 		"SB_CONTROL="+cs.URL, "SB_API_KEY="+testAPIKey, "SB_TOKEN="+browserToken(t, "carol"),
 		"SB_OUT="+out, "SB_CHROMIUM="+tools.chromium,
@@ -284,9 +288,24 @@ func TestBrowserDemo(t *testing.T) {
 	}
 
 	cs.Close()
+	rr.Close()
 	a.stop()
 	b.stop()
 	closeBrokers()
 	http.DefaultClient.CloseIdleConnections()
 	checkGoroutines()
+}
+
+// roundRobin is a load balancer in front of the given nodes that sends
+// each request (WebSocket upgrades included) to the next node in turn, as
+// the README's nginx does.
+func roundRobin(urls ...string) http.Handler {
+	var next atomic.Uint64
+	targets := make([]*url.URL, len(urls))
+	for i, u := range urls {
+		targets[i], _ = url.Parse(u)
+	}
+	return &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(targets[(next.Add(1)-1)%uint64(len(targets))])
+	}}
 }

@@ -1,6 +1,7 @@
 // Switchboard demo client: one WebSocket to the node that served this page,
-// speaking protocol v1 (docs/protocol.md), and a live view of the node from
-// /stats. Plain JavaScript, no dependencies.
+// speaking protocol v1 (docs/protocol.md), and a live view of the node that
+// socket is on, asked over the socket itself. Plain JavaScript, no
+// dependencies.
 
 const ROOM_NAME = /^[A-Za-z0-9_\-.:@]{1,128}$/;
 const BACKOFF_FIRST_MS = 500;
@@ -228,6 +229,7 @@ function onClose(ws, e) {
   for (const [name, st] of state.rooms) if (st === 'joined') state.rooms.set(name, 'pending');
   renderRooms();
   failPending('connection lost before the node confirmed');
+  statsOffline();
   if (!state.wanted) {
     setStatus('idle', 'Disconnected');
     return;
@@ -314,6 +316,7 @@ function onEvent(ev) {
     }
     case 'ack': return onAck(ev);
     case 'error': return onError(ev);
+    case 'stats': return onStats(ev);
     case 'pong': return;
     default: {
       // Events pushed by a backend (POST /api/publish) are shown as sent.
@@ -333,6 +336,7 @@ function onWelcome(ev) {
   state.people.delete(state.me);
   setStatus('connected', `Connected as ${ev.client_id} to node ${ev.node}`);
   setConnectedUI(true);
+  pollStats();
   if (!ui.name.value.trim()) ui.name.value = ev.client_id;
   system(again ? `Reconnected to node ${ev.node} as ${ev.client_id}.` : `Connected to node ${ev.node} as ${ev.client_id}.`);
   for (const name of state.rooms.keys()) joinRoom(name, true);
@@ -494,51 +498,57 @@ function push(list, v) {
   if (list.length > SPARK_POINTS) list.shift();
 }
 
-async function pollStats() {
-  const ctl = new AbortController();
-  const t = setTimeout(() => ctl.abort(), STATS_EVERY_MS - 100);
-  try {
-    const res = await fetch('stats', { cache: 'no-store', signal: ctl.signal });
-    if (!res.ok) throw new Error(`HTTP ${res.status}`);
-    const s = await res.json();
-    const now = performance.now();
-    stat.live.dataset.live = 'yes';
-    stat.live.textContent = 'live';
-    stat.node.textContent = s.node ?? '–';
-    stat.node.title = s.node ?? '';
-    const b = s.broker || {};
-    stat.broker.textContent = `${b.kind ?? '?'} · ${b.connected ? 'connected' : 'down'}` + (b.outbox ? ` · outbox ${b.outbox}` : '');
-    stat.broker.dataset.ok = b.connected ? 'yes' : 'no';
-    stat.broker.className = 'small';
-    stat.connections.textContent = (s.local_connections ?? 0).toLocaleString();
-    stat.rooms.textContent = (s.rooms ?? 0).toLocaleString();
-    stat.users.textContent = (s.users ?? 0).toLocaleString();
-    stat.uptime.textContent = uptime(s.uptime_seconds ?? 0);
-    stat.heap.textContent = bytes(s.heap_bytes ?? 0);
-    // Rates come from counter deltas; a restarted node (new id, or counters
-    // that went down) starts a new baseline.
-    if (last && last.node === s.node && s.messages_in >= last.in && s.messages_out >= last.out) {
-      const dt = (now - last.at) / 1000;
-      const rin = (s.messages_in - last.in) / dt;
-      const rout = (s.messages_out - last.out) / dt;
-      stat.in.textContent = rate(rin);
-      stat.out.textContent = rate(rout);
-      push(series.in, rin);
-      push(series.out, rout);
-      const top = Math.max(1, ...series.in, ...series.out);
-      spark(stat.sparkIn, series.in, top);
-      spark(stat.sparkOut, series.out, top);
-    }
-    last = { node: s.node, in: s.messages_in, out: s.messages_out, at: now };
-  } catch {
-    stat.live.dataset.live = 'no';
-    stat.live.textContent = 'unreachable';
-    stat.in.textContent = '–';
-    stat.out.textContent = '–';
-    last = null;
-  } finally {
-    clearTimeout(t);
+// The panel describes the node this page's socket is on: the page asks
+// that node over the socket ({"type":"stats"}) every second, and the node
+// answers {"event":"stats",...}. GET /stats would reach whichever node a
+// load balancer picks for that request, not necessarily the socket's.
+let statsAsked = 0; // when the unanswered question was sent; 0 when none
+
+function pollStats() {
+  if (statsAsked && performance.now() - statsAsked > 2 * STATS_EVERY_MS) statsOffline('not answering');
+  if (send({ type: 'stats' }) && !statsAsked) statsAsked = performance.now();
+}
+
+function statsOffline(why = 'not connected') {
+  statsAsked = 0;
+  stat.live.dataset.live = 'no';
+  stat.live.textContent = why;
+  stat.in.textContent = '–';
+  stat.out.textContent = '–';
+  last = null;
+}
+
+function onStats(s) {
+  statsAsked = 0;
+  const now = performance.now();
+  stat.live.dataset.live = 'yes';
+  stat.live.textContent = 'live';
+  stat.node.textContent = s.node ?? '–';
+  stat.node.title = s.node ?? '';
+  const b = s.broker || {};
+  stat.broker.textContent = `${b.kind ?? '?'} · ${b.connected ? 'connected' : 'down'}` + (b.outbox ? ` · outbox ${b.outbox}` : '');
+  stat.broker.dataset.ok = b.connected ? 'yes' : 'no';
+  stat.broker.className = 'small';
+  stat.connections.textContent = (s.local_connections ?? 0).toLocaleString();
+  stat.rooms.textContent = (s.rooms ?? 0).toLocaleString();
+  stat.users.textContent = (s.users ?? 0).toLocaleString();
+  stat.uptime.textContent = uptime(s.uptime_seconds ?? 0);
+  stat.heap.textContent = bytes(s.heap_bytes ?? 0);
+  // Rates come from counter deltas; another node (after a reconnect), or
+  // counters that went down (a restart), start a new baseline.
+  if (last && last.node === s.node && s.messages_in >= last.in && s.messages_out >= last.out && now > last.at) {
+    const dt = (now - last.at) / 1000;
+    const rin = (s.messages_in - last.in) / dt;
+    const rout = (s.messages_out - last.out) / dt;
+    stat.in.textContent = rate(rin);
+    stat.out.textContent = rate(rout);
+    push(series.in, rin);
+    push(series.out, rout);
+    const top = Math.max(1, ...series.in, ...series.out);
+    spark(stat.sparkIn, series.in, top);
+    spark(stat.sparkOut, series.out, top);
   }
+  last = { node: s.node, in: s.messages_in, out: s.messages_out, at: now };
 }
 
 // ---------------------------------------------------------------- start
@@ -550,5 +560,5 @@ renderRooms();
 renderPeople();
 setFormUI();
 setConnectedUI(false);
-pollStats();
+statsOffline();
 setInterval(pollStats, STATS_EVERY_MS);

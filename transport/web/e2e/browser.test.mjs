@@ -13,6 +13,7 @@
 //
 // Environment (set by the Go test):
 //   SB_URL_A, SB_URL_B     http://127.0.0.1:PORT of node A and node B
+//   SB_URL_RR              a round-robin balancer in front of both
 //   SB_NODE_A, SB_NODE_B   their node ids
 //   SB_CONTROL             http://127.0.0.1:PORT: POST /stop-a, POST /start-a
 //   SB_API_KEY             the nodes' publish API key
@@ -35,6 +36,7 @@ function need(name) {
 
 const A = need('SB_URL_A');
 const B = need('SB_URL_B');
+const RR = need('SB_URL_RR');
 const NODE_A = need('SB_NODE_A');
 const NODE_B = need('SB_NODE_B');
 const CONTROL = need('SB_CONTROL');
@@ -143,12 +145,32 @@ async function main() {
     assert.ok(framesA.some((f) => JSON.parse(f).event === 'welcome'), 'alice received a welcome frame');
     ok(`alice is connected to ${NODE_A}, bob to ${NODE_B}; the status line says so`);
 
-    // 2. The node panel shows node A live, from /stats.
+    // 2. The node panel shows node A live, asked over the page's socket.
     await alice.locator('#node-live[data-live="yes"]').waitFor(WAIT);
     await alice.locator('#stat-node', { hasText: NODE_A }).waitFor(WAIT);
     await alice.locator('#stat-broker', { hasText: 'connected' }).waitFor(WAIT);
     await alice.locator('#stat-connections', { hasText: '1' }).waitFor(WAIT);
     ok('the node panel shows node A, its broker connected and 1 connection');
+
+    // Behind a round-robin balancer, which sends each request to the other
+    // node, the panel shows the node the page's socket is on, every second.
+    const dave = await ctx.newPage();
+    dave.on('pageerror', (err) => pageErrors.push(`dave: ${err.message}`));
+    await dave.goto(`${RR}/?name=dave`);
+    await dave.click('#connect');
+    await dave.locator('#status[data-state="connected"]').waitFor(WAIT);
+    const daveNode = (await dave.locator('#status-text').textContent()).match(/to node (\S+)$/)[1];
+    await dave.evaluate(() => {
+      const node = document.getElementById('stat-node');
+      window.shownNodes = [];
+      new MutationObserver(() => window.shownNodes.push(node.textContent))
+        .observe(node, { childList: true, characterData: true, subtree: true });
+    });
+    await dave.waitForFunction(() => window.shownNodes.length >= 3, null, WAIT);
+    const shown = await dave.evaluate(() => window.shownNodes);
+    assert.deepEqual([...new Set(shown)], [daveNode], `panel updates ${JSON.stringify(shown)} behind the balancer`);
+    await dave.close();
+    ok(`behind a round-robin balancer the panel shows ${daveNode}, the node of the page's socket, at every update`);
 
     // 3. Both join one room; alice sees bob join, across nodes.
     await joinRoom(alice, 'lobby');
@@ -208,7 +230,7 @@ async function main() {
     }
     ok('an event published with POST /api/publish on node A shows on both pages');
 
-    // 8. Message rates appear once two /stats samples are in.
+    // 8. Message rates appear once two stats samples are in.
     await alice.waitForFunction(() => /^\d/.test(document.getElementById('stat-out').textContent), null, WAIT);
     const shotA = join(OUT, 'demo-node-a.png');
     const shotB = join(OUT, 'demo-node-b.png');

@@ -1,0 +1,82 @@
+package actors
+
+import (
+	"encoding/json"
+	"runtime/metrics"
+	"sync/atomic"
+	"time"
+)
+
+// StatsCmd is {"type":"stats"}: the node answers with a StatsEvent, about
+// itself, over the connection that asked. Behind a load balancer, GET
+// /stats reaches whichever node the balancer picks; this reaches the node
+// the client's socket is on (the demo page's node panel uses it).
+type StatsCmd struct{ cmdBase }
+
+// NodeStats is the body of the stats event: the node's own view, the
+// same values as the fields of the same names in GET /stats.
+type NodeStats struct {
+	Event            string      `json:"event"` // "stats"
+	Node             string      `json:"node"`
+	LocalConnections int64       `json:"local_connections"`
+	Rooms            int64       `json:"rooms"`
+	Users            int64       `json:"users"`
+	UptimeSeconds    float64     `json:"uptime_seconds"`
+	Broker           BrokerState `json:"broker"`
+	MessagesIn       int64       `json:"messages_in"`
+	MessagesOut      int64       `json:"messages_out"`
+	HeapBytes        uint64      `json:"heap_bytes"`
+}
+
+// statsEvery is how long an encoded stats event is reused: every session
+// that asks within it gets the same bytes (encoded once), and a flood of
+// stats commands costs one snapshot per interval, not one per command.
+const statsEvery = 100 * time.Millisecond
+
+type statsSnapshot struct {
+	at time.Time
+	ev *Event
+}
+
+// statsCache holds the latest stats event. Any session's goroutine reads
+// it and, when it is stale, replaces it (two sessions may both rebuild it;
+// the later one wins, harmlessly).
+type statsCache struct{ latest atomic.Pointer[statsSnapshot] }
+
+// statsEvent returns the node's stats event, at most statsEvery old.
+func (n *Node) statsEvent() *Event {
+	now := time.Now()
+	if s := n.stats.latest.Load(); s != nil && now.Sub(s.at) < statsEvery {
+		return s.ev
+	}
+	m := n.metrics
+	body, _ := json.Marshal(NodeStats{
+		Event:            "stats",
+		Node:             n.cfg.NodeID,
+		LocalConnections: m.Sessions.Load(),
+		Rooms:            m.Rooms.Load(),
+		Users:            m.Users.Load(),
+		UptimeSeconds:    now.Sub(n.started).Seconds(),
+		Broker:           n.BrokerState(),
+		MessagesIn:       m.MessagesIn.Load(),
+		MessagesOut:      m.MessagesOut.Load(),
+		HeapBytes:        heapInUse(),
+	})
+	ev := NewEvent(body)
+	n.stats.latest.Store(&statsSnapshot{at: now, ev: ev})
+	return ev
+}
+
+// heapInUse is runtime.MemStats.HeapInuse (what GET /stats reports), read
+// without stopping the world.
+func heapInUse() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/heap/unused:bytes"}}
+	metrics.Read(s)
+	var total uint64
+	for _, v := range s {
+		if v.Value.Kind() == metrics.KindUint64 {
+			total += v.Value.Uint64()
+		}
+	}
+	return total
+}

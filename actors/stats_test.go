@@ -1,0 +1,60 @@
+package actors_test
+
+import (
+	"encoding/json"
+	"strconv"
+	"testing"
+
+	"github.com/switchboard-rt/switchboard/actors"
+)
+
+// TestStatsCommand: {"type":"stats"} is answered over the same connection
+// with the node's own stats (its id, its connections and rooms, the
+// broker's state), then the ack.
+func TestStatsCommand(t *testing.T) {
+	n := newNode(t)
+	ada := connect(t, n, "ada")
+	bob := connect(t, n, "bob")
+	bob.send(`{"type":"join_room","room":"lobby","id":1}`)
+	bob.conn.waitEvent(t, "bob joined", ackOf("1"))
+
+	var got actors.NodeStats
+	ask := 0
+	waitFor(t, "a stats event that counts both connections and the room", func() bool {
+		ask++
+		id := strconv.Quote("s" + strconv.Itoa(ask))
+		from := len(textPayloads(t, ada.conn))
+		ada.send(`{"type":"stats","id":` + id + `}`)
+		ada.conn.waitEvent(t, "ack of stats", ackOf(id))
+		answer := textPayloads(t, ada.conn)[from:]
+		if len(answer) != 2 {
+			t.Fatalf("answer to stats: %q, want the stats event and the ack", answer)
+		}
+		if err := json.Unmarshal(answer[0], &got); err != nil || got.Event != "stats" {
+			t.Fatalf("stats event %s: %v", answer[0], err)
+		}
+		return got.LocalConnections == 2 && got.Rooms == 1
+	})
+	if got.Node != "n1" || got.Users != 2 || got.Broker.Kind != "inproc" || !got.Broker.Connected ||
+		got.MessagesIn < 2 || got.HeapBytes == 0 || got.UptimeSeconds <= 0 {
+		t.Errorf("stats event: %+v", got)
+	}
+}
+
+// textPayloads returns the payloads of the text frames enqueued so far.
+func textPayloads(t *testing.T, c *fakeConn) [][]byte {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out [][]byte
+	for _, f := range c.frames {
+		fr, _, bad := readFrame(f)
+		if bad != "" {
+			t.Fatalf("bad frame %q: %s", f, bad)
+		}
+		if fr.opcode == actors.OpText {
+			out = append(out, fr.payload)
+		}
+	}
+	return out
+}
