@@ -45,10 +45,14 @@ type session struct {
 
 func newClient(s *suite, idx int) *client {
 	c := &client{s: s, idx: idx, user: fmt.Sprintf("c%02d", idx), home: idx % len(s.nodes), rng: rand.New(rand.NewPCG(s.cfg.Seed, uint64(idx)))}
-	// Each client is in RoomsPerClient consecutive rooms, so every room has
-	// members on every node.
+	// Each client is in RoomsPerClient consecutive rooms, starting from
+	// its group's: the clients of a group (one per node, idx/nodes) share
+	// their rooms, so every room has members on every node and room
+	// messages cross nodes. (Rooms counted from idx itself, by steps of the
+	// node count, put each room's members on one node when the room count
+	// is a multiple of it: 6 rooms on 3 nodes did.)
 	for k := 0; k < s.cfg.RoomsPerClient; k++ {
-		c.rooms = append(c.rooms, roomName((idx+k*len(s.nodes))%s.cfg.Rooms))
+		c.rooms = append(c.rooms, roomName((idx/len(s.nodes)+k)%s.cfg.Rooms))
 	}
 	return c
 }
