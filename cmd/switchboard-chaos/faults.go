@@ -42,6 +42,7 @@ var faults = []*fault{
 	{name: "node-term", inject: termNode},
 	{name: "slow-reader", inject: slowReader},
 	{name: "vanish", inject: vanish},
+	{name: "hostile-frames", inject: hostileFrames},
 }
 
 var faultByName = func() map[string]*fault {

@@ -183,6 +183,24 @@ func (n *nodeProc) isUp() bool {
 	return n.up
 }
 
+// alive reports whether the current incarnation's process is still
+// running: a node the suite did not stop but that exited (a crash) is up
+// and not alive.
+func (n *nodeProc) alive() bool {
+	n.mu.Lock()
+	exited, up := n.exited, n.up
+	n.mu.Unlock()
+	if !up || exited == nil {
+		return false
+	}
+	select {
+	case <-exited:
+		return false
+	default:
+		return true
+	}
+}
+
 // accepting reports whether clients may connect to the node.
 func (n *nodeProc) accepting() bool {
 	n.mu.Lock()

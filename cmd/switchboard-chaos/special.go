@@ -67,15 +67,37 @@ func (s *slowReaderConn) Close() error {
 // room, and from then on never reads: its node must cut it (1013) once its
 // outbound budget is exceeded, without anybody else noticing.
 func dialSlowReader(addr, user, room string) (*slowReaderConn, error) {
-	d := net.Dialer{Timeout: 2 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
-		var serr error
-		if err := rc.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
-		}); err != nil {
-			return err
+	c, err := rawUpgrade(addr, user, 4096)
+	if err != nil {
+		return nil, fmt.Errorf("slow reader: %w", err)
+	}
+	join, _ := json.Marshal(map[string]string{"type": "join_room", "room": room})
+	if _, err := c.Write(maskedFrame(0x81, join)); err != nil {
+		c.Close()
+		return nil, err
+	}
+	sr := &slowReaderConn{Conn: c, stop: make(chan struct{}), done: make(chan struct{})}
+	go sr.keepAlive()
+	return sr, nil
+}
+
+// rawUpgrade opens a TCP connection to addr (with an SO_RCVBUF of rcvbuf
+// bytes when rcvbuf > 0) and upgrades it to a WebSocket for user by hand.
+// It reads the response head byte by byte, so that nothing after it is
+// consumed: the caller reads (or never reads) the frames that follow.
+func rawUpgrade(addr, user string, rcvbuf int) (net.Conn, error) {
+	d := net.Dialer{Timeout: 2 * time.Second}
+	if rcvbuf > 0 {
+		d.Control = func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			if err := rc.Control(func(fd uintptr) {
+				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvbuf)
+			}); err != nil {
+				return err
+			}
+			return serr
 		}
-		return serr
-	}}
+	}
 	c, err := d.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
@@ -89,34 +111,26 @@ func dialSlowReader(addr, user, room string) (*slowReaderConn, error) {
 		c.Close()
 		return nil, err
 	}
-	// Read the response head only; what follows stays unread for good.
 	head := make([]byte, 0, 512)
 	one := make([]byte, 1)
 	for !bytes.HasSuffix(head, []byte("\r\n\r\n")) {
 		if len(head) > 4096 {
 			c.Close()
-			return nil, errors.New("slow reader: response head too long")
+			return nil, errors.New("response head too long")
 		}
 		if _, err := c.Read(one); err != nil {
 			c.Close()
-			return nil, fmt.Errorf("slow reader: handshake: %w", err)
+			return nil, fmt.Errorf("handshake: %w", err)
 		}
 		head = append(head, one[0])
 	}
 	if !bytes.HasPrefix(head, []byte("HTTP/1.1 101")) {
 		c.Close()
 		line, _, _ := bufio.NewReader(bytes.NewReader(head)).ReadLine()
-		return nil, fmt.Errorf("slow reader: handshake refused: %s", line)
-	}
-	join, _ := json.Marshal(map[string]string{"type": "join_room", "room": room})
-	if _, err := c.Write(maskedFrame(0x81, join)); err != nil {
-		c.Close()
-		return nil, err
+		return nil, fmt.Errorf("handshake refused: %s", line)
 	}
 	_ = c.SetDeadline(time.Time{})
-	sr := &slowReaderConn{Conn: c, stop: make(chan struct{}), done: make(chan struct{})}
-	go sr.keepAlive()
-	return sr, nil
+	return c, nil
 }
 
 // maskedFrame frames payload (< 64 KiB) as one masked client frame with
