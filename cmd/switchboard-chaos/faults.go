@@ -43,6 +43,7 @@ var faults = []*fault{
 	{name: "slow-reader", inject: slowReader},
 	{name: "vanish", inject: vanish},
 	{name: "hostile-frames", inject: hostileFrames},
+	{name: "mass-exit", needsRedis: true, inject: massExit},
 }
 
 var faultByName = func() map[string]*fault {

@@ -161,6 +161,12 @@ func (r *redisProc) subscriptions(ctx context.Context, prefix string) (map[strin
 	return out, nil
 }
 
+// channels lists the channels with subscribers that match pattern
+// (PUBSUB CHANNELS).
+func (r *redisProc) channels(ctx context.Context, pattern string) ([]string, error) {
+	return r.admin.PubSubChannels(ctx, pattern).Result()
+}
+
 // keys lists the keys that match pattern (SCAN, bounded).
 func (r *redisProc) keys(ctx context.Context, pattern string) ([]string, error) {
 	var out []string

@@ -40,6 +40,10 @@ type config struct {
 	// NoRedis runs a single node with the in-process broker: only actor and
 	// client faults. Redis is used otherwise.
 	NoRedis bool
+	// MassExit is how many memberships the mass-exit fault creates and
+	// drops at once (in connections of massRoomsPerConn rooms each). Zero:
+	// 10,000 in the short form, 100,000 in the long one.
+	MassExit int
 	// Faults, when not empty, restricts the run to these fault kinds.
 	Faults []string
 	// PingInterval and PongTimeout are the nodes' heartbeat. Zero: 1 s each.
@@ -81,6 +85,12 @@ func (c *config) normalize() error {
 	if c.DrainTimeout == 0 {
 		c.DrainTimeout = 3 * time.Second
 	}
+	if c.MassExit == 0 {
+		c.MassExit = 10_000
+		if c.Duration > 0 {
+			c.MassExit = 100_000
+		}
+	}
 	if c.Out == nil {
 		c.Out = os.Stdout
 	}
@@ -96,6 +106,8 @@ func (c *config) normalize() error {
 		return errors.New("rooms must be at least rooms-per-client, which must be at least 1")
 	case c.Duration < 0:
 		return errors.New("duration must not be negative")
+	case c.MassExit < 1 || c.MassExit > 500_000:
+		return errors.New("mass-exit must be 1..500000 memberships")
 	}
 	for _, f := range c.Faults {
 		if _, ok := faultByName[f]; !ok {
