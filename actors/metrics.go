@@ -65,10 +65,11 @@ func (m *Metrics) HubMailboxDepth() int {
 	return 0
 }
 
-// hubMailboxProducer is the hub's mailbox producer: protoactor's default
-// unbounded mailbox, remembered for HubMailboxDepth.
+// hubMailboxProducer is the hub's mailbox producer: protoactor's unbounded
+// mailbox with priorities (joins first, see joinRoom.GetPriority),
+// remembered for HubMailboxDepth.
 func (m *Metrics) hubMailboxProducer() actor.Mailbox {
-	mb := actor.Unbounded()()
+	mb := actor.UnboundedPriority()()
 	m.hubMailbox.Store(&mb)
 	return mb
 }
