@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 )
@@ -40,7 +41,10 @@ type Broker interface {
 	// SendDirect delivers data (a direct_message Envelope) to every other node
 	// that holds a connection of user. done reports how many nodes it was
 	// sent to (0: nobody else holds the user) or an error; it runs on a
-	// broker goroutine and must only send a message.
+	// broker goroutine and must only send a message. A broker that cannot
+	// send the message within BrokerHost.DirectWait (the fabric is down)
+	// should call done with ErrUnavailable and drop it: the sender stops
+	// waiting soon after, and reports unavailable to its client.
 	SendDirect(user string, data []byte, done func(nodes int, err error))
 
 	// UserOnline and UserOffline maintain the cluster's presence directory:
@@ -64,6 +68,9 @@ type BrokerHost struct {
 	Hub *actor.PID
 	// Prefix is the channel prefix (default "websocket").
 	Prefix string
+	// DirectWait is how long a direct message may wait in the broker for
+	// the fabric (see SendDirect): a quarter of the node's JoinRetry.
+	DirectWait time.Duration
 }
 
 // BrokerState is a snapshot of a broker's health.

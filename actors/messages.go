@@ -147,6 +147,12 @@ type directRemote struct {
 
 func (*directRemote) IgnoreDeadLetterLogging() {}
 
+// session -> session (scheduled): answer the direct messages the broker
+// has not answered in time.
+type directSweep struct{}
+
+func (*directSweep) IgnoreDeadLetterLogging() {}
+
 // session -> session (scheduled): a join got no reply in time.
 type joinTimeout struct{ room string }
 

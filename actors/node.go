@@ -42,7 +42,11 @@ type Config struct {
 	// connection with 1008. Zero: 100.
 	RateStrikes int
 	// JoinRetry is how long a session waits for a room's reply before it asks
-	// again. Zero: 2 s.
+	// again. It also bounds the answer to every client command: a join the
+	// broker has not confirmed within half of it is refused, and so is a
+	// direct message the broker has not answered within half of it
+	// (unavailable), so that a command behind a join is answered within
+	// JoinRetry too. Zero: 2 s.
 	JoinRetry time.Duration
 	// Logger receives the node's logs. Zero: discard.
 	Logger *slog.Logger
@@ -194,7 +198,8 @@ func NewNode(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("actors: spawn hub: %w", err)
 	}
 	n.hub = hub
-	if err := cfg.Broker.Start(BrokerHost{Root: n.root, NodeID: cfg.NodeID, Hub: hub, Prefix: cfg.ChannelPrefix}); err != nil {
+	host := BrokerHost{Root: n.root, NodeID: cfg.NodeID, Hub: hub, Prefix: cfg.ChannelPrefix, DirectWait: cfg.JoinRetry / 4}
+	if err := cfg.Broker.Start(host); err != nil {
 		n.root.StopFuture(hub).Wait()
 		return nil, fmt.Errorf("actors: start broker: %w", err)
 	}

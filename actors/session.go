@@ -45,14 +45,10 @@ type session struct {
 
 	seq     uint64
 	directs map[uint64]*pendingDirect
+	// sweeping is true while a directSweep is scheduled.
+	sweeping bool
 
 	cancelExpiry scheduler.CancelFunc
-}
-
-type pendingDirect struct {
-	id            json.RawMessage
-	local, remote int // -1 until known
-	remoteErr     error
 }
 
 func (s *session) Receive(ctx actor.Context) {
@@ -103,6 +99,8 @@ func (s *session) Receive(ctx actor.Context) {
 			p.remote, p.remoteErr = m.n, m.err
 			s.finishDirect(ctx, m.seq, p)
 		}
+	case *directSweep:
+		s.sweepDirects(ctx)
 	case heartbeatTick:
 		if !s.closed {
 			s.conn.Enqueue(PingFrame)
@@ -359,7 +357,11 @@ func (s *session) handle(ctx actor.Context, c Command) {
 		if s.directs == nil {
 			s.directs = make(map[uint64]*pendingDirect)
 		}
-		s.directs[seq] = &pendingDirect{id: m.ID, local: -1, remote: -1}
+		s.directs[seq] = &pendingDirect{id: m.ID, local: -1, remote: -1, sent: time.Now()}
+		if !s.sweeping {
+			s.sweeping = true
+			s.node.timers.SendOnce(s.directWait(), s.self, &directSweep{})
+		}
 		ctx.Send(s.node.hub, &directLocal{target: m.Target, event: ev, replyTo: s.self, seq: seq})
 		self, root := s.self, s.node.root
 		s.node.cfg.Broker.SendDirect(m.Target, env.Encode(), func(n int, err error) {
@@ -461,22 +463,6 @@ func (s *session) onRoomTerminated(ctx actor.Context, who *actor.PID) {
 			s.node.timers.SendOnce(s.node.cfg.JoinRetry, s.self, &joinTimeout{room: name})
 			return
 		}
-	}
-}
-
-func (s *session) finishDirect(ctx actor.Context, seq uint64, p *pendingDirect) {
-	if p.local < 0 || p.remote < 0 && p.remoteErr == nil {
-		return
-	}
-	delete(s.directs, seq)
-	switch {
-	case p.local+max(p.remote, 0) > 0:
-		s.ack(ctx, p.id)
-	case p.remoteErr != nil:
-		s.node.metrics.Unavailable.Add(1)
-		s.fail(ctx, CodeUnavailable, "message broker unavailable; try again", p.id)
-	default:
-		s.fail(ctx, CodeUserOffline, "user is not connected", p.id)
 	}
 }
 

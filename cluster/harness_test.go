@@ -59,6 +59,14 @@ func withBroker(f func(*cluster.RedisConfig)) nodeOpt {
 // subscriptions are up.
 func startNode(t testing.TB, url, id string, opts ...nodeOpt) *testNode {
 	t.Helper()
+	n := startNodeNoWait(t, url, id, opts...)
+	n.waitConnected(5 * time.Second)
+	return n
+}
+
+// startNodeNoWait starts node id on the Redis at url, reachable or not.
+func startNodeNoWait(t testing.TB, url, id string, opts ...nodeOpt) *testNode {
+	t.Helper()
 	rcfg := testRedisConfig(url)
 	acfg := actors.Config{NodeID: id, PingInterval: 5 * time.Second, RatePerSecond: -1}
 	for _, o := range opts {
@@ -85,7 +93,6 @@ func startNode(t testing.TB, url, id string, opts ...nodeOpt) *testNode {
 	go func() { _ = hs.Serve(ln) }()
 	n := &testNode{t: t, id: id, node: node, broker: broker, srv: srv, hs: hs, url: "http://" + ln.Addr().String()}
 	t.Cleanup(n.stop)
-	n.waitConnected(5 * time.Second)
 	return n
 }
 

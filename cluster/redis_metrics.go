@@ -23,6 +23,7 @@ type redisStats struct {
 	roundTrips    atomic.Int64 // outbox writer: round trips (a pipelined batch counts once)
 	sendFailures  atomic.Int64 // outbox writer: round trips that failed (their commands stay queued)
 	refused       atomic.Int64 // Publish/SendDirect callers: refused, outbox full
+	expired       atomic.Int64 // outbox writer: direct messages given up after waiting past their deadline
 	resent        atomic.Int64 // outbox writer: publishes sent again after a fault (heard by nobody, or within ResendWindow before it was noticed)
 	flushTimeouts atomic.Int64 // outbox writer: FlushWait ran out before the other nodes were back
 	subscriptions atomic.Int64 // bus: channels this node subscribes (gauge)
@@ -55,6 +56,7 @@ type RedisStats struct {
 	RoundTrips      int64         `json:"round_trips"`
 	SendFailures    int64         `json:"send_failures"`
 	Refused         int64         `json:"refused"`
+	DirectsExpired  int64         `json:"directs_expired"`
 	Resent          int64         `json:"resent"`
 	FlushTimeouts   int64         `json:"flush_timeouts"`
 	Outbox          int           `json:"outbox"`
@@ -83,7 +85,8 @@ func (r *Redis) Stats() RedisStats {
 		Unrouted: s.unrouted.Load(), Invalid: s.invalid.Load(), Duplicates: s.duplicates.Load(), Delivered: s.delivered.Load(),
 		InboundBytes: r.inflight.Load(), Published: s.published.Load(), Directs: s.directs.Load(),
 		RoundTrips: s.roundTrips.Load(), SendFailures: s.sendFailures.Load(), Refused: s.refused.Load(),
-		Resent: s.resent.Load(), FlushTimeouts: s.flushTimeouts.Load(),
+		DirectsExpired: s.expired.Load(),
+		Resent:         s.resent.Load(), FlushTimeouts: s.flushTimeouts.Load(),
 		Subscriptions: s.subscriptions.Load(), ConnectionsUp: up, Connections: total,
 		Reconnects: s.reconnects.Load(), SubRestarts: s.subRestarts.Load(),
 		Probes: s.probes.Load(), ProbeFailures: s.probeFailures.Load(),
@@ -127,6 +130,7 @@ var redisMetrics = []redisMetric{
 	counter("round_trips_total", "Round trips of the outbox writer (a pipelined batch counts once).", func(s *RedisStats) float64 { return float64(s.RoundTrips) }),
 	counter("send_failures_total", "Outbox round trips that failed; their commands stayed queued and were sent again.", func(s *RedisStats) float64 { return float64(s.SendFailures) }),
 	counter("refused_total", "Publishes refused because the outbox was full (senders got unavailable).", func(s *RedisStats) float64 { return float64(s.Refused) }),
+	counter("directs_expired_total", "Direct messages given up, unsent, after waiting in the outbox past their deadline (Redis down; senders got unavailable).", func(s *RedisStats) float64 { return float64(s.DirectsExpired) }),
 	counter("resent_total", "Publishes sent again after a fault: heard by nobody, or published just before this node noticed it.", func(s *RedisStats) float64 { return float64(s.Resent) }),
 	counter("flush_wait_timeouts_total", "Recoveries after which the outbox stopped waiting for other nodes' subscriptions.", func(s *RedisStats) float64 { return float64(s.FlushTimeouts) }),
 	gauge("outbox", "Commands waiting in the outbox.", func(s *RedisStats) float64 { return float64(s.Outbox) }),

@@ -38,9 +38,10 @@ import (
 // after the recovery. Nobody heard it the first time, so nobody hears it
 // twice.
 type outbox struct {
-	r        *Redis
-	limit    int
-	maxBatch int
+	r          *Redis
+	limit      int
+	maxBatch   int
+	directWait time.Duration // BrokerHost.DirectWait: a direct message that waits longer is given up
 
 	mu      sync.Mutex          // guards the fields up to closed
 	items   []outItem           // the queue is items[head:]
@@ -50,6 +51,9 @@ type outbox struct {
 	resync  bool                // a resync is queued
 	seq     uint64              // msg_id sequence of the last publish queued
 	closed  bool                // Close began: refuse new publishes
+	// expireAt is when a queued direct message may be due to be given up
+	// (expireDirects); zero when none is queued. It may be early, never late.
+	expireAt time.Time
 
 	wake    chan struct{} // capacity 1: something changed, look again
 	quit    chan struct{} // closed by close: flush, then exit
@@ -100,6 +104,8 @@ type outItem struct {
 	done     func(int, error) // direct: called by the writer with the result (see answer)
 	resent   bool             // heard by nobody once and queued again
 	announce bool             // resync: also publish user_connected for every local user
+	deadline time.Time        // direct: given up (unavailable) if still queued then; zero: never
+	unsure   bool             // put back after a round trip that may have run it: never given up
 }
 
 // answer reports a direct message's result to its sender, once: an item
@@ -132,7 +138,7 @@ const maxReceivers = 10000
 
 func newOutbox(r *Redis) *outbox {
 	return &outbox{
-		r: r, limit: r.cfg.OutboxLimit, maxBatch: r.cfg.MaxBatch,
+		r: r, limit: r.cfg.OutboxLimit, maxBatch: r.cfg.MaxBatch, directWait: r.host.DirectWait,
 		// First of all, clear what a previous incarnation of this node id
 		// left in the presence directory.
 		items: []outItem{{kind: outReapSelf}},
@@ -168,6 +174,9 @@ func (o *outbox) push(it outItem, bounded bool) bool {
 		o.seq++
 		it.data = withMsgID(it.data, o.r.keys.msgID, o.seq)
 	}
+	if !it.deadline.IsZero() && (o.expireAt.IsZero() || it.deadline.Before(o.expireAt)) {
+		o.expireAt = it.deadline
+	}
 	o.items = append(o.items, it)
 	o.mu.Unlock()
 	o.signal()
@@ -186,7 +195,11 @@ func (o *outbox) publish(channel string, data []byte) error {
 
 // direct queues a direct message for user. Any goroutine.
 func (o *outbox) direct(user string, data []byte, done func(int, error)) {
-	if !o.push(outItem{kind: outDirect, user: user, data: data, done: done}, true) {
+	it := outItem{kind: outDirect, user: user, data: data, done: done}
+	if o.directWait > 0 {
+		it.deadline = time.Now().Add(o.directWait)
+	}
+	if !o.push(it, true) {
 		o.r.stats.refused.Add(1)
 		done(0, actors.ErrUnavailable)
 	}
@@ -271,6 +284,9 @@ func (o *outbox) run() {
 		if !more {
 			return
 		}
+		if d, ok := o.untilExpiry(); ok && (wait < 0 || d < wait) {
+			wait = max(d, 0)
+		}
 		if wait == 0 {
 			continue
 		}
@@ -302,6 +318,7 @@ func (o *outbox) run() {
 // step does one unit of work. It returns how long to wait before the next
 // (0: go on, negative: until signalled) and false when the writer is done.
 func (o *outbox) step() (time.Duration, bool) {
+	o.expireDirects(time.Now())
 	quitting := o.quitting()
 	if o.len() == 0 {
 		if quitting {
@@ -562,6 +579,12 @@ func (o *outbox) send(n int) {
 	}
 	if netErr != nil {
 		o.failed(netErr)
+		// Redis may have run the batch before the connection failed: its
+		// direct messages are sent again (receivers drop copies), never
+		// given up.
+		for i := range o.batch {
+			o.batch[i].unsure = true
+		}
 	} else {
 		o.succeeded()
 	}
@@ -812,7 +835,7 @@ func (o *outbox) resendRecent() {
 	again := make([]outItem, len(o.recent))
 	for i, s := range o.recent {
 		again[i] = s.it
-		again[i].resent, again[i].done = true, nil
+		again[i].resent, again[i].done, again[i].deadline = true, nil, time.Time{}
 	}
 	clear(o.recent)
 	o.recent = o.recent[:0]
@@ -837,4 +860,54 @@ func (o *outbox) finish() {
 		_ = o.client.Close()
 		o.client = nil
 	}
+}
+
+// untilExpiry returns how long until a queued direct message may be due to
+// be given up, and false when none is queued.
+func (o *outbox) untilExpiry() (time.Duration, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.expireAt.IsZero() {
+		return 0, false
+	}
+	return time.Until(o.expireAt), true
+}
+
+// expireDirects gives up the direct messages that have waited in the
+// queue past their deadline (Redis down, or the outbox holding after a
+// recovery): each sender is answered unavailable, and the message is not
+// sent later, so that the client that was told unavailable may send it
+// again without it arriving twice. Messages whose earlier round trip may
+// have run (unsure) are kept: they are sent again and deduplicated. It
+// runs on the writer goroutine, between round trips.
+func (o *outbox) expireDirects(now time.Time) {
+	o.mu.Lock()
+	if o.expireAt.IsZero() || now.Before(o.expireAt) {
+		o.mu.Unlock()
+		return
+	}
+	var late []outItem
+	var next time.Time
+	w := o.head + o.sending
+	for _, it := range o.items[w:] {
+		if it.kind == outDirect && it.done != nil && !it.unsure && !it.deadline.IsZero() {
+			if !now.Before(it.deadline) {
+				late = append(late, it)
+				continue
+			}
+			if next.IsZero() || it.deadline.Before(next) {
+				next = it.deadline
+			}
+		}
+		o.items[w] = it
+		w++
+	}
+	clear(o.items[w:])
+	o.items = o.items[:w]
+	o.expireAt = next
+	o.mu.Unlock()
+	for i := range late {
+		late[i].answer(0, actors.ErrUnavailable)
+	}
+	o.r.stats.expired.Add(int64(len(late)))
 }
