@@ -187,6 +187,7 @@ type Redis struct {
 	inflight atomic.Int64
 
 	health health
+	outage outageLog // reports the pub/sub connections' outages (redis_outage.go)
 	// carry[i] holds the deliveries pub/sub connection actor i had read but
 	// not routed when it restarted, for its next incarnation. Only that
 	// actor touches carry[i]; its incarnations follow one another.

@@ -214,7 +214,8 @@ func (c *pubsubConn) checkUp() {
 	recovered, outage := c.r.health.set(c.index, true)
 	if recovered {
 		c.r.stats.recoveryNs.Store(int64(outage))
-		c.r.log.Info("redis subscriptions up", "conn", c.index, "channels", len(c.routes), "after", outage)
+		c.r.log.Info("redis subscriptions up", "conn", c.index, "channels", len(c.routes), "after", outage,
+			"failed_attempts", c.r.outage.recovered())
 		c.r.out.signal()
 		c.r.pres.kick()
 	}
@@ -261,7 +262,7 @@ func (c *pubsubConn) sendProbe() {
 // backoff (restartSubscriptionWithBackoff).
 func (c *pubsubConn) fail(err error) {
 	c.r.health.set(c.index, false)
-	c.r.log.Warn("redis pub/sub connection lost", "conn", c.index, actors.KeyErr, err)
+	c.r.outage.failed(c.r.log, c.index, err)
 	panic(linkFault{err})
 }
 
