@@ -74,11 +74,31 @@ type RedisConfig struct {
 	Logger *slog.Logger
 }
 
-// RedisConfig errors.
+// RedisConfig errors. A negative field is reported by name, with its
+// value; the error matches ErrRedisLimits under errors.Is.
 var (
 	ErrRedisURL    = errors.New("cluster: redis: URL must be redis:// or rediss://")
 	ErrRedisLimits = errors.New("cluster: redis: limits and durations must not be negative")
 )
+
+// redisFieldError is one RedisConfig field out of its range.
+type redisFieldError struct {
+	field, zero string
+	value       any
+}
+
+func (e *redisFieldError) Error() string {
+	return fmt.Sprintf("cluster: redis: %s %v is out of range: 0 or more (0: %s)", e.field, e.value, e.zero)
+}
+
+func (e *redisFieldError) Is(target error) bool { return target == ErrRedisLimits }
+
+func notNegative[T int | time.Duration](field string, v T, zero string) error {
+	if v >= 0 {
+		return nil
+	}
+	return &redisFieldError{field: field, zero: zero, value: v}
+}
 
 func (c *RedisConfig) normalize() (*redis.Options, error) {
 	if !strings.HasPrefix(c.URL, "redis://") && !strings.HasPrefix(c.URL, "rediss://") {
@@ -88,10 +108,21 @@ func (c *RedisConfig) normalize() (*redis.Options, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: redis: %w", err)
 	}
-	if c.PubSubConnections < 0 || c.OutboxLimit < 0 || c.MaxBatch < 0 || c.InboundBytes < 0 ||
-		c.ProbeIdle < 0 || c.ProbeTimeout < 0 || c.ReconnectMin < 0 || c.ReconnectMax < 0 ||
-		c.FlushWait < 0 || c.PresenceTTL < 0 || c.CommandTimeout < 0 || c.ResendWindow < 0 {
-		return nil, ErrRedisLimits
+	if err := errors.Join(
+		notNegative("PubSubConnections", c.PubSubConnections, "2"),
+		notNegative("OutboxLimit", c.OutboxLimit, "10000"),
+		notNegative("MaxBatch", c.MaxBatch, "512"),
+		notNegative("InboundBytes", c.InboundBytes, "64 MiB"),
+		notNegative("ProbeIdle", c.ProbeIdle, "5s"),
+		notNegative("ProbeTimeout", c.ProbeTimeout, "2s"),
+		notNegative("ReconnectMin", c.ReconnectMin, "50ms"),
+		notNegative("ReconnectMax", c.ReconnectMax, "1s"),
+		notNegative("FlushWait", c.FlushWait, "3s"),
+		notNegative("PresenceTTL", c.PresenceTTL, "15s"),
+		notNegative("CommandTimeout", c.CommandTimeout, "5s"),
+		notNegative("ResendWindow", c.ResendWindow, "500ms"),
+	); err != nil {
+		return nil, err
 	}
 	def := func(v *int, d int) {
 		if *v == 0 {
