@@ -4,7 +4,7 @@ PKGS     := ./...
 # Every test with the race detector; bounded well under 10 minutes on 2 cores.
 TESTFLAGS ?= -race -count=1 -timeout 9m
 
-.PHONY: all build run test check vet fmt bench load fuzz chaos clean
+.PHONY: all build run test check vet fmt deps system-deps bench load fuzz chaos clean
 
 all: build
 
@@ -14,9 +14,47 @@ build:
 run: build
 	./bin/switchboard --addr $(ADDR)
 
-# gofmt and vet first, then every test.
-test: check
-	$(GO) test $(TESTFLAGS) $(PKGS)
+# gofmt and vet first, then what the tests need (deps), then every test.
+# CI=true makes a test whose tool is missing fail instead of skipping.
+test: check deps
+	CI=$${CI:-true} $(GO) test $(TESTFLAGS) $(PKGS)
+
+# What the tests run besides Go: real redis-server processes (and
+# redis-cli), nginx in front of two nodes, and the demo page in headless
+# Chromium driven by playwright-core from npm. deps installs what is
+# missing: the Debian packages with apt-get when run as root (after an
+# apt-get update), else it prints the exact command and stops; then npm ci
+# in transport/web whenever its lock file is newer than what is installed.
+# DEPS_PATH is where the tools are looked for; DEPS_INSTALL is yes when
+# deps may install them.
+DEB_PACKAGES := redis-server=redis-server redis-cli=redis-tools nginx=nginx node=nodejs npm=npm chromium=chromium
+DEPS_PATH    ?= $(PATH):/usr/sbin:/sbin
+DEPS_INSTALL ?= $(shell [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && echo yes)
+WEB_DEPS     := transport/web/node_modules/.package-lock.json
+
+deps: system-deps $(WEB_DEPS)
+
+system-deps:
+	@missing=""; \
+	for pair in $(DEB_PACKAGES); do \
+	  PATH="$(DEPS_PATH)" command -v "$${pair%%=*}" >/dev/null 2>&1 || missing="$$missing $${pair#*=}"; \
+	done; \
+	[ -z "$$missing" ] && exit 0; \
+	if [ "$(DEPS_INSTALL)" = yes ]; then \
+	  echo "make deps: installing$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq$$missing >/dev/null; \
+	else \
+	  echo "make deps: the tests need Debian packages that are missing:$$missing"; \
+	  echo "install them (as root), then run make test again:"; \
+	  echo "  sudo apt-get update && sudo apt-get install -y$$missing"; \
+	  exit 1; \
+	fi
+
+# playwright-core exactly as package-lock.json pins it (~2 s); the browser
+# test uses the system's Chromium, so no browser is downloaded.
+$(WEB_DEPS): transport/web/package-lock.json | system-deps
+	cd transport/web && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
 
 check: fmt vet
 

@@ -44,9 +44,9 @@ func startNginx(t *testing.T, conf string) string {
 	if err != nil {
 		if bin, err = exec.LookPath("/usr/sbin/nginx"); err != nil {
 			if os.Getenv("CI") != "" {
-				t.Fatal("nginx not installed; .ci/run installs it")
+				t.Fatal("nginx not installed; make deps installs it")
 			}
-			t.Skip("nginx not installed (.ci/run installs it)")
+			t.Skip("nginx not installed (make deps installs it)")
 		}
 	}
 	dir := t.TempDir()

@@ -30,9 +30,10 @@ import (
 
 // The browser test drives the demo page in headless Chromium with
 // playwright-core (transport/web/e2e/browser.test.mjs). It needs node, the
-// system's chromium and `npm ci` in transport/web; .ci/run installs all
-// three. Under CI=true a missing piece fails the test; elsewhere it skips
-// with the command that fixes it.
+// system's chromium and `npm ci` in transport/web; make deps (which make
+// test runs) installs all three. Under CI=true (make test sets it) a
+// missing piece fails the test; elsewhere it skips with the command that
+// fixes it.
 //
 // Screenshots go to the -artifacts directory when go test is given
 // -artifacts, else to $TMPDIR/switchboard-test-output/browser (kept after
@@ -73,7 +74,7 @@ func browserToolsOrSkip(t *testing.T) browserTools {
 	var tools browserTools
 	var err error
 	if tools.node, err = exec.LookPath("node"); err != nil {
-		missing("node is not installed", "apt-get install -y nodejs npm (or run .ci/run)")
+		missing("node is not installed", "apt-get install -y nodejs npm (or run make deps)")
 	}
 	tools.chromium = os.Getenv("SWITCHBOARD_CHROMIUM")
 	for _, name := range []string{"chromium", "chromium-browser"} {
@@ -86,7 +87,7 @@ func browserToolsOrSkip(t *testing.T) browserTools {
 		missing("chromium is not installed", "apt-get install -y chromium (or set SWITCHBOARD_CHROMIUM)")
 	}
 	if _, err := os.Stat(filepath.Join(webDir, "node_modules", "playwright-core", "package.json")); err != nil {
-		missing("playwright-core is not installed", "run `npm ci` in transport/web (or run .ci/run)")
+		missing("playwright-core is not installed", "run `npm ci` in transport/web (or run make deps)")
 	}
 	return tools
 }
@@ -184,7 +185,7 @@ func (d *demoNode) url() string {
 }
 
 // browserBrokers joins the test's nodes with a real redis-server when one is
-// installed (as under .ci/run), else with the in-process fabric. The second
+// installed (as after make deps), else with the in-process fabric. The second
 // result releases what the first one needs, once the nodes are stopped.
 func browserBrokers(t *testing.T) (func() (actors.Broker, error), func()) {
 	if _, err := redistest.Binary(); err != nil {

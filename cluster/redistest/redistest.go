@@ -55,7 +55,7 @@ func Binary() (string, error) {
 			return path, nil
 		}
 	}
-	return "", errors.New("redistest: redis-server not found (apt-get install redis-server; .ci/run installs it)")
+	return "", errors.New("redistest: redis-server not found (apt-get install redis-server; make deps installs it)")
 }
 
 // Start runs a redis-server on a free 127.0.0.1 port with no persistence and
