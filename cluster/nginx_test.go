@@ -127,7 +127,7 @@ func TestNginxInFrontOfTwoNodes(t *testing.T) {
 	conf = strings.NewReplacer(
 		"127.0.0.1:18080", strings.TrimPrefix(n1.url, "http://"),
 		"127.0.0.1:18081", strings.TrimPrefix(n2.url, "http://"),
-		"listen 8090", "listen 127.0.0.1:"+port,
+		"listen 127.0.0.1:8090", "listen 127.0.0.1:"+port,
 	).Replace(conf)
 	base := startNginx(t, conf)
 	ws := "ws" + strings.TrimPrefix(base, "http")
