@@ -48,6 +48,11 @@ type Config struct {
 	// (unavailable), so that a command behind a join is answered within
 	// JoinRetry too. Zero: 2 s.
 	JoinRetry time.Duration
+	// DisableStatsCommand makes the node answer the stats command with
+	// unknown_type, as a node without the extension would. Zero: any
+	// client may ask the node its socket is on for its counts (what the
+	// demo page's node panel shows; docs/protocol.md, section 2).
+	DisableStatsCommand bool
 	// Logger receives the node's logs. Zero: discard.
 	Logger *slog.Logger
 }

@@ -284,6 +284,10 @@ func (s *session) handle(ctx actor.Context, c Command) {
 	case *PongCmd:
 		s.ack(ctx, m.ID)
 	case *StatsCmd:
+		if s.node.cfg.DisableStatsCommand {
+			s.fail(ctx, CodeUnknownType, "unknown message type", m.ID)
+			return
+		}
 		s.send(ctx, s.node.statsEvent())
 		s.ack(ctx, m.ID)
 	case *ChatCmd:

@@ -14,7 +14,9 @@ import (
 type StatsCmd struct{ cmdBase }
 
 // NodeStats is the body of the stats event: the node's own view, the
-// same values as the fields of the same names in GET /stats.
+// same values as the fields of the same names in GET /stats, less the
+// broker's detail (its connections and channels). Any client may ask for
+// it: Config.DisableStatsCommand turns it off.
 type NodeStats struct {
 	Event            string      `json:"event"` // "stats"
 	Node             string      `json:"node"`
@@ -50,6 +52,8 @@ func (n *Node) statsEvent() *Event {
 		return s.ev
 	}
 	m := n.metrics
+	broker := n.BrokerState()
+	broker.Detail = ""
 	body, _ := json.Marshal(NodeStats{
 		Event:            "stats",
 		Node:             n.cfg.NodeID,
@@ -57,7 +61,7 @@ func (n *Node) statsEvent() *Event {
 		Rooms:            m.Rooms.Load(),
 		Users:            m.Users.Load(),
 		UptimeSeconds:    now.Sub(n.started).Seconds(),
-		Broker:           n.BrokerState(),
+		Broker:           broker,
 		MessagesIn:       m.MessagesIn.Load(),
 		MessagesOut:      m.MessagesOut.Load(),
 		HeapBytes:        heapInUse(),

@@ -35,7 +35,7 @@ func TestStatsCommand(t *testing.T) {
 		}
 		return got.LocalConnections == 2 && got.Rooms == 1
 	})
-	if got.Node != "n1" || got.Users != 2 || got.Broker.Kind != "inproc" || !got.Broker.Connected ||
+	if got.Node != "n1" || got.Users != 2 || got.Broker.Kind != "inproc" || !got.Broker.Connected || got.Broker.Detail != "" ||
 		got.MessagesIn < 2 || got.HeapBytes == 0 || got.UptimeSeconds <= 0 {
 		t.Errorf("stats event: %+v", got)
 	}
@@ -57,4 +57,18 @@ func textPayloads(t *testing.T, c *fakeConn) [][]byte {
 		}
 	}
 	return out
+}
+
+// TestStatsCommandDisabled: with DisableStatsCommand the node answers
+// stats as a node without the extension: unknown_type.
+func TestStatsCommandDisabled(t *testing.T) {
+	n := newNode(t, func(c *actors.Config) { c.DisableStatsCommand = true })
+	ada := connect(t, n, "ada")
+	ada.send(`{"type":"stats","id":"s"}`)
+	ada.conn.waitEvent(t, "stats refused", func(e event) bool {
+		return e.Event == "error" && e.Code == string(actors.CodeUnknownType) && string(e.ID) == `"s"`
+	})
+	if got := ada.conn.count(t, is("stats")); got != 0 {
+		t.Errorf("%d stats events from a node with the command off", got)
+	}
 }

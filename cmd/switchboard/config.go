@@ -50,6 +50,7 @@ type options struct {
 	rateStrikes       int
 	maxRooms          int
 	allowBinary       bool
+	statsCommand      bool
 
 	apiKey      string
 	pprof       bool
@@ -107,6 +108,7 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (*op
 	fs.IntVar(&o.rateStrikes, "rate-strikes", 100, "rate_limited errors in a row before the connection is closed with 1008")
 	fs.IntVar(&o.maxRooms, "max-rooms", 100, "rooms one connection may be in")
 	fs.BoolVar(&o.allowBinary, "allow-binary", false, "accept binary frames as JSON commands (else close 1008)")
+	fs.BoolVar(&o.statsCommand, "stats-command", true, "answer the stats command over WebSockets: any client may ask the node its socket is on for its counts (the demo page's node panel); false: unknown_type")
 	fs.StringVar(&o.apiKey, "api-key", "", "bearer key for POST /api/publish (empty: endpoint off; prefer SWITCHBOARD_API_KEY or --api-key-file)")
 	fs.StringVar(&o.apiKeyFile, "api-key-file", "", "file holding the --api-key (trailing line breaks are dropped)")
 	fs.BoolVar(&o.pprof, "pprof", false, "serve /debug/pprof/ on the admin listener (profiling)")

@@ -70,6 +70,8 @@ func run(ctx context.Context, o *options, logOut io.Writer, ready chan<- listeni
 		RateBurst:          o.rateBurst,
 		RateStrikes:        o.rateStrikes,
 		Logger:             log,
+
+		DisableStatsCommand: !o.statsCommand,
 	})
 	if err != nil {
 		return err

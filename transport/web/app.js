@@ -336,6 +336,7 @@ function onWelcome(ev) {
   state.people.delete(state.me);
   setStatus('connected', `Connected as ${ev.client_id} to node ${ev.node}`);
   setConnectedUI(true);
+  statsRefused = false;
   pollStats();
   if (!ui.name.value.trim()) ui.name.value = ev.client_id;
   system(again ? `Reconnected to node ${ev.node} as ${ev.client_id}.` : `Connected to node ${ev.node} as ${ev.client_id}.`);
@@ -369,6 +370,7 @@ function onAck(ev) {
 }
 
 function onError(ev) {
+  if (ev.id === STATS_ID) return statsOff();
   const p = ev.id !== undefined ? state.pending.get(String(ev.id)) : null;
   if (p) {
     state.pending.delete(String(ev.id));
@@ -502,11 +504,21 @@ function push(list, v) {
 // that node over the socket ({"type":"stats"}) every second, and the node
 // answers {"event":"stats",...}. GET /stats would reach whichever node a
 // load balancer picks for that request, not necessarily the socket's.
+// A node started with --stats-command=false refuses the question (the id
+// tells its error apart); the page then stops asking that connection.
+const STATS_ID = 'node-panel';
 let statsAsked = 0; // when the unanswered question was sent; 0 when none
+let statsRefused = false;
 
 function pollStats() {
+  if (statsRefused) return;
   if (statsAsked && performance.now() - statsAsked > 2 * STATS_EVERY_MS) statsOffline('not answering');
-  if (send({ type: 'stats' }) && !statsAsked) statsAsked = performance.now();
+  if (send({ type: 'stats', id: STATS_ID }) && !statsAsked) statsAsked = performance.now();
+}
+
+function statsOff() {
+  statsOffline('off');
+  statsRefused = true;
 }
 
 function statsOffline(why = 'not connected') {
