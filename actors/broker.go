@@ -69,7 +69,7 @@ type BrokerHost struct {
 	// Prefix is the channel prefix (default "websocket").
 	Prefix string
 	// DirectWait is how long a direct message may wait in the broker for
-	// the fabric (see SendDirect): a quarter of the node's JoinRetry.
+	// the fabric (see SendDirect): half the node's JoinRetry.
 	DirectWait time.Duration
 }
 

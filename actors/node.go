@@ -43,10 +43,9 @@ type Config struct {
 	RateStrikes int
 	// JoinRetry is how long a session waits for a room's reply before it asks
 	// again. It also bounds the answer to every client command: a join the
-	// broker has not confirmed within half of it is refused, and so is a
-	// direct message the broker has not answered within half of it
-	// (unavailable), so that a command behind a join is answered within
-	// JoinRetry too. Zero: 2 s.
+	// broker has not confirmed within half of it is refused, and a direct
+	// message the broker has not answered within JoinRetry of its arrival
+	// gets unavailable. Zero: 2 s.
 	JoinRetry time.Duration
 	// DisableStatsCommand makes the node answer the stats command with
 	// unknown_type, as a node without the extension would. Zero: any
@@ -203,7 +202,7 @@ func NewNode(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("actors: spawn hub: %w", err)
 	}
 	n.hub = hub
-	host := BrokerHost{Root: n.root, NodeID: cfg.NodeID, Hub: hub, Prefix: cfg.ChannelPrefix, DirectWait: cfg.JoinRetry / 4}
+	host := BrokerHost{Root: n.root, NodeID: cfg.NodeID, Hub: hub, Prefix: cfg.ChannelPrefix, DirectWait: cfg.JoinRetry / 2}
 	if err := cfg.Broker.Start(host); err != nil {
 		n.root.StopFuture(hub).Wait()
 		return nil, fmt.Errorf("actors: start broker: %w", err)

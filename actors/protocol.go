@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"time"
 	"unicode/utf8"
 )
 
@@ -92,6 +93,9 @@ type DirectMessageCmd struct {
 	cmdBase
 	Target  string
 	Content string
+	// received is when the session got it: its answer is due within the
+	// join retry of that (sweepDirects), even if it waited behind a join.
+	received time.Time
 }
 
 // PingCmd is {"type":"ping"}; the node answers {"event":"pong"}.

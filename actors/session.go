@@ -75,6 +75,9 @@ func (s *session) Receive(ctx actor.Context) {
 		if !s.admit(ctx, m) {
 			return
 		}
+		if dm, ok := m.(*DirectMessageCmd); ok {
+			dm.received = time.Now()
+		}
 		if s.joining > 0 {
 			s.stash = append(s.stash, m)
 			return
@@ -361,10 +364,14 @@ func (s *session) handle(ctx actor.Context, c Command) {
 		if s.directs == nil {
 			s.directs = make(map[uint64]*pendingDirect)
 		}
-		s.directs[seq] = &pendingDirect{id: m.ID, local: -1, remote: -1, sent: time.Now()}
+		p := &pendingDirect{id: m.ID, local: -1, remote: -1, received: m.received}
+		if p.received.IsZero() {
+			p.received = time.Now()
+		}
+		s.directs[seq] = p
 		if !s.sweeping {
 			s.sweeping = true
-			s.node.timers.SendOnce(s.directWait(), s.self, &directSweep{})
+			s.node.timers.SendOnce(time.Until(p.received.Add(s.directWait())), s.self, &directSweep{})
 		}
 		ctx.Send(s.node.hub, &directLocal{target: m.Target, event: ev, replyTo: s.self, seq: seq})
 		self, root := s.self, s.node.root

@@ -16,7 +16,7 @@ type pendingDirect struct {
 	id            json.RawMessage
 	local, remote int // -1 until known
 	remoteErr     error
-	sent          time.Time // when it was handed to the hub and the broker
+	received      time.Time // when the session got it from the client
 }
 
 // errBrokerLate is a direct message's broker result when the broker has
@@ -43,13 +43,15 @@ func (s *session) finishDirect(ctx actor.Context, seq uint64, p *pendingDirect) 
 	}
 }
 
-// directWait bounds how long a direct message waits for the broker's
-// result: half the join retry, like a join (see Config.JoinRetry), so that
-// a direct message sent behind a join is answered within the join retry
-// too, whatever the broker does. The broker itself gives up on a message
-// it could not send within half of that (BrokerHost.DirectWait), so that
-// most of those answered unavailable were not sent either.
-func (s *session) directWait() time.Duration { return s.node.cfg.JoinRetry / 2 }
+// directWait bounds how long after its arrival a direct message waits for
+// the broker's result: the join retry (see Config.JoinRetry), counted from
+// when the session got it, so that one sent behind a join is answered in
+// time too, whatever the broker does. The broker itself gives up on a
+// message it could not send within half of that (BrokerHost.DirectWait),
+// and answers first: a message answered unavailable was not sent, unless
+// its round trip to Redis was under way (Redis stalled mid-command for
+// longer than the join retry).
+func (s *session) directWait() time.Duration { return s.node.cfg.JoinRetry }
 
 // sweepDirects answers, in the order they were sent, the direct messages
 // whose broker result is later than directWait: the broker's part counts
@@ -65,7 +67,7 @@ func (s *session) sweepDirects(ctx actor.Context) {
 		if p.remote >= 0 || p.remoteErr != nil {
 			continue // waiting for the hub only: it always answers
 		}
-		if due := p.sent.Add(wait); now.Before(due) {
+		if due := p.received.Add(wait); now.Before(due) {
 			if next.IsZero() || due.Before(next) {
 				next = due
 			}
