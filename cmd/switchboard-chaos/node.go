@@ -367,7 +367,8 @@ type goroutineProfile map[string]int
 // ignoredStacks mark goroutines whose number is not a leak signal: those a
 // node parks for reuse in a bounded pool (their number follows the peak
 // load, not the live connections), and net/http's watcher of the very
-// connection the profile is requested on (there or not, by timing).
+// connection the profile is requested on (there or not, by timing; before
+// it first runs, its record has no frame at all, and is skipped too).
 var ignoredStacks = []string{"(*workerDispatcher).run", "(*connReader).backgroundRead"}
 
 func (n *nodeProc) goroutines() (goroutineProfile, error) {
@@ -405,6 +406,9 @@ func (n *nodeProc) goroutines() (goroutineProfile, error) {
 				}
 				funcs = append(funcs, name)
 			}
+		}
+		if len(funcs) == 0 {
+			continue // created and not yet run: nothing to judge
 		}
 		sig := strings.Join(funcs, " < ")
 		ignored := false
