@@ -159,7 +159,7 @@ func massExit(ctx context.Context, s *suite, _ int) faultResult {
 		res.violate("%s is down after the mass exit: %v", n.nodeID(), n.exitError())
 	}
 	res.recovered = settled
-	res.detail = fmt.Sprintf("%s: %d conns x %d rooms (%d joined, %d channels) in %v; released in %v, %d clients re-joined at +%v",
+	res.detail = fmt.Sprintf("%s: %d conns x %d rooms (%d joined, %d channels) in %v; released in %v, %d clients left and re-joined from +%v",
 		n.nodeID(), conns, per, joined, len(channels), joinTook.Round(100*time.Millisecond), released.Round(time.Millisecond), rejoined, rejoinAt.Round(time.Millisecond))
 	return res
 }
