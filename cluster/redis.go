@@ -207,8 +207,12 @@ type Redis struct {
 	host actors.BrokerHost
 	keys redisKeys
 	bus  *actor.PID
-	out  *outbox
-	pres *presence
+	// busName is the bus's actor id, set before it is spawned: its
+	// children may fail (Redis unreachable) before Start has stored bus,
+	// and their supervisor tells connections from subscriptions by it.
+	busName string
+	out     *outbox
+	pres    *presence
 
 	stats redisStats
 	// inflight counts the bytes read from Redis and not yet delivered by a
@@ -296,7 +300,8 @@ func (r *Redis) Start(host actors.BrokerHost) error {
 		actor.WithMailbox(actor.UnboundedPriority()), // see subscribePriority
 		actor.WithGuardian(resumeBusOnPanic(&r.stats)),
 		actor.WithSupervisor(&restartSubscriptionWithBackoff{r: r}))
-	pid, err := host.Root.SpawnNamed(props, "redis-"+host.NodeID)
+	r.busName = "redis-" + host.NodeID
+	pid, err := host.Root.SpawnNamed(props, r.busName)
 	if err != nil {
 		return fmt.Errorf("cluster: redis: spawn bus: %w", err)
 	}

@@ -29,7 +29,9 @@ type outageLog struct {
 	lastLine time.Time  // when the last line about it was written
 }
 
-// failed reports a failure of pub/sub connection conn.
+// failed reports a failure of pub/sub connection conn. The lines that
+// are due are written under the lock, so that they come out in the order
+// of their counts.
 func (l *outageLog) failed(log *slog.Logger, conn int, err error) {
 	now := time.Now()
 	l.mu.Lock()
@@ -38,20 +40,20 @@ func (l *outageLog) failed(log *slog.Logger, conn int, err error) {
 	}
 	l.failures++
 	attempts := l.failures - 1
-	due := attempts&(attempts-1) == 0 || now.Sub(l.lastLine) >= outageRepeatMax
-	if due {
-		l.lastLine = now
-	}
-	away := now.Sub(l.since)
-	l.mu.Unlock()
 	switch {
 	case attempts == 0:
+		l.lastLine = now
 		log.Warn("redis pub/sub connection failed; reconnecting with backoff", "conn", conn, actors.KeyErr, err)
-	case due:
-		log.Warn("redis still unreachable", "attempts", attempts, "down_for", away.Round(time.Millisecond), "conn", conn, actors.KeyErr, err)
+	case attempts&(attempts-1) == 0 || now.Sub(l.lastLine) >= outageRepeatMax:
+		l.lastLine = now
+		log.Warn("redis still unreachable", "attempts", attempts, "down_for", now.Sub(l.since).Round(time.Millisecond),
+			"conn", conn, actors.KeyErr, err)
 	default:
+		l.mu.Unlock()
 		log.Debug("redis reconnection failed", "attempts", attempts, "conn", conn, actors.KeyErr, err)
+		return
 	}
+	l.mu.Unlock()
 }
 
 // recovered ends the outage and returns how many reconnection attempts

@@ -2,10 +2,13 @@ package cluster_test
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"math/bits"
+	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -65,19 +68,19 @@ func (h *recordHandler) WithGroup(string) slog.Handler { return h }
 // line per attempt).
 func TestRedisOutageLoggedAtSlowingRate(t *testing.T) {
 	rs := startRedis(t)
-	rs.Stop()
+	g := newGate(t, rs.Addr())
 	logs := &logRecords{}
 	log := slog.New(logs.handler())
 	fast := func(rc *cluster.RedisConfig, ac *actors.Config) {
 		rc.ReconnectMin, rc.ReconnectMax = 5*time.Millisecond, 10*time.Millisecond
 		rc.Logger, ac.Logger = log, log
 	}
-	n := startNodeNoWait(t, rs.URL(), "n1", fast)
+	n := startNodeNoWait(t, g.url(), "n1", fast)
 	const attempts = 100
 	waitFor(t, "many failed reconnections", 20*time.Second, func() bool {
 		return n.broker.Stats().Reconnects >= attempts
 	})
-	rs.Restart()
+	g.open.Store(true)
 	n.waitConnected(10 * time.Second)
 	failed := n.broker.Stats().Reconnects
 
@@ -111,3 +114,73 @@ func TestRedisOutageLoggedAtSlowingRate(t *testing.T) {
 		t.Errorf("first warning: %s", warnings[0].msg)
 	}
 }
+
+// gate is Redis behind a door: a loopback listener that, while closed,
+// hangs up on every connection at once (Redis unreachable, as a stopped
+// server's port would be), and once open forwards to the server. The
+// port stays bound all along: a stopped server's port, dialled hundreds of
+// times, may be taken meanwhile (by an outgoing connection's ephemeral
+// port), and the server could not start on it again.
+type gate struct {
+	ln   net.Listener
+	open atomic.Bool
+}
+
+func newGate(t *testing.T, target string) *gate {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gate{ln: ln}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	track := func(c net.Conn) {
+		mu.Lock()
+		conns = append(conns, c)
+		mu.Unlock()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if !g.open.Load() {
+				_ = c.Close()
+				continue
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				_ = c.Close()
+				continue
+			}
+			track(c)
+			track(s)
+			wg.Add(2)
+			pump := func(dst, src net.Conn) {
+				defer wg.Done()
+				_, _ = io.Copy(dst, src)
+				_ = dst.Close()
+				_ = src.Close()
+			}
+			go pump(c, s)
+			go pump(s, c)
+		}
+	}()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return g
+}
+
+func (g *gate) url() string { return "redis://" + g.ln.Addr().String() + "/0" }

@@ -906,8 +906,8 @@ func (o *outbox) expireDirects(now time.Time) {
 	o.items = o.items[:w]
 	o.expireAt = next
 	o.mu.Unlock()
+	o.r.stats.expired.Add(int64(len(late)))
 	for i := range late {
 		late[i].answer(0, actors.ErrUnavailable)
 	}
-	o.r.stats.expired.Add(int64(len(late)))
 }

@@ -41,7 +41,7 @@ func (s *restartSubscriptionWithBackoff) HandleFailure(_ *actor.ActorSystem, sup
 		rs.Reset()
 	}
 	rs.Fail()
-	if strings.HasPrefix(strings.TrimPrefix(child.Id, s.r.bus.Id+"/"), "conn-") {
+	if strings.HasPrefix(strings.TrimPrefix(child.Id, s.r.busName+"/"), "conn-") {
 		s.r.stats.reconnects.Add(1)
 	} else {
 		s.r.stats.subRestarts.Add(1)
