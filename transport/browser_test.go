@@ -24,6 +24,7 @@ import (
 
 	"github.com/switchboard-rt/switchboard/actors"
 	"github.com/switchboard-rt/switchboard/cluster"
+	"github.com/switchboard-rt/switchboard/cluster/redis"
 	"github.com/switchboard-rt/switchboard/cluster/redistest"
 	"github.com/switchboard-rt/switchboard/transport"
 )
@@ -197,7 +198,7 @@ func browserBrokers(t *testing.T) (func() (actors.Broker, error), func()) {
 	rs := redistest.Start(t) // this test's own server: no channel prefix needed
 	t.Logf("brokers: Redis at %s", rs.URL())
 	return func() (actors.Broker, error) {
-		return cluster.NewRedis(cluster.RedisConfig{URL: rs.URL()})
+		return redis.New(redis.Config{URL: rs.URL()})
 	}, func() {}
 }
 

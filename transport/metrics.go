@@ -82,7 +82,7 @@ func newPromMetrics(s *Server) *promMetrics {
 		counter("switchboard_fanouts_total", "Local fan-outs performed.", func() float64 { return float64(m.Fanouts.Load()) }),
 		counter("switchboard_fanout_recipients_total", "Local recipients summed over all fan-outs.", func() float64 { return float64(m.FanoutSizes.Load()) }),
 	)
-	// A broker that counts its own work (cluster.Redis) is exported too.
+	// A broker that counts its own work (the Redis broker, cluster/redis) is exported too.
 	if c, ok := s.node.Config().Broker.(prometheus.Collector); ok {
 		reg.MustRegister(c)
 	}

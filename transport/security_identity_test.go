@@ -18,6 +18,7 @@ import (
 
 	"github.com/switchboard-rt/switchboard/actors"
 	"github.com/switchboard-rt/switchboard/cluster"
+	"github.com/switchboard-rt/switchboard/cluster/redis"
 	"github.com/switchboard-rt/switchboard/cluster/redistest"
 	"github.com/switchboard-rt/switchboard/transport"
 	"github.com/switchboard-rt/switchboard/transport/wsclient"
@@ -52,7 +53,7 @@ func twoNodes(t *testing.T, kind string) (strict, guests *testNode) {
 	case "redis":
 		rs := redistest.Start(t) // this test's own server: no channel prefix needed
 		for i := range brokers {
-			b, err := cluster.NewRedis(cluster.RedisConfig{URL: rs.URL()})
+			b, err := redis.New(redis.Config{URL: rs.URL()})
 			if err != nil {
 				t.Fatal(err)
 			}

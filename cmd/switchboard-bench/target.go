@@ -21,6 +21,7 @@ import (
 
 	"github.com/switchboard-rt/switchboard/actors"
 	"github.com/switchboard-rt/switchboard/cluster"
+	"github.com/switchboard-rt/switchboard/cluster/redis"
 	"github.com/switchboard-rt/switchboard/transport"
 )
 
@@ -103,7 +104,7 @@ func startServers(kind string, count int, so serverOptions) ([]string, func(), e
 		var broker actors.Broker = cluster.NewInProc()
 		switch {
 		case so.redisURL != "":
-			b, err := cluster.NewRedis(cluster.RedisConfig{URL: so.redisURL})
+			b, err := redis.New(redis.Config{URL: so.redisURL})
 			if err != nil {
 				stopAll()
 				return nil, nil, err

@@ -5,10 +5,11 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/switchboard-rt/switchboard/actors"
 	"github.com/switchboard-rt/switchboard/cluster"
+	"github.com/switchboard-rt/switchboard/cluster/redis"
 )
 
 // newBroker picks the broker: in-process without --redis, Redis with it.
@@ -16,8 +17,8 @@ func newBroker(o *options, log *slog.Logger) (actors.Broker, error) {
 	if o.redisURL == "" {
 		return cluster.NewInProc(), nil
 	}
-	redis.SetLogger(goRedisLogger{log.With("lib", "go-redis")})
-	return cluster.NewRedis(cluster.RedisConfig{
+	goredis.SetLogger(goRedisLogger{log.With("lib", "go-redis")})
+	return redis.New(redis.Config{
 		URL: o.redisURL,
 		// --outbox-limit 0 means: buffer nothing beyond the command in flight.
 		OutboxLimit: max(o.outboxLimit, 1),

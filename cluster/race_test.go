@@ -1,7 +1,0 @@
-//go:build race
-
-package cluster_test
-
-// raceDetector: the race detector slows the node down about five times;
-// the tests that size their load by it keep to a few seconds.
-const raceDetector = true

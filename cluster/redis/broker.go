@@ -1,0 +1,261 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/switchboard-rt/switchboard/actors"
+)
+
+// Broker is the actors.Broker for a cluster of nodes sharing one Redis.
+// Channels PREFIX:broadcast and PREFIX:room:ROOM carry the tutorial's
+// envelopes, and direct messages go to PREFIX:node:ID of the nodes that the
+// presence directory says hold the user. The package doc lists its parts
+// and their owners.
+//
+// Every method of the actors.Broker interface may be called from any
+// goroutine and returns without waiting on the network.
+type Broker struct {
+	cfg  Config
+	opts *goredis.Options // parsed URL; each connection owner clones it
+	log  *slog.Logger
+
+	host actors.BrokerHost
+	keys keyspace
+	bus  *actor.PID
+	// busName is the bus's actor id, set before it is spawned: its
+	// children may fail (Redis unreachable) before Start has stored bus,
+	// and their supervisor tells connections from subscriptions by it.
+	busName string
+	out     *outbox
+	pres    *presence
+
+	stats counters
+	// inflight counts the bytes read from Redis and not yet delivered by a
+	// subscription actor: added by the read loops, released by the
+	// subscription actors (or the connection actor, for a message it cannot
+	// route). It bounds the inbound hand-off (Config.InboundBytes).
+	inflight atomic.Int64
+
+	health health
+	outage outageLog // reports the pub/sub connections' outages (outage.go)
+	// carry[i] holds the deliveries pub/sub connection actor i had read but
+	// not routed when it restarted, for its next incarnation. Only that
+	// actor touches carry[i]; its incarnations follow one another.
+	carry [][]*delivery
+
+	ctx     context.Context // cancelled by Close: ends every goroutine
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup // every goroutine the broker starts
+	started atomic.Bool    // Start was called
+	running atomic.Bool    // Start completed: the parts below host exist
+	closed  atomic.Bool
+}
+
+var _ actors.Broker = (*Broker)(nil)
+
+// New checks cfg and returns a broker that connects when the node
+// starts it.
+func New(cfg Config) (*Broker, error) {
+	opts, err := cfg.normalize()
+	if err != nil {
+		return nil, err
+	}
+	r := &Broker{cfg: cfg, opts: opts, log: cfg.Logger.With("broker", "redis")}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.health.init(cfg.PubSubConnections)
+	r.carry = make([][]*delivery, cfg.PubSubConnections)
+	return r, nil
+}
+
+// Config returns the normalised configuration.
+func (r *Broker) Config() Config { return r.cfg }
+
+// newClient returns a fresh go-redis client for one owner (a connection
+// actor's incarnation, the outbox writer, the heartbeat). A fresh client per
+// reconnect means no state of a failed connection (pool circuit breaker,
+// remembered subscriptions) outlives it.
+func (r *Broker) newClient(role string) *goredis.Client {
+	return goredis.NewClient(r.clientOptions(role))
+}
+
+// clientOptions is a private copy of the parsed options for one client.
+func (r *Broker) clientOptions(role string) *goredis.Options {
+	o := *r.opts
+	o.ClientName = "switchboard:" + r.host.NodeID + ":" + role
+	return &o
+}
+
+// goTracked runs f on a goroutine that Close waits for.
+func (r *Broker) goTracked(f func()) {
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		f()
+	}()
+}
+
+// Start implements actors.Broker: it spawns the bus (and through it the
+// pub/sub connections) in the node's actor system and starts the outbox
+// writer and the presence heartbeat. It does not wait for Redis: a node
+// whose Redis is unreachable starts, serves its local clients, and reports
+// not ready until the connections are up.
+func (r *Broker) Start(host actors.BrokerHost) error {
+	if !r.started.CompareAndSwap(false, true) {
+		return errors.New("cluster: redis: Start called twice")
+	}
+	if r.closed.Load() {
+		return errors.New("cluster: redis: closed")
+	}
+	r.host = host
+	r.log = r.log.With(actors.KeyNode, host.NodeID)
+	r.keys = newKeyspace(host.Prefix, host.NodeID)
+	r.out = newOutbox(r)
+	r.pres = newPresence(r)
+	props := actor.PropsFromProducer(func() actor.Actor { return newBus(r) },
+		actor.WithMailbox(actor.UnboundedPriority()), // see subscribePriority
+		actor.WithGuardian(resumeBusOnPanic(&r.stats)),
+		actor.WithSupervisor(&restartSubscriptionWithBackoff{r: r}))
+	r.busName = "redis-" + host.NodeID
+	pid, err := host.Root.SpawnNamed(props, r.busName)
+	if err != nil {
+		return fmt.Errorf("cluster: redis: spawn bus: %w", err)
+	}
+	r.bus = pid
+	r.goTracked(r.out.run)
+	r.goTracked(r.pres.run)
+	r.running.Store(true)
+	return nil
+}
+
+// Publish implements actors.Broker.
+func (r *Broker) Publish(channel string, data []byte) error {
+	if !r.running.Load() {
+		return actors.ErrUnavailable
+	}
+	return r.out.publish(channel, data)
+}
+
+// Subscribe implements actors.Broker.
+func (r *Broker) Subscribe(channel string, target *actor.PID) {
+	if !r.running.Load() || r.closed.Load() {
+		return
+	}
+	r.host.Root.Send(r.bus, &busSubscribe{channel: channel, target: target, on: true})
+}
+
+// Unsubscribe implements actors.Broker.
+func (r *Broker) Unsubscribe(channel string, target *actor.PID) {
+	if !r.running.Load() || r.closed.Load() {
+		return
+	}
+	r.host.Root.Send(r.bus, &busSubscribe{channel: channel, target: target})
+}
+
+// SendDirect implements actors.Broker: one round trip runs a script that
+// reads the user's nodes from the presence directory and publishes data on
+// each live one's PREFIX:node:ID channel. done runs on the outbox writer.
+func (r *Broker) SendDirect(user string, data []byte, done func(nodes int, err error)) {
+	if !r.running.Load() {
+		done(0, actors.ErrUnavailable)
+		return
+	}
+	r.out.direct(user, data, done)
+}
+
+// UserOnline implements actors.Broker.
+func (r *Broker) UserOnline(user string) {
+	if r.running.Load() {
+		r.out.presence(user, true)
+	}
+}
+
+// UserOffline implements actors.Broker.
+func (r *Broker) UserOffline(user string) {
+	if r.running.Load() {
+		r.out.presence(user, false)
+	}
+}
+
+// Subscriptions lists the channels this node subscribes, with the id of
+// each channel's subscription actor (for actors.Node.Kill in chaos tests,
+// and for operators).
+func (r *Broker) Subscriptions(ctx context.Context) (map[string]string, error) {
+	if !r.running.Load() {
+		return nil, errors.New("cluster: redis: not started")
+	}
+	d := 5 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		d = time.Until(dl)
+	}
+	res, err := r.host.Root.RequestFuture(r.bus, &subscriptionsQuery{}, d).Result()
+	if err != nil {
+		return nil, err
+	}
+	return res.(map[string]string), nil
+}
+
+// State implements actors.Broker. Connected is true while every pub/sub
+// connection is subscribed and answering probes and the last round trip of
+// the outbox succeeded.
+func (r *Broker) State() actors.BrokerState {
+	if !r.running.Load() {
+		return actors.BrokerState{Kind: "redis", Detail: "not started"}
+	}
+	up, total := r.health.upCount()
+	st := actors.BrokerState{Kind: "redis", Outbox: r.out.len()}
+	st.Connected = !r.closed.Load() && up == total && !r.out.failing.Load()
+	st.Detail = fmt.Sprintf("pubsub %d/%d up, %d channels", up, total, r.stats.subscriptions.Load())
+	if r.out.failing.Load() {
+		st.Detail += ", publishing failing"
+	}
+	return st
+}
+
+// Close implements actors.Broker. It sends what the outbox holds while
+// Redis is reachable (bounded by ctx), and last removes this node from the
+// presence directory (reporting user_disconnected for any user still listed
+// under it); then it stops the actors and waits for every goroutine. It is
+// idempotent.
+func (r *Broker) Close(ctx context.Context) error {
+	if !r.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	if !r.running.Load() {
+		r.cancel()
+		return nil
+	}
+	left := r.out.close(ctx)
+	stopped := make(chan struct{})
+	go func() {
+		r.host.Root.StopFuture(r.bus).Wait()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+	}
+	r.cancel()
+	waited := make(chan struct{})
+	go func() {
+		r.wg.Wait()
+		close(waited)
+	}()
+	select {
+	case <-waited:
+	case <-ctx.Done():
+		return fmt.Errorf("cluster: redis: close: %w", ctx.Err())
+	}
+	if left > 0 {
+		return fmt.Errorf("cluster: redis: close: %d publishes not sent", left)
+	}
+	return nil
+}

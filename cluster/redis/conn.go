@@ -1,0 +1,286 @@
+package redis
+
+import (
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/switchboard-rt/switchboard/actors"
+)
+
+// pubsubConn is the actor of one Redis pub/sub connection shared by many
+// channels. It owns the connection (a link: a go-redis PubSub with its read
+// loop and its command goroutine), the routing of each channel's messages to
+// that channel's subscription actor, and the connection's liveness probe.
+// Its fields are touched only by Receive; the link's goroutines talk to it
+// with messages.
+//
+// Life of one incarnation: Started opens a link and asks the bus which
+// channels it carries now (the source of truth); the snapshot is subscribed
+// in one SUBSCRIBE; once Redis has confirmed every channel, the connection
+// is up. Any failure of the link (read or write error, a probe or the
+// subscription not confirmed in time) makes it panic with a linkFault, and
+// the bus restarts it with backoff: a fresh link, a fresh snapshot.
+type pubsubConn struct {
+	r     *Broker
+	index int
+	probe string // this connection's probe channel
+	self  *actor.PID
+	bus   *actor.PID
+
+	link   *link
+	routes map[string]*actor.PID // channel -> subscription actor
+	ready  bool                  // the snapshot has arrived; routes is current
+	stash  []*delivery           // read before the snapshot arrived
+
+	unconfirmed map[string]struct{} // snapshot channels Redis has not confirmed yet
+	up          bool
+	startedAt   time.Time
+
+	probeToken string // outstanding probe, "" if none
+	probeSent  time.Time
+	probeSeq   uint64
+
+	ticker *time.Timer // fires the next connTick
+}
+
+// Messages from a link's goroutines. Those that concern the connection's
+// state carry the link, so that a late report from a replaced link is
+// ignored; deliveries do not: what Redis delivered is routed whichever link
+// read it.
+
+// read loop -> connection: Redis confirmed a subscription.
+type subscribed struct {
+	link    *link
+	channel string
+}
+
+// read loop -> connection: a probe came back.
+type probeEcho struct {
+	link  *link
+	token string
+}
+
+// link goroutines -> connection: the link is broken.
+type linkFailed struct {
+	link *link
+	err  error
+}
+
+// timer -> connection: check the probe and the subscription deadline.
+type connTick struct{ link *link }
+
+func (*connTick) IgnoreDeadLetterLogging() {}
+
+var (
+	errProbeTimeout     = errors.New("cluster: redis: probe not answered in time")
+	errSubscribeTimeout = errors.New("cluster: redis: subscription not confirmed in time")
+)
+
+func newPubSubConn(r *Broker, index int) *pubsubConn {
+	return &pubsubConn{r: r, index: index, probe: r.keys.probeChannel(index)}
+}
+
+func (c *pubsubConn) Receive(ctx actor.Context) {
+	defer logPanics(c.r.log, "redis-conn")
+	// A failed incarnation lets go of its connection at once, not when it
+	// is restarted after the backoff: meanwhile that connection could
+	// subscribe (its command goroutine may still dial) and be counted by
+	// Redis and the other nodes as this node listening, while nothing
+	// routes what it reads.
+	defer func() {
+		if r := recover(); r != nil {
+			c.shutdown()
+			panic(r)
+		}
+	}()
+	switch m := ctx.Message().(type) {
+	case *delivery:
+		if !c.ready {
+			c.stash = append(c.stash, m)
+			return
+		}
+		c.route(ctx, m)
+	case *subscribed:
+		if m.link == c.link {
+			delete(c.unconfirmed, m.channel)
+			c.checkUp()
+			if sub := c.routes[m.channel]; sub != nil {
+				ctx.Send(sub, confirmed{})
+			}
+		}
+	case *probeEcho:
+		if m.link == c.link && m.token == c.probeToken {
+			c.r.stats.probeRTT.Store(int64(time.Since(c.probeSent)))
+			c.probeToken = ""
+		}
+	case *linkFailed:
+		if m.link == c.link {
+			c.fail(m.err)
+		}
+	case *connTick:
+		if m.link == c.link {
+			c.tick()
+			c.scheduleTick()
+		}
+	case *snapshot:
+		c.applySnapshot(ctx, m)
+	case *route:
+		if c.ready {
+			c.routes[m.channel] = m.sub
+			c.link.enqueue(true, m.channel)
+		}
+	case *unroute:
+		if c.ready && m.sub.Equal(c.routes[m.channel]) {
+			delete(c.routes, m.channel)
+			c.link.enqueue(false, m.channel)
+		}
+		// Everything routed to the subscription so far is ahead of the
+		// pill in its mailbox, and nothing more will be.
+		ctx.Poison(m.sub)
+	case probeNow:
+		if c.up && c.probeToken == "" {
+			c.sendProbe()
+		}
+	case *actors.Crash:
+		panic(crashError(m.Reason))
+	case *actor.Started:
+		c.start(ctx)
+	case *actor.Restarting:
+		c.shutdown()
+	case *actor.Stopping:
+		c.shutdown()
+	case *actor.Stopped:
+		c.shutdown()
+	}
+}
+
+func (c *pubsubConn) start(ctx actor.Context) {
+	c.self, c.bus = ctx.Self(), ctx.Parent()
+	c.startedAt = time.Now()
+	// What an earlier incarnation read but could not route yet comes
+	// first, ahead of anything still in the mailbox.
+	c.stash, c.r.carry[c.index] = c.r.carry[c.index], nil
+	c.link = openLink(c.r, c.self, c.probe)
+	ctx.Request(c.bus, &snapshotQuery{index: c.index})
+	c.scheduleTick()
+}
+
+// scheduleTick arranges the next connTick, a quarter of the shorter of
+// ProbeIdle and ProbeTimeout from now.
+func (c *pubsubConn) scheduleTick() {
+	every := max(min(c.r.cfg.ProbeIdle, c.r.cfg.ProbeTimeout)/4, 10*time.Millisecond)
+	root, self, msg := c.r.host.Root, c.self, &connTick{link: c.link}
+	c.ticker = time.AfterFunc(every, func() { root.Send(self, msg) })
+}
+
+func (c *pubsubConn) applySnapshot(ctx actor.Context, m *snapshot) {
+	c.routes, c.ready = m.routes, true
+	c.unconfirmed = make(map[string]struct{}, len(m.routes)+1)
+	c.unconfirmed[c.probe] = struct{}{}
+	chans := make([]string, 0, len(m.routes)+1)
+	chans = append(chans, c.probe)
+	for ch := range m.routes {
+		c.unconfirmed[ch] = struct{}{}
+		chans = append(chans, ch)
+	}
+	c.link.enqueue(true, chans...)
+	stash := c.stash
+	c.stash = nil
+	for _, d := range stash {
+		c.route(ctx, d)
+	}
+}
+
+func (c *pubsubConn) route(ctx actor.Context, d *delivery) {
+	sub := c.routes[d.channel]
+	if sub == nil {
+		c.r.inflight.Add(-int64(len(d.payload)))
+		c.r.stats.unrouted.Add(1)
+		return
+	}
+	ctx.Send(sub, d)
+}
+
+// checkUp marks the connection up once Redis has confirmed every channel
+// of the snapshot (and the probe channel).
+func (c *pubsubConn) checkUp() {
+	if c.up || !c.ready || len(c.unconfirmed) > 0 {
+		return
+	}
+	c.up = true
+	recovered, outage := c.r.health.set(c.index, true)
+	if recovered {
+		c.r.stats.recoveryNs.Store(int64(outage))
+		c.r.log.Info("redis subscriptions up", "conn", c.index, "channels", len(c.routes), "after", outage,
+			"failed_attempts", c.r.outage.recovered())
+		c.r.out.signal()
+		c.r.pres.kick()
+	}
+}
+
+// tick enforces the two deadlines: a (re)subscription must be confirmed,
+// and a probe answered, within ProbeTimeout. An idle connection probes.
+func (c *pubsubConn) tick() {
+	now := time.Now()
+	switch {
+	case !c.up:
+		if now.Sub(c.startedAt) > c.r.cfg.ProbeTimeout {
+			c.r.stats.probeFailures.Add(1)
+			c.fail(errSubscribeTimeout)
+		}
+	case c.probeToken != "":
+		if c.link.lastRead.Load() > c.probeSent.UnixNano() {
+			// Redis delivered something since the probe left: the
+			// connection is alive, the echo is queued behind a backlog.
+			c.probeToken = ""
+			return
+		}
+		if now.Sub(c.probeSent) > c.r.cfg.ProbeTimeout {
+			c.r.stats.probeFailures.Add(1)
+			c.fail(errProbeTimeout)
+		}
+	case now.Sub(time.Unix(0, c.link.lastRead.Load())) >= c.r.cfg.ProbeIdle:
+		c.sendProbe()
+	}
+}
+
+// sendProbe publishes a token on the connection's own probe channel, from a
+// regular connection: it comes back through the pub/sub connection only if
+// Redis still delivers to it.
+func (c *pubsubConn) sendProbe() {
+	c.probeSeq++
+	c.probeToken = strconv.FormatUint(c.probeSeq, 10)
+	c.probeSent = time.Now()
+	c.r.stats.probes.Add(1)
+	c.link.publishProbe(c.probeToken)
+}
+
+// fail marks the connection down and panics: the bus restarts it with
+// backoff (restartSubscriptionWithBackoff).
+func (c *pubsubConn) fail(err error) {
+	c.r.health.set(c.index, false)
+	c.r.outage.failed(c.r.log, c.index, err)
+	panic(linkFault{err})
+}
+
+// shutdown releases the incarnation's link and timer. It runs when the actor
+// restarts or stops and must not panic.
+func (c *pubsubConn) shutdown() {
+	if c.ticker != nil {
+		c.ticker.Stop()
+		c.ticker = nil
+	}
+	if c.link != nil {
+		c.link.close()
+		c.link = nil
+	}
+	c.up = false
+	c.r.health.set(c.index, false)
+	// Messages Redis delivered before the fault are not lost with this
+	// incarnation: the next one routes them.
+	c.r.carry[c.index] = append(c.r.carry[c.index], c.stash...)
+	c.stash = nil
+}

@@ -1,0 +1,45 @@
+// Package redis is the actors.Broker that joins Switchboard nodes through
+// one Redis (pub/sub, and a presence directory in keys), wire-compatible
+// with the FastAPI tutorial's nodes (PROTOCOL.md section 5), for any number
+// of nodes behind a load balancer. The in-process broker is in the parent
+// package, cluster.
+//
+// A node uses it as its broker:
+//
+//	b, err := redis.New(redis.Config{URL: "redis://127.0.0.1:6379/0"})
+//	if err != nil {
+//		return err // each bad field named, with its value
+//	}
+//	node, err := actors.NewNode(actors.Config{NodeID: "node-a", Broker: b})
+//
+// Every field of Config but URL has a documented default. The node starts
+// and closes the broker (actors.Broker's Start and Close); Stats and the
+// prometheus.Collector methods report its counters, which
+// docs/operations.md describes with its behaviour under faults.
+//
+// Its parts, each with one owner:
+//
+//   - the bus actor (bus.go) owns the registry of which local actors need
+//     which channel: the source of truth every re-subscription is rebuilt
+//     from;
+//   - one pubsubConn actor per pub/sub connection (conn.go, link.go) owns a
+//     go-redis PubSub, its read loop and its liveness probe, and is
+//     restarted with backoff by the bus when the connection fails
+//     (supervision.go); after a fault it re-subscribes what the node needs
+//     at that moment, and it probes itself when idle;
+//   - one subscription actor per channel (subscription.go) decodes each
+//     envelope once (actors.NewInbound) and hands the same immutable
+//     *actors.Inbound to the channel's local targets, dropping the copies a
+//     resend brings (msgid.go);
+//   - the outbox (outbox*.go) owns publishing: a bounded FIFO drained by one
+//     writer goroutine in pipelined batches, which holds (never drops) what
+//     it has while Redis or the subscriptions are down;
+//   - the presence heartbeat (presence.go) keeps this node in the directory
+//     that routes direct messages, and reaps nodes that stopped
+//     heart-beating.
+//
+// Every method of the actors.Broker interface may be called from any
+// goroutine and returns without waiting on the network.
+//
+// The sibling package cluster/redistest runs a real redis-server for tests.
+package redis

@@ -1,0 +1,91 @@
+package redis_test
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/cluster/redis"
+	"github.com/switchboard-rt/switchboard/cluster/redistest"
+	"github.com/switchboard-rt/switchboard/transport/wsclient"
+)
+
+// BenchmarkRedisMassExit measures a mass exit in the shape users make it:
+// 100 connections, each in 1,000 rooms of its own (100,000 channels), drop
+// at once. Each op is one exit; it reports the time from the drop until
+// Redis holds none of those channels (release-ms), and how long a join of
+// a fresh room sent right after the drop took to be acknowledged
+// (join-ack-ms) and to hear a message the other node sent after the ack
+// (join-heard-ms), both from the join's send. Setting up the memberships is not timed. Run with
+// -benchtime 1x: one op takes about 15 s of setup.
+func BenchmarkRedisMassExit(b *testing.B) {
+	const conns, perConn = 100, 1000
+	rs := redistest.Start(b)
+	many := func(_ *redis.Config, c *actors.Config) { c.MaxRoomsPerSession = perConn }
+	defaults := withBroker(func(c *redis.Config) { c.ProbeIdle, c.ProbeTimeout = 0, 0 })
+	n1 := startNode(b, rs.URL(), "n1", many, defaults)
+	n2 := startNode(b, rs.URL(), "n2", defaults)
+	pub := n2.dial("publisher")
+	joiner := n1.dial("joiner")
+	var release, ack, heard time.Duration
+	for op := range b.N {
+		b.StopTimer()
+		fresh := fmt.Sprint("fresh-", op)
+		join(b, pub, fresh)
+		base := pubsubChannels(b, rs)
+		members := make([]*member, conns)
+		for i := range members {
+			members[i] = dialMember(b, n1, fmt.Sprintf("m%d-%d", op, i))
+			rooms := make([]string, perConn)
+			for j := range rooms {
+				rooms[j] = fmt.Sprintf("mx%d-%d-%d", op, i, j)
+			}
+			members[i].joinAll(b, rooms)
+		}
+		waitFor(b, "every join acknowledged", 5*time.Minute, func() bool {
+			var acks int64
+			for _, m := range members {
+				acks += m.acks.Load()
+			}
+			return acks == conns*perConn
+		})
+		if got := pubsubChannels(b, rs); got != base+conns*perConn {
+			b.Fatalf("Redis holds %d channels, want %d", got, base+conns*perConn)
+		}
+		b.StartTimer()
+		start := time.Now()
+		var wg sync.WaitGroup
+		for _, m := range members {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				m.c.Abort()
+			}()
+		}
+		wg.Wait()
+		sent := time.Now()
+		id := "join-" + fresh
+		if err := joiner.SendJSON(map[string]any{"type": "join_room", "room": fresh, "id": id}); err != nil {
+			b.Fatal(err)
+		}
+		ev, err := joiner.WaitFor(time.Minute, func(e *wsclient.Event) bool { return string(e.ID) == `"`+id+`"` })
+		if err != nil || ev.Event != "ack" {
+			b.Fatalf("join during the exit, after %v: %v %s", time.Since(sent), err, ev.Raw)
+		}
+		ack += time.Since(sent)
+		if err := pub.SendJSON(map[string]any{"type": "room_message", "room": fresh, "content": fresh}); err != nil {
+			b.Fatal(err)
+		}
+		expect(b, joiner, "the other node's message", func(e *wsclient.Event) bool { return e.Event == "chat" && e.Content == fresh })
+		heard += time.Since(sent)
+		for pubsubChannels(b, rs) > base {
+			time.Sleep(time.Millisecond)
+		}
+		release += time.Since(start)
+	}
+	b.ReportMetric(float64(release.Milliseconds())/float64(b.N), "release-ms")
+	b.ReportMetric(float64(ack.Microseconds())/1000/float64(b.N), "join-ack-ms")
+	b.ReportMetric(float64(heard.Microseconds())/1000/float64(b.N), "join-heard-ms")
+}

@@ -1,0 +1,253 @@
+package redis
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/switchboard-rt/switchboard/actors"
+)
+
+// outbox is the node's publishing side: a bounded FIFO of commands (publishes,
+// direct-message scripts, presence updates) drained by one writer goroutine.
+// Every command leaves on one connection in the order it was queued, so each
+// sender's messages keep their order; when several wait, one pipelined round
+// trip carries up to MaxBatch of them.
+//
+// The writer holds the queue (nothing is lost, nothing is reordered) while:
+//   - a round trip failed: it retries with backoff, on a fresh connection;
+//   - this node's pub/sub connections are not all up: a fault that took them
+//     down has most likely taken the other nodes' down too (a Redis restart,
+//     CLIENT KILL TYPE pubsub), and what is published before they are back is
+//     heard by nobody;
+//   - after such a recovery, until the channels it is about to publish on
+//     have as many subscribers as they had before the fault (PUBSUB NUMSUB),
+//     and the nodes it may send direct messages to are registered again, or
+//     FlushWait has passed.
+//
+// A publish that Redis confirms but delivers to nobody, on a channel that had
+// an audience, is the trace of a fault the node has not noticed yet (its
+// subscriber connections were killed an instant ago). The writer then asks
+// Redis whether this node's own probe channels still have their subscriber;
+// if not, the publish is put back at the head of the queue and sent again
+// after the recovery. Nobody heard it the first time, so nobody hears it
+// twice.
+type outbox struct {
+	r          *Broker
+	limit      int
+	maxBatch   int
+	directWait time.Duration // BrokerHost.DirectWait: a direct message that waits longer is given up
+
+	mu      sync.Mutex          // guards the fields up to closed
+	items   []outItem           // the queue is items[head:]
+	head    int                 //
+	sending int                 // items[head:head+sending] are in flight with the writer
+	local   map[string]struct{} // users with a local session: what a resync writes
+	resync  bool                // a resync is queued
+	seq     uint64              // msg_id sequence of the last publish queued
+	closed  bool                // Close began: refuse new publishes
+	// expireAt is when a queued direct message may be due to be given up
+	// (expireDirects); zero when none is queued. It may be early, never late.
+	expireAt time.Time
+
+	wake    chan struct{} // capacity 1: something changed, look again
+	quit    chan struct{} // closed by close: flush, then exit
+	exited  chan struct{} // closed when the writer has returned
+	failing atomic.Bool   // the last round trip failed; written by the writer, read by State
+
+	// Owned by the writer goroutine.
+	client     *goredis.Client
+	scripts    bool             // the scripts are loaded on client
+	receivers  map[string]int64 // channel -> subscribers that heard its last publish
+	failures   int              // round trips failed in a row
+	retryAt    time.Time
+	epoch      uint64              // the connections' recovery epoch the fields below are about
+	since      time.Time           // when that recovery happened
+	peers      []string            // the other nodes alive before it
+	verified   map[string]struct{} // channels seen with their audience back since
+	peersBack  bool                // the peers are registered again since
+	held       bool                // a command had to wait for its audience
+	windowOver bool                // FlushWait has passed since: no more checks
+	holdEpoch  uint64              // hold the queue until a recovery newer than this
+	holding    bool
+	wasUp      bool       // the connections were all up at the last step
+	seenEpoch  uint64     // the recovery epoch at the last step
+	resentDown bool       // resendRecent ran for the current outage
+	recent     []sentItem // publishes confirmed within ResendWindow, oldest first
+	batch      []outItem
+	status     []itemStatus
+}
+
+type outKind uint8
+
+const (
+	outPublish outKind = iota
+	outDirect
+	outOnline
+	outOffline
+	outResync
+	outReapSelf // run the reap script on this node's own entries (at start and at close)
+)
+
+// outItem is one queued command. Immutable once queued, except resent,
+// which only the writer touches.
+type outItem struct {
+	kind     outKind
+	channel  string           // publish: the channel
+	user     string           // direct, online, offline: the user
+	data     []byte           // publish, direct: the envelope
+	done     func(int, error) // direct: called by the writer with the result (see answer)
+	resent   bool             // heard by nobody once and queued again
+	announce bool             // resync: also publish user_connected for every local user
+	deadline time.Time        // direct: given up (unavailable) if still queued then; zero: never
+	unsure   bool             // put back after a round trip that may have run it: never given up
+}
+
+// answer reports a direct message's result to its sender, once: an item
+// sent again after a fault has no one left to answer.
+func (it *outItem) answer(nodes int, err error) {
+	if it.done != nil {
+		it.done(nodes, err)
+	}
+}
+
+func newOutbox(r *Broker) *outbox {
+	return &outbox{
+		r: r, limit: r.cfg.OutboxLimit, maxBatch: r.cfg.MaxBatch, directWait: r.host.DirectWait,
+		// First of all, clear what a previous incarnation of this node id
+		// left in the presence directory.
+		items: []outItem{{kind: outReapSelf}},
+		local: make(map[string]struct{}), receivers: make(map[string]int64),
+		wake: make(chan struct{}, 1), quit: make(chan struct{}), exited: make(chan struct{}),
+	}
+}
+
+// signal wakes the writer. Any goroutine; never blocks.
+func (o *outbox) signal() {
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+// len is the number of queued commands, in flight included.
+func (o *outbox) len() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.items) - o.head
+}
+
+func (o *outbox) push(it outItem, bounded bool) bool {
+	o.mu.Lock()
+	if o.closed || bounded && len(o.items)-o.head >= o.limit {
+		o.mu.Unlock()
+		return false
+	}
+	if it.kind == outPublish || it.kind == outDirect {
+		// Numbered under the lock: sequence order is queue order, which
+		// is the order every subscriber receives one channel's messages in.
+		o.seq++
+		it.data = withMsgID(it.data, o.r.keys.msgID, o.seq)
+	}
+	if !it.deadline.IsZero() && (o.expireAt.IsZero() || it.deadline.Before(o.expireAt)) {
+		o.expireAt = it.deadline
+	}
+	o.items = append(o.items, it)
+	o.mu.Unlock()
+	o.signal()
+	return true
+}
+
+// publish queues data for channel; actors.ErrUnavailable when the outbox is
+// full. Any goroutine.
+func (o *outbox) publish(channel string, data []byte) error {
+	if !o.push(outItem{kind: outPublish, channel: channel, data: data}, true) {
+		o.r.stats.refused.Add(1)
+		return actors.ErrUnavailable
+	}
+	return nil
+}
+
+// direct queues a direct message for user. Any goroutine.
+func (o *outbox) direct(user string, data []byte, done func(int, error)) {
+	it := outItem{kind: outDirect, user: user, data: data, done: done}
+	if o.directWait > 0 {
+		it.deadline = time.Now().Add(o.directWait)
+	}
+	if !o.push(it, true) {
+		o.r.stats.refused.Add(1)
+		done(0, actors.ErrUnavailable)
+	}
+}
+
+// presence records that user has (or no longer has) a local session and
+// queues the directory update. Presence updates are not bounded by the
+// limit: there is at most one per connect and disconnect, and dropping one
+// would leave the directory wrong until the next resync. Any goroutine.
+func (o *outbox) presence(user string, online bool) {
+	o.mu.Lock()
+	if o.closed {
+		o.mu.Unlock()
+		return
+	}
+	kind := outOffline
+	if online {
+		o.local[user] = struct{}{}
+		kind = outOnline
+	} else {
+		delete(o.local, user)
+	}
+	o.items = append(o.items, outItem{kind: kind, user: user})
+	o.mu.Unlock()
+	o.signal()
+}
+
+// queueResync puts a rewrite of this node's presence entries ahead of every
+// queued command that is not in flight yet. The entries are read from the
+// local set when the command is sent, so commands queued behind it replay
+// on top of a state that already includes them: they are idempotent.
+func (o *outbox) queueResync(announce bool) {
+	o.mu.Lock()
+	if o.closed || o.resync {
+		o.mu.Unlock()
+		return
+	}
+	o.resync = true
+	at := o.head + o.sending
+	for at < len(o.items) && o.items[at].kind == outReapSelf {
+		at++ // the start-up cleanup must run before entries are written
+	}
+	o.items = slices.Insert(o.items, at, outItem{kind: outResync, announce: announce})
+	o.mu.Unlock()
+	o.signal()
+}
+
+// close stops accepting publishes, queues the removal of this node from the
+// presence directory, and waits until the writer has sent what it could
+// (while Redis is reachable) and returned, or until ctx ends. It returns how
+// many commands were left unsent.
+func (o *outbox) close(ctx context.Context) int {
+	o.mu.Lock()
+	o.closed = true
+	o.items = append(o.items, outItem{kind: outReapSelf})
+	o.mu.Unlock()
+	close(o.quit)
+	select {
+	case <-o.exited:
+	case <-ctx.Done():
+	}
+	return o.len()
+}
+
+func (o *outbox) quitting() bool {
+	select {
+	case <-o.quit:
+		return true
+	default:
+		return false
+	}
+}

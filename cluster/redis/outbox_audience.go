@@ -1,0 +1,103 @@
+package redis
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// sendable returns how many commands at the head of the queue may leave
+// now (at most MaxBatch), or 0 and how long to wait. After a recovery of
+// this node's connections, the other nodes' subscriptions may not be back
+// yet, and what is published before they are is lost to them. So a publish
+// leaves only once its channel has, again, at least as many subscribers as
+// heard its last publish before (PUBSUB NUMSUB), and a direct message only
+// once the nodes alive before are registered again; FlushWait after the
+// recovery, everything leaves (a node may have died meanwhile). Presence
+// updates need no listener and always leave. Order is kept: the first
+// command that must wait holds those behind it.
+func (o *outbox) sendable() (int, time.Duration) {
+	o.mu.Lock()
+	head := o.items[o.head:min(len(o.items), o.head+o.maxBatch)]
+	var chans []string
+	var want []int64
+	directs := false
+	for _, it := range head {
+		switch it.kind {
+		case outPublish:
+			if _, ok := o.verified[it.channel]; !ok && o.receivers[it.channel] > 0 && !slices.Contains(chans, it.channel) && len(chans) < 256 {
+				chans, want = append(chans, it.channel), append(want, o.receivers[it.channel])
+			}
+		case outDirect:
+			directs = directs || !o.peersBack && len(o.peers) > 0
+		}
+	}
+	o.mu.Unlock()
+	if len(chans) == 0 && !directs || o.windowOver {
+		return len(head), 0
+	}
+	if time.Since(o.since) > o.r.cfg.FlushWait {
+		o.windowOver = true
+		if o.held {
+			o.r.stats.flushTimeouts.Add(1)
+			o.r.log.Warn("redis: other nodes' subscriptions not back in time; sending anyway", "after", o.r.cfg.FlushWait)
+		}
+		return len(head), 0
+	}
+	ctx, cancel := context.WithTimeout(o.r.ctx, o.r.cfg.CommandTimeout)
+	defer cancel()
+	pipe := o.conn().Pipeline()
+	var numsub *goredis.MapStringIntCmd
+	var exists *goredis.IntCmd
+	if len(chans) > 0 {
+		numsub = pipe.PubSubNumSub(ctx, chans...)
+	}
+	if directs {
+		keys := make([]string, len(o.peers))
+		for i, p := range o.peers {
+			keys[i] = o.r.keys.prefix + ":presence:alive:" + p
+		}
+		exists = pipe.Exists(ctx, keys...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		o.failed(err)
+		return 0, time.Until(o.retryAt)
+	}
+	o.succeeded()
+	if numsub != nil {
+		got := numsub.Val()
+		for i, ch := range chans {
+			if got[ch] >= want[i] {
+				o.verified[ch] = struct{}{}
+			}
+		}
+	}
+	if exists != nil && exists.Val() >= int64(len(o.peers)) {
+		o.peersBack = true
+	}
+	// A resync may have been inserted at the head meanwhile: scan again,
+	// under the lock. (An insertion after this only shifts a prefix that is
+	// all sendable.)
+	o.mu.Lock()
+	head = o.items[o.head:min(len(o.items), o.head+o.maxBatch)]
+	n := 0
+	for _, it := range head {
+		if it.kind == outPublish && o.receivers[it.channel] > 0 {
+			if _, ok := o.verified[it.channel]; !ok {
+				break
+			}
+		}
+		if it.kind == outDirect && !o.peersBack && len(o.peers) > 0 {
+			break
+		}
+		n++
+	}
+	o.mu.Unlock()
+	if n == 0 {
+		o.held = true
+		return 0, 20 * time.Millisecond
+	}
+	return n, 0
+}

@@ -1,0 +1,134 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"slices"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/switchboard-rt/switchboard/actors"
+)
+
+// queue adds the item's commands to pipe.
+func (o *outbox) queue(ctx context.Context, pipe goredis.Pipeliner, it *outItem, users []string) {
+	k := &o.r.keys
+	switch it.kind {
+	case outPublish:
+		pipe.Publish(ctx, it.channel, it.data)
+	case outDirect:
+		pipe.EvalSha(ctx, directScript.Hash(), []string{k.userKey(it.user)}, k.prefix, k.node, it.data)
+	case outOnline:
+		pipe.SAdd(ctx, k.nodeUsers, it.user)
+		pipe.SAdd(ctx, k.userKey(it.user), k.node)
+	case outOffline:
+		pipe.SRem(ctx, k.nodeUsers, it.user)
+		pipe.SRem(ctx, k.userKey(it.user), k.node)
+	case outReapSelf:
+		pipe.EvalSha(ctx, reapScript.Hash(), []string{k.nodes}, k.prefix, o.r.cfg.PresenceTTL.Milliseconds(), k.node)
+	case outResync:
+		pipe.Del(ctx, k.nodeUsers)
+		for chunk := range slices.Chunk(users, 1000) {
+			args := make([]any, len(chunk))
+			for i, u := range chunk {
+				args[i] = u
+			}
+			pipe.SAdd(ctx, k.nodeUsers, args...)
+		}
+		for _, u := range users {
+			pipe.SAdd(ctx, k.userKey(u), k.node)
+		}
+		pipe.SAdd(ctx, k.nodes, k.node)
+		pipe.Set(ctx, k.alive, "1", o.r.cfg.PresenceTTL)
+		if it.announce {
+			pipe.Del(ctx, k.reaped)
+			for _, u := range users {
+				ev := actors.PresenceEvent("user_connected", u)
+				env := &actors.Envelope{Type: actors.EnvBroadcast, SenderID: u, Node: k.node, Payload: ev.JSON}
+				pipe.Publish(ctx, k.broadcast, env.Encode())
+			}
+		}
+	}
+}
+
+// networkError returns the first error among cmds that is not a reply from
+// Redis: the connection failed and the command's fate is unknown.
+func networkError(cmds []goredis.Cmder) error {
+	for _, c := range cmds {
+		err := c.Err()
+		if err == nil || errors.Is(err, goredis.Nil) {
+			continue
+		}
+		var reply goredis.Error
+		if !errors.As(err, &reply) {
+			return err
+		}
+	}
+	return nil
+}
+
+// result interprets the replies of one item that reached Redis.
+func (o *outbox) result(it *outItem, cmds []goredis.Cmder) itemStatus {
+	switch it.kind {
+	case outPublish:
+		n, err := cmds[0].(*goredis.IntCmd).Result()
+		if err != nil {
+			o.r.log.Warn("redis refused a publish", "channel", it.channel, actors.KeyErr, err)
+			return itemDone
+		}
+		if n == 0 && o.receivers[it.channel] > 0 && !it.resent {
+			return itemSuspect
+		}
+		o.r.stats.published.Add(1)
+		o.noteReceivers(it.channel, n)
+	case outDirect:
+		res, err := cmds[0].(*goredis.Cmd).Int64Slice()
+		switch {
+		case goredis.HasErrorPrefix(err, "NOSCRIPT"):
+			o.scripts = false
+			return itemRetry
+		case err != nil || len(res) != 2:
+			o.r.log.Warn("redis direct-message script failed", actors.KeyErr, err)
+			it.answer(0, actors.ErrUnavailable)
+		case res[0] == 0 && res[1] > 0 && !it.resent:
+			return itemSuspect
+
+		default:
+			o.r.stats.directs.Add(1)
+			if res[0] == 0 && res[1] > 0 {
+				it.answer(0, actors.ErrUnavailable) // its nodes are there but not listening
+			} else {
+				it.answer(int(res[0]), nil)
+			}
+		}
+	case outReapSelf:
+		if goredis.HasErrorPrefix(cmds[0].Err(), "NOSCRIPT") {
+			o.scripts = false
+			return itemRetry
+		}
+		if err := cmds[0].Err(); err != nil {
+			o.r.log.Warn("redis presence cleanup failed", actors.KeyErr, err)
+		}
+	case outResync:
+		o.r.stats.resyncs.Add(1)
+		fallthrough
+	default:
+		for _, c := range cmds {
+			if err := c.Err(); err != nil {
+				o.r.log.Warn("redis presence update failed", actors.KeyErr, err)
+				break
+			}
+		}
+	}
+	return itemDone
+}
+
+func (o *outbox) noteReceivers(channel string, n int64) {
+	if _, ok := o.receivers[channel]; !ok && len(o.receivers) >= maxReceivers {
+		for ch := range o.receivers {
+			delete(o.receivers, ch)
+			break
+		}
+	}
+	o.receivers[channel] = n
+}

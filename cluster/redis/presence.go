@@ -1,0 +1,189 @@
+package redis
+
+import (
+	"context"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/switchboard-rt/switchboard/actors"
+)
+
+// The presence directory, in Redis (PREFIX defaults to "websocket"):
+//
+//	PREFIX:presence:nodes         set: registered node ids
+//	PREFIX:presence:alive:NODE    "1" with a TTL of PresenceTTL, refreshed by NODE's heartbeat
+//	PREFIX:presence:node:NODE     set: users with a session on NODE
+//	PREFIX:presence:user:USER     set: nodes holding a session of USER
+//	PREFIX:presence:reaped:NODE   tombstone (TTL) left when NODE was reaped by another node
+//
+// Users are added and removed by the outbox (in order with the node's
+// publishes: a user_connected is never seen before the user can be reached).
+// Each node's heartbeat refreshes its alive key and reaps dead nodes: a node
+// whose alive key expired is removed from every user's set, and each of its
+// users is announced user_disconnected on PREFIX:broadcast, as the node would
+// have done itself, in the same script, so that exactly one survivor does it
+// even if several reap at once. A node that finds its own entries gone (Redis
+// restarted, or it was reaped while paused) writes them again from its local
+// set (the outbox's resync), announcing user_connected if it had been reaped.
+
+// directScript publishes a direct message to the node channel of every live
+// node (other than the sender's) that holds the user, and returns
+// {published and heard, published and heard by nobody}.
+var directScript = goredis.NewScript(`
+local prefix, self = ARGV[1], ARGV[2]
+local sent, missed = 0, 0
+for _, node in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if node ~= self and redis.call('EXISTS', prefix .. ':presence:alive:' .. node) == 1 then
+    if redis.call('PUBLISH', prefix .. ':node:' .. node, ARGV[3]) > 0 then
+      sent = sent + 1
+    else
+      missed = missed + 1
+    end
+  end
+end
+return {sent, missed}
+`)
+
+// reapScript removes dead nodes (and, when ARGV[3] names one, that node
+// whatever its state: this node at start and at close) from the directory,
+// publishes for each of their users the user_disconnected the dead node
+// would have published (presence is per node: docs/protocol.md), and
+// returns {nodes reaped, users announced}.
+var reapScript = goredis.NewScript(`
+local prefix, ttl, forced = ARGV[1], ARGV[2], ARGV[3]
+local reaped, gone = 0, 0
+local function reap(node, tomb)
+  local nk = prefix .. ':presence:node:' .. node
+  for _, u in ipairs(redis.call('SMEMBERS', nk)) do
+    redis.call('SREM', prefix .. ':presence:user:' .. u, node)
+    local id = cjson.encode(u)
+    redis.call('PUBLISH', prefix .. ':broadcast', '{"type":"broadcast","sender_id":' .. id ..
+      ',"node":' .. cjson.encode(node) .. ',"payload":{"event":"user_disconnected","user_id":' .. id .. '}}')
+    gone = gone + 1
+  end
+  redis.call('DEL', nk, prefix .. ':presence:alive:' .. node)
+  redis.call('SREM', KEYS[1], node)
+  if tomb then
+    redis.call('SET', prefix .. ':presence:reaped:' .. node, '1', 'PX', ttl)
+  end
+end
+if forced ~= '' then
+  reap(forced, false)
+end
+for _, node in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('EXISTS', prefix .. ':presence:alive:' .. node) == 0 then
+    reap(node, true)
+    reaped = reaped + 1
+  end
+end
+return {reaped, gone}
+`)
+
+// loadScripts loads both scripts into Redis's script cache.
+func loadScripts(ctx context.Context, c *goredis.Client) error {
+	if err := directScript.Load(ctx, c).Err(); err != nil {
+		return err
+	}
+	return reapScript.Load(ctx, c).Err()
+}
+
+// presence is the heartbeat goroutine: it keeps this node's alive key fresh,
+// notices when its entries are gone (and has the outbox rewrite them), reaps
+// dead nodes, and remembers which nodes are alive (for the outbox's quorum
+// after a fault).
+type presence struct {
+	r      *Broker
+	kickCh chan struct{}            // capacity 1: beat now
+	alive  atomic.Pointer[[]string] // other live nodes, as of the last intact heartbeat
+
+	client *goredis.Client // owned by the heartbeat goroutine
+}
+
+func newPresence(r *Broker) *presence {
+	p := &presence{r: r, kickCh: make(chan struct{}, 1)}
+	p.alive.Store(&[]string{})
+	return p
+}
+
+// kick asks for a heartbeat now (after the subscriptions recovered). Any
+// goroutine; never blocks.
+func (p *presence) kick() {
+	select {
+	case p.kickCh <- struct{}{}:
+	default:
+	}
+}
+
+// peers returns the other nodes alive at the last intact heartbeat.
+func (p *presence) peers() []string { return *p.alive.Load() }
+
+func (p *presence) run() {
+	every := max(p.r.cfg.PresenceTTL/3, 10*time.Millisecond)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	defer func() {
+		if p.client != nil {
+			_ = p.client.Close()
+		}
+	}()
+	p.beat()
+	for {
+		select {
+		case <-p.r.ctx.Done():
+			return
+		case <-t.C:
+		case <-p.kickCh:
+		}
+		p.beat()
+	}
+}
+
+// beat is one heartbeat.
+func (p *presence) beat() {
+	if p.client == nil {
+		p.client = p.r.newClient("presence")
+	}
+	k := &p.r.keys
+	ctx, cancel := context.WithTimeout(p.r.ctx, p.r.cfg.CommandTimeout)
+	defer cancel()
+	pipe := p.client.Pipeline()
+	had := pipe.PExpire(ctx, k.alive, p.r.cfg.PresenceTTL)
+	tomb := pipe.Exists(ctx, k.reaped)
+	nodes := pipe.SMembers(ctx, k.nodes)
+	reap := reapScript.EvalSha(ctx, pipe, []string{k.nodes}, k.prefix, p.r.cfg.PresenceTTL.Milliseconds(), "")
+	if _, err := pipe.Exec(ctx); err != nil {
+		if goredis.HasErrorPrefix(reap.Err(), "NOSCRIPT") && had.Err() == nil {
+			err = loadScripts(ctx, p.client)
+		}
+		if err != nil && p.r.ctx.Err() == nil {
+			p.r.stats.heartbeatErrs.Add(1)
+			p.r.log.Debug("redis presence heartbeat failed", actors.KeyErr, err)
+			_ = p.client.Close()
+			p.client = nil
+		}
+		if had.Err() != nil {
+			return
+		}
+	}
+	others := slices.DeleteFunc(nodes.Val(), func(n string) bool { return n == k.node })
+	if !had.Val() {
+		// Our alive key is gone: Redis lost its data (then the registered
+		// nodes are only those that re-registered already: keep the ones
+		// known before), or we were reaped, or we just started.
+		p.r.out.queueResync(tomb.Val() > 0)
+		for _, n := range p.peers() {
+			if !slices.Contains(others, n) {
+				others = append(others, n)
+			}
+		}
+	}
+	p.alive.Store(&others)
+	if res, err := reap.Int64Slice(); err == nil && len(res) == 2 && res[0] > 0 {
+		p.r.stats.reaped.Add(res[0])
+		p.r.stats.vanished.Add(res[1])
+		p.r.log.Info("redis presence: reaped dead nodes", "nodes", res[0], "users_disconnected", res[1])
+	}
+}
