@@ -85,9 +85,9 @@ load:
 
 FUZZTIME ?= 30s
 fuzz:
-	$(GO) test ./actors -run '^$$' -fuzz '^FuzzDecodeCommand$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./actors -run '^$$' -fuzz '^FuzzDecodeEnvelope$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./actors -run '^$$' -fuzz '^FuzzDecodeMembers$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./actors/wire -run '^$$' -fuzz '^FuzzDecodeCommand$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./actors/wire -run '^$$' -fuzz '^FuzzDecodeEnvelope$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./actors/wire -run '^$$' -fuzz '^FuzzDecodeMembers$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./transport -run '^$$' -fuzz '^FuzzFrameGate$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./transport -run '^$$' -fuzz '^FuzzFrameHeaders$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./transport -run '^$$' -fuzz '^FuzzClientFrames$$' -fuzztime $(FUZZTIME)

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
 // recConn records what a session queues and when it flushes.
@@ -27,8 +29,8 @@ func (c *recConn) Flush() {
 	c.flushes = append(c.flushes, len(c.frames))
 }
 
-func (c *recConn) Close(CloseCode, string) {}
-func (c *recConn) Abort(CloseCode, string) {}
+func (c *recConn) Close(wire.CloseCode, string) {}
+func (c *recConn) Abort(wire.CloseCode, string) {}
 
 func (c *recConn) snapshot() ([]string, []int) {
 	c.mu.Lock()
@@ -52,7 +54,7 @@ func TestSessionWritesABatchInOneFlush(t *testing.T) {
 	pid := n.Connect(c, SessionOptions{User: "u"})
 	waitUntil(t, "welcome flushed", func() bool { _, fl := c.snapshot(); return len(fl) == 1 })
 
-	evs := []*Event{PresenceEvent("user_connected", "a"), PresenceEvent("user_connected", "b"), PresenceEvent("user_connected", "c")}
+	evs := []*wire.Event{wire.PresenceEvent("user_connected", "a"), wire.PresenceEvent("user_connected", "b"), wire.PresenceEvent("user_connected", "c")}
 	n.root.Send(pid, &eventBatch{events: evs})
 	waitUntil(t, "the batch flushed", func() bool { _, fl := c.snapshot(); return len(fl) == 2 })
 	frames, flushes := c.snapshot()

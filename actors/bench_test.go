@@ -10,91 +10,28 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
-// Benchmarks of the hot paths: decoding a client frame, encoding an event,
-// decoding a broker envelope, and a room's fan-out through the actors to
-// fake connections. Run with `make bench`; figures are in docs/benchmarks.md.
+// Benchmarks of the hot paths: taking in a broker envelope, and a room's
+// fan-out through the actors to fake connections (the codecs' own are in
+// package wire). Run with `make bench`; figures are in docs/benchmarks.md.
 
-var (
-	benchContent = strings.Repeat("x", 64)
-	benchFrame   = []byte(`{"type":"room_message","room":"lobby","content":"` + benchContent + `","id":"m-1"}`)
-)
+var benchContent = strings.Repeat("x", 64)
 
-func BenchmarkDecodeCommand(b *testing.B) {
-	cases := []struct {
-		name  string
-		frame []byte
-	}{
-		{"room_message", benchFrame},
-		{"chat", []byte(`{"type":"chat","content":"` + benchContent + `"}`)},
-		{"join_room", []byte(`{"type":"join_room","room":"lobby"}`)},
-		{"invalid_json", []byte(`{"type":"chat","content":`)},
+// BenchmarkNewInbound is an envelope from the broker as a node takes it:
+// decoded (wire.DecodeEnvelope) and framed once.
+func BenchmarkNewInbound(b *testing.B) {
+	ev := wire.ChatEvent("user-1234", "lobby", benchContent)
+	data := (&wire.Envelope{Type: wire.EnvRoom, Room: "lobby", Node: "node-1", Payload: ev.JSON}).Encode()
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := NewInbound(data); err != nil {
+			b.Fatal(err)
+		}
 	}
-	for _, c := range cases {
-		b.Run(c.name, func(b *testing.B) {
-			b.ReportAllocs()
-			b.SetBytes(int64(len(c.frame)))
-			for b.Loop() {
-				if DecodeCommand(c.frame) == nil {
-					b.Fatal("nil command")
-				}
-			}
-		})
-	}
-}
-
-func BenchmarkEncodeEvent(b *testing.B) {
-	b.Run("chat_room", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			_ = ChatEvent("user-1234", "lobby", benchContent)
-		}
-	})
-	b.Run("chat_escaped", func(b *testing.B) {
-		content := strings.Repeat(`a "quoted" line\n`, 4)
-		b.ReportAllocs()
-		for b.Loop() {
-			_ = ChatEvent("user-1234", "", content)
-		}
-	})
-	b.Run("user_joined", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			_ = RoomPresenceEvent("user_joined", "user-1234", "lobby")
-		}
-	})
-	b.Run("envelope", func(b *testing.B) {
-		ev := ChatEvent("user-1234", "lobby", benchContent)
-		env := &Envelope{Type: EnvRoom, Room: "lobby", Node: "node-1", Payload: ev.JSON}
-		b.ReportAllocs()
-		for b.Loop() {
-			_ = env.Encode()
-		}
-	})
-}
-
-func BenchmarkDecodeEnvelope(b *testing.B) {
-	ev := ChatEvent("user-1234", "lobby", benchContent)
-	data := (&Envelope{Type: EnvRoom, Room: "lobby", Node: "node-1", Payload: ev.JSON}).Encode()
-	b.Run("room", func(b *testing.B) {
-		b.ReportAllocs()
-		b.SetBytes(int64(len(data)))
-		for b.Loop() {
-			if _, err := DecodeEnvelope(data); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("inbound", func(b *testing.B) {
-		b.ReportAllocs()
-		b.SetBytes(int64(len(data)))
-		for b.Loop() {
-			if _, err := NewInbound(data); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
 }
 
 // benchSink counts the frames every fake connection of a benchmark is
@@ -141,9 +78,9 @@ func (c benchConn) Enqueue([]byte) bool {
 	}
 	return true
 }
-func (c benchConn) Flush()                  { c.sink.flushes.Add(1) }
-func (c benchConn) Close(CloseCode, string) {}
-func (c benchConn) Abort(CloseCode, string) {}
+func (c benchConn) Flush()                       { c.sink.flushes.Add(1) }
+func (c benchConn) Close(wire.CloseCode, string) {}
+func (c benchConn) Abort(wire.CloseCode, string) {}
 
 // fanoutNode is a node with members sessions on fake connections, all in
 // one room.
@@ -289,7 +226,7 @@ func benchRoomFanout(b *testing.B, members int, pipelined bool) {
 	f := newFanoutNode(b, newBenchBroker(), members)
 	f.join(b, "lobby")
 	sender := f.members[0]
-	cmd := &RoomMessageCmd{Room: "lobby", Content: benchContent}
+	cmd := &wire.RoomMessageCmd{Room: "lobby", Content: benchContent}
 	base := f.sink.frames.Load()
 	f.sink.expect(base + int64(members))
 	f.node.Send(sender, cmd)

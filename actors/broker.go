@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
 // ErrUnavailable is returned by Broker.Publish when the broker is down and its
@@ -93,8 +95,8 @@ func (*Subscribed) IgnoreDeadLetterLogging() {}
 // Inbound is an envelope that arrived from the broker, decoded and framed once
 // per node; the same value goes to every local target.
 type Inbound struct {
-	Envelope *Envelope
-	Event    *Event
+	Envelope *wire.Envelope
+	Event    *wire.Event
 }
 
 // IgnoreDeadLetterLogging: an inbound racing with a stopping room is normal.
@@ -103,11 +105,11 @@ func (*Inbound) IgnoreDeadLetterLogging() {}
 // NewInbound decodes one envelope read from the broker. Broker traffic is
 // untrusted input: a malformed envelope is an error, never a panic.
 func NewInbound(data []byte) (*Inbound, error) {
-	env, err := DecodeEnvelope(data)
+	env, err := wire.DecodeEnvelope(data)
 	if err != nil {
 		return nil, err
 	}
-	return &Inbound{Envelope: env, Event: NewEvent(env.Payload).timed()}, nil
+	return &Inbound{Envelope: env, Event: wire.NewEvent(env.Payload).Timed()}, nil
 }
 
 // Channel names, as in PROTOCOL.md section 5.

@@ -1,6 +1,10 @@
 package actors
 
-import "time"
+import (
+	"time"
+
+	"github.com/switchboard-rt/switchboard/actors/wire"
+)
 
 // Conn is the outbound side of one client connection, as the session actor
 // sees it. The transport implements it over a gws connection; actor tests use
@@ -19,9 +23,9 @@ type Conn interface {
 	// platform allows (writev).
 	Flush()
 	// Close writes what is pending, then a close frame, then closes.
-	Close(code CloseCode, reason string)
+	Close(code wire.CloseCode, reason string)
 	// Abort discards what is pending, then writes a close frame and closes.
-	Abort(code CloseCode, reason string)
+	Abort(code wire.CloseCode, reason string)
 }
 
 // HeardConn is a Conn that knows when its peer last sent a frame (a message,

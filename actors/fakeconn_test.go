@@ -10,6 +10,8 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/internal/wiretest"
+	"github.com/switchboard-rt/switchboard/actors/wire"
 	"github.com/switchboard-rt/switchboard/cluster"
 )
 
@@ -25,7 +27,7 @@ type fakeConn struct {
 	pending int // bytes enqueued and not yet flushed
 	budget  int // when > 0, Enqueue refuses past this many pending bytes
 	closeBy string
-	code    actors.CloseCode
+	code    wire.CloseCode
 	reason  string
 	hold    chan struct{} // when set, the next Enqueue waits for it to close
 	held    chan struct{} // closed once that Enqueue is waiting
@@ -66,10 +68,10 @@ func (c *fakeConn) Flush() {
 	c.mu.Unlock()
 }
 
-func (c *fakeConn) Close(code actors.CloseCode, reason string) { c.closed("close", code, reason) }
-func (c *fakeConn) Abort(code actors.CloseCode, reason string) { c.closed("abort", code, reason) }
+func (c *fakeConn) Close(code wire.CloseCode, reason string) { c.closed("close", code, reason) }
+func (c *fakeConn) Abort(code wire.CloseCode, reason string) { c.closed("abort", code, reason) }
 
-func (c *fakeConn) closed(by string, code actors.CloseCode, reason string) {
+func (c *fakeConn) closed(by string, code wire.CloseCode, reason string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closeBy != "" {
@@ -114,8 +116,8 @@ func (c *fakeConn) waitUntil(t *testing.T, what string, cond func() bool) {
 func (c *fakeConn) describeLocked() string {
 	out := ""
 	for _, f := range c.frames {
-		fr, _, _ := readFrame(f)
-		out += string(fr.payload) + " "
+		fr, _, _ := wiretest.ReadFrame(f)
+		out += string(fr.Payload) + " "
 	}
 	return out + "close=" + c.closeBy
 }
@@ -145,16 +147,16 @@ func decodeFrames(t *testing.T, frames [][]byte) []event {
 	t.Helper()
 	var out []event
 	for _, f := range frames {
-		fr, used, bad := readFrame(f)
+		fr, used, bad := wiretest.ReadFrame(f)
 		if bad != "" || used != len(f) {
 			t.Fatalf("bad frame %q: %s", f, bad)
 		}
-		if fr.opcode != actors.OpText {
+		if fr.Opcode != wire.OpText {
 			continue
 		}
 		var ev event
-		if err := json.Unmarshal(fr.payload, &ev); err != nil {
-			t.Fatalf("bad event %s: %v", fr.payload, err)
+		if err := json.Unmarshal(fr.Payload, &ev); err != nil {
+			t.Fatalf("bad event %s: %v", fr.Payload, err)
 		}
 		out = append(out, ev)
 	}
@@ -189,7 +191,7 @@ func (c *fakeConn) count(t *testing.T, match func(event) bool) int {
 	return n
 }
 
-func (c *fakeConn) waitClosed(t *testing.T) (string, actors.CloseCode) {
+func (c *fakeConn) waitClosed(t *testing.T) (string, wire.CloseCode) {
 	t.Helper()
 	c.waitUntil(t, "close", func() bool { return c.closeBy != "" })
 	c.mu.Lock()
@@ -199,7 +201,7 @@ func (c *fakeConn) waitClosed(t *testing.T) (string, actors.CloseCode) {
 
 func is(name string) func(event) bool { return func(e event) bool { return e.Event == name } }
 
-func errorIs(code actors.ErrorCode) func(event) bool {
+func errorIs(code wire.ErrorCode) func(event) bool {
 	return func(e event) bool { return e.Event == "error" && e.Code == string(code) }
 }
 
@@ -249,7 +251,7 @@ func connect(t *testing.T, n *actors.Node, user string, opts ...func(*actors.Ses
 }
 
 // send hands the session a client frame, as the transport's read side does.
-func (p *peer) send(frame string) { p.node.Send(p.pid, actors.DecodeCommand([]byte(frame))) }
+func (p *peer) send(frame string) { p.node.Send(p.pid, wire.DecodeCommand([]byte(frame))) }
 
 func directory(t *testing.T, n *actors.Node) *actors.Directory {
 	t.Helper()

@@ -4,6 +4,8 @@ import (
 	"slices"
 
 	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
 // hub is the node's directory: which sessions are live and whose they are,
@@ -102,11 +104,11 @@ func (h *hub) Receive(ctx actor.Context) {
 	case *apiPublish:
 		n := 0
 		switch m.kind {
-		case EnvBroadcast:
+		case wire.EnvBroadcast:
 			n = h.broadcast(ctx, m.event, "")
-		case EnvDirect:
+		case wire.EnvDirect:
 			n = h.direct(ctx, m.target, m.event)
-		case EnvRoom:
+		case wire.EnvRoom:
 			if e, ok := h.rooms[m.target]; ok && h.live(e.pid) {
 				// The room counts its members and answers through the hub;
 				// if it stops first, terminated answers 0 for it.
@@ -202,9 +204,9 @@ func (h *hub) terminated(ctx actor.Context, who *actor.PID) {
 // presence tells every local session and every other node that a user came
 // or went. The user's own connections are excluded, as for chat.
 func (h *hub) presence(ctx actor.Context, event, user string) {
-	ev := PresenceEvent(event, user)
+	ev := wire.PresenceEvent(event, user)
 	h.broadcast(ctx, ev, user)
-	env := &Envelope{Type: EnvBroadcast, SenderID: user, Node: h.node.cfg.NodeID, Payload: ev.JSON}
+	env := &wire.Envelope{Type: wire.EnvBroadcast, SenderID: user, Node: h.node.cfg.NodeID, Payload: ev.JSON}
 	if err := h.node.cfg.Broker.Publish(BroadcastChannel(h.node.cfg.ChannelPrefix), env.Encode()); err != nil {
 		h.node.metrics.Unavailable.Add(1)
 		return
@@ -244,7 +246,7 @@ func (h *hub) live(pid *actor.PID) bool {
 }
 
 // broadcast hands ev to every local session except those of user exclude.
-func (h *hub) broadcast(ctx actor.Context, ev *Event, exclude string) int {
+func (h *hub) broadcast(ctx actor.Context, ev *wire.Event, exclude string) int {
 	n := 0
 	for _, e := range h.sessions {
 		if exclude != "" && e.user == exclude {
@@ -259,7 +261,7 @@ func (h *hub) broadcast(ctx actor.Context, ev *Event, exclude string) int {
 	return n
 }
 
-func (h *hub) direct(ctx actor.Context, user string, ev *Event) int {
+func (h *hub) direct(ctx actor.Context, user string, ev *wire.Event) int {
 	list := h.users[user]
 	for _, pid := range list {
 		ctx.Send(pid, ev)
@@ -277,11 +279,11 @@ func (h *hub) inbound(ctx actor.Context, m *Inbound) {
 	}
 	h.node.metrics.BrokerIn.Add(1)
 	switch env.Type {
-	case EnvBroadcast:
+	case wire.EnvBroadcast:
 		h.broadcast(ctx, m.Event, env.SenderID)
-	case EnvDirect:
+	case wire.EnvDirect:
 		h.direct(ctx, env.Target, m.Event)
-	case EnvRoom:
+	case wire.EnvRoom:
 		if e, ok := h.rooms[env.Room]; ok {
 			ctx.Send(e.pid, m)
 		}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
 // recordLog keeps the level and message of every record, at every level.
@@ -48,7 +49,7 @@ func TestNormalEndingsLogNothingAtInfo(t *testing.T) {
 	drained.conn.waitEvent(t, "drained joined", ackOf("1"))
 
 	n.Send(leaver.pid, &actors.SocketClosed{}) // the client closed
-	n.Send(drained.pid, &actors.CloseSession{Code: actors.CloseGoingAway, Reason: "node shutting down"})
+	n.Send(drained.pid, &actors.CloseSession{Code: wire.CloseGoingAway, Reason: "node shutting down"})
 	drained.conn.waitClosed(t)
 	waitFor(t, "sessions and rooms gone", func() bool {
 		return n.Metrics().Sessions.Load() == 0 && n.Metrics().Rooms.Load() == 0

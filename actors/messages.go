@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
 // Messages exchanged by the actors. All are immutable once sent.
@@ -17,7 +19,7 @@ func (*SocketClosed) IgnoreDeadLetterLogging() {}
 
 // CloseSession asks a session to close its connection with Code and stop.
 type CloseSession struct {
-	Code   CloseCode
+	Code   wire.CloseCode
 	Reason string
 }
 
@@ -90,13 +92,13 @@ func (*roomLeave) IgnoreDeadLetterLogging() {}
 // session or hub -> room: deliver event to every local member. A non-zero
 // tag (an API publish) asks the room to report its count (roomCastDone).
 type roomCast struct {
-	event *Event
+	event *wire.Event
 	tag   uint64
 }
 
 // room -> sessions: events to deliver in order, shared by every member (a
 // busy room's fan-outs, see room.fanoutPending).
-type eventBatch struct{ events []*Event }
+type eventBatch struct{ events []*wire.Event }
 
 func (*eventBatch) IgnoreDeadLetterLogging() {}
 
@@ -117,7 +119,7 @@ type roomIdle struct {
 
 // session -> hub: deliver event to every local session except those of user.
 type broadcastLocal struct {
-	event   *Event
+	event   *wire.Event
 	exclude string
 }
 
@@ -125,7 +127,7 @@ type broadcastLocal struct {
 // with directCount{seq}.
 type directLocal struct {
 	target  string
-	event   *Event
+	event   *wire.Event
 	replyTo *actor.PID
 	seq     uint64
 }
@@ -160,7 +162,7 @@ func (*joinTimeout) IgnoreDeadLetterLogging() {}
 
 // Node.Drain -> hub: close every session.
 type closeAll struct {
-	code   CloseCode
+	code   wire.CloseCode
 	reason string
 }
 
@@ -168,7 +170,7 @@ type closeAll struct {
 type apiPublish struct {
 	kind   string
 	target string
-	event  *Event
+	event  *wire.Event
 }
 
 type apiPublished struct{ local int }

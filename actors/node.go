@@ -13,6 +13,8 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/scheduler"
+
+	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
 // Config configures a Node. The zero value of every field is documented and
@@ -320,10 +322,10 @@ type PublishResult struct {
 // PublishRoom delivers payload (an event object with an "event" field) to
 // every member of room on every node.
 func (n *Node) PublishRoom(ctx context.Context, room string, payload []byte) (PublishResult, error) {
-	if !ValidRoomName(room) {
+	if !wire.ValidRoomName(room) {
 		return PublishResult{}, ErrInvalidRoom
 	}
-	return n.publish(ctx, &apiPublish{kind: EnvRoom, target: room}, payload)
+	return n.publish(ctx, &apiPublish{kind: wire.EnvRoom, target: room}, payload)
 }
 
 // PublishUser delivers payload to every connection of user on every node.
@@ -331,12 +333,12 @@ func (n *Node) PublishUser(ctx context.Context, user string, payload []byte) (Pu
 	if user == "" {
 		return PublishResult{}, ErrInvalidUser
 	}
-	return n.publish(ctx, &apiPublish{kind: EnvDirect, target: user}, payload)
+	return n.publish(ctx, &apiPublish{kind: wire.EnvDirect, target: user}, payload)
 }
 
 // Broadcast delivers payload to every connection on every node.
 func (n *Node) Broadcast(ctx context.Context, payload []byte) (PublishResult, error) {
-	return n.publish(ctx, &apiPublish{kind: EnvBroadcast}, payload)
+	return n.publish(ctx, &apiPublish{kind: wire.EnvBroadcast}, payload)
 }
 
 // Publish errors.
@@ -347,21 +349,21 @@ var (
 )
 
 func (n *Node) publish(ctx context.Context, req *apiPublish, payload []byte) (PublishResult, error) {
-	p, err := ValidateEventPayload(payload)
+	p, err := wire.ValidateEventPayload(payload)
 	if err != nil {
 		return PublishResult{}, ErrInvalidPayload
 	}
-	req.event = NewEvent(p).timed()
-	env := &Envelope{Type: req.kind, Node: n.cfg.NodeID, Payload: p}
+	req.event = wire.NewEvent(p).Timed()
+	env := &wire.Envelope{Type: req.kind, Node: n.cfg.NodeID, Payload: p}
 	switch req.kind {
-	case EnvRoom:
+	case wire.EnvRoom:
 		env.Room = req.target
-	case EnvDirect:
+	case wire.EnvDirect:
 		env.Target = req.target
 	}
 	res := PublishResult{}
 	var berr error
-	if req.kind == EnvDirect {
+	if req.kind == wire.EnvDirect {
 		done := make(chan error, 1)
 		n.cfg.Broker.SendDirect(req.target, env.Encode(), func(_ int, err error) { done <- err })
 		select {
@@ -371,7 +373,7 @@ func (n *Node) publish(ctx context.Context, req *apiPublish, payload []byte) (Pu
 		}
 	} else {
 		ch := BroadcastChannel(n.cfg.ChannelPrefix)
-		if req.kind == EnvRoom {
+		if req.kind == wire.EnvRoom {
 			ch = RoomChannel(n.cfg.ChannelPrefix, req.target)
 		}
 		berr = n.cfg.Broker.Publish(ch, env.Encode())
@@ -409,7 +411,7 @@ func (n *Node) Drain(ctx context.Context) error {
 	default:
 		close(n.draining)
 	}
-	n.root.Send(n.hub, &closeAll{code: CloseGoingAway, reason: "node shutting down"})
+	n.root.Send(n.hub, &closeAll{code: wire.CloseGoingAway, reason: "node shutting down"})
 	return n.WaitSessions(ctx, 0)
 }
 

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
 // room is the actor of one room on this node: it owns the room's local
@@ -33,7 +35,7 @@ type room struct {
 	// Events to fan out (room messages, broker traffic) wait in pending
 	// until the room has handled what its mailbox held (fanoutNow), so that
 	// a member gets them in one message and writes them in one batch.
-	pending      []*Event
+	pending      []*wire.Event
 	fanoutQueued bool
 }
 
@@ -173,7 +175,7 @@ func (r *room) join(ctx actor.Context, m *roomJoin) {
 		r.members[id] = member{pid: m.session, user: m.user}
 		ctx.Watch(m.session)
 		if !m.silent {
-			ev := RoomPresenceEvent("user_joined", m.user, r.name)
+			ev := wire.RoomPresenceEvent("user_joined", m.user, r.name)
 			r.fanout(ctx, ev)
 			r.publish(ev)
 		}
@@ -183,7 +185,7 @@ func (r *room) join(ctx actor.Context, m *roomJoin) {
 
 func (r *room) remove(ctx actor.Context, id, user string) {
 	delete(r.members, id)
-	ev := RoomPresenceEvent("user_left", user, r.name)
+	ev := wire.RoomPresenceEvent("user_left", user, r.name)
 	r.fanout(ctx, ev)
 	r.publish(ev)
 	if len(r.members) == 0 && !r.idle {
@@ -194,7 +196,7 @@ func (r *room) remove(ctx actor.Context, id, user string) {
 
 // enqueue adds ev to the pending fan-out and makes sure it goes out once
 // the messages already in the mailbox are handled.
-func (r *room) enqueue(ctx actor.Context, ev *Event) {
+func (r *room) enqueue(ctx actor.Context, ev *wire.Event) {
 	r.pending = append(r.pending, ev)
 	if !r.fanoutQueued {
 		r.fanoutQueued = true
@@ -228,7 +230,7 @@ func (r *room) fanoutPending(ctx actor.Context) {
 
 // fanout hands the same event to every local member: one encode, one frame,
 // no copy per recipient.
-func (r *room) fanout(ctx actor.Context, ev *Event) {
+func (r *room) fanout(ctx actor.Context, ev *wire.Event) {
 	for _, mem := range r.members {
 		ctx.Send(mem.pid, ev)
 	}
@@ -244,8 +246,8 @@ func (r *room) counted() {
 
 // publish sends room presence to the other nodes. A refusal is counted; the
 // membership change itself has already happened on this node.
-func (r *room) publish(ev *Event) {
-	env := &Envelope{Type: EnvRoom, Room: r.name, Node: r.node.cfg.NodeID, Payload: ev.JSON}
+func (r *room) publish(ev *wire.Event) {
+	env := &wire.Envelope{Type: wire.EnvRoom, Room: r.name, Node: r.node.cfg.NodeID, Payload: ev.JSON}
 	if err := r.node.cfg.Broker.Publish(r.channel, env.Encode()); err != nil {
 		r.node.metrics.Unavailable.Add(1)
 		return

@@ -8,6 +8,8 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/scheduler"
+
+	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
 // session is the actor of one client connection. It owns the connection's
@@ -29,7 +31,7 @@ type session struct {
 	// joining counts joins in flight; while it is not zero, client commands
 	// are stashed so that they take effect in the order they were sent.
 	joining int
-	stash   []Command
+	stash   []stashed
 	// joinCmd is the room of the client's join_room in flight, "" if none
 	// (commands wait behind it, so there is at most one): the join a
 	// room's refusal fails.
@@ -54,7 +56,7 @@ type session struct {
 func (s *session) Receive(ctx actor.Context) {
 	defer s.logPanics()
 	switch m := ctx.Message().(type) {
-	case *Event:
+	case *wire.Event:
 		s.send(ctx, m)
 	case *eventBatch:
 		for _, ev := range m.events {
@@ -68,21 +70,24 @@ func (s *session) Receive(ctx actor.Context) {
 		if !s.closed {
 			s.conn.Flush()
 		}
-	case Command:
+	case wire.Command:
 		s.node.metrics.MessagesIn.Add(1)
 		// The rate limit is charged on arrival, before a command may wait in
 		// the stash: nobody can queue an unmetered flood behind a join.
 		if !s.admit(ctx, m) {
 			return
 		}
-		if dm, ok := m.(*DirectMessageCmd); ok {
-			dm.received = time.Now()
+		// A direct message's answer is due within the join retry of its
+		// arrival (sweepDirects), even if it waits behind a join.
+		var arrived time.Time
+		if _, ok := m.(*wire.DirectMessageCmd); ok {
+			arrived = time.Now()
 		}
 		if s.joining > 0 {
-			s.stash = append(s.stash, m)
+			s.stash = append(s.stash, stashed{cmd: m, arrived: arrived})
 			return
 		}
-		s.handle(ctx, m)
+		s.handle(ctx, m, arrived)
 	case *roomJoined:
 		s.onJoined(ctx, m)
 	case *roomRefused:
@@ -106,7 +111,7 @@ func (s *session) Receive(ctx actor.Context) {
 		s.sweepDirects(ctx)
 	case heartbeatTick:
 		if !s.closed {
-			s.conn.Enqueue(PingFrame)
+			s.conn.Enqueue(wire.PingFrame)
 			s.queueFlush(ctx)
 		}
 	case *heartbeatCheck:
@@ -158,10 +163,10 @@ func (s *session) started(ctx actor.Context) {
 	s.bucket = NewTokenBucket(cfg.RatePerSecond, cfg.RateBurst, time.Now())
 	s.node.metrics.Sessions.Add(1)
 	s.node.metrics.Connections.Add(1)
-	s.send(ctx, WelcomeEvent(s.opts.User, s.node.cfg.NodeID))
+	s.send(ctx, wire.WelcomeEvent(s.opts.User, s.node.cfg.NodeID))
 	ctx.Send(s.node.hub, &registerSession{pid: s.self, user: s.opts.User})
 	if !s.opts.Expires.IsZero() {
-		s.cancelExpiry = s.node.timers.SendOnce(time.Until(s.opts.Expires), s.self, &CloseSession{Code: CloseTokenExpired, Reason: "token expired"})
+		s.cancelExpiry = s.node.timers.SendOnce(time.Until(s.opts.Expires), s.self, &CloseSession{Code: wire.CloseTokenExpired, Reason: "token expired"})
 	}
 }
 
@@ -181,16 +186,16 @@ func (s *session) stopped() {
 	}
 	if !s.closed {
 		s.closed = true
-		s.conn.Abort(CloseInternal, "session ended")
+		s.conn.Abort(wire.CloseInternal, "session ended")
 	}
 }
 
-func (s *session) close(code CloseCode, reason string) {
+func (s *session) close(code wire.CloseCode, reason string) {
 	if s.closed {
 		return
 	}
 	s.closed = true
-	if code == CloseTryAgainLater {
+	if code == wire.CloseTryAgainLater {
 		s.conn.Abort(code, reason)
 		return
 	}
@@ -199,23 +204,23 @@ func (s *session) close(code CloseCode, reason string) {
 
 // send queues an event's frame and schedules one flush for everything queued
 // before it is handled: frames waiting in the mailbox leave in one write.
-func (s *session) send(ctx actor.Context, ev *Event) {
+func (s *session) send(ctx actor.Context, ev *wire.Event) {
 	if s.closed {
 		return
 	}
 	if !s.conn.Enqueue(ev.Frame) {
 		s.node.metrics.SlowClosed.Add(1)
 		s.logger().Info("slow consumer closed")
-		s.close(CloseTryAgainLater, "slow consumer")
+		s.close(wire.CloseTryAgainLater, "slow consumer")
 		ctx.Stop(s.self)
 		return
 	}
 	s.node.metrics.MessagesOut.Add(1)
 	s.node.metrics.BytesOut.Add(int64(len(ev.Frame)))
-	if !ev.born.IsZero() {
+	if !ev.Born.IsZero() {
 		s.timedOut++
 		if s.timedOut%LatencySampleEvery == 1 {
-			s.node.metrics.DeliveryLatency.ObserveSince(ev.born)
+			s.node.metrics.DeliveryLatency.ObserveSince(ev.Born)
 		}
 	}
 	s.queueFlush(ctx)
@@ -228,15 +233,15 @@ func (s *session) queueFlush(ctx actor.Context) {
 	}
 }
 
-func (s *session) fail(ctx actor.Context, code ErrorCode, msg string, id json.RawMessage) {
+func (s *session) fail(ctx actor.Context, code wire.ErrorCode, msg string, id json.RawMessage) {
 	s.node.metrics.Errors.Add(1)
 	s.node.metrics.ErrorsByCode.Add(code)
-	s.send(ctx, ErrorEvent(code, msg, id))
+	s.send(ctx, wire.ErrorEvent(code, msg, id))
 }
 
 func (s *session) ack(ctx actor.Context, id json.RawMessage) {
 	if len(id) > 0 {
-		s.send(ctx, AckEvent(id))
+		s.send(ctx, wire.AckEvent(id))
 	}
 }
 
@@ -244,7 +249,7 @@ func (s *session) ack(ctx actor.Context, id json.RawMessage) {
 // client gets rate_limited, and after RateStrikes refusals in a row the
 // connection is closed with 1008. Every command counts, heartbeat replies
 // included: a flood of {"type":"pong"} costs the node as much as any other.
-func (s *session) admit(ctx actor.Context, c Command) bool {
+func (s *session) admit(ctx actor.Context, c wire.Command) bool {
 	if s.closed {
 		return false
 	}
@@ -253,57 +258,50 @@ func (s *session) admit(ctx actor.Context, c Command) bool {
 		s.strikes++
 		if s.strikes >= s.node.cfg.RateStrikes {
 			s.node.metrics.PolicyClosed.Add(1)
-			s.close(ClosePolicy, "rate limit exceeded")
+			s.close(wire.ClosePolicy, "rate limit exceeded")
 			ctx.Stop(s.self)
 			return false
 		}
-		s.fail(ctx, CodeRateLimited, "too many messages; slow down", c.commandID())
+		s.fail(ctx, wire.CodeRateLimited, "too many messages; slow down", c.CommandID())
 		return false
 	}
 	s.strikes = 0
 	return true
 }
 
-// handle executes one client command, already admitted by the rate limit.
-func (s *session) handle(ctx actor.Context, c Command) {
+// handle executes one client command, already admitted by the rate limit;
+// arrived is when a direct message reached the session.
+func (s *session) handle(ctx actor.Context, c wire.Command, arrived time.Time) {
 	if s.closed {
-		return
-	}
-	if ja, ok := c.(*joinAck); ok {
-		if ja.refused {
-			s.fail(ctx, CodeUnavailable, "message broker did not confirm the room in time; try again", ja.id)
-			return
-		}
-		s.ack(ctx, ja.id)
 		return
 	}
 	prefix := s.node.cfg.ChannelPrefix
 	switch m := c.(type) {
-	case *BadFrame:
+	case *wire.BadFrame:
 		s.fail(ctx, m.Code, m.Message, m.ID)
-	case *PingCmd:
-		s.send(ctx, PongEvent)
+	case *wire.PingCmd:
+		s.send(ctx, wire.PongEvent)
 		s.ack(ctx, m.ID)
-	case *PongCmd:
+	case *wire.PongCmd:
 		s.ack(ctx, m.ID)
-	case *StatsCmd:
+	case *wire.StatsCmd:
 		if s.node.cfg.DisableStatsCommand {
-			s.fail(ctx, CodeUnknownType, "unknown message type", m.ID)
+			s.fail(ctx, wire.CodeUnknownType, "unknown message type", m.ID)
 			return
 		}
 		s.send(ctx, s.node.statsEvent())
 		s.ack(ctx, m.ID)
-	case *ChatCmd:
-		ev := ChatEvent(s.opts.User, "", m.Content)
-		env := &Envelope{Type: EnvBroadcast, SenderID: s.opts.User, Node: s.node.cfg.NodeID, Payload: ev.JSON}
+	case *wire.ChatCmd:
+		ev := wire.ChatEvent(s.opts.User, "", m.Content)
+		env := &wire.Envelope{Type: wire.EnvBroadcast, SenderID: s.opts.User, Node: s.node.cfg.NodeID, Payload: ev.JSON}
 		if !s.publish(ctx, BroadcastChannel(prefix), env, m.ID) {
 			return
 		}
 		ctx.Send(s.node.hub, &broadcastLocal{event: ev, exclude: s.opts.User})
 		s.ack(ctx, m.ID)
-	case *JoinRoomCmd:
+	case *wire.JoinRoomCmd:
 		if !s.allowed(m.Room) {
-			s.fail(ctx, CodeForbidden, "you may not join this room", m.ID)
+			s.fail(ctx, wire.CodeForbidden, "you may not join this room", m.ID)
 			return
 		}
 		if _, in := s.rooms[m.Room]; in {
@@ -311,7 +309,7 @@ func (s *session) handle(ctx actor.Context, c Command) {
 			return
 		}
 		if len(s.rooms) >= s.node.cfg.MaxRoomsPerSession {
-			s.fail(ctx, CodeTooManyRooms, "room limit reached", m.ID)
+			s.fail(ctx, wire.CodeTooManyRooms, "room limit reached", m.ID)
 			return
 		}
 		if s.rooms == nil {
@@ -324,11 +322,11 @@ func (s *session) handle(ctx actor.Context, c Command) {
 		s.node.timers.SendOnce(s.node.cfg.JoinRetry, s.self, &joinTimeout{room: m.Room})
 		// The ack (or the refusal) is sent when the room answers; the id
 		// rides in the stash.
-		s.stash = append(s.stash, &joinAck{id: m.ID, room: m.Room})
-	case *LeaveRoomCmd:
+		s.stash = append(s.stash, stashed{ack: &joinAck{id: m.ID, room: m.Room}})
+	case *wire.LeaveRoomCmd:
 		pid, in := s.rooms[m.Room]
 		if !in {
-			s.fail(ctx, CodeNotMember, "you are not in this room", m.ID)
+			s.fail(ctx, wire.CodeNotMember, "you are not in this room", m.ID)
 			return
 		}
 		delete(s.rooms, m.Room)
@@ -337,34 +335,34 @@ func (s *session) handle(ctx actor.Context, c Command) {
 			ctx.Send(pid, &roomLeave{session: s.self, user: s.opts.User})
 		}
 		s.ack(ctx, m.ID)
-	case *RoomMessageCmd:
+	case *wire.RoomMessageCmd:
 		// Authorization first: a room the token does not grant is forbidden,
 		// whether or not the session could have joined it.
 		if !s.allowed(m.Room) {
-			s.fail(ctx, CodeForbidden, "you may not send to this room", m.ID)
+			s.fail(ctx, wire.CodeForbidden, "you may not send to this room", m.ID)
 			return
 		}
 		pid, in := s.rooms[m.Room]
 		if !in || pid == nil {
-			s.fail(ctx, CodeNotMember, "join the room before sending to it", m.ID)
+			s.fail(ctx, wire.CodeNotMember, "join the room before sending to it", m.ID)
 			return
 		}
-		ev := ChatEvent(s.opts.User, m.Room, m.Content)
-		env := &Envelope{Type: EnvRoom, Room: m.Room, Node: s.node.cfg.NodeID, Payload: ev.JSON}
+		ev := wire.ChatEvent(s.opts.User, m.Room, m.Content)
+		env := &wire.Envelope{Type: wire.EnvRoom, Room: m.Room, Node: s.node.cfg.NodeID, Payload: ev.JSON}
 		if !s.publish(ctx, RoomChannel(prefix, m.Room), env, m.ID) {
 			return
 		}
 		ctx.Send(pid, &roomCast{event: ev})
 		s.ack(ctx, m.ID)
-	case *DirectMessageCmd:
-		ev := DirectEvent(s.opts.User, m.Content)
-		env := &Envelope{Type: EnvDirect, Target: m.Target, Node: s.node.cfg.NodeID, Payload: ev.JSON}
+	case *wire.DirectMessageCmd:
+		ev := wire.DirectEvent(s.opts.User, m.Content)
+		env := &wire.Envelope{Type: wire.EnvDirect, Target: m.Target, Node: s.node.cfg.NodeID, Payload: ev.JSON}
 		s.seq++
 		seq := s.seq
 		if s.directs == nil {
 			s.directs = make(map[uint64]*pendingDirect)
 		}
-		p := &pendingDirect{id: m.ID, local: -1, remote: -1, received: m.received}
+		p := &pendingDirect{id: m.ID, local: -1, remote: -1, received: arrived}
 		if p.received.IsZero() {
 			p.received = time.Now()
 		}
@@ -381,20 +379,40 @@ func (s *session) handle(ctx actor.Context, c Command) {
 	}
 }
 
+// stashed is what waits behind a join in flight: a client command (with
+// when it arrived, for a direct message), or the acknowledgement of the
+// join itself (ack).
+type stashed struct {
+	cmd     wire.Command
+	arrived time.Time
+	ack     *joinAck
+}
+
 // joinAck is a stashed marker: acknowledge a join once it has taken effect,
 // or report unavailable if the room refused it.
 type joinAck struct {
-	cmdBase
 	id      json.RawMessage
 	room    string
 	refused bool
 }
 
+// answerJoin sends a stashed join's ack, or its refusal.
+func (s *session) answerJoin(ctx actor.Context, ja *joinAck) {
+	if s.closed {
+		return
+	}
+	if ja.refused {
+		s.fail(ctx, wire.CodeUnavailable, "message broker did not confirm the room in time; try again", ja.id)
+		return
+	}
+	s.ack(ctx, ja.id)
+}
+
 // publish hands env to the broker; on refusal the sender gets unavailable.
-func (s *session) publish(ctx actor.Context, channel string, env *Envelope, id json.RawMessage) bool {
+func (s *session) publish(ctx actor.Context, channel string, env *wire.Envelope, id json.RawMessage) bool {
 	if err := s.node.cfg.Broker.Publish(channel, env.Encode()); err != nil {
 		s.node.metrics.Unavailable.Add(1)
-		s.fail(ctx, CodeUnavailable, "message broker unavailable; try again", id)
+		s.fail(ctx, wire.CodeUnavailable, "message broker unavailable; try again", id)
 		return false
 	}
 	s.node.metrics.BrokerOut.Add(1)
@@ -436,9 +454,9 @@ func (s *session) onRefused(ctx actor.Context, m *roomRefused) {
 	delete(s.rooms, m.room)
 	s.joinCmd = ""
 	s.joining--
-	for _, c := range s.stash {
-		if ja, ok := c.(*joinAck); ok && ja.room == m.room {
-			ja.refused = true
+	for _, e := range s.stash {
+		if e.ack != nil && e.ack.room == m.room {
+			e.ack.refused = true
 			break
 		}
 	}
@@ -453,12 +471,16 @@ func (s *session) drainStash(ctx actor.Context) {
 	}
 	stash := s.stash
 	s.stash = nil
-	for i, c := range stash {
+	for i, e := range stash {
 		if s.joining > 0 {
 			s.stash = append(s.stash, stash[i:]...)
 			return
 		}
-		s.handle(ctx, c)
+		if e.ack != nil {
+			s.answerJoin(ctx, e.ack)
+		} else {
+			s.handle(ctx, e.cmd, e.arrived)
+		}
 	}
 }
 

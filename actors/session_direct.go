@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
 // pendingDirect is a direct message waiting for its answer: the session
@@ -34,12 +36,12 @@ func (s *session) finishDirect(ctx actor.Context, seq uint64, p *pendingDirect) 
 		s.ack(ctx, p.id)
 	case errors.Is(p.remoteErr, errBrokerLate):
 		s.node.metrics.Unavailable.Add(1)
-		s.fail(ctx, CodeUnavailable, "message broker did not answer in time; try again", p.id)
+		s.fail(ctx, wire.CodeUnavailable, "message broker did not answer in time; try again", p.id)
 	case p.remoteErr != nil:
 		s.node.metrics.Unavailable.Add(1)
-		s.fail(ctx, CodeUnavailable, "message broker unavailable; try again", p.id)
+		s.fail(ctx, wire.CodeUnavailable, "message broker unavailable; try again", p.id)
 	default:
-		s.fail(ctx, CodeUserOffline, "user is not connected", p.id)
+		s.fail(ctx, wire.CodeUserOffline, "user is not connected", p.id)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
 func TestSessionWelcomeThenPresence(t *testing.T) {
@@ -48,7 +49,7 @@ func TestSessionCoalescesFlushes(t *testing.T) {
 	held, release := a.conn.holdNext()
 	const burst = 50
 	for i := range burst {
-		n.Send(a.pid, actors.ChatEvent("x", "", strconv.Itoa(i)))
+		n.Send(a.pid, wire.ChatEvent("x", "", strconv.Itoa(i)))
 	}
 	<-held // the session is inside the first Enqueue; the other 49 are queued behind it
 	release()
@@ -80,7 +81,7 @@ func TestSessionSlowConsumer(t *testing.T) {
 	slow.conn.budget = 1 // nothing more fits
 	slow.conn.mu.Unlock()
 	a.send(`{"type":"room_message","room":"r","content":"x","id":2}`)
-	if by, code := slow.conn.waitClosed(t); by != "abort" || code != actors.CloseTryAgainLater {
+	if by, code := slow.conn.waitClosed(t); by != "abort" || code != wire.CloseTryAgainLater {
 		t.Fatalf("slow consumer closed by %s with %d", by, code)
 	}
 	a.conn.waitEvent(t, "own message", func(e event) bool { return e.Event == "chat" && e.Room == "r" })
@@ -104,7 +105,7 @@ func TestSessionRateLimitThenPolicyClose(t *testing.T) {
 		})
 	}
 	a.send(`{"type":"ping"}`) // the third strike in a row
-	if by, code := a.conn.waitClosed(t); by != "close" || code != actors.ClosePolicy {
+	if by, code := a.conn.waitClosed(t); by != "close" || code != wire.ClosePolicy {
 		t.Fatalf("closed by %s with %d, want a 1008 close", by, code)
 	}
 	if n.Metrics().RateLimited.Load() != 3 || n.Metrics().PolicyClosed.Load() != 1 {
@@ -115,7 +116,7 @@ func TestSessionRateLimitThenPolicyClose(t *testing.T) {
 func TestSessionTokenExpiry(t *testing.T) {
 	n := newNode(t)
 	a := connect(t, n, "alice", func(o *actors.SessionOptions) { o.Expires = time.Now().Add(100 * time.Millisecond) })
-	if by, code := a.conn.waitClosed(t); by != "close" || code != actors.CloseTokenExpired {
+	if by, code := a.conn.waitClosed(t); by != "close" || code != wire.CloseTokenExpired {
 		t.Fatalf("closed by %s with %d, want a 4001 close", by, code)
 	}
 	waitFor(t, "session gone", func() bool { return n.Metrics().Sessions.Load() == 0 })
@@ -136,7 +137,7 @@ func TestSessionStoppedOrCrashed(t *testing.T) {
 			if !n.Kill(b.pid.Id, crash) {
 				t.Fatal("session not found")
 			}
-			if by, code := b.conn.waitClosed(t); by != "abort" || code != actors.CloseInternal {
+			if by, code := b.conn.waitClosed(t); by != "abort" || code != wire.CloseInternal {
 				t.Fatalf("closed by %s with %d, want 1011", by, code)
 			}
 			a.conn.waitEvent(t, "user_left", func(e event) bool { return e.Event == "user_left" && e.UserID == "bob" })
@@ -231,7 +232,7 @@ func TestNodeDrainClosesSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range peers {
-		if by, code := p.conn.waitClosed(t); by != "close" || code != actors.CloseGoingAway {
+		if by, code := p.conn.waitClosed(t); by != "close" || code != wire.CloseGoingAway {
 			t.Fatalf("closed by %s with %d, want a 1001 close", by, code)
 		}
 	}

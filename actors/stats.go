@@ -5,13 +5,9 @@ import (
 	"runtime/metrics"
 	"sync/atomic"
 	"time"
-)
 
-// StatsCmd is {"type":"stats"}: the node answers with a StatsEvent, about
-// itself, over the connection that asked. Behind a load balancer, GET
-// /stats reaches whichever node the balancer picks; this reaches the node
-// the client's socket is on (the demo page's node panel uses it).
-type StatsCmd struct{ cmdBase }
+	"github.com/switchboard-rt/switchboard/actors/wire"
+)
 
 // NodeStats is the body of the stats event: the node's own view, the
 // same values as the fields of the same names in GET /stats, less the
@@ -37,7 +33,7 @@ const statsEvery = 100 * time.Millisecond
 
 type statsSnapshot struct {
 	at time.Time
-	ev *Event
+	ev *wire.Event
 }
 
 // statsCache holds the latest stats event. Any session's goroutine reads
@@ -46,7 +42,7 @@ type statsSnapshot struct {
 type statsCache struct{ latest atomic.Pointer[statsSnapshot] }
 
 // statsEvent returns the node's stats event, at most statsEvery old.
-func (n *Node) statsEvent() *Event {
+func (n *Node) statsEvent() *wire.Event {
 	now := time.Now()
 	if s := n.stats.latest.Load(); s != nil && now.Sub(s.at) < statsEvery {
 		return s.ev
@@ -66,7 +62,7 @@ func (n *Node) statsEvent() *Event {
 		MessagesOut:      m.MessagesOut.Load(),
 		HeapBytes:        heapInUse(),
 	})
-	ev := NewEvent(body)
+	ev := wire.NewEvent(body)
 	n.stats.latest.Store(&statsSnapshot{at: now, ev: ev})
 	return ev
 }

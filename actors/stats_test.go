@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/internal/wiretest"
+	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
 // TestStatsCommand: {"type":"stats"} is answered over the same connection
@@ -48,12 +50,12 @@ func textPayloads(t *testing.T, c *fakeConn) [][]byte {
 	defer c.mu.Unlock()
 	var out [][]byte
 	for _, f := range c.frames {
-		fr, _, bad := readFrame(f)
+		fr, _, bad := wiretest.ReadFrame(f)
 		if bad != "" {
 			t.Fatalf("bad frame %q: %s", f, bad)
 		}
-		if fr.opcode == actors.OpText {
-			out = append(out, fr.payload)
+		if fr.Opcode == wire.OpText {
+			out = append(out, fr.Payload)
 		}
 	}
 	return out
@@ -66,7 +68,7 @@ func TestStatsCommandDisabled(t *testing.T) {
 	ada := connect(t, n, "ada")
 	ada.send(`{"type":"stats","id":"s"}`)
 	ada.conn.waitEvent(t, "stats refused", func(e event) bool {
-		return e.Event == "error" && e.Code == string(actors.CodeUnknownType) && string(e.ID) == `"s"`
+		return e.Event == "error" && e.Code == string(wire.CodeUnknownType) && string(e.ID) == `"s"`
 	})
 	if got := ada.conn.count(t, is("stats")); got != 0 {
 		t.Errorf("%d stats events from a node with the command off", got)

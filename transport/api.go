@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
 // PublishPath is where PublishAPI is usually mounted.
@@ -36,16 +37,16 @@ type PublishRequest struct {
 // nodes. An error reply has Error set (a protocol error code) and Message.
 type PublishReply struct {
 	*actors.PublishResult
-	Error   actors.ErrorCode `json:"error,omitempty"`
-	Message string           `json:"message,omitempty"`
+	Error   wire.ErrorCode `json:"error,omitempty"`
+	Message string         `json:"message,omitempty"`
 }
 
 // Publish API error codes beyond the WebSocket protocol's own.
 const (
-	codeUnauthorized actors.ErrorCode = "unauthorized"
-	codeTooLarge     actors.ErrorCode = "too_large"
-	codeNotFound     actors.ErrorCode = "not_found"
-	codeMethod       actors.ErrorCode = "method_not_allowed"
+	codeUnauthorized wire.ErrorCode = "unauthorized"
+	codeTooLarge     wire.ErrorCode = "too_large"
+	codeNotFound     wire.ErrorCode = "not_found"
+	codeMethod       wire.ErrorCode = "method_not_allowed"
 )
 
 // PublishAPI returns the handler of POST /api/publish, the way a backend
@@ -106,18 +107,18 @@ func (a *publishAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a.srv.metrics.apiPublishes.WithLabelValues(kind).Inc()
 	switch {
 	case errors.Is(err, actors.ErrInvalidRoom):
-		writeJSON(w, http.StatusBadRequest, PublishReply{Error: actors.CodeInvalidRoom, Message: "room names are 1-128 characters of A-Z a-z 0-9 _ - . : @"})
+		writeJSON(w, http.StatusBadRequest, PublishReply{Error: wire.CodeInvalidRoom, Message: "room names are 1-128 characters of A-Z a-z 0-9 _ - . : @"})
 	case errors.Is(err, actors.ErrInvalidUser):
-		writeJSON(w, http.StatusBadRequest, PublishReply{Error: actors.CodeInvalidMessage, Message: "user must be 1-128 characters"})
+		writeJSON(w, http.StatusBadRequest, PublishReply{Error: wire.CodeInvalidMessage, Message: "user must be 1-128 characters"})
 	case errors.Is(err, actors.ErrInvalidPayload):
-		writeJSON(w, http.StatusBadRequest, PublishReply{Error: actors.CodeInvalidMessage, Message: "payload must be a JSON object with a string \"event\" field"})
+		writeJSON(w, http.StatusBadRequest, PublishReply{Error: wire.CodeInvalidMessage, Message: "payload must be a JSON object with a string \"event\" field"})
 	case err != nil:
 		a.srv.log.Warn("api publish failed", "target", kind, actors.KeyErr, err)
-		writeJSON(w, http.StatusServiceUnavailable, PublishReply{PublishResult: &res, Error: actors.CodeUnavailable, Message: "the node could not complete the publish; try again"})
+		writeJSON(w, http.StatusServiceUnavailable, PublishReply{PublishResult: &res, Error: wire.CodeUnavailable, Message: "the node could not complete the publish; try again"})
 	case !res.Broker:
 		// Local recipients already have the event: a retry reaches them twice.
 		w.Header().Set("Retry-After", "1")
-		writeJSON(w, http.StatusServiceUnavailable, PublishReply{PublishResult: &res, Error: actors.CodeUnavailable,
+		writeJSON(w, http.StatusServiceUnavailable, PublishReply{PublishResult: &res, Error: wire.CodeUnavailable,
 			Message: "message broker unavailable: other nodes were not reached; local recipients were"})
 	default:
 		writeJSON(w, http.StatusOK, PublishReply{PublishResult: &res})
@@ -143,12 +144,12 @@ func (a *publishAPI) decode(w http.ResponseWriter, r *http.Request) (*PublishReq
 		if errors.As(err, &tooBig) {
 			return nil, http.StatusRequestEntityTooLarge, PublishReply{Error: codeTooLarge, Message: "body larger than the node's max message size"}
 		}
-		return nil, http.StatusBadRequest, PublishReply{Error: actors.CodeInvalidJSON, Message: "could not read the body"}
+		return nil, http.StatusBadRequest, PublishReply{Error: wire.CodeInvalidJSON, Message: "could not read the body"}
 	}
 	var req PublishRequest
 	dec := json.NewDecoder(&buf)
 	if err := dec.Decode(&req); err != nil || dec.More() {
-		return nil, http.StatusBadRequest, PublishReply{Error: actors.CodeInvalidJSON, Message: "body must be one JSON object"}
+		return nil, http.StatusBadRequest, PublishReply{Error: wire.CodeInvalidJSON, Message: "body must be one JSON object"}
 	}
 	targets := 0
 	for _, named := range []bool{req.Room != "", req.User != "", req.Broadcast} {
@@ -157,16 +158,16 @@ func (a *publishAPI) decode(w http.ResponseWriter, r *http.Request) (*PublishReq
 		}
 	}
 	if targets != 1 {
-		return nil, http.StatusBadRequest, PublishReply{Error: actors.CodeInvalidMessage, Message: `name exactly one target: "room", "user" or "broadcast": true`}
+		return nil, http.StatusBadRequest, PublishReply{Error: wire.CodeInvalidMessage, Message: `name exactly one target: "room", "user" or "broadcast": true`}
 	}
-	if req.Room != "" && !actors.ValidRoomName(req.Room) {
-		return nil, http.StatusBadRequest, PublishReply{Error: actors.CodeInvalidRoom, Message: "room names are 1-128 characters of A-Z a-z 0-9 _ - . : @"}
+	if req.Room != "" && !wire.ValidRoomName(req.Room) {
+		return nil, http.StatusBadRequest, PublishReply{Error: wire.CodeInvalidRoom, Message: "room names are 1-128 characters of A-Z a-z 0-9 _ - . : @"}
 	}
 	if len(req.User) > 128 {
-		return nil, http.StatusBadRequest, PublishReply{Error: actors.CodeInvalidMessage, Message: "user must be 1-128 characters"}
+		return nil, http.StatusBadRequest, PublishReply{Error: wire.CodeInvalidMessage, Message: "user must be 1-128 characters"}
 	}
 	if len(req.Payload) == 0 {
-		return nil, http.StatusBadRequest, PublishReply{Error: actors.CodeInvalidMessage, Message: `"payload" is required`}
+		return nil, http.StatusBadRequest, PublishReply{Error: wire.CodeInvalidMessage, Message: `"payload" is required`}
 	}
 	return &req, 0, PublishReply{}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
 // bearerProtocol is the WebSocket subprotocol that carries a token from
@@ -27,7 +28,7 @@ import (
 const bearerProtocol = "bearer"
 
 // MaxUserIDLen bounds a client id: the token's sub, or ?client_id= without auth.
-const MaxUserIDLen = actors.MaxUserIDLen
+const MaxUserIDLen = wire.MaxUserIDLen
 
 // minRSABits refuses RSA keys that no longer resist factoring.
 const minRSABits = 2048

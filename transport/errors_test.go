@@ -9,6 +9,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/wire"
 	"github.com/switchboard-rt/switchboard/cluster"
 	"github.com/switchboard-rt/switchboard/transport"
 	"github.com/switchboard-rt/switchboard/transport/wsclient"
@@ -19,7 +20,7 @@ import (
 
 // expectCode waits for c's next error or ack and checks it is error code
 // carrying id (raw JSON, "" for none).
-func expectCode(t testing.TB, c *wsclient.Client, code actors.ErrorCode, id string) *wsclient.Event {
+func expectCode(t testing.TB, c *wsclient.Client, code wire.ErrorCode, id string) *wsclient.Event {
 	t.Helper()
 	ev := expect(t, c, "error "+string(code), func(e *wsclient.Event) bool { return e.Event == "error" || e.Event == "ack" })
 	if ev.Code != string(code) || string(ev.ID) != id || ev.Message == "" {
@@ -39,46 +40,46 @@ func TestMalformedFrames(t *testing.T) {
 	long := strings.Repeat("r", 129)
 	cases := []struct {
 		frame string
-		code  actors.ErrorCode
+		code  wire.ErrorCode
 		id    string
 	}{
-		{`{bad`, actors.CodeInvalidJSON, ""},
-		{`{"type":"chat","content":"x"`, actors.CodeInvalidJSON, ""},
-		{`{"type":"chat","content":"x"} {}`, actors.CodeInvalidJSON, ""},
-		{``, actors.CodeInvalidJSON, ""},
+		{`{bad`, wire.CodeInvalidJSON, ""},
+		{`{"type":"chat","content":"x"`, wire.CodeInvalidJSON, ""},
+		{`{"type":"chat","content":"x"} {}`, wire.CodeInvalidJSON, ""},
+		{``, wire.CodeInvalidJSON, ""},
 		// Not an object.
-		{`[{"type":"chat","content":"x"}]`, actors.CodeInvalidMessage, ""},
-		{`"chat"`, actors.CodeInvalidMessage, ""},
-		{`42`, actors.CodeInvalidMessage, ""},
-		{`null`, actors.CodeInvalidMessage, ""},
+		{`[{"type":"chat","content":"x"}]`, wire.CodeInvalidMessage, ""},
+		{`"chat"`, wire.CodeInvalidMessage, ""},
+		{`42`, wire.CodeInvalidMessage, ""},
+		{`null`, wire.CodeInvalidMessage, ""},
 		// Missing or mistyped fields.
-		{`{}`, actors.CodeInvalidMessage, ""},
-		{`{"content":"no type"}`, actors.CodeInvalidMessage, ""},
-		{`{"type":7,"id":"t"}`, actors.CodeInvalidMessage, `"t"`},
-		{`{"type":"chat","id":1}`, actors.CodeInvalidMessage, "1"},
-		{`{"type":"chat","content":{"text":"x"}}`, actors.CodeInvalidMessage, ""},
-		{`{"type":"join_room"}`, actors.CodeInvalidMessage, ""},
-		{`{"type":"join_room","room":5}`, actors.CodeInvalidMessage, ""},
-		{`{"type":"leave_room","room":null}`, actors.CodeInvalidMessage, ""},
-		{`{"type":"room_message","room":"r"}`, actors.CodeInvalidMessage, ""},
-		{`{"type":"room_message","content":"x"}`, actors.CodeInvalidMessage, ""},
-		{`{"type":"direct_message","content":"x","id":"d"}`, actors.CodeInvalidMessage, `"d"`},
-		{`{"type":"direct_message","target_user":"","content":"x"}`, actors.CodeInvalidMessage, ""},
-		{`{"type":"direct_message","target_user":"bob","content":1}`, actors.CodeInvalidMessage, ""},
-		{`{"type":"ping","id":false}`, actors.CodeInvalidMessage, ""},
+		{`{}`, wire.CodeInvalidMessage, ""},
+		{`{"content":"no type"}`, wire.CodeInvalidMessage, ""},
+		{`{"type":7,"id":"t"}`, wire.CodeInvalidMessage, `"t"`},
+		{`{"type":"chat","id":1}`, wire.CodeInvalidMessage, "1"},
+		{`{"type":"chat","content":{"text":"x"}}`, wire.CodeInvalidMessage, ""},
+		{`{"type":"join_room"}`, wire.CodeInvalidMessage, ""},
+		{`{"type":"join_room","room":5}`, wire.CodeInvalidMessage, ""},
+		{`{"type":"leave_room","room":null}`, wire.CodeInvalidMessage, ""},
+		{`{"type":"room_message","room":"r"}`, wire.CodeInvalidMessage, ""},
+		{`{"type":"room_message","content":"x"}`, wire.CodeInvalidMessage, ""},
+		{`{"type":"direct_message","content":"x","id":"d"}`, wire.CodeInvalidMessage, `"d"`},
+		{`{"type":"direct_message","target_user":"","content":"x"}`, wire.CodeInvalidMessage, ""},
+		{`{"type":"direct_message","target_user":"bob","content":1}`, wire.CodeInvalidMessage, ""},
+		{`{"type":"ping","id":false}`, wire.CodeInvalidMessage, ""},
 		// Unknown types.
-		{`{"type":"dance"}`, actors.CodeUnknownType, ""},
-		{`{"type":"PING","id":"u"}`, actors.CodeUnknownType, `"u"`},
+		{`{"type":"dance"}`, wire.CodeUnknownType, ""},
+		{`{"type":"PING","id":"u"}`, wire.CodeUnknownType, `"u"`},
 		// Room names: 1-128 of A-Z a-z 0-9 _ - . : @
-		{`{"type":"join_room","room":""}`, actors.CodeInvalidRoom, ""},
-		{`{"type":"join_room","room":"` + long + `","id":2}`, actors.CodeInvalidRoom, "2"},
-		{`{"type":"join_room","room":"a b"}`, actors.CodeInvalidRoom, ""},
-		{`{"type":"leave_room","room":"x/y"}`, actors.CodeInvalidRoom, ""},
-		{`{"type":"room_message","room":"caf\u00e9","content":"x"}`, actors.CodeInvalidRoom, ""},
+		{`{"type":"join_room","room":""}`, wire.CodeInvalidRoom, ""},
+		{`{"type":"join_room","room":"` + long + `","id":2}`, wire.CodeInvalidRoom, "2"},
+		{`{"type":"join_room","room":"a b"}`, wire.CodeInvalidRoom, ""},
+		{`{"type":"leave_room","room":"x/y"}`, wire.CodeInvalidRoom, ""},
+		{`{"type":"room_message","room":"caf\u00e9","content":"x"}`, wire.CodeInvalidRoom, ""},
 		// Well-formed, refused by state.
-		{`{"type":"room_message","room":"r","content":"x","id":3}`, actors.CodeNotMember, "3"},
-		{`{"type":"leave_room","room":"r","id":4}`, actors.CodeNotMember, "4"},
-		{`{"type":"direct_message","target_user":"nobody","content":"x","id":5}`, actors.CodeUserOffline, "5"},
+		{`{"type":"room_message","room":"r","content":"x","id":3}`, wire.CodeNotMember, "3"},
+		{`{"type":"leave_room","room":"r","id":4}`, wire.CodeNotMember, "4"},
+		{`{"type":"direct_message","target_user":"nobody","content":"x","id":5}`, wire.CodeUserOffline, "5"},
 	}
 	for i, tc := range cases {
 		if err := c.SendText(tc.frame); err != nil {
@@ -105,10 +106,10 @@ func TestForbiddenRoom(t *testing.T) {
 		t.Fatalf("welcome %s: the client id is the token's sub", ev.Raw)
 	}
 	send(t, c, map[string]any{"type": "join_room", "room": "vip", "id": 1})
-	expectCode(t, c, actors.CodeForbidden, "1")
+	expectCode(t, c, wire.CodeForbidden, "1")
 	stillWorks(t, c, "a")
 	send(t, c, map[string]any{"type": "room_message", "room": "vip", "content": "x", "id": 2})
-	expectCode(t, c, actors.CodeForbidden, "2")
+	expectCode(t, c, wire.CodeForbidden, "2")
 	stillWorks(t, c, "b")
 	send(t, c, map[string]any{"type": "join_room", "room": "team:blue", "id": 3})
 	expect(t, c, "allowed join", isAck("3"))
@@ -161,8 +162,8 @@ func TestRateLimitStrikesClose(t *testing.T) {
 		send(t, c, map[string]any{"type": "ping", "id": i})
 	}
 	expect(t, c, "first ping served", isAck("0"))
-	expectCode(t, c, actors.CodeRateLimited, "1")
-	expectCode(t, c, actors.CodeRateLimited, "2")
+	expectCode(t, c, wire.CodeRateLimited, "1")
+	expectCode(t, c, wire.CodeRateLimited, "2")
 	if code, err := c.WaitClosed(5 * time.Second); err != nil || code != 1008 {
 		t.Fatalf("closed with %d (%v), want 1008", code, err)
 	}
@@ -177,7 +178,7 @@ func TestTooManyRooms(t *testing.T) {
 		expect(t, c, "join", isAck(fmt.Sprint(i)))
 	}
 	send(t, c, map[string]any{"type": "join_room", "room": "c", "id": 2})
-	expectCode(t, c, actors.CodeTooManyRooms, "2")
+	expectCode(t, c, wire.CodeTooManyRooms, "2")
 	stillWorks(t, c, "x")
 	send(t, c, map[string]any{"type": "leave_room", "room": "a", "id": 3})
 	expect(t, c, "leave", isAck("3"))
@@ -200,11 +201,11 @@ func TestUnavailable(t *testing.T) {
 
 	fabric.SetDown(true)
 	send(t, a, map[string]any{"type": "chat", "content": "refused", "id": 1})
-	expectCode(t, a, actors.CodeUnavailable, "1")
+	expectCode(t, a, wire.CodeUnavailable, "1")
 	send(t, a, map[string]any{"type": "room_message", "room": "r", "content": "refused", "id": 2})
-	expectCode(t, a, actors.CodeUnavailable, "2")
+	expectCode(t, a, wire.CodeUnavailable, "2")
 	send(t, a, map[string]any{"type": "direct_message", "target_user": "nobody", "content": "refused", "id": 3})
-	expectCode(t, a, actors.CodeUnavailable, "3")
+	expectCode(t, a, wire.CodeUnavailable, "3")
 	send(t, a, map[string]any{"type": "direct_message", "target_user": "bob", "content": "local", "id": 4})
 	expect(t, a, "a local direct message needs no broker", isAck("4"))
 	expect(t, b, "local direct message", func(e *wsclient.Event) bool { return e.Event == "direct_message" && e.Content == "local" })

@@ -10,7 +10,7 @@ import (
 
 	"github.com/lxzan/gws"
 
-	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
 // frameGate checks every client frame header as the bytes come off the
@@ -234,7 +234,7 @@ func (g *frameGate) scan(p []byte) int {
 				return i - 1
 			}
 			if !g.limits.budget.wait(cost, g.limits.wait) {
-				return g.stop(0, &refusedFrame{uint16(actors.CloseTryAgainLater), "the node is short of memory for frames: try again later"})
+				return g.stop(0, &refusedFrame{uint16(wire.CloseTryAgainLater), "the node is short of memory for frames: try again later"})
 			}
 		}
 		g.held += cost
@@ -311,7 +311,7 @@ func (g *frameGate) checkHeader() *refusedFrame {
 // is larger than the message limit.
 func (g *frameGate) checkLength(n uint64) *refusedFrame {
 	if n > g.limits.maxMessage || (g.hdr[0]&0x0F == opCont && g.msgLen+n > g.limits.maxMessage) {
-		return &refusedFrame{uint16(actors.CloseTooBig), "message too large"}
+		return &refusedFrame{uint16(wire.CloseTooBig), "message too large"}
 	}
 	return nil
 }

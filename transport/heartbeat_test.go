@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/wire"
 	"github.com/switchboard-rt/switchboard/transport/wsclient"
 )
 
@@ -68,8 +69,8 @@ func TestHeartbeatDropsSilentPeers(t *testing.T) {
 	if _, err := silent.WaitClosed(10 * time.Second); err != nil {
 		t.Fatal("a client that never answers pings was not dropped")
 	}
-	if code, reason := silent.CloseCode(); code != 1000 || reason != actors.SilentReason {
-		t.Errorf("silent client closed with %d %q, want 1000 %q", code, reason, actors.SilentReason)
+	if code, reason := silent.CloseCode(); code != 1000 || reason != wire.SilentReason {
+		t.Errorf("silent client closed with %d %q, want 1000 %q", code, reason, wire.SilentReason)
 	}
 	expect(t, observer, "silent's departure", func(e *wsclient.Event) bool {
 		return e.Event == "user_disconnected" && e.UserID == "silent"

@@ -10,6 +10,7 @@ import (
 	"github.com/lxzan/gws"
 
 	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
 // inbox carries client frames from the connections' read loops to their
@@ -124,7 +125,7 @@ func (in *inbox) handOff(it *inboxItem) {
 	}
 	// DecodeCommand copies what it keeps, so the pooled buffer can go back.
 	defer it.msg.Close()
-	in.node.Send(it.pid, actors.DecodeCommand(it.msg.Bytes()))
+	in.node.Send(it.pid, wire.DecodeCommand(it.msg.Bytes()))
 }
 
 func (in *inbox) drain(sh *inboxShard) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/wire"
 	"github.com/switchboard-rt/switchboard/transport/wsclient"
 )
 
@@ -136,7 +137,7 @@ func TestKillSessionWhileTrafficFlows(t *testing.T) {
 			if !n.node.Kill(sessionOf(t, n, "victim"), crash) {
 				t.Fatal("victim's session not found")
 			}
-			if code, err := victim.WaitClosed(5 * time.Second); err != nil || code != uint16(actors.CloseInternal) {
+			if code, err := victim.WaitClosed(5 * time.Second); err != nil || code != uint16(wire.CloseInternal) {
 				t.Fatalf("killed session closed with %d (%v), want 1011", code, err)
 			}
 			done()

@@ -7,7 +7,7 @@ import (
 	"github.com/lxzan/gws"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
 // registerSecurityMetrics adds what an operator watches for abuse: closes
@@ -31,7 +31,7 @@ func (s *Server) registerSecurityMetrics() {
 			Help: "HTTP connections closed before any complete request: header-read timeouts (slowloris), oversized or malformed heads, scans.",
 		}, func() float64 { return float64(s.heads.abandoned.Load()) }),
 	}
-	for _, code := range actors.ErrorCodes() {
+	for _, code := range wire.ErrorCodes() {
 		collectors = append(collectors, prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name:        "switchboard_client_errors_total",
 			Help:        "Error events sent to clients, by protocol error code.",

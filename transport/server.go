@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
 // Config configures the HTTP side of a node. Zero values are documented and
@@ -367,7 +368,7 @@ func (s *Server) endReadLoop(socket *gws.Conn) {
 	}
 	s.readPanics.Add(1)
 	s.log.Error("panic in a connection's read loop; closing that connection", "panic", r, "remote", st.ip)
-	_ = socket.WriteClose(uint16(actors.CloseInternal), []byte("internal error"))
+	_ = socket.WriteClose(uint16(wire.CloseInternal), []byte("internal error"))
 	_ = st.wire.Close()
 	if !st.ended.Load() {
 		(&events{srv: s}).OnClose(socket, errReadLoopPanic)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/wire"
 	"github.com/switchboard-rt/switchboard/cluster"
 	"github.com/switchboard-rt/switchboard/transport"
 	"github.com/switchboard-rt/switchboard/transport/wsclient"
@@ -90,7 +91,7 @@ func TestSlowConsumerIsClosedAlone(t *testing.T) {
 	// short grace without it, so a late reader may see only the end of the
 	// stream; the node's own count says how it closed.
 	_ = nc.(*net.TCPConn).SetReadBuffer(1 << 20)
-	if code, framed := slow.closeOrEOF(t); framed && code != uint16(actors.CloseTryAgainLater) {
+	if code, framed := slow.closeOrEOF(t); framed && code != uint16(wire.CloseTryAgainLater) {
 		t.Fatalf("slow consumer closed with %d, want 1013", code)
 	} else if !framed {
 		t.Log("the slow client resumed reading after the close grace: connection cut without the close frame")

@@ -8,6 +8,7 @@ import (
 	"github.com/lxzan/gws"
 
 	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
 // socketState is the per-connection value gws carries (its SessionStorage):
@@ -78,12 +79,12 @@ func (c *sessionConn) Enqueue(frame []byte) bool { return c.wire.Enqueue(frame) 
 func (c *sessionConn) Flush()                    { c.wire.Flush() }
 func (c *sessionConn) DropSilent() {
 	c.st.silent.Store(true)
-	c.Close(actors.CloseNormal, actors.SilentReason)
+	c.Close(wire.CloseNormal, wire.SilentReason)
 }
-func (c *sessionConn) Close(code actors.CloseCode, reason string) {
+func (c *sessionConn) Close(code wire.CloseCode, reason string) {
 	_ = c.socket.WriteClose(uint16(code), []byte(reason))
 }
-func (c *sessionConn) Abort(code actors.CloseCode, reason string) {
+func (c *sessionConn) Abort(code wire.CloseCode, reason string) {
 	c.wire.Discard()
 	_ = c.socket.WriteClose(uint16(code), []byte(reason))
 }
@@ -116,7 +117,7 @@ func (e *events) OnPing(c *gws.Conn, payload []byte) {
 	// may send messages is flooding, and is cut like a message flood.
 	if !stateOf(c).pings.Allow(time.Now()) {
 		e.srv.node.Metrics().PolicyClosed.Add(1)
-		_ = c.WriteClose(uint16(actors.ClosePolicy), []byte("ping flood"))
+		_ = c.WriteClose(uint16(wire.ClosePolicy), []byte("ping flood"))
 		return
 	}
 	stateOf(c).hearControl()
@@ -138,7 +139,7 @@ func (e *events) OnMessage(c *gws.Conn, m *gws.Message) {
 	if m.Opcode != gws.OpcodeText && !e.srv.cfg.AllowBinary {
 		m.Close()
 		e.srv.node.Metrics().PolicyClosed.Add(1)
-		_ = c.WriteClose(uint16(actors.ClosePolicy), []byte("binary frames are not accepted"))
+		_ = c.WriteClose(uint16(wire.ClosePolicy), []byte("binary frames are not accepted"))
 		return
 	}
 	e.srv.inbox.putFrame(st, pid, m)

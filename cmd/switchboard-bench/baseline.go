@@ -12,6 +12,7 @@ import (
 	"github.com/lxzan/gws"
 
 	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
 // baselineServer is the reference the load tool measures Switchboard
@@ -104,7 +105,7 @@ func (s *baselineServer) OnOpen(c *gws.Conn) {
 	s.mu.RLock()
 	user := s.conns[c]
 	s.mu.RUnlock()
-	_ = c.WriteMessage(gws.OpcodeText, actors.WelcomeEvent(user, "baseline").JSON)
+	_ = c.WriteMessage(gws.OpcodeText, wire.WelcomeEvent(user, "baseline").JSON)
 }
 
 func (s *baselineServer) OnPing(c *gws.Conn, p []byte) { _ = c.WritePong(p) }
@@ -142,12 +143,12 @@ func (s *baselineServer) OnMessage(c *gws.Conn, m *gws.Message) {
 		}
 		s.mu.Unlock()
 	case "room_message":
-		s.fanout(actors.ChatEvent(user, f.Room, f.Content).JSON, func() []*gws.Conn { return s.members(f.Room) })
+		s.fanout(wire.ChatEvent(user, f.Room, f.Content).JSON, func() []*gws.Conn { return s.members(f.Room) })
 	case "chat":
-		s.fanout(actors.ChatEvent(user, "", f.Content).JSON, func() []*gws.Conn { return s.others(user) })
+		s.fanout(wire.ChatEvent(user, "", f.Content).JSON, func() []*gws.Conn { return s.others(user) })
 	}
 	if len(f.ID) > 0 {
-		_ = c.WriteMessage(gws.OpcodeText, actors.AckEvent(f.ID).JSON)
+		_ = c.WriteMessage(gws.OpcodeText, wire.AckEvent(f.ID).JSON)
 	}
 }
 

@@ -1,4 +1,4 @@
-package actors
+package wire
 
 import (
 	"encoding/json"
@@ -12,21 +12,24 @@ import (
 type Event struct {
 	JSON  []byte
 	Frame []byte
-	// born is when the message this event carries reached the node, for
-	// Metrics.DeliveryLatency. Zero: not timed (replies, presence, static
-	// events).
-	born time.Time
+	// Born is when the message this event carries reached the node (a
+	// client's chat or direct message, a server-side publish, an envelope
+	// from the broker), for the node's delivery latency. Zero: not timed
+	// (replies, presence, static events). Set by Timed, before the event is
+	// shared.
+	Born time.Time
 }
 
-// timed stamps a freshly built event with the current time; it is called
-// before the event is shared, never after.
-func (e *Event) timed() *Event {
-	e.born = time.Now()
+// Timed stamps a freshly built event with the current time and returns
+// it; it is called before the event is shared, never after.
+func (e *Event) Timed() *Event {
+	e.Born = time.Now()
 	return e
 }
 
-// IgnoreDeadLetterLogging marks events as expected dead letters: a fan-out
-// racing with a closing session is normal operation, not worth a log line.
+// IgnoreDeadLetterLogging marks events as expected dead letters for the
+// actor runtime (protoactor-go looks for this method): a fan-out racing
+// with a closing session is normal operation, not worth a log line.
 func (*Event) IgnoreDeadLetterLogging() {}
 
 // NewEvent frames an already encoded event object. It keeps payload.
@@ -120,7 +123,7 @@ func ChatEvent(from, room, content string) *Event {
 	}
 	b = append(b, `,"content":`...)
 	b = AppendJSONString(b, content)
-	return NewEvent(append(b, '}')).timed()
+	return NewEvent(append(b, '}')).Timed()
 }
 
 // DirectEvent is {"event":"direct_message","from":F,"content":C}.
@@ -129,7 +132,7 @@ func DirectEvent(from, content string) *Event {
 	b = AppendJSONString(b, from)
 	b = append(b, `,"content":`...)
 	b = AppendJSONString(b, content)
-	return NewEvent(append(b, '}')).timed()
+	return NewEvent(append(b, '}')).Timed()
 }
 
 // AckEvent is {"event":"ack","id":ID}; id is raw JSON validated by DecodeCommand.
@@ -153,56 +156,4 @@ func ErrorEvent(code ErrorCode, message string, id json.RawMessage) *Event {
 		b = append(b, id...)
 	}
 	return NewEvent(append(b, '}'))
-}
-
-const hexDigits = "0123456789abcdef"
-
-// AppendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD,
-// as encoding/json does, so every event the node emits is valid UTF-8 JSON.
-func AppendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != 0x7f {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }

@@ -1,4 +1,4 @@
-package actors_test
+package wire_test
 
 import (
 	"bytes"
@@ -6,10 +6,11 @@ import (
 	"errors"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
-	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
 // The decoders face untrusted bytes: client frames and broker envelopes.
@@ -52,10 +53,10 @@ func FuzzDecodeCommand(f *testing.F) {
 
 // checkCommand decodes data and checks every property DecodeCommand
 // promises, returning the command.
-func checkCommand(t *testing.T, data []byte) actors.Command {
+func checkCommand(t *testing.T, data []byte) wire.Command {
 	t.Helper()
 	scratch := append([]byte(nil), data...)
-	c := actors.DecodeCommand(scratch)
+	c := wire.DecodeCommand(scratch)
 	if c == nil {
 		t.Fatalf("nil command for %q", data)
 	}
@@ -63,7 +64,7 @@ func checkCommand(t *testing.T, data []byte) actors.Command {
 	for i := range scratch {
 		scratch[i] ^= 0xFF
 	}
-	again := actors.DecodeCommand(data)
+	again := wire.DecodeCommand(data)
 	if !reflect.DeepEqual(c, again) {
 		t.Fatalf("command aliases its frame or is not deterministic: %#v vs %#v", c, again)
 	}
@@ -72,20 +73,20 @@ func checkCommand(t *testing.T, data []byte) actors.Command {
 	code := badCode(c)
 	switch {
 	case !utf8.Valid(data) || !json.Valid(data):
-		if code != actors.CodeInvalidJSON {
+		if code != wire.CodeInvalidJSON {
 			t.Fatalf("%q: want invalid_json, got %#v", data, c)
 		}
 		return c
 	case !isObject:
-		if code != actors.CodeInvalidMessage {
+		if code != wire.CodeInvalidMessage {
 			t.Fatalf("%q: want invalid_message for a non-object, got %#v", data, c)
 		}
 		return c
-	case code == actors.CodeInvalidJSON:
+	case code == wire.CodeInvalidJSON:
 		t.Fatalf("%q: a valid JSON object reported as invalid_json", data)
 	}
 	if code != "" {
-		b := c.(*actors.BadFrame)
+		b := c.(*wire.BadFrame)
 		if b.Message == "" {
 			t.Fatalf("%q: error without a message", data)
 		}
@@ -104,44 +105,44 @@ func checkID(t *testing.T, data []byte, id json.RawMessage) {
 	}
 	if id[0] == '"' {
 		var s string
-		if err := json.Unmarshal(id, &s); err != nil || utf8.RuneCountInString(s) > actors.MaxIDLen || !utf8.Valid(id) {
+		if err := json.Unmarshal(id, &s); err != nil || utf8.RuneCountInString(s) > wire.MaxIDLen || !utf8.Valid(id) {
 			t.Fatalf("%q: bad echoed id %s", data, id)
 		}
 		return
 	}
-	if _, err := strconv.ParseFloat(string(id), 64); err != nil || len(id) > actors.MaxIDLen || !json.Valid(id) {
+	if _, err := strconv.ParseFloat(string(id), 64); err != nil || len(id) > wire.MaxIDLen || !json.Valid(id) {
 		t.Fatalf("%q: bad echoed id %s", data, id)
 	}
 }
 
 // roundTrip re-encodes a valid command as a client would and decodes it
 // again: the two must be equal, and every field must be within its limits.
-func roundTrip(t *testing.T, data []byte, c actors.Command) {
+func roundTrip(t *testing.T, data []byte, c wire.Command) {
 	t.Helper()
 	m := map[string]any{}
 	var id json.RawMessage
 	switch v := c.(type) {
-	case *actors.ChatCmd:
+	case *wire.ChatCmd:
 		m["type"], m["content"], id = "chat", v.Content, v.ID
-	case *actors.JoinRoomCmd:
+	case *wire.JoinRoomCmd:
 		m["type"], m["room"], id = "join_room", v.Room, v.ID
 		checkRoom(t, data, v.Room)
-	case *actors.LeaveRoomCmd:
+	case *wire.LeaveRoomCmd:
 		m["type"], m["room"], id = "leave_room", v.Room, v.ID
 		checkRoom(t, data, v.Room)
-	case *actors.RoomMessageCmd:
+	case *wire.RoomMessageCmd:
 		m["type"], m["room"], m["content"], id = "room_message", v.Room, v.Content, v.ID
 		checkRoom(t, data, v.Room)
-	case *actors.DirectMessageCmd:
+	case *wire.DirectMessageCmd:
 		m["type"], m["target_user"], m["content"], id = "direct_message", v.Target, v.Content, v.ID
 		if v.Target == "" {
 			t.Fatalf("%q: empty target accepted", data)
 		}
-	case *actors.PingCmd:
+	case *wire.PingCmd:
 		m["type"], id = "ping", v.ID
-	case *actors.PongCmd:
+	case *wire.PongCmd:
 		m["type"], id = "pong", v.ID
-	case *actors.StatsCmd:
+	case *wire.StatsCmd:
 		m["type"], id = "stats", v.ID
 	default:
 		t.Fatalf("%q: unexpected command %T", data, c)
@@ -154,14 +155,14 @@ func roundTrip(t *testing.T, data []byte, c actors.Command) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if again := actors.DecodeCommand(enc); !reflect.DeepEqual(c, again) {
+	if again := wire.DecodeCommand(enc); !reflect.DeepEqual(c, again) {
 		t.Fatalf("%q: re-encoded as %s decodes to %#v, not %#v", data, enc, again, c)
 	}
 }
 
 func checkRoom(t *testing.T, data []byte, room string) {
 	t.Helper()
-	if !actors.ValidRoomName(room) {
+	if !wire.ValidRoomName(room) {
 		t.Fatalf("%q: invalid room %q accepted", data, room)
 	}
 }
@@ -174,6 +175,9 @@ var envelopeSeeds = []string{
 	`{"type":"room_message","room":"bad room","payload":{"event":"x"}}`,
 	`{"type":"broadcast","payload":{"event":1}}`,
 	`{"type":"broadcast","payload":[]}`,
+	`{"node":"n1","type":"room_message","room":"r","payload":{"event":"chat"},"msg_id":"n1~ab:7"}`,
+	`{"msg_id":"a:b:18446744073709551615","payload":{"event":"x","Event":1},"type":"broadcast","no\u0064e":"n\"2"}`,
+	`{"type":"broadcast","node":5,"msg_id":7,"payload":{"EVENT":"x"}}`,
 	`{}`, `[]`, `{`, ``,
 }
 
@@ -197,56 +201,97 @@ func FuzzDecodeEnvelope(f *testing.F) {
 
 // checkEnvelope decodes data and checks what DecodeEnvelope promises: an
 // error or a well-formed envelope that survives Encode, never a panic.
-func checkEnvelope(t *testing.T, data []byte) *actors.Envelope {
+func checkEnvelope(t *testing.T, data []byte) *wire.Envelope {
 	t.Helper()
 	scratch := append([]byte(nil), data...)
-	env, err := actors.DecodeEnvelope(scratch)
+	env, err := wire.DecodeEnvelope(scratch)
 	if err != nil {
-		if !errors.Is(err, actors.ErrEnvelopeInvalid) && !errors.Is(err, actors.ErrEnvelopeTooBig) {
+		if !errors.Is(err, wire.ErrEnvelopeInvalid) && !errors.Is(err, wire.ErrEnvelopeTooBig) {
 			t.Fatalf("%q: unexpected error %v", data, err)
 		}
 		if env != nil {
 			t.Fatalf("%q: envelope with an error", data)
-		}
-		if _, ierr := actors.NewInbound(data); ierr == nil {
-			t.Fatalf("%q: NewInbound accepted what DecodeEnvelope refused", data)
 		}
 		return nil
 	}
 	for i := range scratch {
 		scratch[i] ^= 0xFF
 	}
-	if again, _ := actors.DecodeEnvelope(data); !reflect.DeepEqual(env, again) {
+	if again, _ := wire.DecodeEnvelope(data); !reflect.DeepEqual(env, again) {
 		t.Fatalf("%q: envelope aliases its input or is not deterministic", data)
 	}
 	switch env.Type {
-	case actors.EnvBroadcast:
-	case actors.EnvRoom:
+	case wire.EnvBroadcast:
+	case wire.EnvRoom:
 		checkRoom(t, data, env.Room)
-	case actors.EnvDirect:
+	case wire.EnvDirect:
 		if env.Target == "" {
 			t.Fatalf("%q: direct envelope without target", data)
 		}
 	default:
 		t.Fatalf("%q: type %q accepted", data, env.Type)
 	}
-	var probe struct {
-		Event *string `json:"event"`
-	}
-	if !utf8.Valid(env.Payload) || json.Unmarshal(env.Payload, &probe) != nil || probe.Event == nil || env.Payload[0] != '{' {
+	// The payload's "event" is found by its exact name, as encoding/json
+	// does with a map (and not with a struct field, which it matches
+	// case-insensitively).
+	var probe map[string]json.RawMessage
+	var event string
+	if !utf8.Valid(env.Payload) || env.Payload[0] != '{' || json.Unmarshal(env.Payload, &probe) != nil ||
+		json.Unmarshal(probe["event"], &event) != nil || probe["event"][0] != '"' {
 		t.Fatalf("%q: payload %q is not an event object", data, env.Payload)
 	}
 	var compact bytes.Buffer
 	if json.Compact(&compact, env.Payload) != nil || !bytes.Equal(compact.Bytes(), env.Payload) {
 		t.Fatalf("%q: payload %q is not compact", data, env.Payload)
 	}
-	back, err := actors.DecodeEnvelope(env.Encode())
+	back, err := wire.DecodeEnvelope(env.Encode())
 	if err != nil || !reflect.DeepEqual(env, back) {
 		t.Fatalf("%q: Encode round trip gave %+v, %v (encoded %s)", data, back, err, env.Encode())
 	}
-	in, err := actors.NewInbound(data)
-	if err != nil || !bytes.Equal(in.Event.JSON, env.Payload) {
-		t.Fatalf("%q: NewInbound disagrees with DecodeEnvelope: %v", data, err)
-	}
+	checkEnvelopeMembers(t, data, env)
 	return env
+}
+
+// checkEnvelopeMembers holds a decoded envelope to what encoding/json reads
+// in the same bytes (into a map: exact member names, the last of
+// duplicates wins).
+func checkEnvelopeMembers(t *testing.T, data []byte, env *wire.Envelope) {
+	t.Helper()
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatalf("%q: decoded, but encoding/json says %v", data, err)
+	}
+	text := func(name string) string {
+		raw, ok := m[name]
+		if !ok || string(raw) == "null" {
+			return ""
+		}
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			return string(raw) // a number, kept as its text
+		}
+		return s
+	}
+	if env.Type != text("type") || env.SenderID != text("sender_id") || env.Node != text("node") {
+		t.Fatalf("%q: decoded %+v; encoding/json reads type %q sender_id %q node %q", data, env, text("type"), text("sender_id"), text("node"))
+	}
+	if (env.Type == wire.EnvRoom && env.Room != text("room")) || (env.Type == wire.EnvDirect && env.Target != text("target")) {
+		t.Fatalf("%q: decoded %+v; encoding/json reads room %q target %q", data, env, text("room"), text("target"))
+	}
+	var want wire.MsgID
+	var id string
+	if raw := m["msg_id"]; len(raw) > 0 && raw[0] == '"' && json.Unmarshal(raw, &id) == nil {
+		if i := strings.LastIndexByte(id, ':'); i > 0 {
+			if seq, err := strconv.ParseUint(id[i+1:], 10, 64); err == nil {
+				want = wire.MsgID{Origin: id[:i], Seq: seq}
+			}
+		}
+	}
+	if env.MsgID != want {
+		t.Fatalf("%q: msg_id %+v, want %+v", data, env.MsgID, want)
+	}
+	var compact bytes.Buffer
+	if json.Compact(&compact, m["payload"]) != nil || !bytes.Equal(compact.Bytes(), env.Payload) {
+		t.Fatalf("%q: payload %s, encoding/json reads %s", data, env.Payload, m["payload"])
+	}
 }
