@@ -39,25 +39,40 @@ import (
 // goroutine (gws calls Read, OnPing and OnPong there, and the read loop's
 // wrapper releases the gate when it ends). conn is set by the HTTP handler
 // before the read loop starts.
+//
+// Every connection holds one for its whole life, so its fields are packed
+// (144 bytes with the raw reader): lengths fit 32 bits because
+// MaxMessageBytes is at most 256 MiB, and what only a hostile or a
+// budget-starved client needs (the stash, the verdict) hangs off one
+// pointer.
 type frameGate struct {
 	src    io.Reader // the socket
 	raw    rawReader // reads the socket through its RawConn, when it has one
 	limits *frameLimits
 	conn   *gws.Conn // closes the connection with a code
-
-	hdr    [14]byte      // the header being gathered
-	hlen   uint8         // header bytes gathered
-	hsize  uint8         // the header's size, known after its first two bytes
-	left   uint64        // payload bytes of the current frame still to come
-	ending bool          // the current frame is a data frame that ends its message
-	inMsg  bool          // a fragmented message is open
-	msgLen uint64        // payload bytes of the open message so far
-	held   int64         // budget this connection holds
-	bufFee int64         // the part of held that is the current frame's read buffer
-	stash  []byte        // bytes read but held back while the budget was short
-	refuse *refusedFrame // the verdict on a refused header; given when err is set
-	err    error         // sticky once the gate has refused
+	slow   *gateSlow // nil until the stash or a verdict is needed
+	hdr    [14]byte  // the header being gathered
+	hlen   uint8     // header bytes gathered
+	hsize  uint8     // the header's size, known after its first two bytes
+	ending bool      // the current frame is a data frame that ends its message
+	inMsg  bool      // a fragmented message is open
+	failed bool      // the gate has refused: every read fails
+	left   uint32    // payload bytes of the current frame still to come
+	msgLen uint32    // payload bytes of the open message so far
+	held   int32     // budget this connection holds
+	bufFee int32     // the part of held that is the current frame's read buffer
 }
+
+// gateSlow is the part of a gate that only a refused header or a short
+// budget needs.
+type gateSlow struct {
+	stash  []byte        // bytes to pass before the socket's: pipelined with the upgrade, or held back while the budget was short
+	refuse *refusedFrame // the verdict on a refused header
+}
+
+// MaxMessageLimit bounds MaxMessageBytes, so that a frame's length and its
+// charge fit the gate's 32-bit counters.
+const MaxMessageLimit = 256 << 20
 
 // frameLimits is shared by every gate of a server.
 type frameLimits struct {
@@ -96,7 +111,10 @@ const (
 // newFrameGate gates src, whose first bytes are early (bytes the client
 // pipelined behind its upgrade request, already read by net/http).
 func newFrameGate(src io.Reader, early []byte, limits *frameLimits) *frameGate {
-	g := &frameGate{src: src, limits: limits, stash: early}
+	g := &frameGate{src: src, limits: limits}
+	if len(early) > 0 {
+		g.slow = &gateSlow{stash: early}
+	}
 	g.useRawReads()
 	return g
 }
@@ -111,7 +129,7 @@ func newFrameGate(src io.Reader, early []byte, limits *frameLimits) *frameGate {
 // frames shorter than net.Conn's and makes room for the gate (measured:
 // 2.0 KiB of stack per idle connection with it, 4.0 through net.Conn).
 func (g *frameGate) Read(p []byte) (int, error) {
-	if g.err != nil || g.refuse != nil || len(g.stash) > 0 {
+	if g.slow != nil || g.failed {
 		return g.readSlow(p)
 	}
 	var n int
@@ -136,11 +154,11 @@ func (g *frameGate) Read(p []byte) (int, error) {
 // raw handle, the read function handed to it (made once, by useRawReads),
 // and the buffer and result of the read under way.
 type rawReader struct {
-	conn syscall.RawConn
-	fn   func(fd uintptr) bool
-	buf  []byte
-	n    int
-	err  error
+	conn  syscall.RawConn
+	fn    func(fd uintptr) bool
+	buf   []byte
+	n     int
+	errno syscall.Errno // the read's error, if any
 }
 
 // result is what a read returned: a read of nothing is the end of the
@@ -148,10 +166,10 @@ type rawReader struct {
 // net.Conn's would.
 func (r *rawReader) result(err error) (int, error) {
 	n := r.n
-	if err == nil {
-		err = r.err
+	if err == nil && r.errno != 0 {
+		err = r.errno
 	}
-	r.buf, r.n, r.err = nil, 0, nil
+	r.buf, r.n, r.errno = nil, 0, 0
 	switch {
 	case err != nil:
 		return 0, err
@@ -163,19 +181,20 @@ func (r *rawReader) result(err error) (int, error) {
 
 // readSlow serves a pending refusal and the stash.
 func (g *frameGate) readSlow(p []byte) (int, error) {
-	if g.err != nil {
-		return 0, g.err
+	if g.failed {
+		return 0, errFrameRefused
 	}
-	if g.refuse != nil {
-		return 0, g.refused(g.refuse)
+	sl := g.slow
+	if sl == nil {
+		return g.Read(p)
 	}
-	if len(g.stash) == 0 {
-		return 0, nil
+	if sl.refuse != nil {
+		return 0, g.refused(sl.refuse)
 	}
-	n := copy(p, g.stash)
-	g.stash = g.stash[n:]
-	if len(g.stash) == 0 {
-		g.stash = nil
+	n := copy(p, sl.stash)
+	sl.stash = sl.stash[n:]
+	if len(sl.stash) == 0 {
+		g.slow = nil
 	}
 	if n = g.scan(p[:n]); n == 0 {
 		return g.readSlow(p)
@@ -183,16 +202,24 @@ func (g *frameGate) readSlow(p []byte) (int, error) {
 	return n, nil
 }
 
+// verdict is the refusal given, or about to be given, if any.
+func (g *frameGate) verdict() *refusedFrame {
+	if g.slow == nil {
+		return nil
+	}
+	return g.slow.refuse
+}
+
 // refused closes the connection with the verdict's code and makes the gate
 // fail every later read.
 func (g *frameGate) refused(r *refusedFrame) error {
-	g.err = errFrameRefused
-	g.stash = nil
+	g.failed = true
+	g.slow = &gateSlow{refuse: r} // the stash is dropped, the verdict kept
 	g.release()
 	if g.conn != nil {
 		_ = g.conn.WriteClose(r.code, []byte(r.reason))
 	}
-	return g.err
+	return errFrameRefused
 }
 
 // scan walks p, a chunk just read, and returns how much of it may go to gws.
@@ -204,11 +231,11 @@ func (g *frameGate) scan(p []byte) int {
 	for i < len(p) {
 		if g.left > 0 {
 			k := uint64(len(p) - i)
-			if k > g.left {
-				k = g.left
+			if k > uint64(g.left) {
+				k = uint64(g.left)
 			}
 			i += int(k)
-			if g.left -= k; g.left == 0 {
+			if g.left -= uint32(k); g.left == 0 {
 				g.frameDone()
 			}
 			continue
@@ -230,15 +257,19 @@ func (g *frameGate) scan(p []byte) int {
 			if i-1 > 0 {
 				// Pass the frames before it; wait with the rest.
 				g.hlen--
-				g.stash = append(append([]byte(nil), p[i-1:]...), g.stash...)
+				rest := append([]byte(nil), p[i-1:]...)
+				if g.slow == nil {
+					g.slow = &gateSlow{}
+				}
+				g.slow.stash = append(rest, g.slow.stash...)
 				return i - 1
 			}
 			if !g.limits.budget.wait(cost, g.limits.wait) {
 				return g.stop(0, &refusedFrame{uint16(wire.CloseTryAgainLater), "the node is short of memory for frames: try again later"})
 			}
 		}
-		g.held += cost
-		g.bufFee = min(cost, readBufferCost(length))
+		g.held += int32(cost)
+		g.bufFee = int32(min(cost, readBufferCost(length)))
 		g.startFrame(length)
 	}
 	return len(p)
@@ -247,8 +278,7 @@ func (g *frameGate) scan(p []byte) int {
 // stop holds the verdict r on the header whose deciding byte is the chunk's
 // byte at: the bytes before it pass, the rest are dropped.
 func (g *frameGate) stop(at int, r *refusedFrame) int {
-	g.stash = nil
-	g.refuse = r
+	g.slow = &gateSlow{refuse: r}
 	return at
 }
 
@@ -310,7 +340,7 @@ func (g *frameGate) checkHeader() *refusedFrame {
 // checkLength refuses a frame, or the fragmented message it adds to, that
 // is larger than the message limit.
 func (g *frameGate) checkLength(n uint64) *refusedFrame {
-	if n > g.limits.maxMessage || (g.hdr[0]&0x0F == opCont && g.msgLen+n > g.limits.maxMessage) {
+	if n > g.limits.maxMessage || (g.hdr[0]&0x0F == opCont && uint64(g.msgLen)+n > g.limits.maxMessage) {
 		return &refusedFrame{uint16(wire.CloseTooBig), "message too large"}
 	}
 	return nil
@@ -335,10 +365,10 @@ func (g *frameGate) length() uint64 {
 func (g *frameGate) startFrame(length uint64) {
 	op, fin := g.hdr[0]&0x0F, g.hdr[0]&bitFIN != 0
 	g.hlen, g.hsize = 0, 0
-	g.left = length
+	g.left = uint32(length)
 	g.ending = false
 	if op < opClose {
-		g.msgLen += length
+		g.msgLen += uint32(length)
 		g.inMsg = !fin
 		g.ending = fin
 	}
@@ -351,7 +381,7 @@ func (g *frameGate) startFrame(length uint64) {
 // is free again, and a message that ends gives all its budget back.
 func (g *frameGate) frameDone() {
 	if g.bufFee > 0 {
-		g.limits.budget.give(g.bufFee)
+		g.limits.budget.give(int64(g.bufFee))
 		g.held -= g.bufFee
 		g.bufFee = 0
 	}
@@ -411,7 +441,7 @@ func readBufferCost(length uint64) int64 {
 // release gives the connection's budget back.
 func (g *frameGate) release() {
 	if g.held > 0 {
-		g.limits.budget.give(g.held)
+		g.limits.budget.give(int64(g.held))
 		g.held = 0
 	}
 	g.bufFee = 0

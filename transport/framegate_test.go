@@ -68,7 +68,7 @@ func runGate(t testing.TB, stream []byte, size int, limits *frameLimits) ([]byte
 		n, err := g.Read(buf)
 		out.Write(buf[:n])
 		if errors.Is(err, errFrameRefused) {
-			return out.Bytes(), g.refuse.code, g
+			return out.Bytes(), g.verdict().code, g
 		}
 		if err == io.EOF {
 			return out.Bytes(), 0, g
@@ -274,7 +274,7 @@ func TestFrameGateWaitsForBudget(t *testing.T) {
 	if n, err := late.Read(buf); n != len(big)-1 || err != nil {
 		t.Fatalf("with the budget spent: passed %d, %v", n, err)
 	}
-	if n, err := late.Read(buf); n != 0 || !errors.Is(err, errFrameRefused) || late.refuse.code != 1013 {
+	if n, err := late.Read(buf); n != 0 || !errors.Is(err, errFrameRefused) || late.verdict().code != 1013 {
 		t.Fatalf("with the budget spent: passed %d, %v, want a 1013 refusal", n, err)
 	}
 	if got := limits.budget.refused.Load(); got != 1 {

@@ -27,7 +27,14 @@ func (g *frameGate) useRawReads() {
 			if err == syscall.EAGAIN {
 				return false // wait for the poller
 			}
-			r.n, r.err = n, err
+			r.n = n
+			if err != nil {
+				errno, ok := err.(syscall.Errno)
+				if !ok {
+					errno = syscall.EIO
+				}
+				r.errno = errno
+			}
 			return true
 		}
 	}

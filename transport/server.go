@@ -114,7 +114,7 @@ func (c *Config) normalize() error {
 			errs = append(errs, outOfRange(field, v, allowed))
 		}
 	}
-	check(c.MaxMessageBytes == 0 || c.MaxMessageBytes >= MinMessageBytes, "MaxMessageBytes", c.MaxMessageBytes, "0 (65536) or at least 64")
+	check(c.MaxMessageBytes == 0 || c.MaxMessageBytes >= MinMessageBytes && c.MaxMessageBytes <= MaxMessageLimit, "MaxMessageBytes", c.MaxMessageBytes, "0 (65536) or 64 to 268435456 (256 MiB)")
 	check(c.WriteTimeout >= 0, "WriteTimeout", c.WriteTimeout, "0 (10s) or more")
 	check(c.MaxPendingBytes == 0 || c.MaxPendingBytes >= MinPendingBytes, "MaxPendingBytes", c.MaxPendingBytes, "0 (4 MiB) or at least 1024")
 	check(c.MaxConnections >= 0, "MaxConnections", c.MaxConnections, "0 (unlimited) or more")

@@ -164,7 +164,7 @@ func (o *options) validate(fromEnv map[string]bool) error {
 			errs = append(errs, fmt.Errorf("%s %v is out of range: %s", ref(flag), v, allowed))
 		}
 	}
-	check(o.maxMessageBytes >= transport.MinMessageBytes, "max-message-bytes", o.maxMessageBytes, "at least 64")
+	check(o.maxMessageBytes >= transport.MinMessageBytes && o.maxMessageBytes <= transport.MaxMessageLimit, "max-message-bytes", o.maxMessageBytes, "64 to 268435456 (256 MiB)")
 	for _, d := range []struct {
 		flag string
 		v    time.Duration

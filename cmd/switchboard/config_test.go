@@ -22,7 +22,7 @@ func TestConfigErrorsNameFlagValueAndRange(t *testing.T) {
 		env  map[string]string
 		want []string // one per error line, in order
 	}{
-		{args: []string{"--max-message-bytes", "10"}, want: []string{"--max-message-bytes 10 is out of range: at least 64"}},
+		{args: []string{"--max-message-bytes", "10"}, want: []string{"--max-message-bytes 10 is out of range: 64 to 268435456 (256 MiB)"}},
 		{args: []string{"--max-connections", "-1", "--max-rooms", "0", "--max-pending-bytes", "100", "--rate-burst", "-2", "--outbox-limit", "-3"},
 			want: []string{
 				"--max-connections -1 is out of range: 0 (unlimited) or more",
@@ -90,7 +90,7 @@ func TestEmbeddingConfigErrorsNameTheField(t *testing.T) {
 		cfg  transport.Config
 		want string
 	}{
-		{transport.Config{MaxMessageBytes: 10}, "transport: config: MaxMessageBytes 10 is out of range: 0 (65536) or at least 64"},
+		{transport.Config{MaxMessageBytes: 10}, "transport: config: MaxMessageBytes 10 is out of range: 0 (65536) or 64 to 268435456 (256 MiB)"},
 		{transport.Config{MaxPendingBytes: 100, ReadBufferSize: 100},
 			"transport: config: MaxPendingBytes 100 is out of range: 0 (4 MiB) or at least 1024\n" +
 				"transport: config: ReadBufferSize 100 is out of range: 0 (1024) or 256 to 1048576"},
