@@ -80,3 +80,23 @@ func BenchmarkDecodeEnvelope(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkEncodedFrom is the question a broker asks of every message it
+// reads, before deciding to decode it.
+func BenchmarkEncodedFrom(b *testing.B) {
+	payload := string(ChatEvent("user-1234", "lobby", benchContent).JSON)
+	cases := []struct{ name, data string }{
+		{"own", `{"node":"node-1","type":"room_message","room":"lobby","payload":` + payload + `,"msg_id":"node-1~a:7"}`},
+		{"other_node", `{"node":"node-2","type":"room_message","room":"lobby","payload":` + payload + `,"msg_id":"node-2~a:7"}`},
+		{"tutorial", `{"type":"room_message","room":"lobby","payload":` + payload + `}`},
+		{"node_last", `{"type":"room_message","room":"lobby","payload":` + payload + `,"node":"node-2"}`},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = EncodedFrom(c.data, "node-1")
+			}
+		})
+	}
+}

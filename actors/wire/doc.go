@@ -10,7 +10,8 @@
 //     its input.
 //   - Node -> client: an Event is encoded and framed once (NewEvent,
 //     ChatEvent, ...); the same bytes go to every recipient.
-//   - Node -> node: Envelope.Encode and DecodeEnvelope.
+//   - Node -> node: Envelope.Encode and DecodeEnvelope; EncodedFrom and
+//     Envelope.From answer "is this envelope my own?".
 //
 // The decoders face untrusted bytes and are fuzzed, against encoding/json
 // where it is the reference (make fuzz). Members are matched by their exact

@@ -1,0 +1,68 @@
+package wire
+
+import (
+	"strings"
+	"unicode/utf8"
+)
+
+// "Is this envelope my own?" is answered here, and only here. A node
+// delivers what it publishes to its own clients itself, so its broker
+// drops the node's own envelopes when the fabric brings them back: an
+// envelope is the node's own when its "node" member is the node's id. An
+// envelope without one (a tutorial node, a backend's PUBLISH) is nobody's.
+
+// From reports whether e was published by node.
+func (e *Envelope) From(node string) bool { return node != "" && e.Node == node }
+
+// EncodedFrom reports whether data, an encoded envelope, was published by
+// node, without decoding it: a broker asks it of every message it reads,
+// before the message costs a decode. For every envelope DecodeEnvelope
+// accepts it answers as From does on the decoded envelope, wherever the
+// "node" member is and whoever encoded it, with one exception: an
+// envelope that starts with a "node" member and repeats it later is judged
+// by the first (DecodeEnvelope takes the last). Only a publisher that means
+// harm writes one, and it could as well name the node in a single member.
+// For data DecodeEnvelope refuses, either answer may come.
+//
+// Encode writes "node" first, so that for Switchboard's envelopes the
+// answer is in the first bytes; any other layout takes a walk of the
+// object's top level (about as long as validating it).
+func EncodedFrom(data, node string) bool {
+	if node == "" {
+		return false
+	}
+	const first = `{"node":"`
+	if strings.HasPrefix(data, first) {
+		rest := data[len(first):]
+		if end := strings.IndexByte(rest, '"'); end >= 0 && end+1 < len(rest) && rest[end+1] == ',' {
+			if v := rest[:end]; plainText(v) {
+				return v == node
+			}
+		}
+	}
+	// Any other layout. Without `"node"` and without an escape (a key
+	// may be written "no\u0064e"), there is no node member to read.
+	if !strings.Contains(data, `"node"`) && !strings.Contains(data, `\`) {
+		return false
+	}
+	var raw []byte
+	if walkMembers([]byte(data), nodeMember, func(_ int, value []byte) { raw = value }) != nil {
+		return false
+	}
+	v, ok := optString(raw)
+	return ok && v == node
+}
+
+var nodeMember = []string{"node"}
+
+// plainText reports whether s, the inside of a JSON string literal that
+// ends at the first '"', decodes to itself: no escape, no control
+// character, valid UTF-8.
+func plainText(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '\\' {
+			return false
+		}
+	}
+	return utf8.ValidString(s)
+}
