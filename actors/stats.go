@@ -1,30 +1,12 @@
 package actors
 
 import (
-	"encoding/json"
 	"runtime/metrics"
 	"sync/atomic"
 	"time"
 
 	"github.com/switchboard-rt/switchboard/actors/wire"
 )
-
-// NodeStats is the body of the stats event: the node's own view, the
-// same values as the fields of the same names in GET /stats, less the
-// broker's detail (its connections and channels). Any client may ask for
-// it: Config.DisableStatsCommand turns it off.
-type NodeStats struct {
-	Event            string      `json:"event"` // "stats"
-	Node             string      `json:"node"`
-	LocalConnections int64       `json:"local_connections"`
-	Rooms            int64       `json:"rooms"`
-	Users            int64       `json:"users"`
-	UptimeSeconds    float64     `json:"uptime_seconds"`
-	Broker           BrokerState `json:"broker"`
-	MessagesIn       int64       `json:"messages_in"`
-	MessagesOut      int64       `json:"messages_out"`
-	HeapBytes        uint64      `json:"heap_bytes"`
-}
 
 // statsEvery is how long an encoded stats event is reused: every session
 // that asks within it gets the same bytes (encoded once), and a flood of
@@ -49,20 +31,17 @@ func (n *Node) statsEvent() *wire.Event {
 	}
 	m := n.metrics
 	broker := n.BrokerState()
-	broker.Detail = ""
-	body, _ := json.Marshal(NodeStats{
-		Event:            "stats",
+	ev := wire.StatsEvent(wire.Stats{
 		Node:             n.cfg.NodeID,
 		LocalConnections: m.Sessions.Load(),
 		Rooms:            m.Rooms.Load(),
 		Users:            m.Users.Load(),
 		UptimeSeconds:    now.Sub(n.started).Seconds(),
-		Broker:           broker,
+		Broker:           wire.StatsBroker{Kind: broker.Kind, Connected: broker.Connected, Outbox: broker.Outbox},
 		MessagesIn:       m.MessagesIn.Load(),
 		MessagesOut:      m.MessagesOut.Load(),
 		HeapBytes:        heapInUse(),
 	})
-	ev := wire.NewEvent(body)
 	n.stats.latest.Store(&statsSnapshot{at: now, ev: ev})
 	return ev
 }
