@@ -33,7 +33,8 @@
 //     resend brings (msgid.go);
 //   - the outbox (outbox*.go) owns publishing: a bounded FIFO drained by one
 //     writer goroutine in pipelined batches, which holds (never drops) what
-//     it has while Redis or the subscriptions are down;
+//     it has while Redis or the subscriptions are down; what it may send
+//     after a fault is decided by a state machine (outbox_state.go);
 //   - the presence heartbeat (presence.go) keeps this node in the directory
 //     that routes direct messages, and reaps nodes that stopped
 //     heart-beating.

@@ -18,16 +18,11 @@ import (
 // sender's messages keep their order; when several wait, one pipelined round
 // trip carries up to MaxBatch of them.
 //
-// The writer holds the queue (nothing is lost, nothing is reordered) while:
-//   - a round trip failed: it retries with backoff, on a fresh connection;
-//   - this node's pub/sub connections are not all up: a fault that took them
-//     down has most likely taken the other nodes' down too (a Redis restart,
-//     CLIENT KILL TYPE pubsub), and what is published before they are back is
-//     heard by nobody;
-//   - after such a recovery, until the channels it is about to publish on
-//     have as many subscribers as they had before the fault (PUBSUB NUMSUB),
-//     and the nodes it may send direct messages to are registered again, or
-//     FlushWait has passed.
+// The writer holds the queue (nothing is lost, nothing is reordered) while a
+// round trip failed (it retries with backoff, on a fresh connection), and
+// while what it sends may not be heard: this node's pub/sub connections are
+// down, or have just come back and the other nodes' may not have. Its state
+// machine, gate (outbox_state.go), decides; its doc has the table of states.
 //
 // A publish that Redis confirms but delivers to nobody, on a channel that had
 // an audience, is the trace of a fault the node has not noticed yet (its
@@ -60,26 +55,15 @@ type outbox struct {
 	failing atomic.Bool   // the last round trip failed; written by the writer, read by State
 
 	// Owned by the writer goroutine.
-	client     *goredis.Client
-	scripts    bool             // the scripts are loaded on client
-	receivers  map[string]int64 // channel -> subscribers that heard its last publish
-	failures   int              // round trips failed in a row
-	retryAt    time.Time
-	epoch      uint64              // the connections' recovery epoch the fields below are about
-	since      time.Time           // when that recovery happened
-	peers      []string            // the other nodes alive before it
-	verified   map[string]struct{} // channels seen with their audience back since
-	peersBack  bool                // the peers are registered again since
-	held       bool                // a command had to wait for its audience
-	windowOver bool                // FlushWait has passed since: no more checks
-	holdEpoch  uint64              // hold the queue until a recovery newer than this
-	holding    bool
-	wasUp      bool       // the connections were all up at the last step
-	seenEpoch  uint64     // the recovery epoch at the last step
-	resentDown bool       // resendRecent ran for the current outage
-	recent     []sentItem // publishes confirmed within ResendWindow, oldest first
-	batch      []outItem
-	status     []itemStatus
+	client    *goredis.Client
+	scripts   bool             // the scripts are loaded on client
+	receivers map[string]int64 // channel -> subscribers that heard its last publish
+	failures  int              // round trips failed in a row
+	retryAt   time.Time        // no round trip before this, after a failure
+	gate      gate             // the recovery state (outbox_state.go)
+	recent    []sentItem       // publishes confirmed within ResendWindow, oldest first
+	batch     []outItem
+	status    []itemStatus
 }
 
 type outKind uint8

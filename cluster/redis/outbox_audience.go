@@ -17,30 +17,36 @@ import (
 // once the nodes alive before are registered again; FlushWait after the
 // recovery, everything leaves (a node may have died meanwhile). Presence
 // updates need no listener and always leave. Order is kept: the first
-// command that must wait holds those behind it.
+// command that must wait holds those behind it. It runs in Open and
+// Verifying (see outState); only Verifying checks.
 func (o *outbox) sendable() (int, time.Duration) {
+	rec := &o.gate.rec
 	o.mu.Lock()
 	head := o.items[o.head:min(len(o.items), o.head+o.maxBatch)]
+	if o.gate.state == stateOpen {
+		o.mu.Unlock()
+		return len(head), 0
+	}
 	var chans []string
 	var want []int64
 	directs := false
 	for _, it := range head {
 		switch it.kind {
 		case outPublish:
-			if _, ok := o.verified[it.channel]; !ok && o.receivers[it.channel] > 0 && !slices.Contains(chans, it.channel) && len(chans) < 256 {
+			if _, ok := rec.verified[it.channel]; !ok && o.receivers[it.channel] > 0 && !slices.Contains(chans, it.channel) && len(chans) < 256 {
 				chans, want = append(chans, it.channel), append(want, o.receivers[it.channel])
 			}
 		case outDirect:
-			directs = directs || !o.peersBack && len(o.peers) > 0
+			directs = directs || !rec.peersBack && len(rec.peers) > 0
 		}
 	}
 	o.mu.Unlock()
-	if len(chans) == 0 && !directs || o.windowOver {
+	if len(chans) == 0 && !directs {
 		return len(head), 0
 	}
-	if time.Since(o.since) > o.r.cfg.FlushWait {
-		o.windowOver = true
-		if o.held {
+	if time.Since(rec.since) > o.r.cfg.FlushWait {
+		o.gate.transition(outEvent{kind: evWindowOver})
+		if rec.held {
 			o.r.stats.flushTimeouts.Add(1)
 			o.r.log.Warn("redis: other nodes' subscriptions not back in time; sending anyway", "after", o.r.cfg.FlushWait)
 		}
@@ -55,8 +61,8 @@ func (o *outbox) sendable() (int, time.Duration) {
 		numsub = pipe.PubSubNumSub(ctx, chans...)
 	}
 	if directs {
-		keys := make([]string, len(o.peers))
-		for i, p := range o.peers {
+		keys := make([]string, len(rec.peers))
+		for i, p := range rec.peers {
 			keys[i] = o.r.keys.prefix + ":presence:alive:" + p
 		}
 		exists = pipe.Exists(ctx, keys...)
@@ -70,12 +76,12 @@ func (o *outbox) sendable() (int, time.Duration) {
 		got := numsub.Val()
 		for i, ch := range chans {
 			if got[ch] >= want[i] {
-				o.verified[ch] = struct{}{}
+				rec.verified[ch] = struct{}{}
 			}
 		}
 	}
-	if exists != nil && exists.Val() >= int64(len(o.peers)) {
-		o.peersBack = true
+	if exists != nil && exists.Val() >= int64(len(rec.peers)) {
+		rec.peersBack = true
 	}
 	// A resync may have been inserted at the head meanwhile: scan again,
 	// under the lock. (An insertion after this only shifts a prefix that is
@@ -85,18 +91,18 @@ func (o *outbox) sendable() (int, time.Duration) {
 	n := 0
 	for _, it := range head {
 		if it.kind == outPublish && o.receivers[it.channel] > 0 {
-			if _, ok := o.verified[it.channel]; !ok {
+			if _, ok := rec.verified[it.channel]; !ok {
 				break
 			}
 		}
-		if it.kind == outDirect && !o.peersBack && len(o.peers) > 0 {
+		if it.kind == outDirect && !rec.peersBack && len(rec.peers) > 0 {
 			break
 		}
 		n++
 	}
 	o.mu.Unlock()
 	if n == 0 {
-		o.held = true
+		rec.held = true
 		return 0, 20 * time.Millisecond
 	}
 	return n, 0

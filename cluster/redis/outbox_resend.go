@@ -29,8 +29,9 @@ func (o *outbox) trimRecent(now time.Time) {
 	}
 }
 
-// resendRecent runs when the writer first sees this node's connections down:
-// the publishes confirmed during ResendWindow before may not have reached
+// resendRecent runs when the writer first sees an outage of this node's
+// connections (the transitions marked * in outState's table): the
+// publishes confirmed during ResendWindow before may not have reached
 // subscribers that Redis closed meanwhile (see msgid.go). They go back
 // to the head of the queue, in order, ahead of everything queued since, and
 // leave again after the recovery; subscribers that had them drop the copies.

@@ -127,9 +127,9 @@ func (o *outbox) checkSuspects(ctx context.Context, epoch uint64) {
 		}
 	}
 	if !intact {
-		// Hold the queue until a recovery later than the batch: at once if
-		// it already happened.
-		o.holding, o.holdEpoch = true, epoch
+		// Held: the queue waits for a recovery later than the batch (at
+		// once if it already happened).
+		o.gate.transition(outEvent{kind: evUnheard, epoch: epoch})
 		o.r.host.Root.Send(o.r.bus, probeNow{})
 	}
 	for i, st := range o.status {

@@ -66,39 +66,20 @@ func (o *outbox) step() (time.Duration, bool) {
 		}
 		return -1, true
 	}
-	up, epoch := o.r.health.allUp()
-	switch {
-	case o.wasUp && !up:
-		// The connections just went down.
+	if o.gate.transition(o.reading()) {
 		o.resendRecent()
-		o.resentDown = true
-	case epoch != o.seenEpoch:
-		// They went down and up again while the writer was busy (a round
-		// trip, a backoff): the fault was not seen above.
-		if !o.resentDown {
-			o.resendRecent()
-		}
-		o.resentDown = false
 	}
-	o.wasUp, o.seenEpoch = up, epoch
-	if !up || o.holding && epoch <= o.holdEpoch {
+	if !o.gate.state.sends() {
 		if quitting {
 			return 0, false // Redis is not there to flush to
 		}
 		return -1, true // a connection coming up signals
 	}
-	o.holding = false
 	if wait := time.Until(o.retryAt); wait > 0 {
 		if quitting && o.failures > 2 {
 			return 0, false
 		}
 		return wait, true
-	}
-	if epoch != o.epoch {
-		o.epoch, o.since, o.peers = epoch, time.Now(), o.r.pres.peers()
-		o.verified, o.peersBack, o.held = make(map[string]struct{}), false, false
-		// At start there is no audience to wait for.
-		o.windowOver = epoch == 1
 	}
 	n, wait := o.sendable()
 	if n == 0 {
@@ -106,6 +87,15 @@ func (o *outbox) step() (time.Duration, bool) {
 	}
 	o.send(n)
 	return 0, true
+}
+
+// reading is the pub/sub connections' health now, as an event of the gate.
+func (o *outbox) reading() outEvent {
+	up, epoch := o.r.health.allUp()
+	if !up {
+		return outEvent{kind: evDown, epoch: epoch}
+	}
+	return outEvent{kind: evUp, epoch: epoch, at: time.Now(), peers: o.r.pres.peers()}
 }
 
 // conn returns the writer's client, creating one after a failure.
