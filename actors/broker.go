@@ -16,7 +16,7 @@ var ErrUnavailable = errors.New("actors: broker unavailable")
 
 // Broker is the node's port to the pub/sub fabric that joins nodes. The
 // actors use only this interface; cluster.InProc (one process) and
-// cluster.Redis (many nodes) implement it.
+// redis.Broker (package cluster/redis, many nodes) implement it.
 //
 // Every method may be called from any actor's goroutine and must not block
 // on the network: I/O happens on goroutines the broker owns, and results come
