@@ -36,14 +36,19 @@ type sessionInit struct {
 	opts SessionOptions
 }
 
-// hub -> sessions (scheduled): send a ping.
-type heartbeatTick struct{}
+// hub -> sessions (scheduled): send a ping. seq numbers the ticks, so that
+// a check finds the ping of its own tick.
+type heartbeatTick struct{ seq uint32 }
 
 func (heartbeatTick) IgnoreDeadLetterLogging() {}
 
 // hub -> sessions (scheduled, PongTimeout after a tick): drop the peer if
-// nothing came from it since that tick.
-type heartbeatCheck struct{ since time.Time }
+// nothing came from it since that tick (seq), whose ping went out a whole
+// PongTimeout ago.
+type heartbeatCheck struct {
+	since time.Time
+	seq   uint32
+}
 
 func (*heartbeatCheck) IgnoreDeadLetterLogging() {}
 

@@ -231,16 +231,18 @@ func (n *Node) startHeartbeat(interval, timeout time.Duration) func() {
 		check.Stop()
 		defer check.Stop()
 		var due []time.Time // ticks whose check is pending, oldest first
+		var seq uint32      // the latest tick's
 		for {
 			select {
 			case now := <-t.C:
-				n.root.Send(n.hub, heartbeatTick{})
+				seq++
+				n.root.Send(n.hub, heartbeatTick{seq: seq})
 				if len(due) == 0 {
 					check.Reset(timeout)
 				}
 				due = append(due, now)
 			case <-check.C:
-				n.root.Send(n.hub, &heartbeatCheck{since: due[0]})
+				n.root.Send(n.hub, &heartbeatCheck{since: due[0], seq: seq - uint32(len(due)-1)})
 				due = due[1:]
 				if len(due) > 0 {
 					check.Reset(time.Until(due[0].Add(timeout)))

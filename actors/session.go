@@ -43,6 +43,11 @@ type session struct {
 	bucket  TokenBucket
 	strikes int
 
+	// pings are the session's two latest heartbeat pings, oldest first:
+	// a check finds its own while PongTimeout is at most twice
+	// PingInterval, and a bound on it otherwise (silentSincePing).
+	pings [2]ping
+
 	timedOut uint64 // timed events queued to this client: the latency sample's clock
 
 	seq     uint64
@@ -113,9 +118,10 @@ func (s *session) Receive(ctx actor.Context) {
 		if !s.closed {
 			s.conn.Enqueue(wire.PingFrame)
 			s.queueFlush(ctx)
+			s.pings[0], s.pings[1] = s.pings[1], ping{seq: m.seq, at: monoNow()}
 		}
 	case *heartbeatCheck:
-		if hc, ok := s.conn.(HeardConn); ok && !s.closed && hc.LastHeard().Before(m.since) {
+		if hc, ok := s.conn.(HeardConn); ok && !s.closed && s.silentSincePing(hc, m) {
 			s.node.metrics.SilentClosed.Add(1)
 			s.logger().Info("silent peer dropped", "since", m.since)
 			s.closed = true
@@ -518,3 +524,41 @@ func (s *session) logger() *slog.Logger {
 	}
 	return s.log
 }
+
+// silentSincePing reports whether the peer has been silent for a whole pong
+// timeout after its ping went out, and since the tick the check is for.
+// The tick that queues the ping and the check both wait in the hub's and
+// the session's mailboxes; when they wait longer than usual (a node busy
+// with a mass exit) the check may come less than a pong timeout after the
+// ping it judges, and a peer that could not have answered yet must not be
+// dropped for it: a later check judges it.
+func (s *session) silentSincePing(hc HeardConn, m *heartbeatCheck) bool {
+	// When the ping of the check's tick went out; if the session no longer
+	// holds it (more ticks than pings kept were handled since), it went
+	// out before the oldest ping held for a later tick.
+	var sent int64
+	for _, p := range s.pings {
+		if p.at != 0 && (p.seq == m.seq || p.seq > m.seq && sent == 0) {
+			sent = p.at
+		}
+	}
+	if sent == 0 || time.Duration(monoNow()-sent) < s.node.cfg.PongTimeout {
+		return false // no ping for that tick yet, or not a whole pong timeout ago
+	}
+	// The ping went out after the tick, so silence since the tick is
+	// silence since the ping.
+	return hc.LastHeard().Before(m.since)
+}
+
+// ping is a heartbeat ping a session queued: its tick, and when (monoNow).
+type ping struct {
+	seq uint32
+	at  int64
+}
+
+// monoBase anchors monoNow on the monotonic clock.
+var monoBase = time.Now()
+
+// monoNow is the time since monoBase: 8 bytes a session, immune to jumps of
+// the wall clock.
+func monoNow() int64 { return int64(time.Since(monoBase)) }
