@@ -51,7 +51,7 @@ func TestSessionWritesABatchInOneFlush(t *testing.T) {
 		_ = n.Shutdown(ctx)
 	})
 	c := &recConn{}
-	pid := n.Connect(c, SessionOptions{User: "u"})
+	pid := n.Connect(c, SessionOptions{User: "u"}).pid
 	waitUntil(t, "welcome flushed", func() bool { _, fl := c.snapshot(); return len(fl) == 1 })
 
 	evs := []*wire.Event{wire.PresenceEvent("user_connected", "a"), wire.PresenceEvent("user_connected", "b"), wire.PresenceEvent("user_connected", "c")}

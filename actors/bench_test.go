@@ -229,7 +229,7 @@ func benchRoomFanout(b *testing.B, members int, pipelined bool) {
 	cmd := &wire.RoomMessageCmd{Room: "lobby", Content: benchContent}
 	base := f.sink.frames.Load()
 	f.sink.expect(base + int64(members))
-	f.node.Send(sender, cmd)
+	f.node.root.Send(sender, cmd)
 	f.sink.wait(b, "first message")
 
 	b.ReportAllocs()
@@ -240,13 +240,13 @@ func benchRoomFanout(b *testing.B, members int, pipelined bool) {
 	if pipelined {
 		f.sink.expect(base + int64(b.N)*int64(members))
 		for i := 0; i < b.N; i++ {
-			f.node.Send(sender, cmd)
+			f.node.root.Send(sender, cmd)
 		}
 		f.sink.wait(b, "fan-out")
 	} else {
 		for i := 1; i <= b.N; i++ {
 			f.sink.expect(base + int64(i)*int64(members))
-			f.node.Send(sender, cmd)
+			f.node.root.Send(sender, cmd)
 			f.sink.wait(b, "fan-out")
 		}
 	}

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
-
 	"github.com/switchboard-rt/switchboard/actors"
 	"github.com/switchboard-rt/switchboard/actors/internal/wiretest"
 	"github.com/switchboard-rt/switchboard/actors/wire"
@@ -232,7 +230,7 @@ func newNode(t *testing.T, mutate ...func(*actors.Config)) *actors.Node {
 type peer struct {
 	t    *testing.T
 	node *actors.Node
-	pid  *actor.PID
+	pid  actors.SessionHandle
 	conn *fakeConn
 	user string
 }
@@ -246,12 +244,12 @@ func connect(t *testing.T, n *actors.Node, user string, opts ...func(*actors.Ses
 	c := newFakeConn()
 	p := &peer{t: t, node: n, pid: n.Connect(c, o), conn: c, user: user}
 	c.waitEvent(t, "welcome", is("welcome"))
-	waitFor(t, "session registered", func() bool { _, ok := directory(t, n).Sessions[p.pid.Id]; return ok })
+	waitFor(t, "session registered", func() bool { _, ok := directory(t, n).Sessions[p.pid.ID()]; return ok })
 	return p
 }
 
 // send hands the session a client frame, as the transport's read side does.
-func (p *peer) send(frame string) { p.node.Send(p.pid, wire.DecodeCommand([]byte(frame))) }
+func (p *peer) send(frame string) { p.node.Deliver(p.pid, wire.DecodeCommand([]byte(frame))) }
 
 func directory(t *testing.T, n *actors.Node) *actors.Directory {
 	t.Helper()

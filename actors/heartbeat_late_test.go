@@ -39,7 +39,7 @@ func TestHeartbeatCheckWaitsForThePingsPongTimeout(t *testing.T) {
 		_ = n.Shutdown(ctx)
 	})
 	c := &heardConn{heard: time.Now().Add(-time.Minute)}
-	pid := n.Connect(c, SessionOptions{User: "u"})
+	pid := n.Connect(c, SessionOptions{User: "u"}).pid
 	tick := time.Now() // the tick was made now, and reaches the session late
 	n.root.Send(pid, heartbeatTick{seq: 1})
 	n.root.Send(pid, &heartbeatCheck{since: tick, seq: 1})

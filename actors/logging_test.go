@@ -48,8 +48,8 @@ func TestNormalEndingsLogNothingAtInfo(t *testing.T) {
 	drained.send(`{"type":"join_room","room":"lobby","id":1}`)
 	drained.conn.waitEvent(t, "drained joined", ackOf("1"))
 
-	n.Send(leaver.pid, &actors.SocketClosed{}) // the client closed
-	n.Send(drained.pid, &actors.CloseSession{Code: wire.CloseGoingAway, Reason: "node shutting down"})
+	n.Deliver(leaver.pid, &actors.SocketClosed{}) // the client closed
+	n.Deliver(drained.pid, &actors.CloseSession{Code: wire.CloseGoingAway, Reason: "node shutting down"})
 	drained.conn.waitClosed(t)
 	waitFor(t, "sessions and rooms gone", func() bool {
 		return n.Metrics().Sessions.Load() == 0 && n.Metrics().Rooms.Load() == 0
@@ -57,7 +57,7 @@ func TestNormalEndingsLogNothingAtInfo(t *testing.T) {
 	// What the client sent before it saw the close frame.
 	drained.send(`{"type":"room_message","room":"lobby","content":"late","id":2}`)
 	drained.send(`{"type":"ping","id":3}`)
-	n.Send(drained.pid, &actors.SocketClosed{})
+	n.Deliver(drained.pid, &actors.SocketClosed{})
 
 	deadLetter := false
 	waitFor(t, "the late frames' dead letters", func() bool {

@@ -301,17 +301,20 @@ type SessionOptions struct {
 
 // Connect spawns the session actor for an accepted connection. The returned
 // PID takes Commands (from the read side) and *SocketClosed.
-func (n *Node) Connect(conn Conn, opts SessionOptions) *actor.PID {
+func (n *Node) Connect(conn Conn, opts SessionOptions) SessionHandle {
 	// One Props for every session, and the connection in the first message
 	// rather than in a producer closure: a closure and a Props per session
 	// would stay allocated as long as it lives (about 0.5 KiB each).
 	pid := n.root.SpawnPrefix(n.sessionProps, "session-")
 	n.root.Send(pid, &sessionInit{conn: conn, opts: opts})
-	return pid
+	return SessionHandle{pid}
 }
 
-// Send hands a message (a Command, *SocketClosed) to an actor.
-func (n *Node) Send(pid *actor.PID, msg any) { n.root.Send(pid, msg) }
+// Deliver hands a session a message: what its connection sent (a
+// wire.Command, as wire.DecodeCommand returns it), the connection's end
+// (*SocketClosed), a *CloseSession, or a *wire.Event to write. It never
+// blocks; a session that has ended drops it.
+func (n *Node) Deliver(h SessionHandle, msg any) { n.root.Send(h.pid, msg) }
 
 // PublishResult reports what a server-side publish reached.
 type PublishResult struct {

@@ -38,7 +38,7 @@ func TestStoppedActorsLeaveWatcherSets(t *testing.T) {
 		v := connect(t, n, "visitor"+strconv.Itoa(i))
 		v.send(`{"type":"join_room","room":"lobby","id":1}`)
 		v.conn.waitEvent(t, "visitor joined", ackOf("1"))
-		n.Send(v.pid, &actors.SocketClosed{})
+		n.Deliver(v.pid, &actors.SocketClosed{})
 	}
 	waitFor(t, "visitors gone", func() bool { return n.Metrics().Sessions.Load() == 1 })
 	waitFor(t, "lobby has the anchor alone", func() bool { return len(roomMembers(t, n, directory(t, n).Rooms["lobby"])) == 1 })
@@ -57,7 +57,7 @@ func TestStoppedActorsLeaveWatcherSets(t *testing.T) {
 		return ok && id != lobby && len(roomMembers(t, n, id)) == 1
 	})
 	before := toDead.Load()
-	sys.Root.StopFuture(anchor.pid).Wait()
+	sys.Root.StopFuture(actors.HandlePID(anchor.pid)).Wait()
 	if c := toDead.Load() - before; c != 0 {
 		t.Errorf("the stopped anchor sent Terminated to %d stopped rooms", c)
 	}

@@ -20,9 +20,9 @@ func TestSessionWelcomeThenPresence(t *testing.T) {
 	a.conn.waitEvent(t, "bob connected", func(e event) bool { return e.Event == "user_connected" && e.UserID == "bob" })
 	// A second connection of bob is not news; bob's last close is.
 	b2 := connect(t, n, "bob")
-	n.Send(b.pid, &actors.SocketClosed{})
+	n.Deliver(b.pid, &actors.SocketClosed{})
 	waitFor(t, "bob's first session gone", func() bool { return n.Metrics().Sessions.Load() == 2 })
-	n.Send(b2.pid, &actors.SocketClosed{})
+	n.Deliver(b2.pid, &actors.SocketClosed{})
 	a.conn.waitEvent(t, "bob disconnected", func(e event) bool { return e.Event == "user_disconnected" && e.UserID == "bob" })
 	if c := a.conn.count(t, is("user_connected")); c != 1 {
 		t.Fatalf("alice saw %d user_connected, want 1", c)
@@ -49,7 +49,7 @@ func TestSessionCoalescesFlushes(t *testing.T) {
 	held, release := a.conn.holdNext()
 	const burst = 50
 	for i := range burst {
-		n.Send(a.pid, wire.ChatEvent("x", "", strconv.Itoa(i)))
+		n.Deliver(a.pid, wire.ChatEvent("x", "", strconv.Itoa(i)))
 	}
 	<-held // the session is inside the first Enqueue; the other 49 are queued behind it
 	release()
@@ -134,7 +134,7 @@ func TestSessionStoppedOrCrashed(t *testing.T) {
 				p.send(`{"type":"join_room","room":"r","id":"j"}`)
 				p.conn.waitEvent(t, "joined", ackOf(`"j"`))
 			}
-			if !n.Kill(b.pid.Id, crash) {
+			if !n.Kill(b.pid.ID(), crash) {
 				t.Fatal("session not found")
 			}
 			if by, code := b.conn.waitClosed(t); by != "abort" || code != wire.CloseInternal {
@@ -149,7 +149,7 @@ func TestSessionStoppedOrCrashed(t *testing.T) {
 			if want := map[bool]int64{false: 0, true: 1}[crash]; n.Metrics().SessionPanic.Load() != want {
 				t.Fatalf("session panics %d, want %d", n.Metrics().SessionPanic.Load(), want)
 			}
-			if n.Kill(b.pid.Id, false) {
+			if n.Kill(b.pid.ID(), false) {
 				t.Fatal("a dead session was found again")
 			}
 		})
@@ -161,7 +161,7 @@ func TestSessionStoppedOrCrashed(t *testing.T) {
 func TestSessionSocketClosed(t *testing.T) {
 	n := newNode(t)
 	a := connect(t, n, "alice")
-	n.Send(a.pid, &actors.SocketClosed{})
+	n.Deliver(a.pid, &actors.SocketClosed{})
 	waitFor(t, "session gone", func() bool { return n.Metrics().Sessions.Load() == 0 && n.Metrics().Users.Load() == 0 })
 	a.conn.mu.Lock()
 	defer a.conn.mu.Unlock()

@@ -6,7 +6,6 @@ import (
 	"runtime/debug"
 	"sync"
 
-	"github.com/asynkron/protoactor-go/actor"
 	"github.com/lxzan/gws"
 
 	"github.com/switchboard-rt/switchboard/actors"
@@ -53,11 +52,11 @@ type inboxShard struct {
 
 // inboxItem is a frame (msg) or the socket's end (msg == nil).
 type inboxItem struct {
-	st  *socketState
-	pid *actor.PID
-	msg *gws.Message
-	err error
-	n   int // bytes the frame counts against st.inboxBytes
+	st      *socketState
+	session actors.SessionHandle
+	msg     *gws.Message
+	err     error
+	n       int // bytes the frame counts against st.inboxBytes
 }
 
 // inboxConnLimit is a connection's budget of frames waiting in the inbox:
@@ -78,7 +77,7 @@ func (in *inbox) shardFor(seq uint64) uint32 { return uint32(seq % uint64(len(in
 
 // putFrame queues a frame of st's connection; ownership of m passes to the
 // inbox. It waits while the connection is over its budget.
-func (in *inbox) putFrame(st *socketState, pid *actor.PID, m *gws.Message) {
+func (in *inbox) putFrame(st *socketState, session actors.SessionHandle, m *gws.Message) {
 	sh := &in.shards[st.shard]
 	n := m.Data.Len()
 	sh.mu.Lock()
@@ -88,15 +87,15 @@ func (in *inbox) putFrame(st *socketState, pid *actor.PID, m *gws.Message) {
 		sh.waiting--
 	}
 	st.inboxBytes += n
-	in.appendLocked(sh, inboxItem{st: st, pid: pid, msg: m, n: n})
+	in.appendLocked(sh, inboxItem{st: st, session: session, msg: m, n: n})
 }
 
 // putEnd queues the end of st's connection, behind its frames. It never
 // waits.
-func (in *inbox) putEnd(st *socketState, pid *actor.PID, err error) {
+func (in *inbox) putEnd(st *socketState, session actors.SessionHandle, err error) {
 	sh := &in.shards[st.shard]
 	sh.mu.Lock()
-	in.appendLocked(sh, inboxItem{st: st, pid: pid, err: err})
+	in.appendLocked(sh, inboxItem{st: st, session: session, err: err})
 }
 
 // appendLocked appends it, starts a drainer if none runs, and unlocks.
@@ -120,12 +119,12 @@ func (in *inbox) handOff(it *inboxItem) {
 		}
 	}()
 	if it.msg == nil {
-		in.node.Send(it.pid, &actors.SocketClosed{Err: it.err})
+		in.node.Deliver(it.session, &actors.SocketClosed{Err: it.err})
 		return
 	}
 	// DecodeCommand copies what it keeps, so the pooled buffer can go back.
 	defer it.msg.Close()
-	in.node.Send(it.pid, wire.DecodeCommand(it.msg.Bytes()))
+	in.node.Deliver(it.session, wire.DecodeCommand(it.msg.Bytes()))
 }
 
 func (in *inbox) drain(sh *inboxShard) {

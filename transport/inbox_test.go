@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/lxzan/gws"
+
+	"github.com/switchboard-rt/switchboard/actors"
 )
 
 // The inbox keeps each connection's frames and end in order, holds back a
@@ -40,7 +42,7 @@ func TestInboxOrderAndBackpressure(t *testing.T) {
 		go func() {
 			defer close(ch)
 			data := bytes.NewBufferString(name + strings.Repeat(".", 60-len(name)))
-			in.putFrame(st, nil, &gws.Message{Opcode: gws.OpcodeText, Data: data})
+			in.putFrame(st, actors.SessionHandle{}, &gws.Message{Opcode: gws.OpcodeText, Data: data})
 		}()
 		return ch
 	}
@@ -63,7 +65,7 @@ func TestInboxOrderAndBackpressure(t *testing.T) {
 	}
 	close(gate)
 	<-second
-	in.putEnd(a, nil, io.EOF)
+	in.putEnd(a, actors.SessionHandle{}, io.EOF)
 	waitInbox(t, "everything delivered", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 4 })
 	mu.Lock()
 	defer mu.Unlock()
@@ -85,7 +87,7 @@ func TestInboxLargeFrame(t *testing.T) {
 	done := make(chan struct{})
 	in.deliver = func(it *inboxItem) { close(done) }
 	st := &socketState{shard: in.shardFor(0)}
-	in.putFrame(st, nil, &gws.Message{Opcode: gws.OpcodeText, Data: bytes.NewBufferString(strings.Repeat("x", 100))})
+	in.putFrame(st, actors.SessionHandle{}, &gws.Message{Opcode: gws.OpcodeText, Data: bytes.NewBufferString(strings.Repeat("x", 100))})
 	<-done
 }
 

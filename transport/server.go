@@ -343,7 +343,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, requireToken bo
 	st.shard = s.inbox.shardFor(s.socketSeq.Add(1))
 	st.pings = actors.NewTokenBucket(s.node.Config().RatePerSecond, s.node.Config().RateBurst, time.Now())
 	opts.Remote = r.RemoteAddr
-	st.pid.Store(s.node.Connect(&sessionConn{socket: socket, wire: wire, st: st}, opts))
+	st.session = s.node.Connect(&sessionConn{socket: socket, wire: wire, st: st}, opts)
 	go s.readLoop(socket)
 }
 

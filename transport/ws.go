@@ -4,7 +4,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
 	"github.com/lxzan/gws"
 
 	"github.com/switchboard-rt/switchboard/actors"
@@ -19,11 +18,11 @@ import (
 // of WebSocket ping frames. Both are set by the handler before the read loop
 // starts; from then on pings belongs to the read loop (OnPing).
 type socketState struct {
-	pid   atomic.Pointer[actor.PID]
-	wire  *wireConn
-	ip    string
-	pings actors.TokenBucket
-	shard uint32 // the inbox shard of its frames
+	session actors.SessionHandle // set by the handler before the read loop starts
+	wire    *wireConn
+	ip      string
+	pings   actors.TokenBucket
+	shard   uint32 // the inbox shard of its frames
 	// inboxBytes is what its frames waiting in the inbox weigh; guarded by
 	// the mutex of its inbox shard.
 	inboxBytes int
@@ -106,8 +105,8 @@ func (e *events) OnClose(c *gws.Conn, err error) {
 	}
 	e.srv.slots.give(stateOf(c).ip)
 	e.srv.countClose(err, stateOf(c).silent.Load())
-	if st := stateOf(c); st.pid.Load() != nil {
-		e.srv.inbox.putEnd(st, st.pid.Load(), err)
+	if st := stateOf(c); st.session.Valid() {
+		e.srv.inbox.putEnd(st, st.session, err)
 	}
 }
 
@@ -131,8 +130,8 @@ func (e *events) OnPong(c *gws.Conn, _ []byte) {
 func (e *events) OnMessage(c *gws.Conn, m *gws.Message) {
 	st := stateOf(c)
 	st.hear()
-	pid := st.pid.Load()
-	if pid == nil {
+	session := st.session
+	if !session.Valid() {
 		m.Close()
 		return
 	}
@@ -142,7 +141,7 @@ func (e *events) OnMessage(c *gws.Conn, m *gws.Message) {
 		_ = c.WriteClose(uint16(wire.ClosePolicy), []byte("binary frames are not accepted"))
 		return
 	}
-	e.srv.inbox.putFrame(st, pid, m)
+	e.srv.inbox.putFrame(st, session, m)
 }
 
 // recoverCallback keeps a panic in a control-frame callback (which gws v1.8.9
