@@ -4,8 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
-	"math/bits"
-	"syscall"
 	"time"
 
 	"github.com/lxzan/gws"
@@ -148,35 +146,6 @@ func (g *frameGate) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
-}
-
-// rawReader is the state of a read through syscall.RawConn: the socket's
-// raw handle, the read function handed to it (made once, by useRawReads),
-// and the buffer and result of the read under way.
-type rawReader struct {
-	conn  syscall.RawConn
-	fn    func(fd uintptr) bool
-	buf   []byte
-	n     int
-	errno syscall.Errno // the read's error, if any
-}
-
-// result is what a read returned: a read of nothing is the end of the
-// stream, and a closed socket or a read error ends the read loop as a
-// net.Conn's would.
-func (r *rawReader) result(err error) (int, error) {
-	n := r.n
-	if err == nil && r.errno != 0 {
-		err = r.errno
-	}
-	r.buf, r.n, r.errno = nil, 0, 0
-	switch {
-	case err != nil:
-		return 0, err
-	case n <= 0:
-		return 0, io.EOF
-	}
-	return n, nil
 }
 
 // readSlow serves a pending refusal and the stash.
@@ -390,70 +359,4 @@ func (g *frameGate) frameDone() {
 		g.msgLen = 0
 		g.release()
 	}
-}
-
-// cost is what a frame of length bytes is charged, given that avail of its
-// payload bytes are already here. A whole message that is already here,
-// or one whose buffer is small, costs nothing: gws reads it at once, and
-// small buffers are bounded by the number of connections. Otherwise the
-// charge is what gws reserves for it before the payload arrives: its read
-// buffer (the payload plus 4, rounded up to a power of two, at least 128
-// bytes) and, for a fragment, twice the payload for the buffer the message
-// accumulates in (which grows by doubling).
-func (g *frameGate) cost(length, avail uint64) int64 {
-	op, fin := g.hdr[0]&0x0F, g.hdr[0]&bitFIN != 0
-	if op >= opClose {
-		return 0 // at most 125 bytes, read into a buffer of their own size
-	}
-	buf := readBufferCost(length)
-	lone := fin && op != opCont
-	if lone && (avail >= length || buf <= freeFrameBytes) {
-		return 0
-	}
-	if lone {
-		return buf
-	}
-	return buf + 2*int64(length)
-}
-
-// freeFrameBytes is the largest read buffer a lone frame may take without
-// a charge: every connection may hold one while its payload arrives.
-const freeFrameBytes = 4 << 10
-
-// frameBudgetWait bounds how long a frame waits for the budget before its
-// connection is closed with 1013; meanwhile that connection's read loop
-// waits (TCP backpressure) and every other connection goes on.
-const frameBudgetWait = 5 * time.Second
-
-// readBufferCost is the size of the buffer gws takes from its pool for a
-// frame of length bytes.
-func readBufferCost(length uint64) int64 {
-	n := length + 4
-	if n <= 128 {
-		return 128
-	}
-	if n > 256<<10 {
-		return int64(n) // gws allocates larger buffers exactly
-	}
-	return int64(1) << bits.Len64(n-1)
-}
-
-// release gives the connection's budget back.
-func (g *frameGate) release() {
-	if g.held > 0 {
-		g.limits.budget.give(int64(g.held))
-		g.held = 0
-	}
-	g.bufFee = 0
-}
-
-// midMessage reports whether a fragmented message is open: control frames
-// sent meanwhile do not count as signs of life, so a client cannot hold a
-// half-sent message (and its budget) open by answering pings.
-func (g *frameGate) midMessage() bool { return g.inMsg }
-
-// maxMessageCost is what the largest message may be charged: sent as
-// fragments, its read buffers and the buffer it accumulates in.
-func maxMessageCost(maxMessage int) int64 {
-	return readBufferCost(uint64(maxMessage)) + 2*int64(maxMessage)
 }
