@@ -280,10 +280,10 @@ func (b *benchBroker) Start(h BrokerHost) error { b.root = h.Root; return nil }
 func (b *benchBroker) Subscribe(channel string, target *actor.PID) {
 	b.root.Send(target, &Subscribed{Channel: channel})
 }
-func (*benchBroker) Publish(string, []byte) error                         { return nil }
-func (*benchBroker) Unsubscribe(string, *actor.PID)                       {}
-func (*benchBroker) SendDirect(_ string, _ []byte, done func(int, error)) { done(0, nil) }
-func (*benchBroker) UserOnline(string)                                    {}
-func (*benchBroker) UserOffline(string)                                   {}
-func (*benchBroker) State() BrokerState                                   { return BrokerState{Kind: "bench", Connected: true} }
-func (*benchBroker) Close(context.Context) error                          { return nil }
+func (*benchBroker) Publish(string, *wire.Envelope) error                         { return nil }
+func (*benchBroker) Unsubscribe(string, *actor.PID)                               {}
+func (*benchBroker) SendDirect(_ string, _ *wire.Envelope, done func(int, error)) { done(0, nil) }
+func (*benchBroker) UserOnline(string)                                            {}
+func (*benchBroker) UserOffline(string)                                           {}
+func (*benchBroker) State() BrokerState                                           { return BrokerState{Kind: "bench", Connected: true} }
+func (*benchBroker) Close(context.Context) error                                  { return nil }

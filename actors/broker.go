@@ -26,28 +26,33 @@ type Broker interface {
 	// the broker the root context to deliver inbound traffic with.
 	Start(host BrokerHost) error
 
-	// Publish hands data (an encoded Envelope) to the fabric for channel. nil
-	// means accepted: it is sent, or queued in order and sent on reconnect.
-	// ErrUnavailable means refused (broker down, outbox full).
-	Publish(channel string, data []byte) error
+	// Publish hands env to the fabric for channel. nil means accepted: it
+	// is sent, or queued in order and sent on reconnect. ErrUnavailable
+	// means refused (broker down, outbox full). env is the broker's from
+	// the call on: it fills in what the broker numbers (MsgID), encodes it
+	// once (env.Encode) and sends the same bytes to every node.
+	Publish(channel string, env *wire.Envelope) error
 
 	// Subscribe makes the broker deliver every envelope published on channel
-	// to target as *Inbound, until Unsubscribe with the same target. Several
-	// targets may share a channel; the broker holds one subscription for it.
-	// Once every later publish on channel is sure to reach target (the
-	// fabric confirmed the subscription), the broker sends target a
-	// *Subscribed; it may send it again, after a resubscription.
+	// to target as *Inbound, until Unsubscribe with the same target, except
+	// the node's own (wire.EncodedFrom, Envelope.From): the node delivered
+	// those locally when it published them. Several targets may share a
+	// channel; the broker holds one subscription for it. Once every later
+	// publish on channel is sure to reach target (the fabric confirmed the
+	// subscription), the broker sends target a *Subscribed; it may send it
+	// again, after a resubscription.
 	Subscribe(channel string, target *actor.PID)
 	Unsubscribe(channel string, target *actor.PID)
 
-	// SendDirect delivers data (a direct_message Envelope) to every other node
-	// that holds a connection of user. done reports how many nodes it was
+	// SendDirect delivers env (a direct_message envelope, the broker's from
+	// the call on, as with Publish) to every other node that holds a
+	// connection of user. done reports how many nodes it was
 	// sent to (0: nobody else holds the user) or an error; it runs on a
 	// broker goroutine and must only send a message. A broker that cannot
 	// send the message within BrokerHost.DirectWait (the fabric is down)
 	// should call done with ErrUnavailable and drop it: the sender stops
 	// waiting soon after, and reports unavailable to its client.
-	SendDirect(user string, data []byte, done func(nodes int, err error))
+	SendDirect(user string, env *wire.Envelope, done func(nodes int, err error))
 
 	// UserOnline and UserOffline maintain the cluster's presence directory:
 	// the hub calls them when a user's first local connection opens and when

@@ -207,7 +207,7 @@ func (h *hub) presence(ctx actor.Context, event, user string) {
 	ev := wire.PresenceEvent(event, user)
 	h.broadcast(ctx, ev, user)
 	env := &wire.Envelope{Type: wire.EnvBroadcast, SenderID: user, Node: h.node.cfg.NodeID, Payload: ev.JSON}
-	if err := h.node.cfg.Broker.Publish(BroadcastChannel(h.node.cfg.ChannelPrefix), env.Encode()); err != nil {
+	if err := h.node.cfg.Broker.Publish(BroadcastChannel(h.node.cfg.ChannelPrefix), env); err != nil {
 		h.node.metrics.Unavailable.Add(1)
 		return
 	}
@@ -269,14 +269,10 @@ func (h *hub) direct(ctx actor.Context, user string, ev *wire.Event) int {
 	return len(list)
 }
 
-// inbound delivers an envelope from another node (or a backend's PUBLISH).
-// Envelopes this node published itself are skipped: it delivered them
-// locally already.
+// inbound delivers an envelope from another node (or a backend's PUBLISH);
+// the broker keeps this node's own from it (see Broker.Subscribe).
 func (h *hub) inbound(ctx actor.Context, m *Inbound) {
 	env := m.Envelope
-	if env.Node == h.node.cfg.NodeID {
-		return
-	}
 	h.node.metrics.BrokerIn.Add(1)
 	switch env.Type {
 	case wire.EnvBroadcast:

@@ -370,7 +370,7 @@ func (n *Node) publish(ctx context.Context, req *apiPublish, payload []byte) (Pu
 	var berr error
 	if req.kind == wire.EnvDirect {
 		done := make(chan error, 1)
-		n.cfg.Broker.SendDirect(req.target, env.Encode(), func(_ int, err error) { done <- err })
+		n.cfg.Broker.SendDirect(req.target, env, func(_ int, err error) { done <- err })
 		select {
 		case berr = <-done:
 		case <-ctx.Done():
@@ -381,7 +381,7 @@ func (n *Node) publish(ctx context.Context, req *apiPublish, payload []byte) (Pu
 		if req.kind == wire.EnvRoom {
 			ch = RoomChannel(n.cfg.ChannelPrefix, req.target)
 		}
-		berr = n.cfg.Broker.Publish(ch, env.Encode())
+		berr = n.cfg.Broker.Publish(ch, env)
 	}
 	if berr == nil {
 		n.metrics.BrokerOut.Add(1)

@@ -74,10 +74,8 @@ func (r *room) Receive(ctx actor.Context) {
 			ctx.Send(ctx.Parent(), &roomCastDone{tag: m.tag, local: len(r.members)})
 		}
 	case *Inbound:
-		if m.Envelope.Node != r.node.cfg.NodeID {
-			r.node.metrics.BrokerIn.Add(1)
-			r.enqueue(ctx, m.Event)
-		}
+		r.node.metrics.BrokerIn.Add(1)
+		r.enqueue(ctx, m.Event)
 	case fanoutNow:
 		r.fanoutQueued = false
 		r.fanoutPending(ctx)
@@ -248,7 +246,7 @@ func (r *room) counted() {
 // membership change itself has already happened on this node.
 func (r *room) publish(ev *wire.Event) {
 	env := &wire.Envelope{Type: wire.EnvRoom, Room: r.name, Node: r.node.cfg.NodeID, Payload: ev.JSON}
-	if err := r.node.cfg.Broker.Publish(r.channel, env.Encode()); err != nil {
+	if err := r.node.cfg.Broker.Publish(r.channel, env); err != nil {
 		r.node.metrics.Unavailable.Add(1)
 		return
 	}

@@ -379,7 +379,7 @@ func (s *session) handle(ctx actor.Context, c wire.Command, arrived time.Time) {
 		}
 		ctx.Send(s.node.hub, &directLocal{target: m.Target, event: ev, replyTo: s.self, seq: seq})
 		self, root := s.self, s.node.root
-		s.node.cfg.Broker.SendDirect(m.Target, env.Encode(), func(n int, err error) {
+		s.node.cfg.Broker.SendDirect(m.Target, env, func(n int, err error) {
 			root.Send(self, &directRemote{seq: seq, n: n, err: err})
 		})
 	}
@@ -416,7 +416,7 @@ func (s *session) answerJoin(ctx actor.Context, ja *joinAck) {
 
 // publish hands env to the broker; on refusal the sender gets unavailable.
 func (s *session) publish(ctx actor.Context, channel string, env *wire.Envelope, id json.RawMessage) bool {
-	if err := s.node.cfg.Broker.Publish(channel, env.Encode()); err != nil {
+	if err := s.node.cfg.Broker.Publish(channel, env); err != nil {
 		s.node.metrics.Unavailable.Add(1)
 		s.fail(ctx, wire.CodeUnavailable, "message broker unavailable; try again", id)
 		return false

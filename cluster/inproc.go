@@ -10,6 +10,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
 // Fabric is an in-process pub/sub fabric shared by the nodes of one process.
@@ -46,6 +47,13 @@ func (f *Fabric) Close() {
 	}
 }
 
+// PublishEncoded delivers data to every subscriber of channel as it is:
+// what a backend's PUBLISH of bytes that no node encoded is on Redis (for
+// tests of what a node does with them). Never blocks.
+func (f *Fabric) PublishEncoded(channel string, data []byte) {
+	f.system.Root.Send(f.pid, &fabPublish{channel: channel, data: data})
+}
+
 // Broker returns a new node-side broker on this fabric.
 func (f *Fabric) Broker() *InProc { return &InProc{fabric: f} }
 
@@ -73,11 +81,11 @@ func (b *InProc) Start(host actors.BrokerHost) error {
 }
 
 // Publish implements actors.Broker.
-func (b *InProc) Publish(channel string, data []byte) error {
+func (b *InProc) Publish(channel string, env *wire.Envelope) error {
 	if b.fabric.down.Load() {
 		return actors.ErrUnavailable
 	}
-	b.fabric.system.Root.Send(b.fabric.pid, &fabPublish{channel: channel, data: data, from: b.host.NodeID})
+	b.fabric.system.Root.Send(b.fabric.pid, &fabPublish{channel: channel, env: env})
 	return nil
 }
 
@@ -92,12 +100,12 @@ func (b *InProc) Unsubscribe(channel string, pid *actor.PID) {
 }
 
 // SendDirect implements actors.Broker.
-func (b *InProc) SendDirect(user string, data []byte, done func(int, error)) {
+func (b *InProc) SendDirect(user string, env *wire.Envelope, done func(int, error)) {
 	if b.fabric.down.Load() {
 		done(0, actors.ErrUnavailable)
 		return
 	}
-	b.fabric.system.Root.Send(b.fabric.pid, &fabDirect{user: user, data: data, from: b.host.NodeID, done: done})
+	b.fabric.system.Root.Send(b.fabric.pid, &fabDirect{user: user, env: env, done: done})
 }
 
 // UserOnline implements actors.Broker.
@@ -136,20 +144,38 @@ type target struct {
 	node string
 }
 
+// fabPublish is a node's envelope (env), or bytes from elsewhere (data).
 type fabPublish struct {
 	channel string
+	env     *wire.Envelope
 	data    []byte
-	from    string // the publishing node
 }
+
+// from reports whether node published it.
+func (m *fabPublish) from(node string) bool {
+	if m.env != nil {
+		return m.env.From(node)
+	}
+	return wire.EncodedFrom(string(m.data), node)
+}
+
+// encoded returns its bytes, encoding a node's envelope once.
+func (m *fabPublish) encoded() []byte {
+	if m.env != nil {
+		return m.env.Encode()
+	}
+	return m.data
+}
+
 type fabSub struct {
 	channel string
 	t       target
 	on      bool
 }
 type fabDirect struct {
-	user, from string
-	data       []byte
-	done       func(int, error)
+	user string
+	env  *wire.Envelope
+	done func(int, error)
 }
 type fabPresence struct {
 	user, node string
@@ -171,17 +197,18 @@ type fabricActor struct {
 func (a *fabricActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *fabPublish:
-		// The publishing node has delivered locally already and would drop
-		// its own envelope: it is skipped, and an envelope nobody else
-		// wants (every publish on a single node) is never decoded.
+		// The publishing node has delivered locally already: its own
+		// subscribers are skipped, and an envelope nobody else wants (every
+		// publish on a single node) is never encoded. What crosses nodes is
+		// encoded and decoded, as it is over Redis.
 		var in *actors.Inbound
 		for _, t := range a.subs[m.channel] {
-			if t.node == m.from {
+			if m.from(t.node) {
 				continue
 			}
 			if in == nil {
 				var err error
-				if in, err = actors.NewInbound(m.data); err != nil {
+				if in, err = actors.NewInbound(m.encoded()); err != nil {
 					return
 				}
 			}
@@ -208,7 +235,7 @@ func (a *fabricActor) Receive(ctx actor.Context) {
 		n := 0
 		var in *actors.Inbound
 		for node := range a.users[m.user] {
-			if node == m.from {
+			if m.env.From(node) {
 				continue
 			}
 			t, ok := a.nodes[node]
@@ -217,7 +244,7 @@ func (a *fabricActor) Receive(ctx actor.Context) {
 			}
 			if in == nil {
 				var err error
-				if in, err = actors.NewInbound(m.data); err != nil {
+				if in, err = actors.NewInbound(m.env.Encode()); err != nil {
 					m.done(0, err)
 					return
 				}

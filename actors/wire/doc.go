@@ -11,7 +11,9 @@
 //   - Node -> client: an Event is encoded and framed once (NewEvent,
 //     ChatEvent, ...); the same bytes go to every recipient.
 //   - Node -> node: Envelope.Encode and DecodeEnvelope; EncodedFrom and
-//     Envelope.From answer "is this envelope my own?".
+//     Envelope.From answer "is this envelope my own?", and a Template lets
+//     a broker script fill in what only the broker knows without writing
+//     JSON structure of its own.
 //
 // The decoders face untrusted bytes and are fuzzed, against encoding/json
 // where it is the reference (make fuzz). Members are matched by their exact

@@ -34,8 +34,12 @@ var (
 // Node and MsgID are Switchboard additions that other nodes ignore; an
 // envelope without them (a tutorial node, a backend's PUBLISH) is valid.
 // Every member is a field here, written by Encode and read by
-// DecodeEnvelope; the room stream's position (offset and epoch,
-// docs/protocol.md section 6) is meant to join the fields the same way.
+// DecodeEnvelope, and by nothing else: no other code builds, splices or
+// parses envelope bytes. A value the broker itself fills in (a Redis
+// script that learns it only inside Redis) goes into a Template, which
+// Encode builds too. The room stream's position (offset and epoch,
+// docs/protocol.md section 6) is meant to join the fields the same way:
+// a field, and a member in Encode and DecodeEnvelope.
 type Envelope struct {
 	Type     string // EnvBroadcast, EnvRoom or EnvDirect
 	SenderID string // the sending user of a broadcast; optional elsewhere
@@ -86,9 +90,20 @@ func parseMsgID(raw []byte) MsgID {
 // the payload is copied, never re-marshalled. Encode is the one encoder of
 // envelopes; a message is encoded once, and the same bytes go to every
 // node.
+//
+// "node" comes first, so that a node tells its own envelopes from the
+// first bytes (EncodedFrom), and "msg_id" last, where nodes of earlier
+// versions look for it. No reader may rely on the order: DecodeEnvelope
+// reads members wherever they are.
 func (e *Envelope) Encode() []byte {
 	b := make([]byte, 0, 80+len(e.SenderID)+len(e.Room)+len(e.Target)+len(e.Node)+len(e.MsgID.Origin)+len(e.Payload))
-	b = append(b, `{"type":`...)
+	if e.Node != "" {
+		b = append(b, `{"node":`...)
+		b = AppendJSONString(b, e.Node)
+		b = append(b, `,"type":`...)
+	} else {
+		b = append(b, `{"type":`...)
+	}
 	b = AppendJSONString(b, e.Type)
 	if e.SenderID != "" || e.Type == EnvBroadcast {
 		b = append(b, `,"sender_id":`...)
@@ -101,10 +116,6 @@ func (e *Envelope) Encode() []byte {
 	if e.Target != "" {
 		b = append(b, `,"target":`...)
 		b = AppendJSONString(b, e.Target)
-	}
-	if e.Node != "" {
-		b = append(b, `,"node":`...)
-		b = AppendJSONString(b, e.Node)
 	}
 	b = append(b, `,"payload":`...)
 	b = append(b, e.Payload...)

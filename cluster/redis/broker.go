@@ -13,6 +13,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
 // Broker is the actors.Broker for a cluster of nodes sharing one Redis.
@@ -137,11 +138,11 @@ func (r *Broker) Start(host actors.BrokerHost) error {
 }
 
 // Publish implements actors.Broker.
-func (r *Broker) Publish(channel string, data []byte) error {
+func (r *Broker) Publish(channel string, env *wire.Envelope) error {
 	if !r.running.Load() {
 		return actors.ErrUnavailable
 	}
-	return r.out.publish(channel, data)
+	return r.out.publish(channel, env)
 }
 
 // Subscribe implements actors.Broker.
@@ -161,14 +162,14 @@ func (r *Broker) Unsubscribe(channel string, target *actor.PID) {
 }
 
 // SendDirect implements actors.Broker: one round trip runs a script that
-// reads the user's nodes from the presence directory and publishes data on
+// reads the user's nodes from the presence directory and publishes env on
 // each live one's PREFIX:node:ID channel. done runs on the outbox writer.
-func (r *Broker) SendDirect(user string, data []byte, done func(nodes int, err error)) {
+func (r *Broker) SendDirect(user string, env *wire.Envelope, done func(nodes int, err error)) {
 	if !r.running.Load() {
 		done(0, actors.ErrUnavailable)
 		return
 	}
-	r.out.direct(user, data, done)
+	r.out.direct(user, env, done)
 }
 
 // UserOnline implements actors.Broker.

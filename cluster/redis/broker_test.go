@@ -10,7 +10,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/wire"
 	"github.com/switchboard-rt/switchboard/cluster/redis"
 	"github.com/switchboard-rt/switchboard/transport/wsclient"
 )
@@ -326,10 +326,10 @@ func TestRedisTutorialWireCompatibility(t *testing.T) {
 		if err := json.Unmarshal([]byte(msg.Payload), &e); err != nil {
 			continue // the garbage published above
 		}
-		if e.Type == actors.EnvBroadcast && e.SenderID == "alice" {
+		if e.Type == wire.EnvBroadcast && e.SenderID == "alice" {
 			seen["chat"] = e
 		}
-		if e.Type == actors.EnvRoom && e.Room == "lobby" && json.Valid(e.Payload) && string(e.Payload) != "" {
+		if e.Type == wire.EnvRoom && e.Room == "lobby" && json.Valid(e.Payload) && string(e.Payload) != "" {
 			var p struct{ From, Content string }
 			_ = json.Unmarshal(e.Payload, &p)
 			if p.From == "alice" && p.Content == "lobby hello" {

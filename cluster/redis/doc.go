@@ -23,7 +23,9 @@
 //     which channel: the source of truth every re-subscription is rebuilt
 //     from;
 //   - one pubsubConn actor per pub/sub connection (conn.go, link.go) owns a
-//     go-redis PubSub, its read loop and its liveness probe, and is
+//     go-redis PubSub, its read loop (which skips the node's own
+//     envelopes before they cost a decode: wire.EncodedFrom) and its
+//     liveness probe, and is
 //     restarted with backoff by the bus when the connection fails
 //     (supervision.go); after a fault it re-subscribes what the node needs
 //     at that moment, and it probes itself when idle;
@@ -31,8 +33,10 @@
 //     envelope once (actors.NewInbound) and hands the same immutable
 //     *actors.Inbound to the channel's local targets, dropping the copies a
 //     resend brings (msgid.go);
-//   - the outbox (outbox*.go) owns publishing: a bounded FIFO drained by one
-//     writer goroutine in pipelined batches, which holds (never drops) what
+//   - the outbox (outbox*.go) owns publishing: it numbers each envelope
+//     (msg_id) and encodes it once as it queues it, in a bounded FIFO
+//     drained by one writer goroutine in pipelined batches, which holds
+//     (never drops) what
 //     it has while Redis or the subscriptions are down; what it may send
 //     after a fault is decided by a state machine (outbox_state.go);
 //   - the presence heartbeat (presence.go) keeps this node in the directory

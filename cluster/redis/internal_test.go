@@ -1,36 +1,12 @@
 package redis
 
 import (
+	"strings"
 	"testing"
 	"time"
 
-	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/wire"
 )
-
-func TestOwnEnvelope(t *testing.T) {
-	k := newKeyspace("websocket", `n"1`)
-	own := (&actors.Envelope{Type: actors.EnvRoom, Room: "r", Node: `n"1`, Payload: []byte(`{"event":"chat"}`)}).Encode()
-	other := (&actors.Envelope{Type: actors.EnvRoom, Room: "r", Node: "n2", Payload: []byte(`{"event":"chat"}`)}).Encode()
-	none := (&actors.Envelope{Type: actors.EnvBroadcast, SenderID: "u", Payload: []byte(`{"event":"chat"}`)}).Encode()
-	for _, c := range []struct {
-		data string
-		want bool
-	}{
-		{string(own), true},
-		{string(other), false},
-		{string(none), false},
-		// The node appears only inside the payload, or inside a string.
-		{`{"type":"broadcast","sender_id":"u","payload":{"event":"x","node":"n\"1","payload":1}}`, false},
-		{`{"type":"broadcast","sender_id":",\"node\":\"n\\\"1\",\"payload\":","payload":{"event":"x"}}`, false},
-		// Not Encode's layout: decoded normally.
-		{`{"node":"n\"1","type":"broadcast","payload":{"event":"x"}}`, false},
-		{``, false},
-	} {
-		if got := ownEnvelope(c.data, k.ownMarker); got != c.want {
-			t.Errorf("ownEnvelope(%s) = %v, want %v", c.data, got, c.want)
-		}
-	}
-}
 
 func TestBackoffDoublesWithJitterAndCap(t *testing.T) {
 	min, max := 50*time.Millisecond, time.Second
@@ -62,35 +38,37 @@ func TestRedisConfigDefaults(t *testing.T) {
 	}
 }
 
-func TestMsgIDRoundTrip(t *testing.T) {
-	prefix := msgIDPrefix(`n"1~abc`)
-	env := (&actors.Envelope{Type: actors.EnvBroadcast, SenderID: "u", Node: `n"1`, Payload: []byte(`{"event":"chat","content":"x"}`)}).Encode()
-	data := withMsgID(env, prefix, 42)
-	got, err := actors.DecodeEnvelope(data)
-	if err != nil || got.SenderID != "u" || string(got.Payload) != `{"event":"chat","content":"x"}` {
-		t.Fatalf("decode with msg_id: %v %+v", err, got)
-	}
-	// An id with a quote is not trusted for deduplication, but still decodes.
-	if _, _, ok := parseMsgID(string(data)); ok {
-		t.Fatal("id with an escaped quote parsed")
-	}
-	data = withMsgID(env, msgIDPrefix("n1~abc"), 42)
-	origin, seq, ok := parseMsgID(string(data))
-	if !ok || origin != "n1~abc" || seq != 42 {
-		t.Fatalf("parseMsgID = %q %d %v", origin, seq, ok)
-	}
-	for _, foreign := range []string{
-		`{"type":"broadcast","payload":{"event":"x","msg_id":"a:1"}}`,
-		`{"type":"broadcast","payload":{"event":"x"},"msg_id":"a:b"}`,
-		`{"type":"broadcast","payload":{"event":"x"},"msg_id":"nocolon"}`,
-		`{"type":"broadcast","payload":{"event":"x"}}`,
-		``,
-	} {
-		if _, _, ok := parseMsgID(foreign); ok {
-			t.Errorf("parseMsgID(%s) ok", foreign)
+// The outbox numbers each envelope as it queues it and encodes it then,
+// once, id included: a resend sends the same bytes, and a subscription
+// drops the copies by that id.
+func TestOutboxNumbersEnvelopesInQueueOrder(t *testing.T) {
+	r := &Broker{cfg: Config{OutboxLimit: 10, MaxBatch: 10}, keys: newKeyspace("websocket", `n"1`)}
+	o := newOutbox(r)
+	payload := wire.ChatEvent("u", "r", "x").JSON
+	for range 2 {
+		if err := o.publish("websocket:room:r", &wire.Envelope{Type: wire.EnvRoom, Room: "r", Node: `n"1`, Payload: payload}); err != nil {
+			t.Fatal(err)
 		}
 	}
-	if !ownEnvelope(string(withMsgID(env, prefix, 1)), newKeyspace("websocket", `n"1`).ownMarker) {
-		t.Fatal("own envelope with msg_id not recognised")
+	o.direct("bob", &wire.Envelope{Type: wire.EnvDirect, Target: "bob", Node: `n"1`, Payload: payload}, func(int, error) {})
+	var seq uint64
+	for _, it := range o.items {
+		if it.kind != outPublish && it.kind != outDirect {
+			continue
+		}
+		seq++
+		env, err := wire.DecodeEnvelope(it.data)
+		if err != nil {
+			t.Fatalf("%s: %v", it.data, err)
+		}
+		if env.MsgID != (wire.MsgID{Origin: r.keys.origin, Seq: seq}) || !strings.HasPrefix(r.keys.origin, `n"1~`) {
+			t.Fatalf("%s: msg_id %+v, want origin %q seq %d", it.data, env.MsgID, r.keys.origin, seq)
+		}
+		if !wire.EncodedFrom(string(it.data), `n"1`) {
+			t.Fatalf("%s: not recognised as the node's own", it.data)
+		}
+	}
+	if seq != 3 {
+		t.Fatalf("%d envelopes numbered, want 3", seq)
 	}
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
 // link is one incarnation's Redis connection: a go-redis client (for
@@ -184,7 +186,7 @@ func (l *link) read() {
 				continue
 			}
 			r.stats.received.Add(1)
-			if ownEnvelope(m.Payload, r.keys.ownMarker) {
+			if wire.EncodedFrom(m.Payload, r.keys.node) {
 				r.stats.ownSkipped.Add(1)
 				continue
 			}

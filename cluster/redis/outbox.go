@@ -10,6 +10,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
 // outbox is the node's publishing side: a bounded FIFO of commands (publishes,
@@ -125,17 +126,22 @@ func (o *outbox) len() int {
 	return len(o.items) - o.head
 }
 
-func (o *outbox) push(it outItem, bounded bool) bool {
+// push queues it; env, when not nil, is the envelope of a publish or a
+// direct message, numbered and encoded here into it.data.
+func (o *outbox) push(it outItem, env *wire.Envelope, bounded bool) bool {
 	o.mu.Lock()
 	if o.closed || bounded && len(o.items)-o.head >= o.limit {
 		o.mu.Unlock()
 		return false
 	}
-	if it.kind == outPublish || it.kind == outDirect {
+	if env != nil {
 		// Numbered under the lock: sequence order is queue order, which
 		// is the order every subscriber receives one channel's messages in.
+		// The envelope is encoded once, with its id: resends send the
+		// same bytes.
 		o.seq++
-		it.data = withMsgID(it.data, o.r.keys.msgID, o.seq)
+		env.MsgID = wire.MsgID{Origin: o.r.keys.origin, Seq: o.seq}
+		it.data = env.Encode()
 	}
 	if !it.deadline.IsZero() && (o.expireAt.IsZero() || it.deadline.Before(o.expireAt)) {
 		o.expireAt = it.deadline
@@ -146,10 +152,10 @@ func (o *outbox) push(it outItem, bounded bool) bool {
 	return true
 }
 
-// publish queues data for channel; actors.ErrUnavailable when the outbox is
+// publish queues env for channel; actors.ErrUnavailable when the outbox is
 // full. Any goroutine.
-func (o *outbox) publish(channel string, data []byte) error {
-	if !o.push(outItem{kind: outPublish, channel: channel, data: data}, true) {
+func (o *outbox) publish(channel string, env *wire.Envelope) error {
+	if !o.push(outItem{kind: outPublish, channel: channel}, env, true) {
 		o.r.stats.refused.Add(1)
 		return actors.ErrUnavailable
 	}
@@ -157,12 +163,12 @@ func (o *outbox) publish(channel string, data []byte) error {
 }
 
 // direct queues a direct message for user. Any goroutine.
-func (o *outbox) direct(user string, data []byte, done func(int, error)) {
-	it := outItem{kind: outDirect, user: user, data: data, done: done}
+func (o *outbox) direct(user string, env *wire.Envelope, done func(int, error)) {
+	it := outItem{kind: outDirect, user: user, done: done}
 	if o.directWait > 0 {
 		it.deadline = time.Now().Add(o.directWait)
 	}
-	if !o.push(it, true) {
+	if !o.push(it, env, true) {
 		o.r.stats.refused.Add(1)
 		done(0, actors.ErrUnavailable)
 	}

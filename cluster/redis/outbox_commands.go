@@ -8,6 +8,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
 // queue adds the item's commands to pipe.
@@ -25,7 +26,7 @@ func (o *outbox) queue(ctx context.Context, pipe goredis.Pipeliner, it *outItem,
 		pipe.SRem(ctx, k.nodeUsers, it.user)
 		pipe.SRem(ctx, k.userKey(it.user), k.node)
 	case outReapSelf:
-		pipe.EvalSha(ctx, reapScript.Hash(), []string{k.nodes}, k.prefix, o.r.cfg.PresenceTTL.Milliseconds(), k.node)
+		pipe.EvalSha(ctx, reapScript.Hash(), []string{k.nodes}, reapArgs(k, o.r.cfg.PresenceTTL, k.node)...)
 	case outResync:
 		pipe.Del(ctx, k.nodeUsers)
 		for chunk := range slices.Chunk(users, 1000) {
@@ -43,8 +44,8 @@ func (o *outbox) queue(ctx context.Context, pipe goredis.Pipeliner, it *outItem,
 		if it.announce {
 			pipe.Del(ctx, k.reaped)
 			for _, u := range users {
-				ev := actors.PresenceEvent("user_connected", u)
-				env := &actors.Envelope{Type: actors.EnvBroadcast, SenderID: u, Node: k.node, Payload: ev.JSON}
+				ev := wire.PresenceEvent("user_connected", u)
+				env := &wire.Envelope{Type: wire.EnvBroadcast, SenderID: u, Node: k.node, Payload: ev.JSON}
 				pipe.Publish(ctx, k.broadcast, env.Encode())
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
 // The presence directory, in Redis (PREFIX defaults to "websocket"):
@@ -51,17 +52,24 @@ return {sent, missed}
 // whatever its state: this node at start and at close) from the directory,
 // publishes for each of their users the user_disconnected the dead node
 // would have published (presence is per node: docs/protocol.md), and
-// returns {nodes reaped, users announced}.
+// returns {nodes reaped, users announced}. The envelope is wire's
+// (userGone, passed as ARGV[4] on: reapArgs); the script only fills in the
+// user and the node.
 var reapScript = goredis.NewScript(`
 local prefix, ttl, forced = ARGV[1], ARGV[2], ARGV[3]
 local reaped, gone = 0, 0
+local function envelope(holes)
+  local out = {}
+  for i = 4, #ARGV do
+    if i % 2 == 0 then out[#out + 1] = ARGV[i] else out[#out + 1] = holes[ARGV[i]] end
+  end
+  return table.concat(out)
+end
 local function reap(node, tomb)
   local nk = prefix .. ':presence:node:' .. node
   for _, u in ipairs(redis.call('SMEMBERS', nk)) do
     redis.call('SREM', prefix .. ':presence:user:' .. u, node)
-    local id = cjson.encode(u)
-    redis.call('PUBLISH', prefix .. ':broadcast', '{"type":"broadcast","sender_id":' .. id ..
-      ',"node":' .. cjson.encode(node) .. ',"payload":{"event":"user_disconnected","user_id":' .. id .. '}}')
+    redis.call('PUBLISH', prefix .. ':broadcast', envelope({user = cjson.encode(u), node = cjson.encode(node)}))
     gone = gone + 1
   end
   redis.call('DEL', nk, prefix .. ':presence:alive:' .. node)
@@ -81,6 +89,20 @@ for _, node in ipairs(redis.call('SMEMBERS', KEYS[1])) do
 end
 return {reaped, gone}
 `)
+
+// userGone is the envelope reapScript publishes for each user of a reaped
+// node, with holes for the user and the node.
+var userGone = wire.UserGoneTemplate()
+
+// reapArgs are reapScript's arguments: the channel prefix, the tombstone's
+// TTL, the node to reap whatever its state ("" for none), then userGone.
+func reapArgs(k *keyspace, ttl time.Duration, forced string) []any {
+	args := []any{k.prefix, ttl.Milliseconds(), forced}
+	for _, p := range userGone.Parts {
+		args = append(args, p)
+	}
+	return args
+}
 
 // loadScripts loads both scripts into Redis's script cache.
 func loadScripts(ctx context.Context, c *goredis.Client) error {
@@ -153,7 +175,7 @@ func (p *presence) beat() {
 	had := pipe.PExpire(ctx, k.alive, p.r.cfg.PresenceTTL)
 	tomb := pipe.Exists(ctx, k.reaped)
 	nodes := pipe.SMembers(ctx, k.nodes)
-	reap := reapScript.EvalSha(ctx, pipe, []string{k.nodes}, k.prefix, p.r.cfg.PresenceTTL.Milliseconds(), "")
+	reap := reapScript.EvalSha(ctx, pipe, []string{k.nodes}, reapArgs(k, p.r.cfg.PresenceTTL, "")...)
 	if _, err := pipe.Exec(ctx); err != nil {
 		if goredis.HasErrorPrefix(reap.Err(), "NOSCRIPT") && had.Err() == nil {
 			err = loadScripts(ctx, p.client)

@@ -14,6 +14,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/wire"
 	"github.com/switchboard-rt/switchboard/cluster/redis"
 	"github.com/switchboard-rt/switchboard/cluster/redistest"
 )
@@ -148,7 +149,7 @@ func TestRedisSubscribeDuringReleaseOf100kChannels(t *testing.T) {
 	if left := pubsubChannels(t, rs) - base; left < bulk/2 {
 		t.Fatalf("the release was nearly over (%d channels left) before the first subscription: the test proves nothing", left)
 	}
-	env := &actors.Envelope{Type: actors.EnvRoom, Node: "elsewhere"}
+	env := &wire.Envelope{Type: wire.EnvRoom, Node: "elsewhere"}
 	for i := range fresh {
 		room := fmt.Sprint("fresh-", i)
 		ch := roomChannel(room)
@@ -161,7 +162,7 @@ func TestRedisSubscribeDuringReleaseOf100kChannels(t *testing.T) {
 		if i == 0 && left == 0 {
 			t.Fatalf("%s was confirmed only once every bulk channel was released: its subscription waited behind the unsubscriptions", ch)
 		}
-		env.Room, env.Payload = room, actors.ChatEvent("someone", room, "after the confirmation").JSON
+		env.Room, env.Payload = room, wire.ChatEvent("someone", room, "after the confirmation").JSON
 		rs.Publish(ch, string(env.Encode()))
 		await(t, "what was published on "+ch+" after its confirmation", heard, 5*time.Second)
 		t.Logf("%s confirmed after %v, %d bulk channels left", ch, lat, left)

@@ -110,22 +110,6 @@ func (s *subscription) deliver(ctx actor.Context, d *delivery) {
 		s.r.stats.unrouted.Add(1)
 		return
 	}
-	if origin, seq, ok := parseMsgID(d.payload); ok {
-		if seq <= s.last[origin] {
-			s.r.stats.duplicates.Add(1)
-			return
-		}
-		if s.last == nil {
-			s.last = make(map[string]uint64)
-		}
-		if _, known := s.last[origin]; !known && len(s.last) >= maxOrigins {
-			for o := range s.last {
-				delete(s.last, o)
-				break
-			}
-		}
-		s.last[origin] = seq
-	}
 	in, err := actors.NewInbound([]byte(d.payload))
 	if err != nil {
 		s.r.stats.invalid.Add(1)
@@ -133,6 +117,22 @@ func (s *subscription) deliver(ctx actor.Context, d *delivery) {
 			s.r.log.Debug("invalid envelope ignored", "channel", s.channel, actors.KeyErr, err, "bytes", len(d.payload))
 		}
 		return
+	}
+	if id := in.Envelope.MsgID; !id.IsZero() {
+		if id.Seq <= s.last[id.Origin] {
+			s.r.stats.duplicates.Add(1)
+			return
+		}
+		if s.last == nil {
+			s.last = make(map[string]uint64)
+		}
+		if _, known := s.last[id.Origin]; !known && len(s.last) >= maxOrigins {
+			for o := range s.last {
+				delete(s.last, o)
+				break
+			}
+		}
+		s.last[id.Origin] = id.Seq
 	}
 	s.r.stats.delivered.Add(1)
 	for _, t := range s.targets {
