@@ -479,9 +479,16 @@ func (s *session) drainStash(ctx actor.Context) {
 	s.stash = nil
 	for i, e := range stash {
 		if s.joining > 0 {
-			s.stash = append(s.stash, stash[i:]...)
+			// Keep the rest where it is: copying it at every join made a
+			// client that pipelines n joins cost n*n/2 copies.
+			rest := stash[i:len(stash):len(stash)]
+			if len(s.stash) > 0 {
+				rest = append(rest, s.stash...)
+			}
+			s.stash = rest
 			return
 		}
+		stash[i] = stashed{} // handled: drop the command it held
 		if e.ack != nil {
 			s.answerJoin(ctx, e.ack)
 		} else {
