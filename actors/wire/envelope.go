@@ -148,8 +148,7 @@ func DecodeEnvelope(data []byte) (*Envelope, error) {
 	// Members by exact name (decodeMembers): nodes of every kind sharing a
 	// broker must agree on where an envelope goes.
 	var m [7][]byte
-	err := walkMembers(data, envelopeMembers, func(k int, value []byte) { m[k] = value })
-	if err != nil {
+	if err := walkMembers(data, envelopeMembers, m[:]); err != nil {
 		return nil, ErrEnvelopeInvalid
 	}
 	typ, ok := jsonString(m[0])
@@ -200,9 +199,9 @@ func compactEventObject(raw []byte) (json.RawMessage, error) {
 		return nil, ErrEnvelopeInvalid
 	}
 	out := buf.Bytes()
-	var event []byte
-	walkObject(out, eventMember, func(_ int, value []byte) { event = value })
-	if _, ok := jsonString(event); !ok {
+	var event [1][]byte
+	walkObject(out, 0, eventMember, event[:], false)
+	if _, ok := jsonString(event[0]); !ok {
 		return nil, ErrEnvelopeInvalid
 	}
 	return out, nil

@@ -24,41 +24,43 @@ var errNotObject = errors.New("wire: not a JSON object")
 // itself: unmarshalling into a map built a string and a copy for every
 // member, and was most of the cost of decoding a frame (FuzzDecodeMembers
 // checks it against that reference).
-func decodeMembers(data []byte, names ...string) ([]json.RawMessage, error) {
-	if !isObject(data) {
+func decodeMembers(data []byte, names ...string) ([][]byte, error) {
+	i, ok := objectStart(data)
+	if !ok {
 		return nil, errNotObject
 	}
-	out := make([]json.RawMessage, len(names))
-	walkObject(data, names, func(k int, value []byte) {
-		out[k] = append(json.RawMessage(nil), value...)
-	})
+	out := make([][]byte, len(names))
+	walkObject(data, i, names, out, true)
 	return out, nil
 }
 
-// walkMembers validates data as one JSON object and calls found, in order,
-// for each top-level member whose name is in names (k is its index in
-// names). value aliases data.
-func walkMembers(data []byte, names []string, found func(k int, value []byte)) error {
-	if !isObject(data) {
+// walkMembers validates data as one JSON object and sets values[k] to the
+// raw value of its top-level member names[k] (the last, if repeated),
+// aliasing data; values[k] stays nil for an absent member.
+func walkMembers(data []byte, names []string, values [][]byte) error {
+	i, ok := objectStart(data)
+	if !ok {
 		return errNotObject
 	}
-	walkObject(data, names, found)
+	walkObject(data, i, names, values, false)
 	return nil
 }
 
-// isObject reports whether data is one valid JSON object.
-func isObject(data []byte) bool {
+// objectStart reports whether data is one valid JSON object, and where
+// its '{' is.
+func objectStart(data []byte) (int, bool) {
 	if !json.Valid(data) {
-		return false
+		return 0, false
 	}
 	i := skipSpace(data, 0)
-	return i < len(data) && data[i] == '{'
+	return i, i < len(data) && data[i] == '{'
 }
 
-// walkObject is walkMembers on data that is known to be one valid JSON
-// object (json.Valid, or the output of json.Compact).
-func walkObject(data []byte, names []string, found func(k int, value []byte)) {
-	i := skipSpace(data, skipSpace(data, 0)+1)
+// walkObject sets values[k] to the raw value of member names[k] of the
+// object at data[open:], which is known to be valid JSON (json.Valid, or
+// the output of json.Compact): a copy if copied, else aliasing data.
+func walkObject(data []byte, open int, names []string, values [][]byte, copied bool) {
+	i := skipSpace(data, open+1)
 	if data[i] == '}' {
 		return
 	}
@@ -69,7 +71,11 @@ func walkObject(data []byte, names []string, found func(k int, value []byte)) {
 		i = skipSpace(data, i+1)
 		vend := valueEnd(data, i)
 		if k := memberIndex(key, names); k >= 0 {
-			found(k, data[i:vend])
+			if copied {
+				values[k] = append([]byte(nil), data[i:vend]...)
+			} else {
+				values[k] = data[i:vend]
+			}
 		}
 		i = skipSpace(data, vend)
 		if data[i] != ',' {

@@ -45,11 +45,11 @@ func EncodedFrom(data, node string) bool {
 	if !strings.Contains(data, `"node"`) && !strings.Contains(data, `\`) {
 		return false
 	}
-	var raw []byte
-	if walkMembers([]byte(data), nodeMember, func(_ int, value []byte) { raw = value }) != nil {
+	var raw [1][]byte
+	if walkMembers([]byte(data), nodeMember, raw[:]) != nil {
 		return false
 	}
-	v, ok := optString(raw)
+	v, ok := optString(raw[0])
 	return ok && v == node
 }
 
