@@ -72,7 +72,7 @@ BENCH      ?= .
 BENCHTIME  ?= 1s
 BENCHCOUNT ?= 1
 bench:
-	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) -timeout 30m ./actors ./transport ./cluster/...
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) -timeout 30m ./actors/... ./transport ./cluster/...
 
 # The load tool's headline run: a room fan-out on one node started in a
 # child process, against the bare-gws baseline, three times each. LOAD_FLAGS
