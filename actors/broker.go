@@ -67,6 +67,25 @@ type Broker interface {
 	Close(ctx context.Context) error
 }
 
+// PresencePublisher is implemented by brokers that take the node's own
+// membership events (user_joined, user_left, user_connected,
+// user_disconnected) beyond the limit they put on clients' publishes. There
+// is at most one per join, leave, connect and disconnect, and nobody to
+// refuse one to: when many connections leave at once, a broker that refused
+// them would lose them for every member on the other nodes. A broker
+// without it gets them through Publish.
+type PresencePublisher interface {
+	PublishPresence(channel string, env *wire.Envelope) error
+}
+
+// publishPresence hands a membership event to the broker.
+func (n *Node) publishPresence(channel string, env *wire.Envelope) error {
+	if p, ok := n.cfg.Broker.(PresencePublisher); ok {
+		return p.PublishPresence(channel, env)
+	}
+	return n.cfg.Broker.Publish(channel, env)
+}
+
 // BrokerHost is what the node gives its broker at start.
 type BrokerHost struct {
 	Root   *actor.RootContext

@@ -207,7 +207,7 @@ func (h *hub) presence(ctx actor.Context, event, user string) {
 	ev := wire.PresenceEvent(event, user)
 	h.broadcast(ctx, ev, user)
 	env := &wire.Envelope{Type: wire.EnvBroadcast, SenderID: user, Node: h.node.cfg.NodeID, Payload: ev.JSON}
-	if err := h.node.cfg.Broker.Publish(BroadcastChannel(h.node.cfg.ChannelPrefix), env); err != nil {
+	if err := h.node.publishPresence(BroadcastChannel(h.node.cfg.ChannelPrefix), env); err != nil {
 		h.node.metrics.Unavailable.Add(1)
 		return
 	}

@@ -246,7 +246,7 @@ func (r *room) counted() {
 // membership change itself has already happened on this node.
 func (r *room) publish(ev *wire.Event) {
 	env := &wire.Envelope{Type: wire.EnvRoom, Room: r.name, Node: r.node.cfg.NodeID, Payload: ev.JSON}
-	if err := r.node.cfg.Broker.Publish(r.channel, env); err != nil {
+	if err := r.node.publishPresence(r.channel, env); err != nil {
 		r.node.metrics.Unavailable.Add(1)
 		return
 	}

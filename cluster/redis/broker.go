@@ -145,6 +145,15 @@ func (r *Broker) Publish(channel string, env *wire.Envelope) error {
 	return r.out.publish(channel, env)
 }
 
+// PublishPresence implements actors.PresencePublisher: membership events
+// may queue past OutboxLimit (see outbox.publishPresence).
+func (r *Broker) PublishPresence(channel string, env *wire.Envelope) error {
+	if !r.running.Load() {
+		return actors.ErrUnavailable
+	}
+	return r.out.publishPresence(channel, env)
+}
+
 // Subscribe implements actors.Broker.
 func (r *Broker) Subscribe(channel string, target *actor.PID) {
 	if !r.running.Load() || r.closed.Load() {
