@@ -3,8 +3,15 @@
 // and capacity decided before the upgrade, and the operational endpoints
 // /stats, /healthz, /readyz and /metrics.
 //
-// The gws read loop only decodes frames and hands typed commands to the
-// session actor. Writes go through a per-connection queue (wireConn) that a
+// Reads: each connection's bytes pass the frame gate (framegate.go), which
+// refuses hostile frame headers before gws parses them and charges frames
+// announced and not yet received to a node-wide budget; gws's read loop
+// then appends each frame to the connection's shard of the inbox
+// (inbox.go), whose drainer decodes it (actors/wire) and delivers the
+// command to the session through its actors.SessionHandle. A read loop
+// waits only on its own socket, on its connection's inbox budget, or (a
+// frame announced while the frame budget is spent) on that budget for at
+// most 5 s. Writes go through a per-connection queue (wireConn) that a
 // short-lived writer drains with one writev per batch, so no actor and no
 // read loop ever blocks on a slow client.
 package transport

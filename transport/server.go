@@ -110,8 +110,9 @@ func (s *Server) Drain(ctx context.Context) error {
 // WebSocket node: a bounded request head read and a bounded whole-request
 // read (slowloris, dripped bodies), a bounded head size, and no write
 // timeout (it would leak into hijacked connections' lifetimes). The read
-// deadlines do not outlive the upgrade: net/http clears them on Hijack and
-// the socket's read deadline is the heartbeat's from then on.
+// deadlines do not outlive the upgrade: net/http clears them on Hijack, and
+// no read deadline is set after it (silent peers are dropped by the
+// sessions' heartbeat, actors.HeardConn).
 func (s *Server) NewHTTPServer(addr string) *http.Server {
 	return &http.Server{
 		Addr:              addr,

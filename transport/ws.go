@@ -90,8 +90,9 @@ func (c *sessionConn) Abort(code wire.CloseCode, reason string) {
 
 // events is the gws event handler shared by every connection. Its callbacks
 // run on each connection's read loop goroutine (gws ParallelEnabled is off,
-// so frames arrive in order); they only parse and hand typed messages to the
-// session actor, and never block.
+// so frames arrive in order). They record signs of life, answer pings and
+// append frames to the inbox; the only wait is putFrame's, while the
+// connection's own frames exceed its inbox budget (TCP backpressure).
 type events struct {
 	srv *Server
 }
