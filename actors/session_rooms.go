@@ -1,0 +1,136 @@
+package actors
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/switchboard-rt/switchboard/actors/wire"
+)
+
+// stashed is what waits behind a join in flight: a client command (with
+// when it arrived, for a direct message), or the acknowledgement of the
+// join itself (ack).
+type stashed struct {
+	cmd     wire.Command
+	arrived time.Time
+	ack     *joinAck
+}
+
+// joinAck is a stashed marker: acknowledge a join once it has taken effect,
+// or report unavailable if the room refused it.
+type joinAck struct {
+	id      json.RawMessage
+	room    string
+	refused bool
+}
+
+// answerJoin sends a stashed join's ack, or its refusal.
+func (s *session) answerJoin(ctx actor.Context, ja *joinAck) {
+	if s.closed {
+		return
+	}
+	if ja.refused {
+		s.fail(ctx, wire.CodeUnavailable, "message broker did not confirm the room in time; try again", ja.id)
+		return
+	}
+	s.ack(ctx, ja.id)
+}
+
+// publish hands env to the broker; on refusal the sender gets unavailable.
+func (s *session) publish(ctx actor.Context, channel string, env *wire.Envelope, id json.RawMessage) bool {
+	if err := s.node.cfg.Broker.Publish(channel, env); err != nil {
+		s.node.metrics.Unavailable.Add(1)
+		s.fail(ctx, wire.CodeUnavailable, "message broker unavailable; try again", id)
+		return false
+	}
+	s.node.metrics.BrokerOut.Add(1)
+	return true
+}
+
+func (s *session) allowed(room string) bool {
+	return s.opts.RoomAllowed == nil || s.opts.RoomAllowed(room)
+}
+
+func (s *session) onJoined(ctx actor.Context, m *roomJoined) {
+	pid, in := s.rooms[m.room]
+	if !in || pid != nil {
+		// Left meanwhile, or a duplicate reply after a retry: undo the join.
+		if !in || !pid.Equal(m.pid) {
+			ctx.Send(m.pid, &roomLeave{session: s.self, user: s.opts.User})
+		}
+		return
+	}
+	s.rooms[m.room] = m.pid
+	ctx.Watch(m.pid)
+	if m.room == s.joinCmd {
+		s.joinCmd = ""
+	}
+	if s.joining > 0 {
+		s.joining--
+	}
+	s.drainStash(ctx)
+}
+
+// onRefused: the room's channel was not confirmed by the broker in time.
+// The client's join_room fails with unavailable: no membership, nothing
+// announced, and the client may try again. A silent re-join (the session
+// is in the room already) is tried again by its joinTimeout.
+func (s *session) onRefused(ctx actor.Context, m *roomRefused) {
+	if pid, in := s.rooms[m.room]; !in || pid != nil || m.room != s.joinCmd {
+		return
+	}
+	delete(s.rooms, m.room)
+	s.joinCmd = ""
+	s.joining--
+	for _, e := range s.stash {
+		if e.ack != nil && e.ack.room == m.room {
+			e.ack.refused = true
+			break
+		}
+	}
+	s.drainStash(ctx)
+}
+
+// drainStash handles the stashed commands once no join is in flight, until
+// one of them starts a join.
+func (s *session) drainStash(ctx actor.Context) {
+	if s.joining > 0 || len(s.stash) == 0 {
+		return
+	}
+	stash := s.stash
+	s.stash = nil
+	for i, e := range stash {
+		if s.joining > 0 {
+			// Keep the rest where it is: copying it at every join made a
+			// client that pipelines n joins cost n*n/2 copies.
+			rest := stash[i:len(stash):len(stash)]
+			if len(s.stash) > 0 {
+				rest = append(rest, s.stash...)
+			}
+			s.stash = rest
+			return
+		}
+		stash[i] = stashed{} // handled: drop the command it held
+		if e.ack != nil {
+			s.answerJoin(ctx, e.ack)
+		} else {
+			s.handle(ctx, e.cmd, e.arrived)
+		}
+	}
+}
+
+// onRoomTerminated: a room this session is in died (killed, or stopped after
+// repeated panics). The session is the source of truth, so it re-joins and a
+// fresh room actor takes over, without user_joined noise.
+func (s *session) onRoomTerminated(ctx actor.Context, who *actor.PID) {
+	for name, pid := range s.rooms {
+		if pid != nil && pid.Equal(who) {
+			s.rooms[name] = nil
+			s.joining++
+			ctx.Send(s.node.hub, &joinRoom{room: name, session: s.self, user: s.opts.User, silent: true})
+			s.node.timers.SendOnce(s.node.cfg.JoinRetry, s.self, &joinTimeout{room: name})
+			return
+		}
+	}
+}
