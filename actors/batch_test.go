@@ -41,15 +41,7 @@ func (c *recConn) snapshot() ([]string, []int) {
 // A room's batch reaches a member as one message: the session queues its
 // events in order and flushes once for all of them.
 func TestSessionWritesABatchInOneFlush(t *testing.T) {
-	n, err := NewNode(Config{Broker: newBenchBroker(), NodeID: "n1", PingInterval: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = n.Shutdown(ctx)
-	})
+	n := startQuietNode(t, Config{Broker: newBenchBroker(), NodeID: "n1", PingInterval: time.Hour})
 	c := &recConn{}
 	pid := n.Connect(c, SessionOptions{User: "u"}).pid
 	waitUntil(t, "welcome flushed", func() bool { _, fl := c.snapshot(); return len(fl) == 1 })
@@ -77,4 +69,20 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// startQuietNode starts a node on a bench broker that never pings by
+// itself (cfg says how), and shuts it down when the test ends.
+func startQuietNode(t *testing.T, cfg Config) *Node {
+	t.Helper()
+	n, err := NewNode(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = n.Shutdown(ctx)
+	})
+	return n
 }

@@ -1,7 +1,6 @@
 package actors
 
 import (
-	"context"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -29,15 +28,7 @@ func (c *heardConn) DropSilent()          { c.dropped.Store(true) }
 // were dropped. The peer is still dropped once it has had its pong timeout.
 func TestHeartbeatCheckWaitsForThePingsPongTimeout(t *testing.T) {
 	const pongTimeout = 200 * time.Millisecond
-	n, err := NewNode(Config{Broker: newBenchBroker(), NodeID: "n1", PingInterval: time.Hour, PongTimeout: pongTimeout})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = n.Shutdown(ctx)
-	})
+	n := startQuietNode(t, Config{Broker: newBenchBroker(), NodeID: "n1", PingInterval: time.Hour, PongTimeout: pongTimeout})
 	c := &heardConn{heard: time.Now().Add(-time.Minute)}
 	pid := n.Connect(c, SessionOptions{User: "u"}).pid
 	tick := time.Now() // the tick was made now, and reaches the session late

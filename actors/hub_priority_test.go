@@ -1,7 +1,6 @@
 package actors
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -13,15 +12,7 @@ import (
 // rooms going idle), it is handled first, so the query already sees its
 // room.
 func TestJoinOvertakesTheHubsBacklog(t *testing.T) {
-	n, err := NewNode(Config{Broker: newBenchBroker(), NodeID: "n1", PingInterval: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = n.Shutdown(ctx)
-	})
+	n := startQuietNode(t, Config{Broker: newBenchBroker(), NodeID: "n1", PingInterval: time.Hour})
 	mb := *n.metrics.hubMailbox.Load()
 	mb.PostSystemMessage(&actor.SuspendMailbox{})
 	for i := 0; i < 1000; i++ {

@@ -128,11 +128,10 @@ func (o *outbox) len() int {
 
 // push queues it; env, when not nil, is the envelope of a publish or a
 // direct message, numbered and encoded here into it.data.
-// push queues it unless the queue already holds max commands (0: no
-// bound).
+// push queues it unless the queue already holds max commands.
 func (o *outbox) push(it outItem, env *wire.Envelope, max int) bool {
 	o.mu.Lock()
-	if o.closed || max > 0 && len(o.items)-o.head >= max {
+	if o.closed || len(o.items)-o.head >= max {
 		o.mu.Unlock()
 		return false
 	}
