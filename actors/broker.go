@@ -7,6 +7,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/switchboard-rt/switchboard/actors/port"
 	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
@@ -99,13 +100,8 @@ type BrokerHost struct {
 	DirectWait time.Duration
 }
 
-// BrokerState is a snapshot of a broker's health.
-type BrokerState struct {
-	Kind      string `json:"kind"`      // "inproc" or "redis"
-	Connected bool   `json:"connected"` // false while the fabric is unreachable
-	Outbox    int    `json:"outbox"`    // publishes waiting for the fabric
-	Detail    string `json:"detail,omitempty"`
-}
+// BrokerState is a snapshot of a broker's health (package port).
+type BrokerState = port.BrokerState
 
 // Subscribed tells a Subscribe target that the fabric now carries Channel to
 // it: what any node publishes on Channel from now on arrives.
