@@ -16,12 +16,16 @@ const (
 	CodeRateLimited    ErrorCode = "rate_limited"
 	CodeTooManyRooms   ErrorCode = "too_many_rooms"
 	CodeUnavailable    ErrorCode = "unavailable"
+	// CodeHistoryDisabled answers a history query on a node without
+	// history (--history-size 0).
+	CodeHistoryDisabled ErrorCode = "history_disabled"
 )
 
 // errorCodes lists every protocol error code, in docs/protocol.md order.
 var errorCodes = [...]ErrorCode{
 	CodeInvalidJSON, CodeInvalidMessage, CodeUnknownType, CodeInvalidRoom, CodeNotMember,
 	CodeUserOffline, CodeForbidden, CodeRateLimited, CodeTooManyRooms, CodeUnavailable,
+	CodeHistoryDisabled,
 }
 
 // NumErrorCodes is how many error codes the protocol has.
@@ -66,4 +70,7 @@ const (
 	// MaxUserIDLen bounds a user id (the transport's client_id or token
 	// sub); a direct message to a longer target can reach nobody.
 	MaxUserIDLen = 128
+	// MaxHistoryLimit bounds a history query's limit and the node's
+	// --history-size.
+	MaxHistoryLimit = 10000
 )

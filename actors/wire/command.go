@@ -29,10 +29,21 @@ type ChatCmd struct {
 	Content string
 }
 
-// JoinRoomCmd is {"type":"join_room","room":R}.
+// JoinRoomCmd is {"type":"join_room","room":R}, and with
+// "since":{"offset":N,"epoch":E} a join that recovers what the room's
+// stream holds after N (docs/protocol.md, section 6).
 type JoinRoomCmd struct {
 	cmdBase
-	Room string
+	Room  string
+	Since *Position // nil: a plain join
+}
+
+// HistoryCmd is {"type":"history","room":R,"limit":L}: the newest L
+// publications of the room's stream (Limit 0: all that are kept).
+type HistoryCmd struct {
+	cmdBase
+	Room  string
+	Limit int
 }
 
 // LeaveRoomCmd is {"type":"leave_room","room":R}.
@@ -78,7 +89,7 @@ type BadFrame struct {
 // rawFrame is the client frame as first decoded; fields stay raw so that a
 // wrong type yields invalid_message rather than a generic decode error.
 type rawFrame struct {
-	Type, ID, Room, Content, TargetUser json.RawMessage
+	Type, ID, Room, Content, TargetUser, Since, Limit json.RawMessage
 }
 
 // DecodeCommand parses one client text frame. It never fails: a frame that is
@@ -89,7 +100,7 @@ func DecodeCommand(data []byte) Command {
 	if !utf8.Valid(data) {
 		return &BadFrame{Code: CodeInvalidJSON, Message: "frame is not valid UTF-8"}
 	}
-	members, err := decodeMembers(data, "type", "id", "room", "content", "target_user")
+	members, err := decodeMembers(data, "type", "id", "room", "content", "target_user", "since", "limit")
 	if err != nil {
 		if len(trimmed) > 0 && trimmed[0] != '{' && json.Valid(data) {
 			return &BadFrame{Code: CodeInvalidMessage, Message: "frame must be a JSON object"}
@@ -99,7 +110,7 @@ func DecodeCommand(data []byte) Command {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return &BadFrame{Code: CodeInvalidMessage, Message: "frame must be a JSON object"}
 	}
-	rf := rawFrame{Type: members[0], ID: members[1], Room: members[2], Content: members[3], TargetUser: members[4]}
+	rf := rawFrame{Type: members[0], ID: members[1], Room: members[2], Content: members[3], TargetUser: members[4], Since: members[5], Limit: members[6]}
 	base := cmdBase{}
 	if len(rf.ID) > 0 && !isNull(rf.ID) {
 		id, ok := validID(rf.ID)
@@ -125,7 +136,18 @@ func DecodeCommand(data []byte) Command {
 			return bad
 		}
 		if typ == "join_room" {
-			return &JoinRoomCmd{cmdBase: base, Room: room}
+			cmd := &JoinRoomCmd{cmdBase: base, Room: room}
+			if len(rf.Since) > 0 && !isNull(rf.Since) {
+				since, ok := decodeSince(rf.Since)
+				if !ok {
+					return &BadFrame{cmdBase: base, Code: CodeInvalidMessage, Message: "field since must be {\"offset\":N,\"epoch\":E} with N a non-negative integer and E a string"}
+				}
+				if base.ID == nil {
+					return &BadFrame{cmdBase: base, Code: CodeInvalidMessage, Message: "a join with since needs an id"}
+				}
+				cmd.Since = &since
+			}
+			return cmd
 		}
 		return &LeaveRoomCmd{cmdBase: base, Room: room}
 	case "room_message":
@@ -148,6 +170,20 @@ func DecodeCommand(data []byte) Command {
 			return &BadFrame{cmdBase: base, Code: CodeInvalidMessage, Message: "field content must be a string"}
 		}
 		return &DirectMessageCmd{cmdBase: base, Target: target, Content: content}
+	case "history":
+		room, bad := decodeRoom(base, rf.Room)
+		if bad != nil {
+			return bad
+		}
+		cmd := &HistoryCmd{cmdBase: base, Room: room}
+		if len(rf.Limit) > 0 && !isNull(rf.Limit) {
+			n, ok := parseOffset(rf.Limit)
+			if !ok || n == 0 || n > MaxHistoryLimit {
+				return &BadFrame{cmdBase: base, Code: CodeInvalidMessage, Message: "field limit must be an integer from 1 to the node's history size"}
+			}
+			cmd.Limit = int(n)
+		}
+		return cmd
 	case "ping":
 		return &PingCmd{cmdBase: base}
 	case "pong":
@@ -209,3 +245,28 @@ func validID(raw json.RawMessage) (json.RawMessage, bool) {
 	}
 	return nil, false
 }
+
+// decodeSince reads a join's since: an object with a non-negative integer
+// "offset" and a string "epoch". An epoch the node never gives out (too
+// long, or not printable ASCII) is accepted as a string: it names no life
+// of the stream, so the join does not recover.
+func decodeSince(raw []byte) (Position, bool) {
+	var m [2][]byte
+	if walkMembers(raw, positionMembers, m[:]) != nil {
+		return Position{}, false
+	}
+	n, ok := parseOffset(m[0])
+	if !ok {
+		return Position{}, false
+	}
+	e, ok := jsonString(m[1])
+	if !ok {
+		return Position{}, false
+	}
+	if !validEpoch(e) {
+		e = ""
+	}
+	return Position{Offset: n, Epoch: e}, true
+}
+
+var positionMembers = []string{"offset", "epoch"}

@@ -36,10 +36,8 @@ var (
 // Every member is a field here, written by Encode and read by
 // DecodeEnvelope, and by nothing else: no other code builds, splices or
 // parses envelope bytes. A value the broker itself fills in (a Redis
-// script that learns it only inside Redis) goes into a Template, which
-// Encode builds too. The room stream's position (offset and epoch,
-// docs/protocol.md section 6) is meant to join the fields the same way:
-// a field, and a member in Encode and DecodeEnvelope.
+// script that learns it only inside Redis, such as a room publication's
+// place in the stream) goes into a Template, which Encode builds too.
 type Envelope struct {
 	Type     string // EnvBroadcast, EnvRoom or EnvDirect
 	SenderID string // the sending user of a broadcast; optional elsewhere
@@ -52,6 +50,12 @@ type Envelope struct {
 	// MsgID numbers the publisher's envelopes so that a receiver can drop
 	// a copy sent again after a broker fault; zero: none.
 	MsgID MsgID
+	// Pos is a room publication's place in the room's stream
+	// (docs/protocol.md, section 6), given by the broker that stored it;
+	// zero for every other envelope, and for a room publication of a
+	// publisher that keeps no history (a tutorial node, a backend). Only a
+	// valid pair is read: an offset of 1..2^53 with an epoch.
+	Pos Position
 	// Payload is the exact client event object, encoded once.
 	Payload json.RawMessage
 }
@@ -91,13 +95,24 @@ func parseMsgID(raw []byte) MsgID {
 // envelopes; a message is encoded once, and the same bytes go to every
 // node.
 //
-// "node" comes first, so that a node tells its own envelopes from the
-// first bytes (EncodedFrom), and "msg_id" last, where nodes of earlier
-// versions look for it. No reader may rely on the order: DecodeEnvelope
-// reads members wherever they are.
+// A numbered envelope starts with its position, "offset" and "epoch";
+// then "node" comes first, so that a node tells its own unnumbered
+// envelopes from the first bytes (EncodedFrom), and "msg_id" last, where
+// nodes of earlier versions look for it. No reader may rely on the order:
+// DecodeEnvelope reads members wherever they are.
 func (e *Envelope) Encode() []byte {
-	b := make([]byte, 0, 80+len(e.SenderID)+len(e.Room)+len(e.Target)+len(e.Node)+len(e.MsgID.Origin)+len(e.Payload))
-	if e.Node != "" {
+	b := make([]byte, 0, 120+len(e.SenderID)+len(e.Room)+len(e.Target)+len(e.Node)+len(e.MsgID.Origin)+len(e.Pos.Epoch)+len(e.Payload))
+	if e.Pos.Offset > 0 && validEpoch(e.Pos.Epoch) {
+		b = append(b, '{')
+		b = appendPosition(b, e.Pos)
+		b = append(b, ',')
+		if e.Node != "" {
+			b = append(b, `"node":`...)
+			b = AppendJSONString(b, e.Node)
+			b = append(b, ',')
+		}
+		b = append(b, `"type":`...)
+	} else if e.Node != "" {
 		b = append(b, `{"node":`...)
 		b = AppendJSONString(b, e.Node)
 		b = append(b, `,"type":`...)
@@ -135,7 +150,7 @@ func appendMsgID(b []byte, id MsgID) []byte {
 }
 
 // envelopeMembers are the members DecodeEnvelope reads, in this order.
-var envelopeMembers = []string{"type", "sender_id", "room", "target", "node", "msg_id", "payload"}
+var envelopeMembers = []string{"type", "sender_id", "room", "target", "node", "msg_id", "payload", "offset", "epoch"}
 
 // DecodeEnvelope parses and validates an envelope from the broker. The payload
 // must be a JSON object with a string "event" member; room envelopes need a
@@ -147,7 +162,7 @@ func DecodeEnvelope(data []byte) (*Envelope, error) {
 	}
 	// Members by exact name (decodeMembers): nodes of every kind sharing a
 	// broker must agree on where an envelope goes.
-	var m [7][]byte
+	var m [9][]byte
 	if err := walkMembers(data, envelopeMembers, m[:]); err != nil {
 		return nil, ErrEnvelopeInvalid
 	}
@@ -176,6 +191,7 @@ func DecodeEnvelope(data []byte) (*Envelope, error) {
 		return nil, ErrEnvelopeInvalid
 	}
 	env.MsgID = parseMsgID(m[5])
+	env.Pos = parsePosition(m[7], m[8])
 	payload, err := compactEventObject(m[6])
 	if err != nil {
 		return nil, err
@@ -213,4 +229,19 @@ var eventMember = []string{"event"}
 // the broker are checked, and returns a compacted private copy.
 func ValidateEventPayload(raw []byte) (json.RawMessage, error) {
 	return compactEventObject(bytes.TrimLeft(raw, " \t\r\n"))
+}
+
+// parsePosition reads an envelope's "offset" and "epoch"; anything but a
+// valid pair (an offset of 1..2^53 and an epoch) is none, as for msg_id:
+// another publisher's members of those names do not number its envelope.
+func parsePosition(offset, epoch []byte) Position {
+	n, ok := parseOffset(offset)
+	if !ok || n == 0 {
+		return Position{}
+	}
+	e, ok := jsonString(epoch)
+	if !ok || !validEpoch(e) {
+		return Position{}
+	}
+	return Position{Offset: n, Epoch: e}
 }

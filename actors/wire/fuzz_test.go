@@ -31,6 +31,12 @@ var commandSeeds = []string{
 	`{"type":"join_room","room":"bad room"}`,
 	`[1,"a"]`, `null`, `"x"`, `{bad`, "\xff{}", ``,
 	`{"type":"chat","content":"a","Type":"ping","TYPE":"pong"}`,
+	`{"type":"join_room","room":"r","id":1,"since":{"offset":42,"epoch":"k3f9Qz"}}`,
+	`{"type":"join_room","room":"r","since":{"offset":0,"epoch":""}}`,
+	`{"type":"join_room","room":"r","id":"a","since":{"offset":-1,"epoch":"e"}}`,
+	`{"type":"join_room","room":"r","id":"a","since":{"offset":1.5,"epoch":"e"}}`,
+	`{"type":"history","room":"r","limit":10,"id":2}`,
+	`{"type":"history","room":"r","limit":0}`,
 }
 
 func FuzzDecodeCommand(f *testing.F) {
@@ -127,6 +133,21 @@ func roundTrip(t *testing.T, data []byte, c wire.Command) {
 	case *wire.JoinRoomCmd:
 		m["type"], m["room"], id = "join_room", v.Room, v.ID
 		checkRoom(t, data, v.Room)
+		if v.Since != nil {
+			m["since"] = map[string]any{"offset": v.Since.Offset, "epoch": v.Since.Epoch}
+			if len(v.ID) == 0 || v.Since.Offset > 1<<53 {
+				t.Fatalf("%q: since accepted as %+v with id %s", data, v.Since, v.ID)
+			}
+		}
+	case *wire.HistoryCmd:
+		m["type"], m["room"], id = "history", v.Room, v.ID
+		checkRoom(t, data, v.Room)
+		if v.Limit != 0 {
+			m["limit"] = v.Limit
+		}
+		if v.Limit < 0 || v.Limit > wire.MaxHistoryLimit {
+			t.Fatalf("%q: limit %d accepted", data, v.Limit)
+		}
 	case *wire.LeaveRoomCmd:
 		m["type"], m["room"], id = "leave_room", v.Room, v.ID
 		checkRoom(t, data, v.Room)
@@ -178,6 +199,9 @@ var envelopeSeeds = []string{
 	`{"node":"n1","type":"room_message","room":"r","payload":{"event":"chat"},"msg_id":"n1~ab:7"}`,
 	`{"msg_id":"a:b:18446744073709551615","payload":{"event":"x","Event":1},"type":"broadcast","no\u0064e":"n\"2"}`,
 	`{"type":"broadcast","node":5,"msg_id":7,"payload":{"EVENT":"x"}}`,
+	`{"offset":3,"epoch":"k3f9Qz","node":"n1","type":"room_message","room":"r","payload":{"event":"chat"},"msg_id":"n1~ab:7"}`,
+	`{"type":"room_message","room":"r","payload":{"event":"chat"},"offset":9007199254740993,"epoch":"e"}`,
+	`{"type":"room_message","room":"r","payload":{"event":"chat"},"offset":1e3,"epoch":"e"}`,
 	`{}`, `[]`, `{`, ``,
 }
 
@@ -289,6 +313,20 @@ func checkEnvelopeMembers(t *testing.T, data []byte, env *wire.Envelope) {
 	}
 	if env.MsgID != want {
 		t.Fatalf("%q: msg_id %+v, want %+v", data, env.MsgID, want)
+	}
+	// A position is an integer offset of 1..2^53 with an epoch of 1-64
+	// printable ASCII bytes (no quote or backslash); anything else is none.
+	var pos wire.Position
+	var off uint64
+	var epoch string
+	if raw := m["offset"]; len(raw) > 0 && raw[0] >= '1' && raw[0] <= '9' && json.Unmarshal(raw, &off) == nil &&
+		off >= 1 && off <= 1<<53 && !bytes.ContainsAny(raw, ".eE") &&
+		json.Unmarshal(m["epoch"], &epoch) == nil && len(m["epoch"]) > 0 && m["epoch"][0] == '"' &&
+		len(epoch) >= 1 && len(epoch) <= wire.MaxEpochLen && !strings.ContainsFunc(epoch, func(r rune) bool { return r < 0x21 || r > 0x7e || r == '"' || r == '\\' }) {
+		pos = wire.Position{Offset: off, Epoch: epoch}
+	}
+	if env.Pos != pos {
+		t.Fatalf("%q: position %+v, want %+v", data, env.Pos, pos)
 	}
 	var compact bytes.Buffer
 	if json.Compact(&compact, m["payload"]) != nil || !bytes.Equal(compact.Bytes(), env.Payload) {

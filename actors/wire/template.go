@@ -10,7 +10,9 @@ import "bytes"
 //
 // Parts alternates literal bytes and hole names, starting and ending with
 // a literal: Parts[0] + json(value of Parts[1]) + Parts[2] + ... A hole may
-// occur several times. Fill is the same operation in Go.
+// occur several times. A hole whose name starts with '#' is a number: its
+// value goes in as it is (decimal digits), not as a JSON string. Fill is
+// the same operation in Go.
 type Template struct {
 	Parts []string
 }
@@ -55,6 +57,8 @@ func (t Template) Fill(values map[string]string) []byte {
 	for i, p := range t.Parts {
 		if i%2 == 0 {
 			b = append(b, p...)
+		} else if p[0] == '#' {
+			b = append(b, values[p]...)
 		} else {
 			b = AppendJSONString(b, values[p])
 		}
@@ -73,4 +77,14 @@ func UserGoneTemplate() Template {
 		Type: EnvBroadcast, SenderID: user, Node: node,
 		Payload: PresenceEvent("user_disconnected", user).JSON,
 	}, "user", "node")
+}
+
+// StreamTemplate is env as the broker's stream script publishes it once it
+// has numbered it: exactly what Encode writes for env with its Pos set,
+// with holes "#offset" (the offset, a number) and "epoch".
+func StreamTemplate(env *Envelope) Template {
+	e := *env
+	e.Pos = Position{}
+	rest := e.Encode()
+	return Template{Parts: []string{`{"offset":`, "#offset", `,"epoch":`, "epoch", "," + string(rest[1:])}}
 }

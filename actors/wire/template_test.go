@@ -44,3 +44,24 @@ func TestTemplateParts(t *testing.T) {
 		}
 	}
 }
+
+// The stream script's envelope is Encode's, whatever the envelope holds.
+func TestStreamTemplateIsEncode(t *testing.T) {
+	for _, env := range []*wire.Envelope{
+		{Type: wire.EnvRoom, Room: "lobby", Node: "n1", MsgID: wire.MsgID{Origin: "n1~x", Seq: 9}, Payload: []byte(`{"event":"chat","content":"\"hi\""}`)},
+		{Type: wire.EnvRoom, Room: "r", Payload: []byte(`{"event":"headline"}`)},
+		{Type: wire.EnvRoom, Room: "r", Node: `odd"node`, Payload: []byte(`{"event":"x","offset":"theirs"}`)},
+	} {
+		pos := wire.Position{Offset: 9007199254740992, Epoch: "k3f9Qz"}
+		got := wire.StreamTemplate(env).Fill(map[string]string{"#offset": "9007199254740992", "epoch": pos.Epoch})
+		numbered := *env
+		numbered.Pos = pos
+		if want := numbered.Encode(); string(got) != string(want) {
+			t.Fatalf("template fills to\n%s\nEncode writes\n%s", got, want)
+		}
+		back, err := wire.DecodeEnvelope(got)
+		if err != nil || back.Pos != pos || back.From(env.Node) {
+			t.Fatalf("%s decodes to %+v, %v", got, back, err)
+		}
+	}
+}

@@ -1,0 +1,116 @@
+package wire
+
+import (
+	"encoding/json"
+	"strconv"
+)
+
+// Position is a place in a room's stream (docs/protocol.md, section 6):
+// Offset counts the stream's publications from 1 within one Epoch, the
+// name of one life of the stream. The zero Position is none (history off,
+// or not known).
+type Position struct {
+	Offset uint64
+	Epoch  string
+}
+
+// Known reports whether p names a stream (an epoch), at any offset.
+func (p Position) Known() bool { return p.Epoch != "" }
+
+// MaxEpochLen bounds an epoch read from a client or the broker; the node's
+// own are far shorter.
+const MaxEpochLen = 64
+
+// validEpoch reports whether s can be an epoch: 1-64 bytes of printable
+// ASCII other than '"' and '\', so that it is its own JSON string.
+func validEpoch(s string) bool {
+	if s == "" || len(s) > MaxEpochLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// parseOffset reads a JSON non-negative integer (no sign, fraction or
+// exponent) that fits in 53 bits, the largest integer every JSON reader
+// keeps exact.
+func parseOffset(raw []byte) (uint64, bool) {
+	if len(raw) == 0 || len(raw) > 16 || (raw[0] == '0' && len(raw) > 1) {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(raw), 10, 64)
+	if err != nil || n > 1<<53 {
+		return 0, false
+	}
+	return n, true
+}
+
+// appendPosition appends `"offset":N,"epoch":E` (E is a valid epoch).
+func appendPosition(b []byte, p Position) []byte {
+	b = append(b, `"offset":`...)
+	b = strconv.AppendUint(b, p.Offset, 10)
+	b = append(b, `,"epoch":`...)
+	return AppendJSONString(b, p.Epoch)
+}
+
+// WithPosition returns the event object payload (compacted, as envelopes
+// carry it) with the stream position added as its last members:
+// {..., "offset":N, "epoch":E}. It is what every member of the room
+// receives, and what the history query returns. A payload that has its own
+// "offset" or "epoch" (a server-side publish) is outvoted: readers take the
+// last of repeated members.
+func WithPosition(payload []byte, p Position) []byte {
+	n := len(payload)
+	b := make([]byte, 0, n+32+len(p.Epoch))
+	b = append(b, payload[:n-1]...)
+	if n > 2 {
+		b = append(b, ',')
+	}
+	b = appendPosition(b, p)
+	return append(b, '}')
+}
+
+// JoinAckEvent is the ack of a join_room when history is on:
+// {"event":"ack","id":ID,"room":R,"offset":TOP,"epoch":E}, with
+// "recovered" when the join asked to recover (recovered non-nil).
+func JoinAckEvent(id json.RawMessage, room string, p Position, recovered *bool) *Event {
+	b := append(make([]byte, 0, 80+len(id)+len(room)+len(p.Epoch)), `{"event":"ack","id":`...)
+	b = append(b, id...)
+	b = append(b, `,"room":`...)
+	b = AppendJSONString(b, room)
+	b = append(b, ',')
+	b = appendPosition(b, p)
+	if recovered != nil {
+		b = append(b, `,"recovered":`...)
+		b = strconv.AppendBool(b, *recovered)
+	}
+	return NewEvent(append(b, '}'))
+}
+
+// HistoryEvent answers a history query:
+// {"event":"history","id":ID,"room":R,"offset":TOP,"epoch":E,"publications":[...]},
+// each publication the exact event object that members received.
+func HistoryEvent(id json.RawMessage, room string, p Position, pubs [][]byte) *Event {
+	size := 96 + len(id) + len(room) + len(p.Epoch)
+	for _, e := range pubs {
+		size += len(e) + 1
+	}
+	b := append(make([]byte, 0, size), `{"event":"history","id":`...)
+	b = append(b, id...)
+	b = append(b, `,"room":`...)
+	b = AppendJSONString(b, room)
+	b = append(b, ',')
+	b = appendPosition(b, p)
+	b = append(b, `,"publications":[`...)
+	for i, e := range pubs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, e...)
+	}
+	return NewEvent(append(b, "]}"...))
+}
