@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -269,16 +270,47 @@ func processCPU() int64 {
 	return ru.Utime.Nano() + ru.Stime.Nano()
 }
 
-// benchBroker is a Broker that accepts every publish and delivers nothing:
-// a single node's fan-out without the in-process fabric's envelope decode.
-// It confirms every subscription at once.
-type benchBroker struct{ root *actor.RootContext }
+// benchBroker is a Broker that accepts every publish and delivers nothing
+// but the room streams' publications, numbered and handed straight back
+// to the room (no envelope encode or decode): a single node's fan-out
+// without the in-process fabric. It confirms every subscription at once.
+type benchBroker struct {
+	root *actor.RootContext
+	mu   sync.Mutex
+	subs map[string]*actor.PID
+	tops map[string]uint64
+}
 
-func newBenchBroker() Broker { return &benchBroker{} }
+func newBenchBroker() Broker {
+	return &benchBroker{subs: map[string]*actor.PID{}, tops: map[string]uint64{}}
+}
 
 func (b *benchBroker) Start(h BrokerHost) error { b.root = h.Root; return nil }
 func (b *benchBroker) Subscribe(channel string, target *actor.PID) {
+	b.mu.Lock()
+	b.subs[channel] = target
+	b.mu.Unlock()
 	b.root.Send(target, &Subscribed{Channel: channel})
+}
+func (b *benchBroker) Append(channel string, env *wire.Envelope, done func(wire.Position, error)) error {
+	b.mu.Lock()
+	b.tops[channel]++
+	env.Pos = wire.Position{Offset: b.tops[channel], Epoch: "bench"}
+	target := b.subs[channel]
+	b.mu.Unlock()
+	if target != nil {
+		b.root.Send(target, InboundOf(env))
+	}
+	if done != nil {
+		done(env.Pos, nil)
+	}
+	return nil
+}
+func (b *benchBroker) Read(channel string, _ StreamQuery, done func(StreamRead, error)) {
+	b.mu.Lock()
+	top := b.tops[channel]
+	b.mu.Unlock()
+	done(StreamRead{Pos: wire.Position{Offset: top, Epoch: "bench"}}, nil)
 }
 func (*benchBroker) Publish(string, *wire.Envelope) error                         { return nil }
 func (*benchBroker) Unsubscribe(string, *actor.PID)                               {}

@@ -45,6 +45,26 @@ type Broker interface {
 	Subscribe(channel string, target *actor.PID)
 	Unsubscribe(channel string, target *actor.PID)
 
+	// Append numbers env, a publication to the room of channel, in the
+	// room's stream (docs/protocol.md, section 6): the broker gives it the
+	// next offset of the stream's epoch (env.Pos), stores it in the
+	// stream's history and publishes it to every subscriber of channel,
+	// this node included, in offset order. nil means accepted, as for
+	// Publish (a publish held while the fabric is down is numbered when it
+	// is sent); ErrUnavailable means refused. done, when not nil, is
+	// called once on a broker goroutine with the position, or with an
+	// error if the broker gave the publish up; it must only send a message.
+	// Used only while BrokerHost.History.Size > 0.
+	Append(channel string, env *wire.Envelope, done func(wire.Position, error)) error
+
+	// Read reads the stream of channel: its position (a stream with no
+	// publication yet gets its epoch here, at offset 0) and, per q, the
+	// publications it keeps, oldest first, as they were delivered. done is
+	// called once on a broker goroutine; it must only send a message. A
+	// broker that cannot read within its command timeout calls done with
+	// ErrUnavailable.
+	Read(channel string, q StreamQuery, done func(StreamRead, error))
+
 	// SendDirect delivers env (a direct_message envelope, the broker's from
 	// the call on, as with Publish) to every other node that holds a
 	// connection of user. done reports how many nodes it was
@@ -98,6 +118,36 @@ type BrokerHost struct {
 	// DirectWait is how long a direct message may wait in the broker for
 	// the fabric (see SendDirect): half the node's JoinRetry.
 	DirectWait time.Duration
+	// History is how much of each room's stream the broker keeps.
+	History HistoryConfig
+}
+
+// HistoryConfig is the node's room history setting (docs/protocol.md,
+// section 6): the broker keeps the newest Size publications of each
+// room's stream, and forgets a stream (its epoch with it) TTL after its
+// last publication. Size 0: history off (Append and Read are not used).
+type HistoryConfig struct {
+	Size int
+	TTL  time.Duration
+}
+
+// StreamQuery says what Read returns besides the position: nothing
+// (PositionOnly), the publications after offset After, or the newest
+// Limit of those.
+type StreamQuery struct {
+	After        uint64
+	Limit        int
+	PositionOnly bool
+}
+
+// StreamRead is what Read found: the stream's position and the kept
+// publications the query asked for, oldest first, each as every member
+// received it (Inbound.Event). Kept publications start at the oldest
+// offset the stream still has: the caller compares Pubs[0] with what it
+// asked for to know whether history was trimmed.
+type StreamRead struct {
+	Pos  wire.Position
+	Pubs []*Inbound
 }
 
 // BrokerState is a snapshot of a broker's health (package port).
@@ -129,7 +179,17 @@ func NewInbound(data []byte) (*Inbound, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Inbound{Envelope: env, Event: wire.NewEvent(env.Payload).Timed()}, nil
+	return InboundOf(env), nil
+}
+
+// InboundOf frames env for local delivery, once: a numbered room
+// publication carries its position in the event (wire.WithPosition).
+func InboundOf(env *wire.Envelope) *Inbound {
+	payload := env.Payload
+	if env.Pos.Offset > 0 {
+		payload = wire.WithPosition(payload, env.Pos)
+	}
+	return &Inbound{Envelope: env, Event: wire.NewEvent(payload).Timed()}
 }
 
 // Channel names, as in PROTOCOL.md section 5.

@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"time"
+
+	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
 // Config configures a Node. The zero value of every field is documented and
@@ -45,9 +47,22 @@ type Config struct {
 	// client may ask the node its socket is on for its counts (what the
 	// demo page's node panel shows; docs/protocol.md, section 2).
 	DisableStatsCommand bool
+	// HistorySize is how many publications of each room's stream the
+	// broker keeps, for recovery on join and the history query
+	// (docs/protocol.md, section 6). Zero: 100. NoHistory: off (no
+	// offsets, no recovery, history queries refused). At most
+	// wire.MaxHistoryLimit.
+	HistorySize int
+	// HistoryTTL is how long a room's stream is kept after its last
+	// publication; then it is forgotten and its next publication starts a
+	// new epoch. Zero: 10 minutes.
+	HistoryTTL time.Duration
 	// Logger receives the node's logs. Zero: discard.
 	Logger *slog.Logger
 }
+
+// NoHistory is the HistorySize that turns room history off.
+const NoHistory = -1
 
 // Config errors. A field out of its range is reported as a *FieldError,
 // which matches ErrBadLimits under errors.Is.
@@ -107,6 +122,8 @@ func (c *Config) normalize() error {
 		notNegative("RateBurst", c.RateBurst, "twice RatePerSecond"),
 		notNegative("RateStrikes", c.RateStrikes, "100"),
 		notNegative("JoinRetry", c.JoinRetry, "2s"),
+		notNegative("HistoryTTL", c.HistoryTTL, "10m"),
+		historySize(c.HistorySize),
 	); err != nil {
 		return err
 	}
@@ -134,8 +151,26 @@ func (c *Config) normalize() error {
 	if c.JoinRetry == 0 {
 		c.JoinRetry = 2 * time.Second
 	}
+	if c.HistorySize == 0 {
+		c.HistorySize = 100
+	}
+	if c.HistoryTTL == 0 {
+		c.HistoryTTL = 10 * time.Minute
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	return nil
+}
+
+func historySize(n int) error {
+	if n >= NoHistory && n <= wire.MaxHistoryLimit {
+		return nil
+	}
+	return &FieldError{Field: "HistorySize", Value: n, Allowed: fmt.Sprintf("NoHistory (-1), or 0 to %d (0: 100)", wire.MaxHistoryLimit)}
+}
+
+// history is the normalized history setting: Size 0 when off.
+func (c *Config) history() HistoryConfig {
+	return HistoryConfig{Size: max(c.HistorySize, 0), TTL: c.HistoryTTL}
 }

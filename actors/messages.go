@@ -64,7 +64,8 @@ type joinRoom struct {
 	room    string
 	session *actor.PID
 	user    string
-	silent  bool // re-join after the room actor died: no user_joined
+	silent  bool           // re-join after the room actor died: no user_joined
+	since   *wire.Position // a join with since: recover what came after it
 }
 
 // hub -> room: the forwarded joinRoom.
@@ -72,10 +73,15 @@ type roomJoin struct {
 	joinRoom
 }
 
-// room -> session: the join took effect.
+// room -> session: the join took effect. With history on, pos is where
+// the member starts in the room's stream (zero when the room could not
+// read it), and recovered, for a join with since, whether it was sent
+// everything it missed.
 type roomJoined struct {
-	room string
-	pid  *actor.PID
+	room      string
+	pid       *actor.PID
+	pos       wire.Position
+	recovered *bool
 }
 
 func (*roomJoined) IgnoreDeadLetterLogging() {}

@@ -37,6 +37,12 @@ type Metrics struct {
 	FanoutSizes       atomic.Int64 // sum of local recipients over all fan-outs
 	Fanouts           atomic.Int64 // fan-outs performed
 
+	// Room history (docs/protocol.md, section 6).
+	Recovered           atomic.Int64 // publications sent to joiners that recovered with since
+	RecoveriesFailed    atomic.Int64 // joins with since answered recovered:false (other epoch, or trimmed)
+	HistoryGaps         atomic.Int64 // publications a room never received and could no longer read
+	HistoryReadTimeouts atomic.Int64 // position or gap reads given up after half the join retry
+
 	// DeliveryLatency is, in microseconds, the time from a message reaching
 	// the node (a client command handled, an envelope from the broker, an API
 	// publish) to its frame being queued on a recipient's socket writer. One

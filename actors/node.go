@@ -21,6 +21,7 @@ import (
 // WebSockets to it, and embedding programs may publish through it directly.
 type Node struct {
 	cfg       Config
+	history   HistoryConfig // cfg.history(): Size 0 when off
 	system    *actor.ActorSystem
 	root      *actor.RootContext
 	hub       *actor.PID
@@ -71,7 +72,8 @@ func NewNode(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("actors: spawn hub: %w", err)
 	}
 	n.hub = hub
-	host := BrokerHost{Root: n.root, NodeID: cfg.NodeID, Hub: hub, Prefix: cfg.ChannelPrefix, DirectWait: cfg.JoinRetry / 2}
+	n.history = cfg.history()
+	host := BrokerHost{Root: n.root, NodeID: cfg.NodeID, Hub: hub, Prefix: cfg.ChannelPrefix, DirectWait: cfg.JoinRetry / 2, History: cfg.history()}
 	if err := cfg.Broker.Start(host); err != nil {
 		n.root.StopFuture(hub).Wait()
 		return nil, fmt.Errorf("actors: start broker: %w", err)

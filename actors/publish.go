@@ -14,6 +14,11 @@ type PublishResult struct {
 	Local int `json:"local_recipients"`
 	// Broker is true when the broker accepted the publish for other nodes.
 	Broker bool `json:"broker_accepted"`
+	// Offset and Epoch are a room publication's place in the room's
+	// stream, with history on (docs/protocol.md, section 6); zero while
+	// the broker holds it unsent (it is numbered when it is sent).
+	Offset uint64 `json:"offset,omitempty"`
+	Epoch  string `json:"epoch,omitempty"`
 }
 
 // PublishRoom delivers payload (an event object with an "event" field) to
@@ -60,7 +65,18 @@ func (n *Node) publish(ctx context.Context, req *apiPublish, payload []byte) (Pu
 	}
 	res := PublishResult{}
 	var berr error
-	if req.kind == wire.EnvDirect {
+	var numbered chan wire.Position
+	if req.kind == wire.EnvRoom && n.history.Size > 0 {
+		// The broker numbers it and delivers it here too, in the
+		// stream's order: the hub only counts the room's members.
+		numbered = make(chan wire.Position, 1)
+		berr = n.cfg.Broker.Append(RoomChannel(n.cfg.ChannelPrefix, req.target), env, func(p wire.Position, err error) {
+			if err == nil {
+				numbered <- p
+			}
+		})
+		req.event = nil
+	} else if req.kind == wire.EnvDirect {
 		done := make(chan error, 1)
 		n.cfg.Broker.SendDirect(req.target, env, func(_ int, err error) { done <- err })
 		select {
@@ -87,6 +103,14 @@ func (n *Node) publish(ctx context.Context, req *apiPublish, payload []byte) (Pu
 		return res, err
 	}
 	res.Local = v.(*apiPublished).local
+	if numbered != nil && berr == nil {
+		select {
+		case p := <-numbered:
+			res.Offset, res.Epoch = p.Offset, p.Epoch
+		case <-ctx.Done():
+		case <-time.After(requestTimeout(ctx)):
+		}
+	}
 	return res, nil
 }
 

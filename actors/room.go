@@ -37,6 +37,9 @@ type room struct {
 	// a member gets them in one message and writes them in one batch.
 	pending      []*wire.Event
 	fanoutQueued bool
+	skipping     int // members with skip > 0
+
+	st streamState // the room's stream, with history on (room_stream.go)
 }
 
 // room -> room: fan out what is pending.
@@ -57,6 +60,9 @@ func (*subscribeTimeout) IgnoreDeadLetterLogging() {}
 type member struct {
 	pid  *actor.PID
 	user string
+	// skip: the member was sent the stream up to this offset elsewhere
+	// (a join with since ahead of this room); it gets only later ones.
+	skip uint64
 }
 
 func newRoom(n *Node, name string) *room {
@@ -67,7 +73,9 @@ func (r *room) Receive(ctx actor.Context) {
 	defer logPanics(r.node.log, "room")
 	switch m := ctx.Message().(type) {
 	case *roomCast:
-		r.enqueue(ctx, m.event)
+		if m.event != nil { // nil: an API publish the broker delivers (history on)
+			r.enqueue(ctx, m.event)
+		}
 		if m.tag != 0 {
 			// Membership cannot change before the event goes out: every
 			// join and leave first fans out what is pending.
@@ -75,21 +83,26 @@ func (r *room) Receive(ctx actor.Context) {
 		}
 	case *Inbound:
 		r.node.metrics.BrokerIn.Add(1)
+		if m.Envelope.Pos.Offset > 0 && r.historyOn() {
+			r.onPublication(ctx, m)
+			return
+		}
 		r.enqueue(ctx, m.Event)
+	case *streamRead:
+		r.onStreamRead(ctx, m)
+	case *streamReadTimeout:
+		r.onReadTimeout(ctx, m)
 	case fanoutNow:
 		r.fanoutQueued = false
 		r.fanoutPending(ctx)
 	case *roomJoin:
-		switch {
-		case r.refusing:
-			r.refuse(ctx, m)
-		case r.subscribing:
-			r.held = append(r.held, m)
-		default:
-			r.join(ctx, m)
-		}
+		r.admit(ctx, m)
 	case *Subscribed:
 		r.refusing = false
+		if r.historyOn() && r.streamSubscribed() {
+			r.subscribing = false // the read now holds the joins
+			return
+		}
 		r.releaseHeld(ctx)
 	case *subscribeTimeout:
 		if r.subscribing && !r.refusing {
@@ -127,6 +140,8 @@ func (r *room) Receive(ctx actor.Context) {
 		if r.node.cfg.Broker.State().Connected {
 			r.subscribing = true
 			r.node.timers.SendOnce(r.subscribeWait(), r.self, &subscribeTimeout{})
+		} else if r.historyOn() {
+			r.streamSubscribed()
 		}
 	case *actor.Stopped:
 		r.node.metrics.Rooms.Add(-1)
@@ -140,6 +155,22 @@ func (r *room) Receive(ctx actor.Context) {
 	}
 }
 
+// admit takes a join: refused while the broker failed to confirm the
+// channel, held while the room waits for the broker, and otherwise joined
+// (recovering first, for a join with since).
+func (r *room) admit(ctx actor.Context, m *roomJoin) {
+	switch {
+	case r.refusing:
+		r.refuse(ctx, m)
+	case r.subscribing || r.st.reading != readNone:
+		r.held = append(r.held, m)
+	case m.since != nil && r.historyOn():
+		r.joinSince(ctx, m)
+	default:
+		r.join(ctx, m)
+	}
+}
+
 // releaseHeld ends the wait for the broker and lets the held joins in, in
 // the order they came.
 func (r *room) releaseHeld(ctx actor.Context) {
@@ -147,7 +178,7 @@ func (r *room) releaseHeld(ctx actor.Context) {
 	held := r.held
 	r.held = nil
 	for _, m := range held {
-		r.join(ctx, m)
+		r.admit(ctx, m)
 	}
 }
 
@@ -163,7 +194,23 @@ func (r *room) refuse(ctx actor.Context, m *roomJoin) {
 	}
 }
 
+// join makes the joiner a member and answers it.
 func (r *room) join(ctx actor.Context, m *roomJoin) {
+	r.addMember(ctx, m)
+	r.answerJoined(ctx, m, nil)
+}
+
+// answerJoined tells the joiner it is in, and where in the stream it
+// starts (when history is on and the room knows).
+func (r *room) answerJoined(ctx actor.Context, m *roomJoin, recovered *bool) {
+	j := &roomJoined{room: r.name, pid: r.self}
+	if r.historyOn() && r.st.posKnown {
+		j.pos, j.recovered = r.st.pos, recovered
+	}
+	ctx.Send(m.session, j)
+}
+
+func (r *room) addMember(ctx actor.Context, m *roomJoin) {
 	// What was sent before this join is not for the joiner.
 	r.fanoutPending(ctx)
 	r.joins++
@@ -178,10 +225,12 @@ func (r *room) join(ctx actor.Context, m *roomJoin) {
 			r.publish(ev)
 		}
 	}
-	ctx.Send(m.session, &roomJoined{room: r.name, pid: r.self})
 }
 
 func (r *room) remove(ctx actor.Context, id, user string) {
+	if r.members[id].skip > 0 {
+		r.skipping--
+	}
 	delete(r.members, id)
 	ev := wire.RoomPresenceEvent("user_left", user, r.name)
 	r.fanout(ctx, ev)
@@ -194,8 +243,14 @@ func (r *room) remove(ctx actor.Context, id, user string) {
 
 // enqueue adds ev to the pending fan-out and makes sure it goes out once
 // the messages already in the mailbox are handled.
-func (r *room) enqueue(ctx actor.Context, ev *wire.Event) {
+func (r *room) enqueue(ctx actor.Context, ev *wire.Event) { r.enqueueAt(ctx, ev, 0) }
+
+// enqueueAt is enqueue for the stream's publication at offset off.
+func (r *room) enqueueAt(ctx actor.Context, ev *wire.Event, off uint64) {
 	r.pending = append(r.pending, ev)
+	if r.historyOn() {
+		r.st.pendingPos = append(r.st.pendingPos, off)
+	}
 	if !r.fanoutQueued {
 		r.fanoutQueued = true
 		ctx.Send(r.self, fanoutNow{})
@@ -207,30 +262,44 @@ func (r *room) enqueue(ctx actor.Context, ev *wire.Event) {
 // fan-out takes) gives each member several frames at once, which its
 // session writes in one system call.
 func (r *room) fanoutPending(ctx actor.Context) {
-	switch len(r.pending) {
-	case 0:
+	if len(r.pending) == 0 {
 		return
-	case 1:
-		r.fanout(ctx, r.pending[0])
+	}
+	if r.skipping > 0 {
+		r.fanoutSkipping(ctx) // their share; the rest below leaves them out
+	}
+	if len(r.pending) == 1 {
+		r.fanoutTo(ctx, r.pending[0], r.skipping == 0)
 		r.pending[0] = nil
 		r.pending = r.pending[:0]
-		return
+	} else {
+		batch := &eventBatch{events: r.pending}
+		r.pending = nil
+		for _, mem := range r.members {
+			if mem.skip == 0 {
+				ctx.Send(mem.pid, batch)
+			}
+		}
+		for range batch.events {
+			r.counted()
+		}
 	}
-	batch := &eventBatch{events: r.pending}
-	r.pending = nil
-	for _, mem := range r.members {
-		ctx.Send(mem.pid, batch)
-	}
-	for range batch.events {
-		r.counted()
+	r.st.pendingPos = r.st.pendingPos[:0]
+	if r.skipping > 0 {
+		r.endSkips()
 	}
 }
 
 // fanout hands the same event to every local member: one encode, one frame,
 // no copy per recipient.
-func (r *room) fanout(ctx actor.Context, ev *wire.Event) {
+func (r *room) fanout(ctx actor.Context, ev *wire.Event) { r.fanoutTo(ctx, ev, true) }
+
+// fanoutTo is fanout, to the members that skip too when all is set.
+func (r *room) fanoutTo(ctx actor.Context, ev *wire.Event, all bool) {
 	for _, mem := range r.members {
-		ctx.Send(mem.pid, ev)
+		if all || mem.skip == 0 {
+			ctx.Send(mem.pid, ev)
+		}
 	}
 	r.counted()
 }
@@ -251,4 +320,34 @@ func (r *room) publish(ev *wire.Event) {
 		return
 	}
 	r.node.metrics.BrokerOut.Add(1)
+}
+
+// fanoutSkipping hands each member that skips (member.skip) what is
+// pending after its skip.
+func (r *room) fanoutSkipping(ctx actor.Context) {
+	for _, mem := range r.members {
+		if mem.skip == 0 {
+			continue
+		}
+		var evs []*wire.Event
+		for i, ev := range r.pending {
+			if off := r.st.pendingPos[i]; off == 0 || off > mem.skip {
+				evs = append(evs, ev)
+			}
+		}
+		if len(evs) > 0 {
+			ctx.Send(mem.pid, &eventBatch{events: evs})
+		}
+	}
+}
+
+// endSkips ends the skip of the members whose skip the room has passed.
+func (r *room) endSkips() {
+	for id, mem := range r.members {
+		if mem.skip > 0 && r.st.pos.Offset >= mem.skip {
+			mem.skip = 0
+			r.members[id] = mem
+			r.skipping--
+		}
+	}
 }

@@ -95,6 +95,8 @@ func (s *session) Receive(ctx actor.Context) {
 		s.handle(ctx, m, arrived)
 	case *roomJoined:
 		s.onJoined(ctx, m)
+	case *historyRead:
+		s.onHistory(ctx, m)
 	case *roomRefused:
 		s.onRefused(ctx, m)
 	case *joinTimeout:
@@ -324,7 +326,7 @@ func (s *session) handle(ctx actor.Context, c wire.Command, arrived time.Time) {
 		s.rooms[m.Room] = nil
 		s.joining++
 		s.joinCmd = m.Room
-		ctx.Send(s.node.hub, &joinRoom{room: m.Room, session: s.self, user: s.opts.User})
+		ctx.Send(s.node.hub, &joinRoom{room: m.Room, session: s.self, user: s.opts.User, since: m.Since})
 		s.node.timers.SendOnce(s.node.cfg.JoinRetry, s.self, &joinTimeout{room: m.Room})
 		// The ack (or the refusal) is sent when the room answers; the id
 		// rides in the stash.
@@ -355,11 +357,19 @@ func (s *session) handle(ctx actor.Context, c wire.Command, arrived time.Time) {
 		}
 		ev := wire.ChatEvent(s.opts.User, m.Room, m.Content)
 		env := &wire.Envelope{Type: wire.EnvRoom, Room: m.Room, Node: s.node.cfg.NodeID, Payload: ev.JSON}
+		if s.node.history.Size > 0 {
+			// The broker numbers it and brings it back to this node's
+			// room too, in the stream's order (room_stream.go).
+			s.appendToStream(ctx, RoomChannel(prefix, m.Room), env, m.ID)
+			return
+		}
 		if !s.publish(ctx, RoomChannel(prefix, m.Room), env, m.ID) {
 			return
 		}
 		ctx.Send(pid, &roomCast{event: ev})
 		s.ack(ctx, m.ID)
+	case *wire.HistoryCmd:
+		s.history(ctx, m)
 	case *wire.DirectMessageCmd:
 		ev := wire.DirectEvent(s.opts.User, m.Content)
 		env := &wire.Envelope{Type: wire.EnvDirect, Target: m.Target, Node: s.node.cfg.NodeID, Payload: ev.JSON}

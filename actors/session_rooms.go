@@ -23,6 +23,10 @@ type joinAck struct {
 	id      json.RawMessage
 	room    string
 	refused bool
+	// Where the joiner starts in the room's stream and, for a join with
+	// since, whether it recovered (roomJoined).
+	pos       wire.Position
+	recovered *bool
 }
 
 // answerJoin sends a stashed join's ack, or its refusal.
@@ -32,6 +36,10 @@ func (s *session) answerJoin(ctx actor.Context, ja *joinAck) {
 	}
 	if ja.refused {
 		s.fail(ctx, wire.CodeUnavailable, "message broker did not confirm the room in time; try again", ja.id)
+		return
+	}
+	if ja.pos.Known() && len(ja.id) > 0 {
+		s.send(ctx, wire.JoinAckEvent(ja.id, ja.room, ja.pos, ja.recovered))
 		return
 	}
 	s.ack(ctx, ja.id)
@@ -63,6 +71,12 @@ func (s *session) onJoined(ctx actor.Context, m *roomJoined) {
 	}
 	s.rooms[m.room] = m.pid
 	ctx.Watch(m.pid)
+	for _, e := range s.stash {
+		if e.ack != nil && e.ack.room == m.room && !e.ack.refused {
+			e.ack.pos, e.ack.recovered = m.pos, m.recovered
+			break
+		}
+	}
 	if m.room == s.joinCmd {
 		s.joinCmd = ""
 	}

@@ -76,7 +76,7 @@ func NewInProc() *InProc {
 // Start implements actors.Broker.
 func (b *InProc) Start(host actors.BrokerHost) error {
 	b.host = host
-	b.fabric.system.Root.Send(b.fabric.pid, &fabNode{node: host.NodeID, t: target{root: host.Root, pid: host.Hub, node: host.NodeID}})
+	b.fabric.system.Root.Send(b.fabric.pid, &fabNode{node: host.NodeID, t: target{root: host.Root, pid: host.Hub, node: host.NodeID}, history: host.History})
 	return nil
 }
 
@@ -97,6 +97,25 @@ func (b *InProc) Subscribe(channel string, pid *actor.PID) {
 // Unsubscribe implements actors.Broker.
 func (b *InProc) Unsubscribe(channel string, pid *actor.PID) {
 	b.fabric.system.Root.Send(b.fabric.pid, &fabSub{channel: channel, t: target{root: b.host.Root, pid: pid, node: b.host.NodeID}})
+}
+
+// Append implements actors.Broker: the fabric numbers env in the room's
+// stream and delivers it to every subscriber, this node's included.
+func (b *InProc) Append(channel string, env *wire.Envelope, done func(wire.Position, error)) error {
+	if b.fabric.down.Load() {
+		return actors.ErrUnavailable
+	}
+	b.fabric.system.Root.Send(b.fabric.pid, &fabAppend{channel: channel, env: env, done: done})
+	return nil
+}
+
+// Read implements actors.Broker.
+func (b *InProc) Read(channel string, q actors.StreamQuery, done func(actors.StreamRead, error)) {
+	if b.fabric.down.Load() {
+		done(actors.StreamRead{}, actors.ErrUnavailable)
+		return
+	}
+	b.fabric.system.Root.Send(b.fabric.pid, &fabRead{channel: channel, q: q, done: done})
 }
 
 // SendDirect implements actors.Broker.
@@ -182,8 +201,23 @@ type fabPresence struct {
 	delta      int
 }
 type fabNode struct {
-	node string
-	t    target
+	node    string
+	t       target
+	history actors.HistoryConfig
+}
+
+// fabAppend is a room publication to number, keep and deliver.
+type fabAppend struct {
+	channel string
+	env     *wire.Envelope
+	done    func(wire.Position, error)
+}
+
+// fabRead is a read of a room's stream.
+type fabRead struct {
+	channel string
+	q       actors.StreamQuery
+	done    func(actors.StreamRead, error)
 }
 type fabLeave struct{ node string }
 
@@ -192,7 +226,13 @@ type fabricActor struct {
 	subs  map[string][]target       // channel -> subscribers
 	users map[string]map[string]int // user -> node -> connections reported
 	nodes map[string]target         // node -> its hub
+	// history holds the rooms' streams, set up with the history setting
+	// of the first node that starts on the fabric; swept every sweepEvery.
+	history   *streams
+	lastSweep time.Time
 }
+
+const sweepEvery = 30 * time.Second
 
 func (a *fabricActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
@@ -214,6 +254,28 @@ func (a *fabricActor) Receive(ctx actor.Context) {
 			}
 			t.root.Send(t.pid, in)
 		}
+	case *fabAppend:
+		if a.history == nil {
+			if m.done != nil {
+				m.done(wire.Position{}, actors.ErrUnavailable)
+			}
+			return
+		}
+		a.sweep()
+		in := a.history.append(m.channel, m.env)
+		for _, t := range a.subs[m.channel] {
+			t.root.Send(t.pid, in)
+		}
+		if m.done != nil {
+			m.done(m.env.Pos, nil)
+		}
+	case *fabRead:
+		if a.history == nil {
+			m.done(actors.StreamRead{}, actors.ErrUnavailable)
+			return
+		}
+		a.sweep()
+		m.done(a.history.read(m.channel, m.q), nil)
 	case *fabSub:
 		ts := a.subs[m.channel]
 		for i, t := range ts {
@@ -268,6 +330,9 @@ func (a *fabricActor) Receive(ctx actor.Context) {
 		}
 	case *fabNode:
 		a.nodes[m.node] = m.t
+		if a.history == nil && m.history.Size > 0 {
+			a.history = newStreams(m.history, 0)
+		}
 	case *fabLeave:
 		delete(a.nodes, m.node)
 		for ch, ts := range a.subs {
@@ -290,5 +355,13 @@ func (a *fabricActor) Receive(ctx actor.Context) {
 			}
 		}
 		ctx.Respond(true)
+	}
+}
+
+// sweep forgets expired streams, at most once per sweepEvery.
+func (a *fabricActor) sweep() {
+	if now := time.Now(); now.Sub(a.lastSweep) >= sweepEvery {
+		a.lastSweep = now
+		a.history.sweep()
 	}
 }

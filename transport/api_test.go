@@ -24,10 +24,12 @@ func withAPI(n *testNode, key string) *testNode {
 }
 
 type apiReply struct {
-	Local   *int   `json:"local_recipients"`
-	Broker  *bool  `json:"broker_accepted"`
-	Error   string `json:"error"`
-	Message string `json:"message"`
+	Local   *int    `json:"local_recipients"`
+	Broker  *bool   `json:"broker_accepted"`
+	Offset  *uint64 `json:"offset"`
+	Epoch   *string `json:"epoch"`
+	Error   string  `json:"error"`
+	Message string  `json:"message"`
 }
 
 // post sends body to n's publish API with the Authorization header auth (none
@@ -120,10 +122,15 @@ func TestPublishAPIReachesClientsOnEveryNode(t *testing.T) {
 	if status != http.StatusOK || r.Local == nil || *r.Local != 2 || r.Broker == nil || !*r.Broker {
 		t.Fatalf("room publish: got %d %+v, want 200 with 2 local recipients and the broker's acceptance", status, r)
 	}
+	if r.Offset == nil || *r.Offset != 1 || r.Epoch == nil || *r.Epoch == "" {
+		t.Fatalf("room publish: got %+v, want its place in the room's stream (offset 1 and an epoch)", r)
+	}
+	// The payload as sent, with its place in the stream as its last members.
+	want := strings.TrimSuffix(payload, "}") + `,"offset":1,"epoch":"` + *r.Epoch + `"}`
 	for name, c := range map[string]*wsclient.Client{"alice": alice, "carol": carol, "bob": bob} {
 		ev := expect(t, c, name+" gets the room event", isEvent("deploy"))
-		if string(ev.Raw) != payload {
-			t.Errorf("%s got %s, want the payload as sent: %s", name, ev.Raw, payload)
+		if string(ev.Raw) != want {
+			t.Errorf("%s got %s, want the payload as sent: %s", name, ev.Raw, want)
 		}
 	}
 

@@ -49,7 +49,9 @@ func Example_embedding() {
 	ctx := context.Background()
 	res, _ := node.PublishRoom(ctx, "news", []byte(`{"event":"headline","text":"Switchboard embedded"}`))
 	ev, _ := c.WaitFor(5*time.Second, func(e *wsclient.Event) bool { return e.Event == "headline" })
-	fmt.Println(string(ev.Raw), res.Broker)
+	// A room publication has its place in the room's stream, for clients
+	// that come back later (docs/protocol.md, section 6).
+	fmt.Println(ev.Event, "offset", ev.Offset, "same epoch:", ev.Epoch == res.Epoch, "broker accepted:", res.Broker, "offset", res.Offset)
 	_, _ = node.PublishUser(ctx, "ada", []byte(`{"event":"notice","text":"hi ada"}`))
 	ev, _ = c.WaitFor(5*time.Second, func(e *wsclient.Event) bool { return e.Event == "notice" })
 	fmt.Println(string(ev.Raw))
@@ -62,6 +64,6 @@ func Example_embedding() {
 	_ = node.Shutdown(sctx)
 	// Output:
 	// welcome ada embedded
-	// {"event":"headline","text":"Switchboard embedded"} true
+	// headline offset 1 same epoch: true broker accepted: true offset 1
 	// {"event":"notice","text":"hi ada"}
 }

@@ -210,7 +210,10 @@ func TestRoomJoinLeaveAndMessages(t *testing.T) {
 	expectAll(t, a, "the sender's ack and copy", isAck(`"m"`), chatFrom("alice", "to the room"))
 	for _, m := range []*wsclient.Client{b, c} {
 		ev := expect(t, m, "room message", chatFrom("alice", "to the room"))
-		sameFields(t, ev, map[string]any{"event": "chat", "from": "alice", "room": "r", "content": "to the room"})
+		if ev.Epoch == "" {
+			t.Fatalf("room message without its place in the stream: %s", ev.Raw)
+		}
+		sameFields(t, ev, map[string]any{"event": "chat", "from": "alice", "room": "r", "content": "to the room", "offset": 1.0, "epoch": ev.Epoch})
 	}
 	send(t, d, map[string]any{"type": "room_message", "room": "r", "content": "let me in", "id": 3})
 	if ev := expect(t, d, "refusal", isEvent("error")); ev.Code != "not_member" || string(ev.ID) != "3" {

@@ -100,6 +100,9 @@ func HistoryEvent(id json.RawMessage, room string, p Position, pubs [][]byte) *E
 		size += len(e) + 1
 	}
 	b := append(make([]byte, 0, size), `{"event":"history","id":`...)
+	if len(id) == 0 {
+		id = json.RawMessage("null")
+	}
 	b = append(b, id...)
 	b = append(b, `,"room":`...)
 	b = AppendJSONString(b, room)

@@ -38,6 +38,10 @@ type Broker struct {
 	busName string
 	out     *outbox
 	pres    *presence
+	// reader runs the stream reads (stream.go), at most maxReads at a
+	// time: reads holds a token per read in flight.
+	reader *goredis.Client
+	reads  chan struct{}
 
 	stats counters
 	// inflight counts the bytes read from Redis and not yet delivered by a
@@ -121,6 +125,8 @@ func (r *Broker) Start(host actors.BrokerHost) error {
 	r.keys = newKeyspace(host.Prefix, host.NodeID)
 	r.out = newOutbox(r)
 	r.pres = newPresence(r)
+	r.reader = r.newClient("history")
+	r.reads = make(chan struct{}, maxReads)
 	props := actor.PropsFromProducer(func() actor.Actor { return newBus(r) },
 		actor.WithMailbox(actor.UnboundedPriority()), // see subscribePriority
 		actor.WithGuardian(resumeBusOnPanic(&r.stats)),
@@ -257,6 +263,12 @@ func (r *Broker) Close(ctx context.Context) error {
 	waited := make(chan struct{})
 	go func() {
 		r.wg.Wait()
+		// Every token taken: the reads in flight are done, and no other
+		// starts.
+		for range maxReads {
+			r.reads <- struct{}{}
+		}
+		_ = r.reader.Close()
 		close(waited)
 	}()
 	select {

@@ -38,6 +38,12 @@ type counters struct {
 	reaped        atomic.Int64 // heartbeat: dead nodes removed from the directory by this node
 	vanished      atomic.Int64 // heartbeat: users reported user_disconnected for dead nodes
 	busPanics     atomic.Int64 // bus guardian: bus panics (resumed)
+
+	appended       atomic.Int64 // outbox writer: room publications numbered, stored and published (stream.go)
+	appendFailures atomic.Int64 // outbox writer: room publications Redis refused to number
+	reads          atomic.Int64 // stream reads answered
+	readFailures   atomic.Int64 // stream reads that failed (Redis unreachable or slow)
+	readsRefused   atomic.Int64 // stream reads refused: maxReads already in flight
 }
 
 // Stats is a snapshot of the broker's counters; see docs/operations.md
@@ -74,6 +80,11 @@ type Stats struct {
 	Peers           int           `json:"peer_nodes"`
 	NodesReaped     int64         `json:"nodes_reaped"`
 	UsersVanished   int64         `json:"users_vanished"`
+	Appended        int64         `json:"stream_appended"`
+	AppendFailures  int64         `json:"stream_append_failures"`
+	Reads           int64         `json:"stream_reads"`
+	ReadFailures    int64         `json:"stream_read_failures"`
+	ReadsRefused    int64         `json:"stream_reads_refused"`
 }
 
 // Stats returns a snapshot of the broker's counters.
@@ -93,6 +104,8 @@ func (r *Broker) Stats() Stats {
 		ProbeRTT: time.Duration(s.probeRTT.Load()), LastRecovery: time.Duration(s.recoveryNs.Load()),
 		HeartbeatErrors: s.heartbeatErrs.Load(), Resyncs: s.resyncs.Load(),
 		NodesReaped: s.reaped.Load(), UsersVanished: s.vanished.Load(),
+		Appended: s.appended.Load(), AppendFailures: s.appendFailures.Load(),
+		Reads: s.reads.Load(), ReadFailures: s.readFailures.Load(), ReadsRefused: s.readsRefused.Load(),
 	}
 	if r.running.Load() {
 		st.Outbox = r.out.len()
@@ -147,6 +160,11 @@ var metrics = []metric{
 	counter("presence_resyncs_total", "Times this node rewrote its presence entries after finding them gone.", func(s *Stats) float64 { return float64(s.Resyncs) }),
 	gauge("peer_nodes", "Other nodes registered in the presence directory, as of the last heartbeat.", func(s *Stats) float64 { return float64(s.Peers) }),
 	counter("nodes_reaped_total", "Dead nodes removed from the presence directory by this node.", func(s *Stats) float64 { return float64(s.NodesReaped) }),
+	counter("stream_appended_total", "Room publications numbered, stored in their room's stream and published.", func(s *Stats) float64 { return float64(s.Appended) }),
+	counter("stream_append_failures_total", "Room publications Redis refused to number (logged).", func(s *Stats) float64 { return float64(s.AppendFailures) }),
+	counter("stream_reads_total", "Room stream reads answered (positions, recoveries, gap fills, history queries).", func(s *Stats) float64 { return float64(s.Reads) }),
+	counter("stream_read_failures_total", "Room stream reads that failed (Redis unreachable or slow); their askers got unavailable.", func(s *Stats) float64 { return float64(s.ReadFailures) }),
+	counter("stream_reads_refused_total", "Room stream reads refused because 64 were in flight.", func(s *Stats) float64 { return float64(s.ReadsRefused) }),
 	counter("users_vanished_total", "Users of dead nodes this node reported user_disconnected for.", func(s *Stats) float64 { return float64(s.UsersVanished) }),
 }
 

@@ -76,6 +76,7 @@ const (
 	outOffline
 	outResync
 	outReapSelf // run the reap script on this node's own entries (at start and at close)
+	outAppend   // number, store and publish a room publication (stream.go)
 )
 
 // outItem is one queued command. Immutable once queued, except resent,
@@ -90,6 +91,11 @@ type outItem struct {
 	announce bool             // resync: also publish user_connected for every local user
 	deadline time.Time        // direct: given up (unavailable) if still queued then; zero: never
 	unsure   bool             // put back after a round trip that may have run it: never given up
+	// append: the envelope's template (wire.StreamTemplate), its msg_id
+	// sequence, and who waits for its position.
+	tmpl     [5]string
+	seq      uint64
+	appended func(wire.Position, error)
 }
 
 // answer reports a direct message's result to its sender, once: an item

@@ -19,6 +19,9 @@ func (o *outbox) queue(ctx context.Context, pipe goredis.Pipeliner, it *outItem,
 		pipe.Publish(ctx, it.channel, it.data)
 	case outDirect:
 		pipe.EvalSha(ctx, directScript.Hash(), []string{k.userKey(it.user)}, k.prefix, k.node, it.data)
+	case outAppend:
+		meta, stream := k.streamKeys(it.channel)
+		pipe.EvalSha(ctx, appendScript.Hash(), []string{meta, stream}, o.appendArgs(it)...)
 	case outOnline:
 		pipe.SAdd(ctx, k.nodeUsers, it.user)
 		pipe.SAdd(ctx, k.userKey(it.user), k.node)
@@ -100,6 +103,32 @@ func (o *outbox) result(it *outItem, cmds []goredis.Cmder) itemStatus {
 				it.answer(0, actors.ErrUnavailable) // its nodes are there but not listening
 			} else {
 				it.answer(int(res[0]), nil)
+			}
+		}
+	case outAppend:
+		pos, dup, err := appendResult(cmds[0])
+		switch {
+		case goredis.HasErrorPrefix(err, "NOSCRIPT"):
+			o.scripts = false
+			return itemRetry
+		case err != nil:
+			// Redis refused it (out of memory, a wrong type under the
+			// key): nobody will receive it, and its sender was told it
+			// was accepted. Counted and logged; rooms see no gap, since
+			// it was never numbered.
+			o.r.log.Warn("redis refused a room publication", "channel", it.channel, actors.KeyErr, err)
+			o.r.stats.appendFailures.Add(1)
+			if it.appended != nil {
+				it.appended(wire.Position{}, actors.ErrUnavailable)
+			}
+		default:
+			o.r.stats.appended.Add(1)
+			if dup {
+				o.r.stats.duplicates.Add(1)
+			}
+			if it.appended != nil {
+				it.appended(pos, nil)
+				it.appended = nil
 			}
 		}
 	case outReapSelf:

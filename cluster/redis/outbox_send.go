@@ -46,7 +46,7 @@ func (o *outbox) send(n int) {
 	ctx, cancel := context.WithTimeout(o.r.ctx, o.r.cfg.CommandTimeout)
 	defer cancel()
 	client := o.conn()
-	if !o.scripts && slices.ContainsFunc(o.batch, func(it outItem) bool { return it.kind == outDirect || it.kind == outReapSelf }) {
+	if !o.scripts && slices.ContainsFunc(o.batch, func(it outItem) bool { return it.kind == outDirect || it.kind == outReapSelf || it.kind == outAppend }) {
 		if err := loadScripts(ctx, client); err != nil {
 			o.failed(err)
 			o.complete(nil)

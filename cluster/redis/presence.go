@@ -109,7 +109,10 @@ func loadScripts(ctx context.Context, c *goredis.Client) error {
 	if err := directScript.Load(ctx, c).Err(); err != nil {
 		return err
 	}
-	return reapScript.Load(ctx, c).Err()
+	if err := reapScript.Load(ctx, c).Err(); err != nil {
+		return err
+	}
+	return appendScript.Load(ctx, c).Err()
 }
 
 // presence is the heartbeat goroutine: it keeps this node's alive key fresh,

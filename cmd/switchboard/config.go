@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchboard-rt/switchboard/actors/wire"
 	"github.com/switchboard-rt/switchboard/transport"
 )
 
@@ -49,6 +50,8 @@ type options struct {
 	rateBurst         int
 	rateStrikes       int
 	maxRooms          int
+	historySize       int
+	historyTTL        time.Duration
 	allowBinary       bool
 	statsCommand      bool
 
@@ -107,6 +110,8 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (*op
 	fs.IntVar(&o.rateBurst, "rate-burst", 0, "token bucket size (0: twice the rate)")
 	fs.IntVar(&o.rateStrikes, "rate-strikes", 100, "rate_limited errors in a row before the connection is closed with 1008")
 	fs.IntVar(&o.maxRooms, "max-rooms", 100, "rooms one connection may be in")
+	fs.IntVar(&o.historySize, "history-size", 100, "publications of each room's stream kept for recovery on join (since) and the history query (0: history off, no offsets)")
+	fs.DurationVar(&o.historyTTL, "history-ttl", 10*time.Minute, "how long a room's stream is kept after its last publication; then it starts a new epoch")
 	fs.BoolVar(&o.allowBinary, "allow-binary", false, "accept binary frames as JSON commands (else close 1008)")
 	fs.BoolVar(&o.statsCommand, "stats-command", true, "answer the stats command over WebSockets: any client may ask the node its socket is on for its counts (the demo page's node panel); false: unknown_type")
 	fs.StringVar(&o.apiKey, "api-key", "", "bearer key for POST /api/publish (empty: endpoint off; prefer SWITCHBOARD_API_KEY or --api-key-file)")
@@ -179,6 +184,8 @@ func (o *options) validate(fromEnv map[string]bool) error {
 	check(o.maxConnections >= 0, "max-connections", o.maxConnections, "0 (unlimited) or more")
 	check(o.maxConnsPerIP >= 0, "max-connections-per-ip", o.maxConnsPerIP, "0 (unlimited) or more")
 	check(o.maxRooms >= 1, "max-rooms", o.maxRooms, "at least 1")
+	check(o.historySize >= 0 && o.historySize <= wire.MaxHistoryLimit, "history-size", o.historySize, fmt.Sprintf("0 (off) to %d", wire.MaxHistoryLimit))
+	check(o.historyTTL >= time.Second, "history-ttl", o.historyTTL, "at least 1s")
 	check(o.maxPendingBytes >= transport.MinPendingBytes, "max-pending-bytes", o.maxPendingBytes, "at least 1024")
 	check(o.rateBurst >= 0, "rate-burst", o.rateBurst, "0 (twice the rate) or more")
 	check(o.rateStrikes >= 1, "rate-strikes", o.rateStrikes, "at least 1")

@@ -69,6 +69,8 @@ func run(ctx context.Context, o *options, logOut io.Writer, ready chan<- listeni
 		RatePerSecond:      o.ratePerSecond,
 		RateBurst:          o.rateBurst,
 		RateStrikes:        o.rateStrikes,
+		HistorySize:        historySize(o.historySize),
+		HistoryTTL:         o.historyTTL,
 		Logger:             log,
 
 		DisableStatsCommand: !o.statsCommand,
@@ -157,4 +159,13 @@ func run(ctx context.Context, o *options, logOut io.Writer, ready chan<- listeni
 	}
 	log.Info("stopped", "drain", time.Since(drainStart).Round(time.Millisecond))
 	return nil
+}
+
+// historySize maps --history-size (0: off) to actors.Config.HistorySize
+// (0: the default).
+func historySize(n int) int {
+	if n == 0 {
+		return actors.NoHistory
+	}
+	return n
 }

@@ -29,8 +29,13 @@ type Event struct {
 	ID      json.RawMessage `json:"id,omitempty"`
 	Client  string          `json:"client_id,omitempty"`
 	Node    string          `json:"node,omitempty"`
-	Raw     []byte          `json:"-"`
-	At      time.Time       `json:"-"`
+	// Room history (docs/protocol.md, section 6).
+	Offset       uint64            `json:"offset,omitempty"`
+	Epoch        string            `json:"epoch,omitempty"`
+	Recovered    *bool             `json:"recovered,omitempty"`
+	Publications []json.RawMessage `json:"publications,omitempty"`
+	Raw          []byte            `json:"-"`
+	At           time.Time         `json:"-"`
 }
 
 // Options configure Dial.

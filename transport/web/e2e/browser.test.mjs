@@ -224,7 +224,10 @@ async function main() {
     });
     const reply = await res.json();
     assert.equal(res.status, 200, JSON.stringify(reply));
-    assert.deepEqual(reply, { local_recipients: 1, broker_accepted: true });
+    // The room's stream numbers it (docs/protocol.md, section 6).
+    assert.equal(typeof reply.epoch, 'string', JSON.stringify(reply));
+    assert.ok(Number.isInteger(reply.offset) && reply.offset > 0, JSON.stringify(reply));
+    assert.deepEqual(reply, { local_recipients: 1, broker_accepted: true, offset: reply.offset, epoch: reply.epoch });
     for (const page of [alice, bob]) {
       await feedItem(page, { kind: 'event', from: 'deploy', text: '"version":"1.4.2"' }).waitFor(WAIT);
     }

@@ -1,0 +1,72 @@
+package actors
+
+import (
+	"encoding/json"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/switchboard-rt/switchboard/actors/wire"
+)
+
+// broker callback -> session: the answer to a history query.
+type historyRead struct {
+	id   json.RawMessage
+	room string
+	res  StreamRead
+	err  error
+}
+
+func (*historyRead) IgnoreDeadLetterLogging() {}
+
+// appendToStream hands a room publication to the broker, which numbers it
+// in the room's stream; the sender's ack means accepted, as for publish.
+func (s *session) appendToStream(ctx actor.Context, channel string, env *wire.Envelope, id json.RawMessage) {
+	if err := s.node.cfg.Broker.Append(channel, env, nil); err != nil {
+		s.node.metrics.Unavailable.Add(1)
+		s.fail(ctx, wire.CodeUnavailable, "message broker unavailable; try again", id)
+		return
+	}
+	s.node.metrics.BrokerOut.Add(1)
+	s.ack(ctx, id)
+}
+
+// history answers a history query from the room's stream: the room need
+// not be joined, but the client must be allowed to join it.
+func (s *session) history(ctx actor.Context, m *wire.HistoryCmd) {
+	size := s.node.history.Size
+	switch {
+	case size == 0:
+		s.fail(ctx, wire.CodeHistoryDisabled, "room history is off on this node", m.ID)
+		return
+	case !s.allowed(m.Room):
+		s.fail(ctx, wire.CodeForbidden, "you may not read this room", m.ID)
+		return
+	case m.Limit > size:
+		s.fail(ctx, wire.CodeInvalidMessage, "field limit must be an integer from 1 to the node's history size", m.ID)
+		return
+	}
+	limit := m.Limit
+	if limit == 0 {
+		limit = size
+	}
+	self, root, id, room := s.self, s.node.root, m.ID, m.Room
+	s.node.cfg.Broker.Read(RoomChannel(s.node.cfg.ChannelPrefix, room), StreamQuery{Limit: limit}, func(res StreamRead, err error) {
+		root.Send(self, &historyRead{id: id, room: room, res: res, err: err})
+	})
+}
+
+func (s *session) onHistory(ctx actor.Context, m *historyRead) {
+	if s.closed {
+		return
+	}
+	if m.err != nil {
+		s.node.metrics.Unavailable.Add(1)
+		s.fail(ctx, wire.CodeUnavailable, "message broker unavailable; try again", m.id)
+		return
+	}
+	pubs := make([][]byte, len(m.res.Pubs))
+	for i, in := range m.res.Pubs {
+		pubs[i] = in.Event.JSON
+	}
+	s.send(ctx, wire.HistoryEvent(m.id, m.room, m.res.Pos, pubs))
+}

@@ -1,0 +1,154 @@
+package cluster
+
+import (
+	"container/list"
+	"crypto/rand"
+	"time"
+
+	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/wire"
+)
+
+// DefaultHistoryBytes bounds the memory the in-process fabric gives to the
+// history of all rooms together, whatever clients publish: past it, the
+// streams published to least recently are forgotten first (their members
+// then recover with recovered:false, never a silent gap).
+const DefaultHistoryBytes = 256 << 20
+
+// streamOverhead is what a stream costs beside its publications' bytes.
+const streamOverhead = 256
+
+// streams is the in-process fabric's room history: one stream per room
+// channel, with its epoch, its top offset and its newest publications. It
+// outlives the rooms' actors (a room with no member keeps its history
+// until the TTL), and it belongs to the fabric actor: only its Receive
+// calls these methods.
+type streams struct {
+	cfg      actors.HistoryConfig
+	maxBytes int
+	bytes    int
+	byName   map[string]*list.Element // channel -> *stream in lru
+	lru      *list.List               // least recently published first
+	now      func() time.Time
+}
+
+type stream struct {
+	channel string
+	epoch   string
+	top     uint64
+	last    time.Time         // the last publication (or creation)
+	ring    []*actors.Inbound // the newest publications; ring[(start+i)%cap]
+	start   int
+	n       int
+	bytes   int
+}
+
+func newStreams(cfg actors.HistoryConfig, maxBytes int) *streams {
+	if maxBytes <= 0 {
+		maxBytes = DefaultHistoryBytes
+	}
+	return &streams{cfg: cfg, maxBytes: maxBytes, byName: map[string]*list.Element{}, lru: list.New(), now: time.Now}
+}
+
+// get returns channel's live stream, creating it (a new epoch at offset 0)
+// when it has none or its TTL passed since its last publication.
+func (s *streams) get(channel string) *stream {
+	now := s.now()
+	if el, ok := s.byName[channel]; ok {
+		st := el.Value.(*stream)
+		if now.Sub(st.last) <= s.cfg.TTL {
+			return st
+		}
+		s.drop(el)
+	}
+	st := &stream{channel: channel, epoch: newEpoch(), last: now, ring: make([]*actors.Inbound, 0, min(s.cfg.Size, 16))}
+	s.byName[channel] = s.lru.PushBack(st)
+	s.bytes += streamOverhead
+	s.evict()
+	return st
+}
+
+// append numbers env in channel's stream, keeps it and returns what every
+// subscriber gets.
+func (s *streams) append(channel string, env *wire.Envelope) *actors.Inbound {
+	st := s.get(channel)
+	st.top++
+	st.last = s.now()
+	env.Pos = wire.Position{Offset: st.top, Epoch: st.epoch}
+	in := actors.InboundOf(env)
+	size := len(in.Event.JSON) + len(env.Payload) + 64
+	if len(st.ring) < s.cfg.Size {
+		st.ring = append(st.ring, in)
+		st.n++
+	} else {
+		old := st.ring[st.start]
+		st.bytes -= len(old.Event.JSON) + len(old.Envelope.Payload) + 64
+		s.bytes -= len(old.Event.JSON) + len(old.Envelope.Payload) + 64
+		st.ring[st.start] = in
+		st.start = (st.start + 1) % len(st.ring)
+	}
+	st.bytes += size
+	s.bytes += size
+	if el, ok := s.byName[channel]; ok {
+		s.lru.MoveToBack(el)
+	}
+	s.evict()
+	return in
+}
+
+// read answers q on channel's stream.
+func (s *streams) read(channel string, q actors.StreamQuery) actors.StreamRead {
+	st := s.get(channel)
+	res := actors.StreamRead{Pos: wire.Position{Offset: st.top, Epoch: st.epoch}}
+	if q.PositionOnly {
+		return res
+	}
+	first := st.top - uint64(st.n) + 1 // the oldest kept offset
+	from := max(q.After+1, first)
+	if q.Limit > 0 && st.top >= from && st.top-from+1 > uint64(q.Limit) {
+		from = st.top - uint64(q.Limit) + 1
+	}
+	for off := from; off <= st.top; off++ {
+		res.Pubs = append(res.Pubs, st.ring[(st.start+int(off-first))%len(st.ring)])
+	}
+	return res
+}
+
+// sweep forgets the streams whose TTL has passed.
+func (s *streams) sweep() {
+	now := s.now()
+	for el := s.lru.Front(); el != nil; {
+		next := el.Next()
+		if now.Sub(el.Value.(*stream).last) > s.cfg.TTL {
+			s.drop(el)
+		}
+		el = next
+	}
+}
+
+// evict forgets the least recently published streams while the history
+// is over its memory bound, never the one published to last.
+func (s *streams) evict() {
+	for s.bytes > s.maxBytes && s.lru.Len() > 1 {
+		s.drop(s.lru.Front())
+	}
+}
+
+func (s *streams) drop(el *list.Element) {
+	st := el.Value.(*stream)
+	s.bytes -= st.bytes + streamOverhead
+	delete(s.byName, st.channel)
+	s.lru.Remove(el)
+}
+
+// newEpoch names a new life of a stream: 8 characters of [0-9A-Za-z]
+// from crypto/rand, so that a restarted node never reuses one.
+func newEpoch() string {
+	const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b[:])
+}

@@ -1,0 +1,220 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/wire"
+)
+
+// Room history on Redis (docs/protocol.md, section 6). Each room has a
+// stream of its newest publications, PREFIX:stream:{ROOM}, and a metadata
+// hash, PREFIX:stream-meta:{ROOM}, with the stream's epoch and top offset
+// (and, per publishing node life, the last msg_id it numbered). One script
+// numbers a publication, stores it and publishes it, so that pub/sub order
+// is offset order and no publication is numbered without being stored.
+// Both keys expire HistoryTTL after the last publication; a room whose
+// metadata is gone (expired, or Redis lost its data) gets a new epoch at
+// its next publication or read: its members then recover with
+// recovered:false, never across a silent gap. The room name is the keys'
+// hash tag, so that both live on one Redis Cluster shard.
+
+// streamKeys are a room channel's stream and metadata keys.
+func (k *keyspace) streamKeys(channel string) (meta, stream string) {
+	room := channel[len(k.prefix)+len(":room:"):]
+	return k.prefix + ":stream-meta:{" + room + "}", k.prefix + ":stream:{" + room + "}"
+}
+
+// appendScript: KEYS meta, stream; ARGV channel, size, ttl (ms), a fresh
+// epoch, msg_id origin, msg_id seq, then the envelope template's three
+// literals (wire.StreamTemplate: literal, #offset, literal, epoch,
+// literal). It returns {epoch, offset, duplicate, subscribers}: a
+// publication whose msg_id this origin numbered already (a command sent
+// again after a connection fault) is not numbered twice.
+var appendScript = goredis.NewScript(`
+local meta, stream = KEYS[1], KEYS[2]
+local size, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
+local origin, seq = ARGV[5], tonumber(ARGV[6])
+local epoch = redis.call('HGET', meta, 'epoch')
+if not epoch then
+  redis.call('DEL', stream)
+  epoch = ARGV[4]
+  redis.call('HSET', meta, 'epoch', epoch, 'top', 0)
+end
+local mark = 'o:' .. origin
+local last = redis.call('HGET', meta, mark)
+if last then
+  local lseq, loff = string.match(last, '^(%d+):(%d+)$')
+  if lseq and tonumber(lseq) >= seq then
+    local off = 0
+    if tonumber(lseq) == seq then off = tonumber(loff) end
+    return {epoch, off, 1, 0}
+  end
+end
+local top = redis.call('HINCRBY', meta, 'top', 1)
+local data = ARGV[7] .. top .. ARGV[8] .. '"' .. epoch .. '"' .. ARGV[9]
+redis.call('XADD', stream, 'MAXLEN', size, '0-' .. top, 'd', data)
+redis.call('HSET', meta, mark, seq .. ':' .. top)
+redis.call('PEXPIRE', meta, ttl)
+redis.call('PEXPIRE', stream, ttl)
+local n = redis.call('PUBLISH', ARGV[1], data)
+return {epoch, top, 0, n}
+`)
+
+// readScript: KEYS meta, stream; ARGV a fresh epoch, ttl (ms), after,
+// limit, position only ("1"). It returns {epoch, top, {entries}}: the
+// publications after offset after, or the newest limit of them, oldest
+// first. A stream with no metadata gets the fresh epoch at offset 0.
+var readScript = goredis.NewScript(`
+local meta, stream = KEYS[1], KEYS[2]
+local epoch = redis.call('HGET', meta, 'epoch')
+if not epoch then
+  redis.call('DEL', stream)
+  epoch = ARGV[1]
+  redis.call('HSET', meta, 'epoch', epoch, 'top', 0)
+  redis.call('PEXPIRE', meta, tonumber(ARGV[2]))
+  return {epoch, 0, {}}
+end
+local top = tonumber(redis.call('HGET', meta, 'top'))
+if ARGV[5] == '1' then
+  return {epoch, top, {}}
+end
+local after, limit = tonumber(ARGV[3]), tonumber(ARGV[4])
+local entries
+if limit > 0 then
+  entries = redis.call('XREVRANGE', stream, '+', '0-' .. (after + 1), 'COUNT', limit)
+else
+  entries = redis.call('XRANGE', stream, '0-' .. (after + 1), '+')
+end
+local out = {}
+local n = #entries
+for i = 1, n do
+  local e = entries[i]
+  if limit > 0 then e = entries[n - i + 1] end
+  out[i] = e[2][2]
+end
+return {epoch, top, out}
+`)
+
+// newEpoch names a new life of a stream: 8 characters of [0-9A-Za-z].
+func newEpoch() string { return actors.RandomID(8) }
+
+// Append implements actors.Broker: the outbox runs appendScript for env,
+// in queue order with every other publish.
+func (r *Broker) Append(channel string, env *wire.Envelope, done func(wire.Position, error)) error {
+	if !r.running.Load() || r.host.History.Size == 0 {
+		return actors.ErrUnavailable
+	}
+	return r.out.append(channel, env, done)
+}
+
+// appendArgs are appendScript's arguments for it.
+func (o *outbox) appendArgs(it *outItem) []any {
+	h := o.r.host.History
+	return []any{it.channel, h.Size, h.TTL.Milliseconds(), newEpoch(), o.r.keys.origin, strconv.FormatUint(it.seq, 10),
+		it.tmpl[0], it.tmpl[2], it.tmpl[4]}
+}
+
+// appendResult reads appendScript's reply.
+func appendResult(cmd goredis.Cmder) (wire.Position, bool, error) {
+	vals, err := cmd.(*goredis.Cmd).Slice()
+	if err != nil {
+		return wire.Position{}, false, err
+	}
+	if len(vals) != 4 {
+		return wire.Position{}, false, errBadReply
+	}
+	epoch, _ := vals[0].(string)
+	off, _ := vals[1].(int64)
+	dup, _ := vals[2].(int64)
+	return wire.Position{Offset: uint64(off), Epoch: epoch}, dup == 1, nil
+}
+
+// Read implements actors.Broker: readScript on the command connection, in
+// a goroutine of its own, at most maxReads at a time; past that, and
+// while Redis is unreachable, ErrUnavailable at once.
+func (r *Broker) Read(channel string, q actors.StreamQuery, done func(actors.StreamRead, error)) {
+	if !r.running.Load() || r.closed.Load() || r.out.failing.Load() {
+		done(actors.StreamRead{}, actors.ErrUnavailable)
+		return
+	}
+	select {
+	case r.reads <- struct{}{}:
+	default:
+		r.stats.readsRefused.Add(1)
+		done(actors.StreamRead{}, actors.ErrUnavailable)
+		return
+	}
+	go func() {
+		defer func() { <-r.reads }()
+		res, err := r.read(channel, q)
+		if err != nil {
+			r.stats.readFailures.Add(1)
+			err = actors.ErrUnavailable
+		}
+		done(res, err)
+	}()
+}
+
+// maxReads bounds the stream reads in flight.
+const maxReads = 64
+
+func (r *Broker) read(channel string, q actors.StreamQuery) (actors.StreamRead, error) {
+	ctx, cancel := context.WithTimeout(r.ctx, min(r.cfg.CommandTimeout, 2*time.Second))
+	defer cancel()
+	meta, stream := r.keys.streamKeys(channel)
+	posOnly := "0"
+	if q.PositionOnly {
+		posOnly = "1"
+	}
+	vals, err := readScript.Run(ctx, r.reader, []string{meta, stream},
+		newEpoch(), r.host.History.TTL.Milliseconds(), q.After, q.Limit, posOnly).Slice()
+	if err != nil {
+		return actors.StreamRead{}, err
+	}
+	if len(vals) != 3 {
+		return actors.StreamRead{}, errBadReply
+	}
+	epoch, _ := vals[0].(string)
+	top, _ := vals[1].(int64)
+	entries, _ := vals[2].([]any)
+	res := actors.StreamRead{Pos: wire.Position{Offset: uint64(top), Epoch: epoch}, Pubs: make([]*actors.Inbound, 0, len(entries))}
+	for _, e := range entries {
+		s, _ := e.(string)
+		in, err := actors.NewInbound([]byte(s))
+		if err != nil || in.Envelope.Pos.Offset == 0 {
+			r.stats.invalid.Add(1)
+			continue
+		}
+		res.Pubs = append(res.Pubs, in)
+	}
+	r.stats.reads.Add(1)
+	return res, nil
+}
+
+var errBadReply = errors.New("cluster: redis: unexpected reply from a script")
+
+// append queues a room publication for appendScript; actors.ErrUnavailable
+// when the outbox is full. Any goroutine.
+func (o *outbox) append(channel string, env *wire.Envelope, done func(wire.Position, error)) error {
+	o.mu.Lock()
+	if o.closed || len(o.items)-o.head >= o.limit {
+		o.mu.Unlock()
+		o.r.stats.refused.Add(1)
+		return actors.ErrUnavailable
+	}
+	// Numbered under the lock, as push does: the msg_id makes the script
+	// number it once, however often the command is sent.
+	o.seq++
+	env.MsgID = wire.MsgID{Origin: o.r.keys.origin, Seq: o.seq}
+	t := wire.StreamTemplate(env).Parts
+	o.items = append(o.items, outItem{kind: outAppend, channel: channel, seq: o.seq, tmpl: [5]string(t), appended: done})
+	o.mu.Unlock()
+	o.signal()
+	return nil
+}
