@@ -112,7 +112,8 @@ func (n *Node) Draining() bool {
 }
 
 // Connect spawns the session actor for an accepted connection. The returned
-// PID takes Commands (from the read side) and *SocketClosed.
+// handle names it to Deliver, which takes Commands (from the read side) and
+// *SocketClosed.
 func (n *Node) Connect(conn Conn, opts SessionOptions) SessionHandle {
 	// One Props for every session, and the connection in the first message
 	// rather than in a producer closure: a closure and a Props per session
@@ -125,7 +126,7 @@ func (n *Node) Connect(conn Conn, opts SessionOptions) SessionHandle {
 // Deliver hands a session a message: what its connection sent (a
 // wire.Command, as wire.DecodeCommand returns it), the connection's end
 // (*SocketClosed), a *CloseSession, or a *wire.Event to write. It never
-// blocks; a session that has ended drops it.
+// blocks; a session that has ended drops it, and so does the zero handle.
 func (n *Node) Deliver(h SessionHandle, msg any) {
 	if pid := pidOf(h); pid != nil {
 		n.root.Send(pid, msg)
