@@ -43,7 +43,7 @@ func (c *recConn) snapshot() ([]string, []int) {
 func TestSessionWritesABatchInOneFlush(t *testing.T) {
 	n := startQuietNode(t, Config{Broker: newBenchBroker(), NodeID: "n1", PingInterval: time.Hour})
 	c := &recConn{}
-	pid := n.Connect(c, SessionOptions{User: "u"}).pid
+	pid := pidOf(n.Connect(c, SessionOptions{User: "u"}))
 	waitUntil(t, "welcome flushed", func() bool { _, fl := c.snapshot(); return len(fl) == 1 })
 
 	evs := []*wire.Event{wire.PresenceEvent("user_connected", "a"), wire.PresenceEvent("user_connected", "b"), wire.PresenceEvent("user_connected", "c")}

@@ -1,21 +1,24 @@
 package actors
 
-import "github.com/asynkron/protoactor-go/actor"
+import (
+	"github.com/asynkron/protoactor-go/actor"
 
-// SessionHandle names one session actor to code outside the actor system:
-// the transport hands it its connection's commands and end with
-// Node.Deliver, and never sees the actor runtime behind it. The zero value
-// names no session. A handle is a small value; copies name the same
-// session.
-type SessionHandle struct{ pid *actor.PID }
+	"github.com/switchboard-rt/switchboard/actors/port"
+)
 
-// Valid reports whether h names a session.
-func (h SessionHandle) Valid() bool { return h.pid != nil }
+// sessionRef is a session actor's PID as the core's side of a
+// port.SessionHandle: a conversion, so a handle costs no allocation.
+type sessionRef actor.PID
 
-// ID is the session's id, as Directory reports it; "" for the zero handle.
-func (h SessionHandle) ID() string {
-	if h.pid == nil {
-		return ""
-	}
-	return h.pid.Id
+// ID is the session actor's id, as Directory reports it.
+func (r *sessionRef) ID() string { return r.Id }
+
+// handleOf is the handle of the session actor pid.
+func handleOf(pid *actor.PID) SessionHandle { return port.NewSessionHandle((*sessionRef)(pid)) }
+
+// pidOf is the session actor behind h; nil for the zero handle and for a
+// handle another core made.
+func pidOf(h SessionHandle) *actor.PID {
+	r, _ := h.Ref().(*sessionRef)
+	return (*actor.PID)(r)
 }

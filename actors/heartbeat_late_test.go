@@ -30,7 +30,7 @@ func TestHeartbeatCheckWaitsForThePingsPongTimeout(t *testing.T) {
 	const pongTimeout = 200 * time.Millisecond
 	n := startQuietNode(t, Config{Broker: newBenchBroker(), NodeID: "n1", PingInterval: time.Hour, PongTimeout: pongTimeout})
 	c := &heardConn{heard: time.Now().Add(-time.Minute)}
-	pid := n.Connect(c, SessionOptions{User: "u"}).pid
+	pid := pidOf(n.Connect(c, SessionOptions{User: "u"}))
 	tick := time.Now() // the tick was made now, and reaches the session late
 	n.root.Send(pid, heartbeatTick{seq: 1})
 	n.root.Send(pid, &heartbeatCheck{since: tick, seq: 1})

@@ -13,7 +13,7 @@ import (
 // room.
 func TestJoinOvertakesTheHubsBacklog(t *testing.T) {
 	n := startQuietNode(t, Config{Broker: newBenchBroker(), NodeID: "n1", PingInterval: time.Hour})
-	mb := *n.metrics.hubMailbox.Load()
+	mb := *n.hubMailbox.Load()
 	mb.PostSystemMessage(&actor.SuspendMailbox{})
 	for i := 0; i < 1000; i++ {
 		n.root.Send(n.hub, &roomIdle{name: "gone"})

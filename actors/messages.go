@@ -11,12 +11,6 @@ import (
 
 // Messages exchanged by the actors. All are immutable once sent.
 
-// SocketClosed tells a session that its connection is gone (read side ended).
-type SocketClosed struct{ Err error }
-
-// IgnoreDeadLetterLogging: the session may already have stopped itself.
-func (*SocketClosed) IgnoreDeadLetterLogging() {}
-
 // CloseSession asks a session to close its connection with Code and stop.
 type CloseSession struct {
 	Code   wire.CloseCode

@@ -2,8 +2,6 @@ package actors
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -44,6 +42,9 @@ type Node struct {
 	shutDown atomic.Bool
 	started  time.Time
 	stats    statsCache // the stats command's answer (stats.go)
+	// hubMailbox is the hub's mailbox, set once when the hub spawns
+	// (hubMailboxProducer).
+	hubMailbox atomic.Pointer[actor.Mailbox]
 }
 
 // NewNode starts a node: its actor system, its hub and its broker.
@@ -65,7 +66,7 @@ func NewNode(cfg Config) (*Node, error) {
 	n.timers = scheduler.NewTimerScheduler(n.root)
 	hubProps := actor.PropsFromProducer(func() actor.Actor { return newHub(n) },
 		actor.WithGuardian(resumeHubOnPanic(n.metrics)),
-		actor.WithMailbox(n.metrics.hubMailboxProducer),
+		actor.WithMailbox(n.hubMailboxProducer),
 		actor.WithSupervisor(resumeRoomOnPanic{metrics: n.metrics}))
 	hub, err := n.root.SpawnNamed(hubProps, "hub")
 	if err != nil {
@@ -112,35 +113,27 @@ func (n *Node) Draining() bool {
 	}
 }
 
-// SessionOptions describe one accepted connection.
-type SessionOptions struct {
-	// User is the client id (the token's sub with auth on).
-	User string
-	// Expires, when not zero, closes the session with 4001 at that time.
-	Expires time.Time
-	// RoomAllowed, when not nil, decides which rooms the user may join and
-	// send to; others get forbidden.
-	RoomAllowed func(room string) bool
-	// Remote is the peer address, for logs.
-	Remote string
-}
-
 // Connect spawns the session actor for an accepted connection. The returned
-// PID takes Commands (from the read side) and *SocketClosed.
+// handle names it to Deliver, which takes Commands (from the read side) and
+// *SocketClosed.
 func (n *Node) Connect(conn Conn, opts SessionOptions) SessionHandle {
 	// One Props for every session, and the connection in the first message
 	// rather than in a producer closure: a closure and a Props per session
 	// would stay allocated as long as it lives (about 0.5 KiB each).
 	pid := n.root.SpawnPrefix(n.sessionProps, "session-")
 	n.root.Send(pid, &sessionInit{conn: conn, opts: opts})
-	return SessionHandle{pid}
+	return handleOf(pid)
 }
 
 // Deliver hands a session a message: what its connection sent (a
 // wire.Command, as wire.DecodeCommand returns it), the connection's end
 // (*SocketClosed), a *CloseSession, or a *wire.Event to write. It never
-// blocks; a session that has ended drops it.
-func (n *Node) Deliver(h SessionHandle, msg any) { n.root.Send(h.pid, msg) }
+// blocks; a session that has ended drops it, and so does the zero handle.
+func (n *Node) Deliver(h SessionHandle, msg any) {
+	if pid := pidOf(h); pid != nil {
+		n.root.Send(pid, msg)
+	}
+}
 
 // Drain closes every session with 1001 and waits until they are gone or ctx
 // ends. New connections should be refused by the caller from the start.
@@ -206,11 +199,4 @@ func (n *Node) Kill(id string, crash bool) bool {
 		n.root.Stop(pid)
 	}
 	return true
-}
-
-// RandomID returns n random bytes as URL-safe base64 (at least 8 characters for n >= 6).
-func RandomID(nbytes int) string {
-	b := make([]byte, nbytes)
-	_, _ = rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
 }

@@ -2,24 +2,10 @@ package actors
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/switchboard-rt/switchboard/actors/wire"
 )
-
-// PublishResult reports what a server-side publish reached.
-type PublishResult struct {
-	// Local is the number of local connections the event was handed to.
-	Local int `json:"local_recipients"`
-	// Broker is true when the broker accepted the publish for other nodes.
-	Broker bool `json:"broker_accepted"`
-	// Offset and Epoch are a room publication's place in the room's
-	// stream, with history on (docs/protocol.md, section 6); zero while
-	// the broker holds it unsent (it is numbered when it is sent).
-	Offset uint64 `json:"offset,omitempty"`
-	Epoch  string `json:"epoch,omitempty"`
-}
 
 // PublishRoom delivers payload (an event object with an "event" field) to
 // every member of room on every node.
@@ -42,13 +28,6 @@ func (n *Node) PublishUser(ctx context.Context, user string, payload []byte) (Pu
 func (n *Node) Broadcast(ctx context.Context, payload []byte) (PublishResult, error) {
 	return n.publish(ctx, &apiPublish{kind: wire.EnvBroadcast}, payload)
 }
-
-// Publish errors.
-var (
-	ErrInvalidRoom    = errors.New("actors: invalid room name")
-	ErrInvalidUser    = errors.New("actors: invalid user")
-	ErrInvalidPayload = errors.New("actors: payload must be a JSON object with a string \"event\" field")
-)
 
 func (n *Node) publish(ctx context.Context, req *apiPublish, payload []byte) (PublishResult, error) {
 	p, err := wire.ValidateEventPayload(payload)

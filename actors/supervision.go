@@ -84,13 +84,3 @@ func repanic(log *slog.Logger, kind string, r any) {
 	}
 	panic(r)
 }
-
-// Structured log keys.
-const (
-	KeyActor   = "actor"
-	KeySession = "session"
-	KeyUser    = "user"
-	KeyRoom    = "room"
-	KeyNode    = "node"
-	KeyErr     = "err"
-)

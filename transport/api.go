@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/port"
 	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
@@ -36,7 +36,7 @@ type PublishRequest struct {
 // were handed the event, and whether the broker took it for the other
 // nodes. An error reply has Error set (a protocol error code) and Message.
 type PublishReply struct {
-	*actors.PublishResult
+	*port.PublishResult
 	Error   wire.ErrorCode `json:"error,omitempty"`
 	Message string         `json:"message,omitempty"`
 }
@@ -91,7 +91,7 @@ func (a *publishAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), publishTimeout)
 	defer cancel()
-	var res actors.PublishResult
+	var res port.PublishResult
 	var err error
 	kind := "broadcast"
 	switch {
@@ -106,14 +106,14 @@ func (a *publishAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	a.srv.metrics.apiPublishes.WithLabelValues(kind).Inc()
 	switch {
-	case errors.Is(err, actors.ErrInvalidRoom):
+	case errors.Is(err, port.ErrInvalidRoom):
 		writeJSON(w, http.StatusBadRequest, PublishReply{Error: wire.CodeInvalidRoom, Message: "room names are 1-128 characters of A-Z a-z 0-9 _ - . : @"})
-	case errors.Is(err, actors.ErrInvalidUser):
+	case errors.Is(err, port.ErrInvalidUser):
 		writeJSON(w, http.StatusBadRequest, PublishReply{Error: wire.CodeInvalidMessage, Message: "user must be 1-128 characters"})
-	case errors.Is(err, actors.ErrInvalidPayload):
+	case errors.Is(err, port.ErrInvalidPayload):
 		writeJSON(w, http.StatusBadRequest, PublishReply{Error: wire.CodeInvalidMessage, Message: "payload must be a JSON object with a string \"event\" field"})
 	case err != nil:
-		a.srv.log.Warn("api publish failed", "target", kind, actors.KeyErr, err)
+		a.srv.log.Warn("api publish failed", "target", kind, port.KeyErr, err)
 		writeJSON(w, http.StatusServiceUnavailable, PublishReply{PublishResult: &res, Error: wire.CodeUnavailable, Message: "the node could not complete the publish; try again"})
 	case !res.Broker:
 		// Local recipients already have the event: a retry reaches them twice.

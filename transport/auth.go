@@ -18,7 +18,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/port"
 	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
@@ -348,30 +348,30 @@ type refusal struct {
 
 // authenticate decides who the client is. With a token, the id is its sub;
 // without one (allowed only when requireToken is false), see anonymous.
-func (s *Server) authenticate(r *http.Request, requireToken bool) (actors.SessionOptions, *refusal) {
+func (s *Server) authenticate(r *http.Request, requireToken bool) (port.SessionOptions, *refusal) {
 	clientID := r.URL.Query().Get("client_id")
 	token := tokenFrom(r)
 	if token == "" && !requireToken {
 		return s.anonymous(clientID)
 	}
 	if token == "" {
-		return actors.SessionOptions{}, &refusal{http.StatusUnauthorized, "token required", "auth"}
+		return port.SessionOptions{}, &refusal{http.StatusUnauthorized, "token required", "auth"}
 	}
 	if s.cfg.Auth == nil {
-		return actors.SessionOptions{}, &refusal{http.StatusUnauthorized, "token authentication is not configured on this node", "auth"}
+		return port.SessionOptions{}, &refusal{http.StatusUnauthorized, "token authentication is not configured on this node", "auth"}
 	}
 	claims, err := s.cfg.Auth.Verify(token)
 	if err != nil {
 		s.log.Info("token refused", "remote", remoteIP(r), "reason", err.Error())
 		if errors.Is(err, ErrExpired) {
-			return actors.SessionOptions{}, &refusal{http.StatusUnauthorized, "token expired", "auth"}
+			return port.SessionOptions{}, &refusal{http.StatusUnauthorized, "token expired", "auth"}
 		}
-		return actors.SessionOptions{}, &refusal{http.StatusUnauthorized, "invalid token", "auth"}
+		return port.SessionOptions{}, &refusal{http.StatusUnauthorized, "invalid token", "auth"}
 	}
 	if clientID != "" && clientID != claims.Subject {
-		return actors.SessionOptions{}, &refusal{http.StatusUnauthorized, "client_id does not match the token", "auth"}
+		return port.SessionOptions{}, &refusal{http.StatusUnauthorized, "client_id does not match the token", "auth"}
 	}
-	return actors.SessionOptions{
+	return port.SessionOptions{
 		User:        claims.Subject,
 		RoomAllowed: claims.RoomAllowed(),
 		Expires:     s.cfg.Auth.ValidUntil(claims),

@@ -5,15 +5,15 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/port"
 )
 
-// actorHistogram exports an actors.Histogram (power-of-two buckets, counted
+// actorHistogram exports a port.Histogram (power-of-two buckets, counted
 // with atomics by the actors) as a Prometheus histogram. It is read only when
 // /metrics is scraped; the actors never touch a Prometheus type.
 type actorHistogram struct {
 	desc *prometheus.Desc
-	h    *actors.Histogram
+	h    *port.Histogram
 	// unit converts the histogram's unit to the exported one (1e-6 for
 	// microseconds to seconds).
 	unit float64
@@ -39,7 +39,7 @@ func (c *actorHistogram) Collect(ch chan<- prometheus.Metric) {
 
 // registerActorHistograms adds the delivery latency and fan-out size
 // histograms, and the hub's mailbox depth.
-func registerActorHistograms(reg *prometheus.Registry, m *actors.Metrics) {
+func registerActorHistograms(reg *prometheus.Registry, m *port.Metrics) {
 	reg.MustRegister(
 		&actorHistogram{
 			desc: prometheus.NewDesc("switchboard_delivery_latency_seconds",

@@ -7,7 +7,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/port"
 )
 
 // This file decides what ids clients may have. Ids are shown to other users
@@ -57,26 +57,26 @@ func ValidUserID(id string) bool {
 //     GuestPrefix + client_id (a client_id already spelled with the prefix
 //     keeps it, so a page that reconnects with its welcome id stays the same
 //     guest), or GuestPrefix + a random id.
-func (s *Server) anonymous(clientID string) (actors.SessionOptions, *refusal) {
+func (s *Server) anonymous(clientID string) (port.SessionOptions, *refusal) {
 	switch {
 	case s.cfg.Auth == nil:
 		if clientID == "" {
-			clientID = actors.RandomID(9)
+			clientID = port.RandomID(9)
 		}
 		if !ValidUserID(clientID) {
-			return actors.SessionOptions{}, &refusal{http.StatusBadRequest, "client_id must be 1-128 bytes of text", "client_id"}
+			return port.SessionOptions{}, &refusal{http.StatusBadRequest, "client_id must be 1-128 bytes of text", "client_id"}
 		}
-		return actors.SessionOptions{User: clientID}, nil
+		return port.SessionOptions{User: clientID}, nil
 	case !s.cfg.AllowAnonymous:
-		return actors.SessionOptions{}, &refusal{http.StatusUnauthorized, "token required", "auth"}
+		return port.SessionOptions{}, &refusal{http.StatusUnauthorized, "token required", "auth"}
 	}
 	if clientID == "" {
-		return actors.SessionOptions{User: GuestPrefix + actors.RandomID(9)}, nil
+		return port.SessionOptions{User: GuestPrefix + port.RandomID(9)}, nil
 	}
 	name := strings.TrimPrefix(clientID, GuestPrefix)
 	if len(name) > maxGuestName || !ValidUserID(name) {
-		return actors.SessionOptions{}, &refusal{http.StatusBadRequest,
+		return port.SessionOptions{}, &refusal{http.StatusBadRequest,
 			"client_id must be 1-" + strconv.Itoa(maxGuestName) + " bytes of text", "client_id"}
 	}
-	return actors.SessionOptions{User: GuestPrefix + name}, nil
+	return port.SessionOptions{User: GuestPrefix + name}, nil
 }

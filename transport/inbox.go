@@ -8,7 +8,7 @@ import (
 
 	"github.com/lxzan/gws"
 
-	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/port"
 	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
@@ -33,7 +33,7 @@ import (
 // slowed down by TCP, as when the read loop decoded itself, instead of
 // growing the queue; other connections of the shard are not held up.
 type inbox struct {
-	node      *actors.Node
+	node      port.Node
 	log       *slog.Logger
 	shards    []inboxShard
 	connLimit int
@@ -53,7 +53,7 @@ type inboxShard struct {
 // inboxItem is a frame (msg) or the socket's end (msg == nil).
 type inboxItem struct {
 	st      *socketState
-	session actors.SessionHandle
+	session port.SessionHandle
 	msg     *gws.Message
 	err     error
 	n       int // bytes the frame counts against st.inboxBytes
@@ -63,7 +63,7 @@ type inboxItem struct {
 // sixteen frames of the default maximum size, thousands of typical ones.
 const inboxConnLimit = 1 << 20
 
-func newInbox(node *actors.Node, log *slog.Logger) *inbox {
+func newInbox(node port.Node, log *slog.Logger) *inbox {
 	in := &inbox{node: node, log: log, shards: make([]inboxShard, 2*runtime.GOMAXPROCS(0)), connLimit: inboxConnLimit}
 	for i := range in.shards {
 		in.shards[i].wake.L = &in.shards[i].mu
@@ -77,7 +77,7 @@ func (in *inbox) shardFor(seq uint64) uint32 { return uint32(seq % uint64(len(in
 
 // putFrame queues a frame of st's connection; ownership of m passes to the
 // inbox. It waits while the connection is over its budget.
-func (in *inbox) putFrame(st *socketState, session actors.SessionHandle, m *gws.Message) {
+func (in *inbox) putFrame(st *socketState, session port.SessionHandle, m *gws.Message) {
 	sh := &in.shards[st.shard]
 	n := m.Data.Len()
 	sh.mu.Lock()
@@ -92,7 +92,7 @@ func (in *inbox) putFrame(st *socketState, session actors.SessionHandle, m *gws.
 
 // putEnd queues the end of st's connection, behind its frames. It never
 // waits.
-func (in *inbox) putEnd(st *socketState, session actors.SessionHandle, err error) {
+func (in *inbox) putEnd(st *socketState, session port.SessionHandle, err error) {
 	sh := &in.shards[st.shard]
 	sh.mu.Lock()
 	in.appendLocked(sh, inboxItem{st: st, session: session, err: err})
@@ -119,7 +119,7 @@ func (in *inbox) handOff(it *inboxItem) {
 		}
 	}()
 	if it.msg == nil {
-		in.node.Deliver(it.session, &actors.SocketClosed{Err: it.err})
+		in.node.Deliver(it.session, &port.SocketClosed{Err: it.err})
 		return
 	}
 	// DecodeCommand copies what it keeps, so the pooled buffer can go back.

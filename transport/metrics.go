@@ -83,7 +83,7 @@ func newPromMetrics(s *Server) *promMetrics {
 		counter("switchboard_fanout_recipients_total", "Local recipients summed over all fan-outs.", func() float64 { return float64(m.FanoutSizes.Load()) }),
 	)
 	// A broker that counts its own work (the Redis broker, cluster/redis) is exported too.
-	if c, ok := s.node.Config().Broker.(prometheus.Collector); ok {
+	if c, ok := s.node.Broker().(prometheus.Collector); ok {
 		reg.MustRegister(c)
 	}
 	return pm

@@ -15,14 +15,14 @@ import (
 	"github.com/lxzan/gws"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/port"
 	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
 // Server serves one node over HTTP: the WebSocket endpoints and the
 // operational endpoints. It is an http.Handler; mount it on any mux.
 type Server struct {
-	node       *actors.Node
+	node       port.Node
 	cfg        Config
 	log        *slog.Logger
 	upgrader   *gws.Upgrader
@@ -45,7 +45,7 @@ type Server struct {
 }
 
 // New builds the HTTP side of node.
-func New(node *actors.Node, cfg Config) (*Server, error) {
+func New(node port.Node, cfg Config) (*Server, error) {
 	if err := cfg.normalize(); err != nil {
 		return nil, err
 	}
@@ -91,7 +91,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
 // Node is the node this server serves.
-func (s *Server) Node() *actors.Node { return s.node }
+func (s *Server) Node() port.Node { return s.node }
 
 // OpenConnections is the number of upgraded connections still open.
 func (s *Server) OpenConnections() int64 { return s.open.Load() }
@@ -112,7 +112,7 @@ func (s *Server) Drain(ctx context.Context) error {
 // timeout (it would leak into hijacked connections' lifetimes). The read
 // deadlines do not outlive the upgrade: net/http clears them on Hijack, and
 // no read deadline is set after it (silent peers are dropped by the
-// sessions' heartbeat, actors.HeardConn).
+// sessions' heartbeat, port.HeardConn).
 func (s *Server) NewHTTPServer(addr string) *http.Server {
 	return &http.Server{
 		Addr:              addr,
@@ -179,7 +179,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, requireToken bo
 	// any frame more there would double its stack (2 to 4 KiB per idle
 	// connection). No read deadline is set after the handshake, so no read
 	// error carries the node's addresses into a close reason; silent peers
-	// are dropped by the session's heartbeat check (actors.HeardConn).
+	// are dropped by the session's heartbeat check (port.HeardConn).
 	// Every byte goes through the frame gate, which refuses hostile frame
 	// headers before gws parses them (framegate.go).
 	var early []byte
@@ -205,7 +205,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, requireToken bo
 	st.ip = ip
 	st.hear()
 	st.shard = s.inbox.shardFor(s.socketSeq.Add(1))
-	st.pings = actors.NewTokenBucket(s.node.Config().RatePerSecond, s.node.Config().RateBurst, time.Now())
+	rate, burst := s.node.CommandRate()
+	st.pings = port.NewTokenBucket(rate, burst, time.Now())
 	opts.Remote = r.RemoteAddr
 	st.session = s.node.Connect(&sessionConn{socket: socket, wire: wire, st: st}, opts)
 	go s.readLoop(socket)

@@ -6,41 +6,41 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/port"
 )
 
 // Stats is the /stats document: the tutorial's two fields first, then what an
 // operator needs.
 type Stats struct {
-	LocalConnections int64              `json:"local_connections"`
-	Rooms            int64              `json:"rooms"`
-	Node             string             `json:"node"`
-	Users            int64              `json:"users"`
-	OpenSockets      int64              `json:"open_sockets"`
-	Draining         bool               `json:"draining"`
-	UptimeSeconds    float64            `json:"uptime_seconds"`
-	Broker           actors.BrokerState `json:"broker"`
-	MessagesIn       int64              `json:"messages_in"`
-	MessagesOut      int64              `json:"messages_out"`
-	BytesOut         int64              `json:"bytes_out"`
-	BrokerIn         int64              `json:"broker_in"`
-	BrokerOut        int64              `json:"broker_out"`
-	Errors           int64              `json:"errors"`
-	RateLimited      int64              `json:"rate_limited"`
-	SlowConsumers    int64              `json:"slow_consumers_closed"`
-	SilentClosed     int64              `json:"silent_peers_closed"`
-	Unavailable      int64              `json:"unavailable"`
-	ConnectionsTotal int64              `json:"connections_total"`
-	Restarts         int64              `json:"actor_restarts"`
-	SessionPanics    int64              `json:"session_panics"`
-	RoomPanics       int64              `json:"room_panics"`
-	HubPanics        int64              `json:"hub_panics"`
-	ReadLoopPanics   uint64             `json:"read_loop_panics"`
-	FrameBudgetUsed  int64              `json:"frame_budget_used_bytes"`
-	Goroutines       int                `json:"goroutines"`
-	HeapBytes        uint64             `json:"heap_bytes"`
-	StackBytes       uint64             `json:"stack_bytes"`
-	RSSBytes         uint64             `json:"rss_bytes"`
+	LocalConnections int64            `json:"local_connections"`
+	Rooms            int64            `json:"rooms"`
+	Node             string           `json:"node"`
+	Users            int64            `json:"users"`
+	OpenSockets      int64            `json:"open_sockets"`
+	Draining         bool             `json:"draining"`
+	UptimeSeconds    float64          `json:"uptime_seconds"`
+	Broker           port.BrokerState `json:"broker"`
+	MessagesIn       int64            `json:"messages_in"`
+	MessagesOut      int64            `json:"messages_out"`
+	BytesOut         int64            `json:"bytes_out"`
+	BrokerIn         int64            `json:"broker_in"`
+	BrokerOut        int64            `json:"broker_out"`
+	Errors           int64            `json:"errors"`
+	RateLimited      int64            `json:"rate_limited"`
+	SlowConsumers    int64            `json:"slow_consumers_closed"`
+	SilentClosed     int64            `json:"silent_peers_closed"`
+	Unavailable      int64            `json:"unavailable"`
+	ConnectionsTotal int64            `json:"connections_total"`
+	Restarts         int64            `json:"actor_restarts"`
+	SessionPanics    int64            `json:"session_panics"`
+	RoomPanics       int64            `json:"room_panics"`
+	HubPanics        int64            `json:"hub_panics"`
+	ReadLoopPanics   uint64           `json:"read_loop_panics"`
+	FrameBudgetUsed  int64            `json:"frame_budget_used_bytes"`
+	Goroutines       int              `json:"goroutines"`
+	HeapBytes        uint64           `json:"heap_bytes"`
+	StackBytes       uint64           `json:"stack_bytes"`
+	RSSBytes         uint64           `json:"rss_bytes"`
 }
 
 // Stats returns a snapshot of the node.

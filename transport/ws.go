@@ -6,22 +6,22 @@ import (
 
 	"github.com/lxzan/gws"
 
-	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/port"
 	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
 // socketState is the per-connection value gws carries (its SessionStorage):
-// the session actor's PID, set once by the HTTP handler before the read loop
-// starts, then only read by the read loop.
+// the session's handle (port.SessionHandle), set once by the HTTP handler
+// before the read loop starts, then only read by the read loop.
 //
 // ip names the connection slot that OnClose gives back; pings is the budget
 // of WebSocket ping frames. Both are set by the handler before the read loop
 // starts; from then on pings belongs to the read loop (OnPing).
 type socketState struct {
-	session actors.SessionHandle // set by the handler before the read loop starts
+	session port.SessionHandle // set by the handler before the read loop starts
 	wire    *wireConn
 	ip      string
-	pings   actors.TokenBucket
+	pings   port.TokenBucket
 	shard   uint32 // the inbox shard of its frames
 	// inboxBytes is what its frames waiting in the inbox weigh; guarded by
 	// the mutex of its inbox shard.
@@ -59,7 +59,7 @@ func (s *socketState) Range(func(string, any) bool) {
 
 func stateOf(c *gws.Conn) *socketState { return c.Session().(*socketState) }
 
-// sessionConn is the actors.Conn of one WebSocket: data frames go straight
+// sessionConn is the port.Conn of one WebSocket: data frames go straight
 // into the wire queue; close frames go through gws so that its state
 // machine knows the connection is closing.
 type sessionConn struct {
@@ -68,7 +68,7 @@ type sessionConn struct {
 	st     *socketState
 }
 
-var _ actors.HeardConn = (*sessionConn)(nil)
+var _ port.HeardConn = (*sessionConn)(nil)
 
 func (c *sessionConn) LastHeard() time.Time {
 	return clockBase.Add(time.Duration(c.st.heard.Load()))

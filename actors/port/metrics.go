@@ -1,11 +1,9 @@
-package actors
+package port
 
 import (
 	"math/bits"
 	"sync/atomic"
 	"time"
-
-	"github.com/asynkron/protoactor-go/actor"
 )
 
 // Metrics are the node's counters. Every field is written by actors with
@@ -53,7 +51,7 @@ type Metrics struct {
 	// room's members on this node, or every local session for a broadcast).
 	FanoutSize Histogram
 
-	hubMailbox atomic.Pointer[actor.Mailbox] // set once when the hub spawns
+	hubDepth atomic.Pointer[func() int] // set once when the hub's mailbox is made (TrackHubMailbox)
 }
 
 // LatencySampleEvery is how often a session times a delivery: one in this
@@ -63,22 +61,18 @@ const LatencySampleEvery = 8
 // HubMailboxDepth is the number of messages waiting for the hub actor, the
 // node's directory: a growing queue there delays joins, broadcasts and
 // broker traffic for everyone. Read on demand from the mailbox, so it costs
-// nothing per message.
+// nothing per message; 0 until the hub has a mailbox.
 func (m *Metrics) HubMailboxDepth() int {
-	if mb := m.hubMailbox.Load(); mb != nil {
-		return (*mb).UserMessageCount()
+	if depth := m.hubDepth.Load(); depth != nil {
+		return (*depth)()
 	}
 	return 0
 }
 
-// hubMailboxProducer is the hub's mailbox producer: protoactor's unbounded
-// mailbox with priorities (joins first, see joinRoom.GetPriority),
-// remembered for HubMailboxDepth.
-func (m *Metrics) hubMailboxProducer() actor.Mailbox {
-	mb := actor.UnboundedPriority()()
-	m.hubMailbox.Store(&mb)
-	return mb
-}
+// TrackHubMailbox makes HubMailboxDepth report depth, which must be safe
+// to call from any goroutine. The node calls it once, when it makes its
+// hub's mailbox.
+func (m *Metrics) TrackHubMailbox(depth func() int) { m.hubDepth.Store(&depth) }
 
 // HistogramBuckets is the number of finite buckets of a Histogram: bucket i
 // counts the values v with 2^(i-1) < v <= 2^i (bucket 0: v <= 1).
