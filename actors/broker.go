@@ -132,10 +132,12 @@ type HistoryConfig struct {
 }
 
 // StreamQuery says what Read returns besides the position: nothing
-// (PositionOnly), the publications after offset After, or the newest
-// Limit of those.
+// (PositionOnly), the publications after offset After of epoch Epoch, or
+// the newest Limit of those. After counts in Epoch: if the stream's epoch
+// is another (or Epoch is empty), the publications are read from offset 1.
 type StreamQuery struct {
 	After        uint64
+	Epoch        string
 	Limit        int
 	PositionOnly bool
 }

@@ -100,7 +100,7 @@ func (r *room) streamSubscribed() bool {
 		r.read(readPos, StreamQuery{PositionOnly: true}, "")
 		return true
 	default:
-		r.read(readGap, StreamQuery{After: r.st.pos.Offset}, "")
+		r.read(readGap, StreamQuery{After: r.st.pos.Offset, Epoch: r.st.pos.Epoch}, "")
 		return true
 	}
 }
@@ -129,12 +129,8 @@ func (r *room) accept(ctx actor.Context, in *Inbound, mayRead bool) {
 	case p.Offset < next:
 		return // a copy of one fanned out already
 	case mayRead:
-		after := uint64(0)
-		if p.Epoch == r.st.pos.Epoch {
-			after = r.st.pos.Offset
-		}
 		r.st.early = append(r.st.early, in)
-		r.read(readGap, StreamQuery{After: after}, "")
+		r.read(readGap, StreamQuery{After: r.st.pos.Offset, Epoch: r.st.pos.Epoch}, "")
 		return
 	default:
 		r.node.metrics.HistoryGaps.Add(1)
@@ -225,17 +221,15 @@ func (r *room) joinSince(ctx actor.Context, m *roomJoin) {
 	case since.Epoch != r.st.pos.Epoch:
 		r.joinAt(ctx, m, false, 0)
 		return
-	case since.Offset >= r.st.pos.Offset:
-		// Nothing it missed here; what it was sent beyond pos (on another
-		// node, ahead of this one) it is not sent again.
-		r.joinAt(ctx, m, true, since.Offset)
+	case since.Offset == r.st.pos.Offset:
+		r.joinAt(ctx, m, true, 0)
 		return
 	}
 	if r.st.recovering == nil {
 		r.st.recovering = make(map[string]*recovery)
 	}
 	r.st.recovering[id] = &recovery{join: m, since: since}
-	r.read(readRecover, StreamQuery{After: since.Offset}, id)
+	r.read(readRecover, StreamQuery{After: since.Offset, Epoch: since.Epoch}, id)
 }
 
 // finishRecovery answers a join with since once its read is back.
@@ -251,11 +245,18 @@ func (r *room) finishRecovery(ctx actor.Context, m *streamRead) {
 	}
 	since := rec.since
 	top := r.st.pos
-	complete := m.res.Pos.Epoch == since.Epoch && top.Epoch == since.Epoch &&
-		(m.res.Pos.Offset <= since.Offset || (len(m.res.Pubs) > 0 && m.res.Pubs[0].Envelope.Pos.Offset <= since.Offset+1))
-	if !complete {
+	switch {
+	case m.res.Pos.Epoch != since.Epoch || top.Epoch != since.Epoch || since.Offset > m.res.Pos.Offset:
+		// Another life of the stream, or a since past its top (a client
+		// that names what was never published).
 		r.node.metrics.RecoveriesFailed.Add(1)
 		r.joinAt(ctx, rec.join, false, 0)
+		return
+	case since.Offset >= top.Offset:
+		// The joiner was sent more than this room has fanned out yet (on
+		// another node, ahead of this one): it misses nothing, and is not
+		// sent those again.
+		r.joinAt(ctx, rec.join, true, since.Offset)
 		return
 	}
 	// Everything in (since, pos]: what the read found, and what was fanned
@@ -292,10 +293,13 @@ func (r *room) finishRecovery(ctx actor.Context, m *streamRead) {
 // the publications up to skip elsewhere, and gets only the later ones.
 func (r *room) joinAt(ctx actor.Context, m *roomJoin, recovered bool, skip uint64) {
 	r.addMember(ctx, m)
+	at := r.st.pos
 	if mem, ok := r.members[m.session.Id]; ok && skip > r.st.pos.Offset && mem.skip == 0 {
 		mem.skip = skip
 		r.members[m.session.Id] = mem
 		r.skipping++
+		at.Offset = skip
 	}
-	r.answerJoined(ctx, m, &recovered)
+	j := &roomJoined{room: r.name, pid: r.self, pos: at, recovered: &recovered}
+	ctx.Send(m.session, j)
 }

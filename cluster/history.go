@@ -104,7 +104,11 @@ func (s *streams) read(channel string, q actors.StreamQuery) actors.StreamRead {
 		return res
 	}
 	first := st.top - uint64(st.n) + 1 // the oldest kept offset
-	from := max(q.After+1, first)
+	after := q.After
+	if q.Epoch != st.epoch {
+		after = 0
+	}
+	from := max(after+1, first)
 	if q.Limit > 0 && st.top >= from && st.top-from+1 > uint64(q.Limit) {
 		from = st.top - uint64(q.Limit) + 1
 	}

@@ -171,6 +171,7 @@ func TestHistoryOffsetsRecoveryAndQuery(t *testing.T) {
 			// node with since and gets exactly what he missed, then the ack.
 			_ = bob.Close()
 			say(t, alice, "r", "c", 5)
+			chatsUpTo(t, alice, "r", 10) // node A's room has them all
 			bob2 := a.dial("bob")
 			missed, ack := joinAt(t, bob2, "r", map[string]any{"offset": 5, "epoch": epoch})
 			inOrder(t, "bob, recovering", missed, 6, 10, epoch)
@@ -237,6 +238,7 @@ func TestRecoveryMergesLiveTraffic(t *testing.T) {
 			_, ack := joinAt(t, alice, "r", nil)
 			epoch := ack.Epoch
 			say(t, alice, "r", "before", 20)
+			chatsUpTo(t, alice, "r", 20) // a since names what a client was sent
 
 			// Alice keeps sending while a joiner on each node recovers from 10.
 			const total = 300
@@ -288,6 +290,7 @@ func TestRecoveryPastHistoryIsRefused(t *testing.T) {
 	alice := a.dial("alice")
 	_, ack := joinAt(t, alice, "r", nil)
 	say(t, alice, "r", "m", 10)
+	chatsUpTo(t, alice, "r", 10) // the room has fanned out all ten
 	bob := a.dial("bob")
 	missed, got := joinAt(t, bob, "r", map[string]any{"offset": 2, "epoch": ack.Epoch})
 	if len(missed) != 0 || got.Recovered == nil || *got.Recovered || got.Offset != 10 {

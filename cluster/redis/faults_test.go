@@ -20,12 +20,17 @@ type recorder struct {
 	got    map[string]map[string]int    // sender -> content -> times received
 	order  map[string][]string          // sender -> contents in arrival order
 	events map[string][]*wsclient.Event // other events, by name
+	// The room streams' positions (docs/protocol.md, section 6): within
+	// an epoch every offset once, in order; a new epoch from offset 1.
+	pos    map[string]wsclient.Event // room -> last chat's position
+	breaks []string                  // violations of that, as found
 }
 
 func newRecorder() *recorder {
 	return &recorder{
 		acks: map[string]bool{}, errs: map[string]string{},
 		got: map[string]map[string]int{}, order: map[string][]string{}, events: map[string][]*wsclient.Event{},
+		pos: map[string]wsclient.Event{},
 	}
 }
 
@@ -44,6 +49,18 @@ func (r *recorder) add(e *wsclient.Event) {
 		}
 		r.got[e.From][e.Content]++
 		r.order[stream(e.From, e.Room)] = append(r.order[stream(e.From, e.Room)], e.Content)
+		if e.Room != "" {
+			last, seen := r.pos[e.Room]
+			switch {
+			case e.Epoch == "" || e.Offset == 0:
+				r.breaks = append(r.breaks, "a room chat without its position: "+string(e.Raw))
+			case seen && e.Epoch == last.Epoch && e.Offset != last.Offset+1:
+				r.breaks = append(r.breaks, fmt.Sprintf("offset %d after %d in epoch %s", e.Offset, last.Offset, e.Epoch))
+			case seen && e.Epoch != last.Epoch && e.Offset != 1:
+				r.breaks = append(r.breaks, fmt.Sprintf("epoch %s began at offset %d", e.Epoch, e.Offset))
+			}
+			r.pos[e.Room] = wsclient.Event{Offset: e.Offset, Epoch: e.Epoch}
+		}
 	default:
 		r.events[e.Event] = append(r.events[e.Event], e)
 	}
@@ -271,6 +288,13 @@ func (f *faultScenario) finish() (acked, refused, inFlightLost int) {
 				}
 			}
 		}
+	}
+	for li, l := range f.listeners {
+		l.mu.Lock()
+		if len(l.breaks) > 0 {
+			t.Errorf("listener%d: the room's stream has gaps or repeats: %v", li+1, l.breaks)
+		}
+		l.mu.Unlock()
 	}
 	return acked, refused, inFlightLost
 }

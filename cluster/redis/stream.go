@@ -67,8 +67,9 @@ return {epoch, top, 0, n}
 `)
 
 // readScript: KEYS meta, stream; ARGV a fresh epoch, ttl (ms), after,
-// limit, position only ("1"). It returns {epoch, top, {entries}}: the
-// publications after offset after, or the newest limit of them, oldest
+// limit, position only ("1"), the epoch after counts in. It returns
+// {epoch, top, {entries}}: the publications after offset after (from 1 if
+// the stream's epoch is another), or the newest limit of them, oldest
 // first. A stream with no metadata gets the fresh epoch at offset 0.
 var readScript = goredis.NewScript(`
 local meta, stream = KEYS[1], KEYS[2]
@@ -85,6 +86,7 @@ if ARGV[5] == '1' then
   return {epoch, top, {}}
 end
 local after, limit = tonumber(ARGV[3]), tonumber(ARGV[4])
+if ARGV[6] ~= epoch then after = 0 end
 local entries
 if limit > 0 then
   entries = redis.call('XREVRANGE', stream, '+', '0-' .. (after + 1), 'COUNT', limit)
@@ -173,7 +175,7 @@ func (r *Broker) read(channel string, q actors.StreamQuery) (actors.StreamRead, 
 		posOnly = "1"
 	}
 	vals, err := readScript.Run(ctx, r.reader, []string{meta, stream},
-		newEpoch(), r.host.History.TTL.Milliseconds(), q.After, q.Limit, posOnly).Slice()
+		newEpoch(), r.host.History.TTL.Milliseconds(), q.After, q.Limit, posOnly, q.Epoch).Slice()
 	if err != nil {
 		return actors.StreamRead{}, err
 	}
