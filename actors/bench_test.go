@@ -11,6 +11,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/switchboard-rt/switchboard/actors/port"
 	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
@@ -272,16 +273,16 @@ func processCPU() int64 {
 // benchBroker is a Broker that accepts every publish and delivers nothing:
 // a single node's fan-out without the in-process fabric's envelope decode.
 // It confirms every subscription at once.
-type benchBroker struct{ root *actor.RootContext }
+type benchBroker struct{ host port.ActorHost }
 
 func newBenchBroker() Broker { return &benchBroker{} }
 
-func (b *benchBroker) Start(h BrokerHost) error { b.root = h.Root; return nil }
-func (b *benchBroker) Subscribe(channel string, target *actor.PID) {
-	b.root.Send(target, &Subscribed{Channel: channel})
+func (b *benchBroker) Start(h BrokerHost) error { b.host = h.Actors; return nil }
+func (b *benchBroker) Subscribe(channel string, target port.Ref) {
+	b.host.Send(target, &Subscribed{Channel: channel})
 }
 func (*benchBroker) Publish(string, *wire.Envelope) error                         { return nil }
-func (*benchBroker) Unsubscribe(string, *actor.PID)                               {}
+func (*benchBroker) Unsubscribe(string, port.Ref)                                 {}
 func (*benchBroker) SendDirect(_ string, _ *wire.Envelope, done func(int, error)) { done(0, nil) }
 func (*benchBroker) UserOnline(string)                                            {}
 func (*benchBroker) UserOffline(string)                                           {}

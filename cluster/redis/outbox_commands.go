@@ -7,7 +7,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/port"
 	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
@@ -74,7 +74,7 @@ func (o *outbox) result(it *outItem, cmds []goredis.Cmder) itemStatus {
 	case outPublish:
 		n, err := cmds[0].(*goredis.IntCmd).Result()
 		if err != nil {
-			o.r.log.Warn("redis refused a publish", "channel", it.channel, actors.KeyErr, err)
+			o.r.log.Warn("redis refused a publish", "channel", it.channel, keyErr, err)
 			return itemDone
 		}
 		if n == 0 && o.receivers[it.channel] > 0 && !it.resent {
@@ -89,15 +89,15 @@ func (o *outbox) result(it *outItem, cmds []goredis.Cmder) itemStatus {
 			o.scripts = false
 			return itemRetry
 		case err != nil || len(res) != 2:
-			o.r.log.Warn("redis direct-message script failed", actors.KeyErr, err)
-			it.answer(0, actors.ErrUnavailable)
+			o.r.log.Warn("redis direct-message script failed", keyErr, err)
+			it.answer(0, port.ErrUnavailable)
 		case res[0] == 0 && res[1] > 0 && !it.resent:
 			return itemSuspect
 
 		default:
 			o.r.stats.directs.Add(1)
 			if res[0] == 0 && res[1] > 0 {
-				it.answer(0, actors.ErrUnavailable) // its nodes are there but not listening
+				it.answer(0, port.ErrUnavailable) // its nodes are there but not listening
 			} else {
 				it.answer(int(res[0]), nil)
 			}
@@ -108,7 +108,7 @@ func (o *outbox) result(it *outItem, cmds []goredis.Cmder) itemStatus {
 			return itemRetry
 		}
 		if err := cmds[0].Err(); err != nil {
-			o.r.log.Warn("redis presence cleanup failed", actors.KeyErr, err)
+			o.r.log.Warn("redis presence cleanup failed", keyErr, err)
 		}
 	case outResync:
 		o.r.stats.resyncs.Add(1)
@@ -116,7 +116,7 @@ func (o *outbox) result(it *outItem, cmds []goredis.Cmder) itemStatus {
 	default:
 		for _, c := range cmds {
 			if err := c.Err(); err != nil {
-				o.r.log.Warn("redis presence update failed", actors.KeyErr, err)
+				o.r.log.Warn("redis presence update failed", keyErr, err)
 				break
 			}
 		}
