@@ -90,6 +90,8 @@ func (h *actorHost) Stop(ctx context.Context, to port.Ref) error {
 		return errNoActor
 	}
 	stopped := make(chan struct{})
+	// The waiter ends with the stop, or at the stop future's own bound
+	// (10 s) if ctx ends first.
 	go func() {
 		_ = root.StopFuture(pid).Wait()
 		close(stopped)
