@@ -12,6 +12,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/switchboard-rt/switchboard/actors/port"
 	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
@@ -275,31 +276,31 @@ func processCPU() int64 {
 // to the room (no envelope encode or decode): a single node's fan-out
 // without the in-process fabric. It confirms every subscription at once.
 type benchBroker struct {
-	root *actor.RootContext
+	host port.ActorHost
 	mu   sync.Mutex
-	subs map[string]*actor.PID
+	subs map[string]port.Ref
 	tops map[string]uint64
 }
 
 func newBenchBroker() Broker {
-	return &benchBroker{subs: map[string]*actor.PID{}, tops: map[string]uint64{}}
+	return &benchBroker{subs: map[string]port.Ref{}, tops: map[string]uint64{}}
 }
 
-func (b *benchBroker) Start(h BrokerHost) error { b.root = h.Root; return nil }
-func (b *benchBroker) Subscribe(channel string, target *actor.PID) {
+func (b *benchBroker) Start(h BrokerHost) error { b.host = h.Actors; return nil }
+func (b *benchBroker) Subscribe(channel string, target port.Ref) {
 	b.mu.Lock()
 	b.subs[channel] = target
 	b.mu.Unlock()
-	b.root.Send(target, &Subscribed{Channel: channel})
+	b.host.Send(target, &Subscribed{Channel: channel})
 }
 func (b *benchBroker) Append(channel string, env *wire.Envelope, done func(wire.Position, error)) error {
 	b.mu.Lock()
 	b.tops[channel]++
 	env.Pos = wire.Position{Offset: b.tops[channel], Epoch: "bench"}
-	target := b.subs[channel]
+	target, ok := b.subs[channel]
 	b.mu.Unlock()
-	if target != nil {
-		b.root.Send(target, InboundOf(env))
+	if ok {
+		b.host.Send(target, InboundOf(env))
 	}
 	if done != nil {
 		done(env.Pos, nil)
@@ -313,7 +314,7 @@ func (b *benchBroker) Read(channel string, _ StreamQuery, done func(StreamRead, 
 	done(StreamRead{Pos: wire.Position{Offset: top, Epoch: "bench"}}, nil)
 }
 func (*benchBroker) Publish(string, *wire.Envelope) error                         { return nil }
-func (*benchBroker) Unsubscribe(string, *actor.PID)                               {}
+func (*benchBroker) Unsubscribe(string, port.Ref)                                 {}
 func (*benchBroker) SendDirect(_ string, _ *wire.Envelope, done func(int, error)) { done(0, nil) }
 func (*benchBroker) UserOnline(string)                                            {}
 func (*benchBroker) UserOffline(string)                                           {}

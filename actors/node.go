@@ -74,13 +74,13 @@ func NewNode(cfg Config) (*Node, error) {
 	}
 	n.hub = hub
 	n.history = cfg.history()
-	host := BrokerHost{Root: n.root, NodeID: cfg.NodeID, Hub: hub, Prefix: cfg.ChannelPrefix, DirectWait: cfg.JoinRetry / 2, History: cfg.history()}
+	host := BrokerHost{Actors: n.Actors(), NodeID: cfg.NodeID, Hub: n.ref(hub), Prefix: cfg.ChannelPrefix, DirectWait: cfg.JoinRetry / 2, History: cfg.history()}
 	if err := cfg.Broker.Start(host); err != nil {
 		n.root.StopFuture(hub).Wait()
 		return nil, fmt.Errorf("actors: start broker: %w", err)
 	}
-	cfg.Broker.Subscribe(BroadcastChannel(cfg.ChannelPrefix), hub)
-	cfg.Broker.Subscribe(NodeChannel(cfg.ChannelPrefix, cfg.NodeID), hub)
+	cfg.Broker.Subscribe(BroadcastChannel(cfg.ChannelPrefix), n.ref(hub))
+	cfg.Broker.Subscribe(NodeChannel(cfg.ChannelPrefix, cfg.NodeID), n.ref(hub))
 	n.stopPings = n.startHeartbeat(cfg.PingInterval, cfg.PongTimeout)
 	return n, nil
 }

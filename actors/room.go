@@ -136,7 +136,7 @@ func (r *room) Receive(ctx actor.Context) {
 	case *actor.Started:
 		r.self = ctx.Self()
 		r.node.metrics.Rooms.Add(1)
-		r.node.cfg.Broker.Subscribe(r.channel, r.self)
+		r.node.cfg.Broker.Subscribe(r.channel, r.node.ref(r.self))
 		if r.node.cfg.Broker.State().Connected {
 			r.subscribing = true
 			r.node.timers.SendOnce(r.subscribeWait(), r.self, &subscribeTimeout{})
@@ -145,7 +145,7 @@ func (r *room) Receive(ctx actor.Context) {
 		}
 	case *actor.Stopped:
 		r.node.metrics.Rooms.Add(-1)
-		r.node.cfg.Broker.Unsubscribe(r.channel, r.self)
+		r.node.cfg.Broker.Unsubscribe(r.channel, r.node.ref(r.self))
 		// Members are left only when the room was stopped from outside or
 		// after repeated panics (release.go).
 		for _, mem := range r.members {

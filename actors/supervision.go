@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/switchboard-rt/switchboard/actors/port"
 )
 
 // Supervision, by actor kind:
@@ -60,8 +62,9 @@ func resumeHubOnPanic(m *Metrics) actor.SupervisorStrategy {
 }
 
 // Crash makes the receiving actor panic. Chaos tests and operators (behind a
-// flag that is off by default) use it to exercise supervision.
-type Crash struct{ Reason string }
+// flag that is off by default) use it to exercise supervision. The
+// cluster's actors handle it too (port.Crash).
+type Crash = port.Crash
 
 // crashError is the panic value raised for a Crash.
 type crashError struct{ reason string }

@@ -5,7 +5,7 @@ import (
 	"crypto/rand"
 	"time"
 
-	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/port"
 	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
@@ -24,7 +24,7 @@ const streamOverhead = 256
 // until the TTL), and it belongs to the fabric actor: only its Receive
 // calls these methods.
 type streams struct {
-	cfg      actors.HistoryConfig
+	cfg      port.HistoryConfig
 	maxBytes int
 	bytes    int
 	byName   map[string]*list.Element // channel -> *stream in lru
@@ -36,14 +36,14 @@ type stream struct {
 	channel string
 	epoch   string
 	top     uint64
-	last    time.Time         // the last publication (or creation)
-	ring    []*actors.Inbound // the newest publications; ring[(start+i)%cap]
+	last    time.Time       // the last publication (or creation)
+	ring    []*port.Inbound // the newest publications; ring[(start+i)%cap]
 	start   int
 	n       int
 	bytes   int
 }
 
-func newStreams(cfg actors.HistoryConfig, maxBytes int) *streams {
+func newStreams(cfg port.HistoryConfig, maxBytes int) *streams {
 	if maxBytes <= 0 {
 		maxBytes = DefaultHistoryBytes
 	}
@@ -61,7 +61,7 @@ func (s *streams) get(channel string) *stream {
 		}
 		s.drop(el)
 	}
-	st := &stream{channel: channel, epoch: newEpoch(), last: now, ring: make([]*actors.Inbound, 0, min(s.cfg.Size, 16))}
+	st := &stream{channel: channel, epoch: newEpoch(), last: now, ring: make([]*port.Inbound, 0, min(s.cfg.Size, 16))}
 	s.byName[channel] = s.lru.PushBack(st)
 	s.bytes += streamOverhead
 	s.evict()
@@ -70,12 +70,12 @@ func (s *streams) get(channel string) *stream {
 
 // append numbers env in channel's stream, keeps it and returns what every
 // subscriber gets.
-func (s *streams) append(channel string, env *wire.Envelope) *actors.Inbound {
+func (s *streams) append(channel string, env *wire.Envelope) *port.Inbound {
 	st := s.get(channel)
 	st.top++
 	st.last = s.now()
 	env.Pos = wire.Position{Offset: st.top, Epoch: st.epoch}
-	in := actors.InboundOf(env)
+	in := port.InboundOf(env)
 	size := len(in.Event.JSON) + len(env.Payload) + 64
 	if len(st.ring) < s.cfg.Size {
 		st.ring = append(st.ring, in)
@@ -97,9 +97,9 @@ func (s *streams) append(channel string, env *wire.Envelope) *actors.Inbound {
 }
 
 // read answers q on channel's stream.
-func (s *streams) read(channel string, q actors.StreamQuery) actors.StreamRead {
+func (s *streams) read(channel string, q port.StreamQuery) port.StreamRead {
 	st := s.get(channel)
-	res := actors.StreamRead{Pos: wire.Position{Offset: st.top, Epoch: st.epoch}}
+	res := port.StreamRead{Pos: wire.Position{Offset: st.top, Epoch: st.epoch}}
 	if q.PositionOnly {
 		return res
 	}

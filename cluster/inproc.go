@@ -2,48 +2,76 @@ package cluster
 
 import (
 	"context"
-	"io"
-	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
-
-	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/port"
 	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
 // Fabric is an in-process pub/sub fabric shared by the nodes of one process.
 // Its state (subscriptions, presence) is owned by one actor; brokers talk to
 // it with messages, so Publish never blocks.
+//
+// The fabric's actor runs on an actor host of its own (a Detached host of
+// the first node's), started by the first broker's Start: it outlives any
+// one node of the process, and a fabric no node ever started holds nothing.
 type Fabric struct {
-	system *actor.ActorSystem
-	pid    *actor.PID
+	once   sync.Once
+	actor  atomic.Pointer[fabricRef] // set once by the first Start
 	down   atomic.Bool
 	closed atomic.Bool
 }
 
-// NewFabric starts a fabric.
-func NewFabric() *Fabric {
-	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
-		return slog.New(slog.NewTextHandler(io.Discard, nil))
-	}))
-	f := &Fabric{system: sys}
-	f.pid = sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor {
-		return &fabricActor{subs: map[string][]target{}, users: map[string]map[string]int{}, nodes: map[string]target{}}
-	}))
-	return f
+// fabricRef is the fabric's actor and the host it runs on.
+type fabricRef struct {
+	host port.ActorHost
+	ref  port.Ref
+	stop func() // ends the host
+}
+
+// NewFabric returns a fabric; its actor starts with the first broker.
+func NewFabric() *Fabric { return &Fabric{} }
+
+// start spawns the fabric's actor on a host detached from host, once.
+func (f *Fabric) start(host port.ActorHost) error {
+	var err error
+	f.once.Do(func() {
+		h, stop := host.Detached()
+		var ref port.Ref
+		ref, err = h.Spawn(port.Spec{New: func() port.Behavior {
+			return &fabricActor{subs: map[string][]target{}, users: map[string]map[string]int{}, nodes: map[string]target{}}
+		}})
+		if err != nil {
+			stop()
+			return
+		}
+		f.actor.Store(&fabricRef{host: h, ref: ref, stop: stop})
+	})
+	return err
+}
+
+// send hands msg to the fabric's actor; before any Start there is none,
+// and msg is dropped.
+func (f *Fabric) send(msg any) {
+	if a := f.actor.Load(); a != nil {
+		a.host.Send(a.ref, msg)
+	}
 }
 
 // SetDown simulates an outage: while down, Publish and SendDirect refuse with
-// actors.ErrUnavailable and State reports disconnected. For tests.
+// port.ErrUnavailable and State reports disconnected. For tests.
 func (f *Fabric) SetDown(down bool) { f.down.Store(down) }
 
 // Close stops the fabric.
 func (f *Fabric) Close() {
 	if f.closed.CompareAndSwap(false, true) {
-		f.system.Root.StopFuture(f.pid).Wait()
-		f.system.Shutdown()
+		f.once.Do(func() {}) // no actor starts after Close
+		if a := f.actor.Load(); a != nil {
+			_ = a.host.Stop(context.Background(), a.ref)
+			a.stop()
+		}
 	}
 }
 
@@ -51,20 +79,20 @@ func (f *Fabric) Close() {
 // what a backend's PUBLISH of bytes that no node encoded is on Redis (for
 // tests of what a node does with them). Never blocks.
 func (f *Fabric) PublishEncoded(channel string, data []byte) {
-	f.system.Root.Send(f.pid, &fabPublish{channel: channel, data: data})
+	f.send(&fabPublish{channel: channel, data: data})
 }
 
 // Broker returns a new node-side broker on this fabric.
 func (f *Fabric) Broker() *InProc { return &InProc{fabric: f} }
 
-// InProc is the in-process actors.Broker.
+// InProc is the in-process broker (port.Broker).
 type InProc struct {
 	fabric *Fabric
 	owned  bool // the fabric was created for this broker alone
-	host   actors.BrokerHost
+	host   port.BrokerHost
 }
 
-var _ actors.Broker = (*InProc)(nil)
+var _ port.Broker = (*InProc)(nil)
 
 // NewInProc returns a broker on a fabric of its own: a single node.
 func NewInProc() *InProc {
@@ -73,83 +101,86 @@ func NewInProc() *InProc {
 	return b
 }
 
-// Start implements actors.Broker.
-func (b *InProc) Start(host actors.BrokerHost) error {
+// Start implements port.Broker.
+func (b *InProc) Start(host port.BrokerHost) error {
 	b.host = host
-	b.fabric.system.Root.Send(b.fabric.pid, &fabNode{node: host.NodeID, t: target{root: host.Root, pid: host.Hub, node: host.NodeID}, history: host.History})
+	if err := b.fabric.start(host.Actors); err != nil {
+		return err
+	}
+	b.fabric.send(&fabNode{node: host.NodeID, t: target{ref: host.Hub, node: host.NodeID}, history: host.History})
 	return nil
 }
 
-// Publish implements actors.Broker.
+// Publish implements port.Broker.
 func (b *InProc) Publish(channel string, env *wire.Envelope) error {
 	if b.fabric.down.Load() {
-		return actors.ErrUnavailable
+		return port.ErrUnavailable
 	}
-	b.fabric.system.Root.Send(b.fabric.pid, &fabPublish{channel: channel, env: env})
+	b.fabric.send(&fabPublish{channel: channel, env: env})
 	return nil
 }
 
-// Subscribe implements actors.Broker.
-func (b *InProc) Subscribe(channel string, pid *actor.PID) {
-	b.fabric.system.Root.Send(b.fabric.pid, &fabSub{channel: channel, t: target{root: b.host.Root, pid: pid, node: b.host.NodeID}, on: true})
+// Subscribe implements port.Broker.
+func (b *InProc) Subscribe(channel string, ref port.Ref) {
+	b.fabric.send(&fabSub{channel: channel, t: target{ref: ref, node: b.host.NodeID}, on: true})
 }
 
-// Unsubscribe implements actors.Broker.
-func (b *InProc) Unsubscribe(channel string, pid *actor.PID) {
-	b.fabric.system.Root.Send(b.fabric.pid, &fabSub{channel: channel, t: target{root: b.host.Root, pid: pid, node: b.host.NodeID}})
+// Unsubscribe implements port.Broker.
+func (b *InProc) Unsubscribe(channel string, ref port.Ref) {
+	b.fabric.send(&fabSub{channel: channel, t: target{ref: ref, node: b.host.NodeID}})
 }
 
-// Append implements actors.Broker: the fabric numbers env in the room's
+// Append implements port.Broker: the fabric numbers env in the room's
 // stream and delivers it to every subscriber, this node's included.
 func (b *InProc) Append(channel string, env *wire.Envelope, done func(wire.Position, error)) error {
 	if b.fabric.down.Load() {
-		return actors.ErrUnavailable
+		return port.ErrUnavailable
 	}
-	b.fabric.system.Root.Send(b.fabric.pid, &fabAppend{channel: channel, env: env, done: done})
+	b.fabric.send(&fabAppend{channel: channel, env: env, done: done})
 	return nil
 }
 
-// Read implements actors.Broker.
-func (b *InProc) Read(channel string, q actors.StreamQuery, done func(actors.StreamRead, error)) {
+// Read implements port.Broker.
+func (b *InProc) Read(channel string, q port.StreamQuery, done func(port.StreamRead, error)) {
 	if b.fabric.down.Load() {
-		done(actors.StreamRead{}, actors.ErrUnavailable)
+		done(port.StreamRead{}, port.ErrUnavailable)
 		return
 	}
-	b.fabric.system.Root.Send(b.fabric.pid, &fabRead{channel: channel, q: q, done: done})
+	b.fabric.send(&fabRead{channel: channel, q: q, done: done})
 }
 
-// SendDirect implements actors.Broker.
+// SendDirect implements port.Broker.
 func (b *InProc) SendDirect(user string, env *wire.Envelope, done func(int, error)) {
 	if b.fabric.down.Load() {
-		done(0, actors.ErrUnavailable)
+		done(0, port.ErrUnavailable)
 		return
 	}
-	b.fabric.system.Root.Send(b.fabric.pid, &fabDirect{user: user, env: env, done: done})
+	b.fabric.send(&fabDirect{user: user, env: env, done: done})
 }
 
-// UserOnline implements actors.Broker.
+// UserOnline implements port.Broker.
 func (b *InProc) UserOnline(user string) {
-	b.fabric.system.Root.Send(b.fabric.pid, &fabPresence{user: user, node: b.host.NodeID, delta: 1})
+	b.fabric.send(&fabPresence{user: user, node: b.host.NodeID, delta: 1})
 }
 
-// UserOffline implements actors.Broker.
+// UserOffline implements port.Broker.
 func (b *InProc) UserOffline(user string) {
-	b.fabric.system.Root.Send(b.fabric.pid, &fabPresence{user: user, node: b.host.NodeID, delta: -1})
+	b.fabric.send(&fabPresence{user: user, node: b.host.NodeID, delta: -1})
 }
 
-// State implements actors.Broker.
-func (b *InProc) State() actors.BrokerState {
-	return actors.BrokerState{Kind: "inproc", Connected: !b.fabric.down.Load()}
+// State implements port.Broker.
+func (b *InProc) State() port.BrokerState {
+	return port.BrokerState{Kind: "inproc", Connected: !b.fabric.down.Load()}
 }
 
-// Close implements actors.Broker: it forgets this node's subscriptions and
+// Close implements port.Broker: it forgets this node's subscriptions and
 // presence, and stops the fabric if it was this broker's own.
 func (b *InProc) Close(ctx context.Context) error {
-	if b.fabric.closed.Load() {
+	a := b.fabric.actor.Load()
+	if b.fabric.closed.Load() || a == nil {
 		return nil
 	}
-	f := b.fabric.system.Root.RequestFuture(b.fabric.pid, &fabLeave{node: b.host.NodeID}, 5*time.Second)
-	_, _ = f.Result()
+	_, _ = a.host.Request(a.ref, &fabLeave{node: b.host.NodeID}, 5*time.Second)
 	if b.owned {
 		b.fabric.Close()
 	}
@@ -158,8 +189,7 @@ func (b *InProc) Close(ctx context.Context) error {
 
 // target is a subscriber: an actor in some node's actor system.
 type target struct {
-	root *actor.RootContext
-	pid  *actor.PID
+	ref  port.Ref
 	node string
 }
 
@@ -203,7 +233,7 @@ type fabPresence struct {
 type fabNode struct {
 	node    string
 	t       target
-	history actors.HistoryConfig
+	history port.HistoryConfig
 }
 
 // fabAppend is a room publication to number, keep and deliver.
@@ -216,8 +246,8 @@ type fabAppend struct {
 // fabRead is a read of a room's stream.
 type fabRead struct {
 	channel string
-	q       actors.StreamQuery
-	done    func(actors.StreamRead, error)
+	q       port.StreamQuery
+	done    func(port.StreamRead, error)
 }
 type fabLeave struct{ node string }
 
@@ -234,44 +264,44 @@ type fabricActor struct {
 
 const sweepEvery = 30 * time.Second
 
-func (a *fabricActor) Receive(ctx actor.Context) {
+func (a *fabricActor) Receive(ctx port.Context) {
 	switch m := ctx.Message().(type) {
 	case *fabPublish:
 		// The publishing node has delivered locally already: its own
 		// subscribers are skipped, and an envelope nobody else wants (every
 		// publish on a single node) is never encoded. What crosses nodes is
 		// encoded and decoded, as it is over Redis.
-		var in *actors.Inbound
+		var in *port.Inbound
 		for _, t := range a.subs[m.channel] {
 			if m.from(t.node) {
 				continue
 			}
 			if in == nil {
 				var err error
-				if in, err = actors.NewInbound(m.encoded()); err != nil {
+				if in, err = port.NewInbound(m.encoded()); err != nil {
 					return
 				}
 			}
-			t.root.Send(t.pid, in)
+			ctx.Send(t.ref, in)
 		}
 	case *fabAppend:
 		if a.history == nil {
 			if m.done != nil {
-				m.done(wire.Position{}, actors.ErrUnavailable)
+				m.done(wire.Position{}, port.ErrUnavailable)
 			}
 			return
 		}
 		a.sweep()
 		in := a.history.append(m.channel, m.env)
 		for _, t := range a.subs[m.channel] {
-			t.root.Send(t.pid, in)
+			ctx.Send(t.ref, in)
 		}
 		if m.done != nil {
 			m.done(m.env.Pos, nil)
 		}
 	case *fabRead:
 		if a.history == nil {
-			m.done(actors.StreamRead{}, actors.ErrUnavailable)
+			m.done(port.StreamRead{}, port.ErrUnavailable)
 			return
 		}
 		a.sweep()
@@ -279,14 +309,14 @@ func (a *fabricActor) Receive(ctx actor.Context) {
 	case *fabSub:
 		ts := a.subs[m.channel]
 		for i, t := range ts {
-			if t.pid.Equal(m.t.pid) && t.node == m.t.node {
+			if t.ref.Equal(m.t.ref) && t.node == m.t.node {
 				ts = append(ts[:i], ts[i+1:]...)
 				break
 			}
 		}
 		if m.on {
 			ts = append(ts, m.t)
-			m.t.root.Send(m.t.pid, &actors.Subscribed{Channel: m.channel})
+			ctx.Send(m.t.ref, &port.Subscribed{Channel: m.channel})
 		}
 		if len(ts) == 0 {
 			delete(a.subs, m.channel)
@@ -295,7 +325,7 @@ func (a *fabricActor) Receive(ctx actor.Context) {
 		}
 	case *fabDirect:
 		n := 0
-		var in *actors.Inbound
+		var in *port.Inbound
 		for node := range a.users[m.user] {
 			if m.env.From(node) {
 				continue
@@ -306,12 +336,12 @@ func (a *fabricActor) Receive(ctx actor.Context) {
 			}
 			if in == nil {
 				var err error
-				if in, err = actors.NewInbound(m.env.Encode()); err != nil {
+				if in, err = port.NewInbound(m.env.Encode()); err != nil {
 					m.done(0, err)
 					return
 				}
 			}
-			t.root.Send(t.pid, in)
+			ctx.Send(t.ref, in)
 			n++
 		}
 		m.done(n, nil)

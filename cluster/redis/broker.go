@@ -9,29 +9,28 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/port"
 	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
-// Broker is the actors.Broker for a cluster of nodes sharing one Redis.
+// Broker is the port.Broker for a cluster of nodes sharing one Redis.
 // Channels PREFIX:broadcast and PREFIX:room:ROOM carry the tutorial's
 // envelopes, and direct messages go to PREFIX:node:ID of the nodes that the
 // presence directory says hold the user. The package doc lists its parts
 // and their owners.
 //
-// Every method of the actors.Broker interface may be called from any
+// Every method of the port.Broker interface may be called from any
 // goroutine and returns without waiting on the network.
 type Broker struct {
 	cfg  Config
 	opts *goredis.Options // parsed URL; each connection owner clones it
 	log  *slog.Logger
 
-	host actors.BrokerHost
+	host port.BrokerHost
 	keys keyspace
-	bus  *actor.PID
+	bus  port.Ref
 	// busName is the bus's actor id, set before it is spawned: its
 	// children may fail (Redis unreachable) before Start has stored bus,
 	// and their supervisor tells connections from subscriptions by it.
@@ -65,7 +64,7 @@ type Broker struct {
 	closed  atomic.Bool
 }
 
-var _ actors.Broker = (*Broker)(nil)
+var _ port.Broker = (*Broker)(nil)
 
 // New checks cfg and returns a broker that connects when the node
 // starts it.
@@ -108,12 +107,12 @@ func (r *Broker) goTracked(f func()) {
 	}()
 }
 
-// Start implements actors.Broker: it spawns the bus (and through it the
+// Start implements port.Broker: it spawns the bus (and through it the
 // pub/sub connections) in the node's actor system and starts the outbox
 // writer and the presence heartbeat. It does not wait for Redis: a node
 // whose Redis is unreachable starts, serves its local clients, and reports
 // not ready until the connections are up.
-func (r *Broker) Start(host actors.BrokerHost) error {
+func (r *Broker) Start(host port.BrokerHost) error {
 	if !r.started.CompareAndSwap(false, true) {
 		return errors.New("cluster: redis: Start called twice")
 	}
@@ -121,80 +120,82 @@ func (r *Broker) Start(host actors.BrokerHost) error {
 		return errors.New("cluster: redis: closed")
 	}
 	r.host = host
-	r.log = r.log.With(actors.KeyNode, host.NodeID)
+	r.log = r.log.With(keyNode, host.NodeID)
 	r.keys = newKeyspace(host.Prefix, host.NodeID)
 	r.out = newOutbox(r)
 	r.pres = newPresence(r)
 	r.reader = r.newClient("history")
 	r.reads = make(chan struct{}, maxReads)
-	props := actor.PropsFromProducer(func() actor.Actor { return newBus(r) },
-		actor.WithMailbox(actor.UnboundedPriority()), // see subscribePriority
-		actor.WithGuardian(resumeBusOnPanic(&r.stats)),
-		actor.WithSupervisor(&restartSubscriptionWithBackoff{r: r}))
 	r.busName = "redis-" + host.NodeID
-	pid, err := host.Root.SpawnNamed(props, r.busName)
+	bus, err := host.Actors.Spawn(port.Spec{
+		New:           func() port.Behavior { return newBus(r) },
+		Name:          r.busName,
+		Priority:      true, // see subscribePriority
+		ResumeOnPanic: resumeBusOnPanic(&r.stats),
+		RestartChild:  restartSubscriptionWithBackoff(r),
+	})
 	if err != nil {
 		return fmt.Errorf("cluster: redis: spawn bus: %w", err)
 	}
-	r.bus = pid
+	r.bus = bus
 	r.goTracked(r.out.run)
 	r.goTracked(r.pres.run)
 	r.running.Store(true)
 	return nil
 }
 
-// Publish implements actors.Broker.
+// Publish implements port.Broker.
 func (r *Broker) Publish(channel string, env *wire.Envelope) error {
 	if !r.running.Load() {
-		return actors.ErrUnavailable
+		return port.ErrUnavailable
 	}
 	return r.out.publish(channel, env)
 }
 
-// PublishPresence implements actors.PresencePublisher: membership events
+// PublishPresence implements port.PresencePublisher: membership events
 // may queue past OutboxLimit (see outbox.publishPresence).
 func (r *Broker) PublishPresence(channel string, env *wire.Envelope) error {
 	if !r.running.Load() {
-		return actors.ErrUnavailable
+		return port.ErrUnavailable
 	}
 	return r.out.publishPresence(channel, env)
 }
 
-// Subscribe implements actors.Broker.
-func (r *Broker) Subscribe(channel string, target *actor.PID) {
+// Subscribe implements port.Broker.
+func (r *Broker) Subscribe(channel string, target port.Ref) {
 	if !r.running.Load() || r.closed.Load() {
 		return
 	}
-	r.host.Root.Send(r.bus, &busSubscribe{channel: channel, target: target, on: true})
+	r.host.Actors.Send(r.bus, &busSubscribe{channel: channel, target: target, on: true})
 }
 
-// Unsubscribe implements actors.Broker.
-func (r *Broker) Unsubscribe(channel string, target *actor.PID) {
+// Unsubscribe implements port.Broker.
+func (r *Broker) Unsubscribe(channel string, target port.Ref) {
 	if !r.running.Load() || r.closed.Load() {
 		return
 	}
-	r.host.Root.Send(r.bus, &busSubscribe{channel: channel, target: target})
+	r.host.Actors.Send(r.bus, &busSubscribe{channel: channel, target: target})
 }
 
-// SendDirect implements actors.Broker: one round trip runs a script that
+// SendDirect implements port.Broker: one round trip runs a script that
 // reads the user's nodes from the presence directory and publishes env on
 // each live one's PREFIX:node:ID channel. done runs on the outbox writer.
 func (r *Broker) SendDirect(user string, env *wire.Envelope, done func(nodes int, err error)) {
 	if !r.running.Load() {
-		done(0, actors.ErrUnavailable)
+		done(0, port.ErrUnavailable)
 		return
 	}
 	r.out.direct(user, env, done)
 }
 
-// UserOnline implements actors.Broker.
+// UserOnline implements port.Broker.
 func (r *Broker) UserOnline(user string) {
 	if r.running.Load() {
 		r.out.presence(user, true)
 	}
 }
 
-// UserOffline implements actors.Broker.
+// UserOffline implements port.Broker.
 func (r *Broker) UserOffline(user string) {
 	if r.running.Load() {
 		r.out.presence(user, false)
@@ -212,22 +213,22 @@ func (r *Broker) Subscriptions(ctx context.Context) (map[string]string, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		d = time.Until(dl)
 	}
-	res, err := r.host.Root.RequestFuture(r.bus, &subscriptionsQuery{}, d).Result()
+	res, err := r.host.Actors.Request(r.bus, &subscriptionsQuery{}, d)
 	if err != nil {
 		return nil, err
 	}
 	return res.(map[string]string), nil
 }
 
-// State implements actors.Broker. Connected is true while every pub/sub
+// State implements port.Broker. Connected is true while every pub/sub
 // connection is subscribed and answering probes and the last round trip of
 // the outbox succeeded.
-func (r *Broker) State() actors.BrokerState {
+func (r *Broker) State() port.BrokerState {
 	if !r.running.Load() {
-		return actors.BrokerState{Kind: "redis", Detail: "not started"}
+		return port.BrokerState{Kind: "redis", Detail: "not started"}
 	}
 	up, total := r.health.upCount()
-	st := actors.BrokerState{Kind: "redis", Outbox: r.out.len()}
+	st := port.BrokerState{Kind: "redis", Outbox: r.out.len()}
 	st.Connected = !r.closed.Load() && up == total && !r.out.failing.Load()
 	st.Detail = fmt.Sprintf("pubsub %d/%d up, %d channels", up, total, r.stats.subscriptions.Load())
 	if r.out.failing.Load() {
@@ -236,7 +237,7 @@ func (r *Broker) State() actors.BrokerState {
 	return st
 }
 
-// Close implements actors.Broker. It sends what the outbox holds while
+// Close implements port.Broker. It sends what the outbox holds while
 // Redis is reachable (bounded by ctx), and last removes this node from the
 // presence directory (reporting user_disconnected for any user still listed
 // under it); then it stops the actors and waits for every goroutine. It is
@@ -250,15 +251,7 @@ func (r *Broker) Close(ctx context.Context) error {
 		return nil
 	}
 	left := r.out.close(ctx)
-	stopped := make(chan struct{})
-	go func() {
-		r.host.Root.StopFuture(r.bus).Wait()
-		close(stopped)
-	}()
-	select {
-	case <-stopped:
-	case <-ctx.Done():
-	}
+	_ = r.host.Actors.Stop(ctx, r.bus) // bounded by ctx; what is left is cancelled below
 	r.cancel()
 	waited := make(chan struct{})
 	go func() {

@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"sync/atomic"
 
-	"github.com/asynkron/protoactor-go/actor"
+	"github.com/switchboard-rt/switchboard/actors/port"
 )
 
 // bus is the Redis broker's registry: which local actors (rooms, the hub)
@@ -15,7 +15,7 @@ import (
 // Its fields are touched only by Receive.
 type bus struct {
 	r        *Broker
-	conns    []*actor.PID
+	conns    []port.Ref
 	channels map[string]*channelEntry
 	// bySub maps a registered subscription actor's id to its channel, so
 	// that the end of one of many thousand children is found at once: a
@@ -27,15 +27,15 @@ type bus struct {
 
 // channelEntry is one subscribed channel.
 type channelEntry struct {
-	sub     *actor.PID   // the channel's subscription actor
-	conn    int          // index of the connection that carries it
-	targets []*actor.PID // local actors to deliver to; replaced, never mutated, once sent
+	sub     port.Ref   // the channel's subscription actor
+	conn    int        // index of the connection that carries it
+	targets []port.Ref // local actors to deliver to; replaced, never mutated, once sent
 }
 
 // Broker API -> bus: target needs channel (on) or no longer does.
 type busSubscribe struct {
 	channel string
-	target  *actor.PID
+	target  port.Ref
 	on      bool
 }
 
@@ -47,13 +47,13 @@ type busSubscribe struct {
 // once, before it unsubscribes, and the registry and the routes are keyed
 // by target and by subscription actor, so an unsubscription overtaken by
 // a new subscription of the same channel only removes what it names.
-const subscribePriority = actor.DefaultPriority + 1
+const subscribePriority = port.DefaultPriority + 1
 
 func (m *busSubscribe) GetPriority() int8 {
 	if m.on {
 		return subscribePriority
 	}
-	return actor.DefaultPriority
+	return port.DefaultPriority
 }
 
 // connection -> bus (request): which channels do I carry now?
@@ -61,7 +61,7 @@ type snapshotQuery struct{ index int }
 
 // bus -> connection (response): the channels it carries and their actors.
 // It has the priority of the routes that follow it (see route).
-type snapshot struct{ routes map[string]*actor.PID }
+type snapshot struct{ routes map[string]port.Ref }
 
 func (*snapshot) GetPriority() int8 { return subscribePriority }
 
@@ -72,7 +72,7 @@ type targetsQuery struct{ channel string }
 // targetsQuery, or pushed on change). known is false when the channel is no
 // longer registered.
 type targetsUpdate struct {
-	targets []*actor.PID
+	targets []port.Ref
 	known   bool
 }
 
@@ -84,7 +84,7 @@ func (*targetsUpdate) IgnoreDeadLetterLogging() {}
 // a route, because its snapshot holds the channel.
 type route struct {
 	channel string
-	sub     *actor.PID
+	sub     port.Ref
 }
 
 func (*route) GetPriority() int8 { return subscribePriority }
@@ -93,7 +93,7 @@ func (*route) GetPriority() int8 { return subscribePriority }
 // nothing more can be routed to it.
 type unroute struct {
 	channel string
-	sub     *actor.PID
+	sub     port.Ref
 }
 
 // Broker.Subscriptions -> bus (request): list the channels; the reply is
@@ -109,7 +109,7 @@ func newBus(r *Broker) *bus {
 	return &bus{r: r, channels: make(map[string]*channelEntry), bySub: make(map[string]string)}
 }
 
-func (b *bus) Receive(ctx actor.Context) {
+func (b *bus) Receive(ctx port.Context) {
 	defer logPanics(b.r.log, "redis-bus")
 	switch m := ctx.Message().(type) {
 	case *busSubscribe:
@@ -119,7 +119,7 @@ func (b *bus) Receive(ctx actor.Context) {
 			b.unsubscribe(ctx, m.channel, m.target)
 		}
 	case *snapshotQuery:
-		routes := make(map[string]*actor.PID)
+		routes := make(map[string]port.Ref)
 		for ch, e := range b.channels {
 			if e.conn == m.index {
 				routes[ch] = e.sub
@@ -135,33 +135,35 @@ func (b *bus) Receive(ctx actor.Context) {
 	case *subscriptionsQuery:
 		out := make(map[string]string, len(b.channels))
 		for ch, e := range b.channels {
-			out[ch] = e.sub.Id
+			out[ch] = e.sub.ID()
 		}
 		ctx.Respond(out)
 	case probeNow:
 		for _, c := range b.conns {
 			ctx.Send(c, m)
 		}
-	case *actor.Started:
-		b.conns = make([]*actor.PID, b.r.cfg.PubSubConnections)
+	case *port.Started:
+		b.conns = make([]port.Ref, b.r.cfg.PubSubConnections)
 		for i := range b.conns {
 			b.conns[i] = b.spawnConn(ctx, i)
 		}
-	case *actor.Terminated:
+	case *port.Terminated:
 		b.childStopped(ctx, m.Who)
-	case *actor.Stopping:
+	case *port.Stopping:
 		b.stopping = true
 	}
 }
 
-func (b *bus) spawnConn(ctx actor.Context, i int) *actor.PID {
-	props := actor.PropsFromProducer(func() actor.Actor { return newPubSubConn(b.r, i) },
-		actor.WithMailbox(actor.UnboundedPriority()))
-	pid, err := ctx.SpawnNamed(props, "conn-"+strconv.Itoa(i))
+func (b *bus) spawnConn(ctx port.Context, i int) port.Ref {
+	ref, err := ctx.Spawn(port.Spec{
+		New:      func() port.Behavior { return newPubSubConn(b.r, i) },
+		Name:     "conn-" + strconv.Itoa(i),
+		Priority: true, // see subscribePriority
+	})
 	if err != nil {
 		panic(err)
 	}
-	return pid
+	return ref
 }
 
 // childStopped handles the end of a child that was stopped rather than
@@ -170,7 +172,7 @@ func (b *bus) spawnConn(ctx actor.Context, i int) *actor.PID {
 // registry still needs is spawned again and rebuilds itself from the
 // registry, as after a restart. A subscription its connection poisoned
 // after an unsubscribe is no longer in the registry and stays ended.
-func (b *bus) childStopped(ctx actor.Context, who *actor.PID) {
+func (b *bus) childStopped(ctx port.Context, who port.Ref) {
 	if b.stopping {
 		return
 	}
@@ -181,11 +183,11 @@ func (b *bus) childStopped(ctx actor.Context, who *actor.PID) {
 			return
 		}
 	}
-	channel, ok := b.bySub[who.Id]
+	channel, ok := b.bySub[who.ID()]
 	if !ok {
 		return
 	}
-	delete(b.bySub, who.Id)
+	delete(b.bySub, who.ID())
 	e := b.channels[channel]
 	b.r.stats.subRestarts.Add(1)
 	e.sub = b.spawnSub(ctx, channel, e.targets)
@@ -207,10 +209,10 @@ func (b *bus) connFor(channel string) int {
 	return 1 + int(h.Sum32()%uint32(n-1))
 }
 
-func (b *bus) subscribe(ctx actor.Context, channel string, target *actor.PID) {
+func (b *bus) subscribe(ctx port.Context, channel string, target port.Ref) {
 	e, ok := b.channels[channel]
 	if !ok {
-		e = &channelEntry{conn: b.connFor(channel), targets: []*actor.PID{target}}
+		e = &channelEntry{conn: b.connFor(channel), targets: []port.Ref{target}}
 		e.sub = b.spawnSub(ctx, channel, e.targets)
 		b.channels[channel] = e
 		b.r.stats.subscriptions.Add(1)
@@ -222,34 +224,36 @@ func (b *bus) subscribe(ctx actor.Context, channel string, target *actor.PID) {
 			return
 		}
 	}
-	e.targets = append(append(make([]*actor.PID, 0, len(e.targets)+1), e.targets...), target)
+	e.targets = append(append(make([]port.Ref, 0, len(e.targets)+1), e.targets...), target)
 	ctx.Send(e.sub, &targetsUpdate{targets: e.targets, known: true})
 }
 
 // spawnSub starts the subscription actor of channel for targets and
 // registers it in bySub.
-func (b *bus) spawnSub(ctx actor.Context, channel string, targets []*actor.PID) *actor.PID {
+func (b *bus) spawnSub(ctx port.Context, channel string, targets []port.Ref) port.Ref {
 	self, r := ctx.Self(), b.r
 	var incarnations atomic.Int32
-	props := actor.PropsFromProducer(func() actor.Actor {
-		// The first incarnation knows its targets; one restarted after a
-		// panic asks the bus for the current ones.
-		if incarnations.Add(1) == 1 {
-			return newSubscription(r, channel, self, targets)
-		}
-		return newSubscription(r, channel, self, nil)
+	ref, _ := ctx.Spawn(port.Spec{ // a generated name is never taken
+		New: func() port.Behavior {
+			// The first incarnation knows its targets; one restarted after
+			// a panic asks the bus for the current ones.
+			if incarnations.Add(1) == 1 {
+				return newSubscription(r, channel, self, targets)
+			}
+			return newSubscription(r, channel, self, nil)
+		},
+		Prefix: "sub:" + channel + "#",
 	})
-	pid := ctx.SpawnPrefix(props, "sub:"+channel+"#")
-	b.bySub[pid.Id] = channel
-	return pid
+	b.bySub[ref.ID()] = channel
+	return ref
 }
 
-func (b *bus) unsubscribe(ctx actor.Context, channel string, target *actor.PID) {
+func (b *bus) unsubscribe(ctx port.Context, channel string, target port.Ref) {
 	e, ok := b.channels[channel]
 	if !ok {
 		return
 	}
-	kept := make([]*actor.PID, 0, len(e.targets))
+	kept := make([]port.Ref, 0, len(e.targets))
 	for _, t := range e.targets {
 		if !t.Equal(target) {
 			kept = append(kept, t)
@@ -264,7 +268,7 @@ func (b *bus) unsubscribe(ctx actor.Context, channel string, target *actor.PID) 
 		return
 	}
 	delete(b.channels, channel)
-	delete(b.bySub, e.sub.Id)
+	delete(b.bySub, e.sub.ID())
 	b.r.stats.subscriptions.Add(-1)
 	ctx.Send(b.conns[e.conn], &unroute{channel: channel, sub: e.sub})
 }

@@ -26,7 +26,7 @@ type Config struct {
 	PubSubConnections int
 	// OutboxLimit bounds the publishes waiting to be sent (in flight, held
 	// while Redis is unreachable, or while the subscriptions recover).
-	// Beyond it Publish refuses with actors.ErrUnavailable. The node's own
+	// Beyond it Publish refuses with port.ErrUnavailable. The node's own
 	// membership events (PublishPresence) may fill it 20 times further, so
 	// that a mass exit does not lose them. Zero: 10000.
 	OutboxLimit int

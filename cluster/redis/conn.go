@@ -5,9 +5,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
-
-	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/port"
 )
 
 // pubsubConn is the actor of one Redis pub/sub connection shared by many
@@ -27,13 +25,13 @@ type pubsubConn struct {
 	r     *Broker
 	index int
 	probe string // this connection's probe channel
-	self  *actor.PID
-	bus   *actor.PID
+	self  port.Ref
+	bus   port.Ref
 
 	link   *link
-	routes map[string]*actor.PID // channel -> subscription actor
-	ready  bool                  // the snapshot has arrived; routes is current
-	stash  []*delivery           // read before the snapshot arrived
+	routes map[string]port.Ref // channel -> subscription actor
+	ready  bool                // the snapshot has arrived; routes is current
+	stash  []*delivery         // read before the snapshot arrived
 
 	unconfirmed map[string]struct{} // snapshot channels Redis has not confirmed yet
 	up          bool
@@ -83,7 +81,7 @@ func newPubSubConn(r *Broker, index int) *pubsubConn {
 	return &pubsubConn{r: r, index: index, probe: r.keys.probeChannel(index)}
 }
 
-func (c *pubsubConn) Receive(ctx actor.Context) {
+func (c *pubsubConn) Receive(ctx port.Context) {
 	defer logPanics(c.r.log, "redis-conn")
 	// A failed incarnation lets go of its connection at once, not when it
 	// is restarted after the backoff: meanwhile that connection could
@@ -107,7 +105,7 @@ func (c *pubsubConn) Receive(ctx actor.Context) {
 		if m.link == c.link {
 			delete(c.unconfirmed, m.channel)
 			c.checkUp()
-			if sub := c.routes[m.channel]; sub != nil {
+			if sub, ok := c.routes[m.channel]; ok {
 				ctx.Send(sub, confirmed{})
 			}
 		}
@@ -133,7 +131,7 @@ func (c *pubsubConn) Receive(ctx actor.Context) {
 			c.link.enqueue(true, m.channel)
 		}
 	case *unroute:
-		if c.ready && m.sub.Equal(c.routes[m.channel]) {
+		if sub, ok := c.routes[m.channel]; c.ready && ok && m.sub.Equal(sub) {
 			delete(c.routes, m.channel)
 			c.link.enqueue(false, m.channel)
 		}
@@ -144,20 +142,20 @@ func (c *pubsubConn) Receive(ctx actor.Context) {
 		if c.up && c.probeToken == "" {
 			c.sendProbe()
 		}
-	case *actors.Crash:
+	case *port.Crash:
 		panic(crashError(m.Reason))
-	case *actor.Started:
+	case *port.Started:
 		c.start(ctx)
-	case *actor.Restarting:
+	case *port.Restarting:
 		c.shutdown()
-	case *actor.Stopping:
+	case *port.Stopping:
 		c.shutdown()
-	case *actor.Stopped:
+	case *port.Stopped:
 		c.shutdown()
 	}
 }
 
-func (c *pubsubConn) start(ctx actor.Context) {
+func (c *pubsubConn) start(ctx port.Context) {
 	c.self, c.bus = ctx.Self(), ctx.Parent()
 	c.startedAt = time.Now()
 	// What an earlier incarnation read but could not route yet comes
@@ -172,11 +170,11 @@ func (c *pubsubConn) start(ctx actor.Context) {
 // ProbeIdle and ProbeTimeout from now.
 func (c *pubsubConn) scheduleTick() {
 	every := max(min(c.r.cfg.ProbeIdle, c.r.cfg.ProbeTimeout)/4, 10*time.Millisecond)
-	root, self, msg := c.r.host.Root, c.self, &connTick{link: c.link}
-	c.ticker = time.AfterFunc(every, func() { root.Send(self, msg) })
+	host, self, msg := c.r.host.Actors, c.self, &connTick{link: c.link}
+	c.ticker = time.AfterFunc(every, func() { host.Send(self, msg) })
 }
 
-func (c *pubsubConn) applySnapshot(ctx actor.Context, m *snapshot) {
+func (c *pubsubConn) applySnapshot(ctx port.Context, m *snapshot) {
 	c.routes, c.ready = m.routes, true
 	c.unconfirmed = make(map[string]struct{}, len(m.routes)+1)
 	c.unconfirmed[c.probe] = struct{}{}
@@ -194,9 +192,9 @@ func (c *pubsubConn) applySnapshot(ctx actor.Context, m *snapshot) {
 	}
 }
 
-func (c *pubsubConn) route(ctx actor.Context, d *delivery) {
-	sub := c.routes[d.channel]
-	if sub == nil {
+func (c *pubsubConn) route(ctx port.Context, d *delivery) {
+	sub, ok := c.routes[d.channel]
+	if !ok {
 		c.r.inflight.Add(-int64(len(d.payload)))
 		c.r.stats.unrouted.Add(1)
 		return

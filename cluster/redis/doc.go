@@ -1,4 +1,4 @@
-// Package redis is the actors.Broker that joins Switchboard nodes through
+// Package redis is the broker (port.Broker) that joins Switchboard nodes through
 // one Redis (pub/sub, and a presence directory in keys), wire-compatible
 // with the FastAPI tutorial's nodes (PROTOCOL.md section 5), for any number
 // of nodes behind a load balancer. The in-process broker is in the parent
@@ -13,7 +13,7 @@
 //	node, err := actors.NewNode(actors.Config{NodeID: "node-a", Broker: b})
 //
 // Every field of Config but URL has a documented default. The node starts
-// and closes the broker (actors.Broker's Start and Close); Stats and the
+// and closes the broker (port.Broker's Start and Close); Stats and the
 // prometheus.Collector methods report its counters, which
 // docs/operations.md describes with its behaviour under faults.
 //
@@ -30,8 +30,8 @@
 //     (supervision.go); after a fault it re-subscribes what the node needs
 //     at that moment, and it probes itself when idle;
 //   - one subscription actor per channel (subscription.go) decodes each
-//     envelope once (actors.NewInbound) and hands the same immutable
-//     *actors.Inbound to the channel's local targets, dropping the copies a
+//     envelope once (port.NewInbound) and hands the same immutable
+//     *port.Inbound to the channel's local targets, dropping the copies a
 //     resend brings (msgid.go);
 //   - the outbox (outbox*.go) owns publishing: it numbers each envelope
 //     (msg_id) and encodes it once as it queues it, in a bounded FIFO
@@ -43,8 +43,13 @@
 //     that routes direct messages, and reaps nodes that stopped
 //     heart-beating.
 //
-// Every method of the actors.Broker interface may be called from any
+// Every method of the port.Broker interface may be called from any
 // goroutine and returns without waiting on the network.
+//
+// Its actors are built on the actor API of package actors/port, which the
+// node hands over in BrokerHost.Actors: the package never imports the actor
+// runtime (protoactor) nor package actors, and holds the rooms and the hub
+// it delivers to as port.Ref handles.
 //
 // The sibling package cluster/redistest runs a real redis-server for tests.
 package redis

@@ -3,7 +3,7 @@ package redis
 import (
 	"fmt"
 
-	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/port"
 )
 
 // keyspace are the channel and key names, computed once.
@@ -24,9 +24,9 @@ func newKeyspace(prefix, node string) keyspace {
 	return keyspace{
 		prefix:    prefix,
 		node:      node,
-		broadcast: actors.BroadcastChannel(prefix),
-		nodeChan:  actors.NodeChannel(prefix, node),
-		origin:    node + "~" + actors.RandomID(6),
+		broadcast: port.BroadcastChannel(prefix),
+		nodeChan:  port.NodeChannel(prefix, node),
+		origin:    node + "~" + randomID(6),
 		nodes:     prefix + ":presence:nodes",
 		alive:     prefix + ":presence:alive:" + node,
 		nodeUsers: prefix + ":presence:node:" + node,

@@ -8,9 +8,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/switchboard-rt/switchboard/actors/port"
 	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
@@ -20,7 +20,7 @@ import (
 // messages; close ends them.
 type link struct {
 	r      *Broker
-	self   *actor.PID
+	self   port.Ref
 	probe  string
 	client *goredis.Client
 	ps     *goredis.PubSub
@@ -83,7 +83,7 @@ func (c *linkConn) check(err error) {
 // waits for at most two batches of replies, not for the whole exit.
 const maxChannelsPerCommand = 1000
 
-func openLink(r *Broker, self *actor.PID, probe string) *link {
+func openLink(r *Broker, self port.Ref, probe string) *link {
 	l := &link{r: r, self: self, probe: probe, wake: make(chan struct{}, 1), quit: make(chan struct{}),
 		subsOnWire: make(map[string]int), staleSubs: make(map[string]int)}
 	opts := r.clientOptions("sub")
@@ -162,7 +162,7 @@ func (l *link) closing() bool {
 
 func (l *link) failed(err error) {
 	if !l.closing() {
-		l.r.host.Root.Send(l.self, &linkFailed{link: l, err: err})
+		l.r.host.Actors.Send(l.self, &linkFailed{link: l, err: err})
 	}
 }
 
@@ -170,7 +170,7 @@ func (l *link) failed(err error) {
 // messages are handed to the connection actor within the inbound byte
 // budget, and dropped (counted) beyond it.
 func (l *link) read() {
-	r, root := l.r, l.r.host.Root
+	r, host := l.r, l.r.host.Actors
 	budget := int64(r.cfg.InboundBytes)
 	for {
 		msg, err := l.ps.Receive(r.ctx)
@@ -182,7 +182,7 @@ func (l *link) read() {
 		switch m := msg.(type) {
 		case *goredis.Message:
 			if m.Channel == l.probe {
-				root.Send(l.self, &probeEcho{link: l, token: m.Payload})
+				host.Send(l.self, &probeEcho{link: l, token: m.Payload})
 				continue
 			}
 			r.stats.received.Add(1)
@@ -196,12 +196,12 @@ func (l *link) read() {
 				r.stats.dropped.Add(1)
 				continue
 			}
-			root.Send(l.self, &delivery{channel: m.Channel, payload: m.Payload})
+			host.Send(l.self, &delivery{channel: m.Channel, payload: m.Payload})
 		case *goredis.Subscription:
 			switch m.Kind {
 			case "subscribe":
 				if l.confirms(m.Channel) {
-					root.Send(l.self, &subscribed{link: l, channel: m.Channel})
+					host.Send(l.self, &subscribed{link: l, channel: m.Channel})
 				}
 			case "unsubscribe":
 				if l.unsubsOnWire.Add(-1) == maxChannelsPerCommand-1 {

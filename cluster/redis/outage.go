@@ -4,8 +4,6 @@ import (
 	"log/slog"
 	"sync"
 	"time"
-
-	"github.com/switchboard-rt/switchboard/actors"
 )
 
 // outageRepeatMax is the longest a continuing outage goes without a line.
@@ -43,14 +41,14 @@ func (l *outageLog) failed(log *slog.Logger, conn int, err error) {
 	switch {
 	case attempts == 0:
 		l.lastLine = now
-		log.Warn("redis pub/sub connection failed; reconnecting with backoff", "conn", conn, actors.KeyErr, err)
+		log.Warn("redis pub/sub connection failed; reconnecting with backoff", "conn", conn, keyErr, err)
 	case attempts&(attempts-1) == 0 || now.Sub(l.lastLine) >= outageRepeatMax:
 		l.lastLine = now
 		log.Warn("redis still unreachable", "attempts", attempts, "down_for", now.Sub(l.since).Round(time.Millisecond),
-			"conn", conn, actors.KeyErr, err)
+			"conn", conn, keyErr, err)
 	default:
 		l.mu.Unlock()
-		log.Debug("redis reconnection failed", "attempts", attempts, "conn", conn, actors.KeyErr, err)
+		log.Debug("redis reconnection failed", "attempts", attempts, "conn", conn, keyErr, err)
 		return
 	}
 	l.mu.Unlock()

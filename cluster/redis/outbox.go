@@ -9,7 +9,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/port"
 	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
@@ -159,12 +159,12 @@ func (o *outbox) push(it outItem, env *wire.Envelope, max int) bool {
 	return true
 }
 
-// publish queues env for channel; actors.ErrUnavailable when the outbox is
+// publish queues env for channel; port.ErrUnavailable when the outbox is
 // full. Any goroutine.
 func (o *outbox) publish(channel string, env *wire.Envelope) error {
 	if !o.push(outItem{kind: outPublish, channel: channel}, env, o.limit) {
 		o.r.stats.refused.Add(1)
-		return actors.ErrUnavailable
+		return port.ErrUnavailable
 	}
 	return nil
 }
@@ -186,7 +186,7 @@ const presenceSlack = 20
 func (o *outbox) publishPresence(channel string, env *wire.Envelope) error {
 	if !o.push(outItem{kind: outPublish, channel: channel}, env, o.limit*(1+presenceSlack)) {
 		o.r.stats.refused.Add(1)
-		return actors.ErrUnavailable
+		return port.ErrUnavailable
 	}
 	return nil
 }
@@ -199,7 +199,7 @@ func (o *outbox) direct(user string, env *wire.Envelope, done func(int, error)) 
 	}
 	if !o.push(it, env, o.limit) {
 		o.r.stats.refused.Add(1)
-		done(0, actors.ErrUnavailable)
+		done(0, port.ErrUnavailable)
 	}
 }
 

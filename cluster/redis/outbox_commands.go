@@ -7,7 +7,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/port"
 	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
@@ -77,7 +77,7 @@ func (o *outbox) result(it *outItem, cmds []goredis.Cmder) itemStatus {
 	case outPublish:
 		n, err := cmds[0].(*goredis.IntCmd).Result()
 		if err != nil {
-			o.r.log.Warn("redis refused a publish", "channel", it.channel, actors.KeyErr, err)
+			o.r.log.Warn("redis refused a publish", "channel", it.channel, keyErr, err)
 			return itemDone
 		}
 		if n == 0 && o.receivers[it.channel] > 0 && !it.resent {
@@ -92,15 +92,15 @@ func (o *outbox) result(it *outItem, cmds []goredis.Cmder) itemStatus {
 			o.scripts = false
 			return itemRetry
 		case err != nil || len(res) != 2:
-			o.r.log.Warn("redis direct-message script failed", actors.KeyErr, err)
-			it.answer(0, actors.ErrUnavailable)
+			o.r.log.Warn("redis direct-message script failed", keyErr, err)
+			it.answer(0, port.ErrUnavailable)
 		case res[0] == 0 && res[1] > 0 && !it.resent:
 			return itemSuspect
 
 		default:
 			o.r.stats.directs.Add(1)
 			if res[0] == 0 && res[1] > 0 {
-				it.answer(0, actors.ErrUnavailable) // its nodes are there but not listening
+				it.answer(0, port.ErrUnavailable) // its nodes are there but not listening
 			} else {
 				it.answer(int(res[0]), nil)
 			}
@@ -116,10 +116,10 @@ func (o *outbox) result(it *outItem, cmds []goredis.Cmder) itemStatus {
 			// key): nobody will receive it, and its sender was told it
 			// was accepted. Counted and logged; rooms see no gap, since
 			// it was never numbered.
-			o.r.log.Warn("redis refused a room publication", "channel", it.channel, actors.KeyErr, err)
+			o.r.log.Warn("redis refused a room publication", "channel", it.channel, keyErr, err)
 			o.r.stats.appendFailures.Add(1)
 			if it.appended != nil {
-				it.appended(wire.Position{}, actors.ErrUnavailable)
+				it.appended(wire.Position{}, port.ErrUnavailable)
 			}
 		default:
 			o.r.stats.appended.Add(1)
@@ -137,7 +137,7 @@ func (o *outbox) result(it *outItem, cmds []goredis.Cmder) itemStatus {
 			return itemRetry
 		}
 		if err := cmds[0].Err(); err != nil {
-			o.r.log.Warn("redis presence cleanup failed", actors.KeyErr, err)
+			o.r.log.Warn("redis presence cleanup failed", keyErr, err)
 		}
 	case outResync:
 		o.r.stats.resyncs.Add(1)
@@ -145,7 +145,7 @@ func (o *outbox) result(it *outItem, cmds []goredis.Cmder) itemStatus {
 	default:
 		for _, c := range cmds {
 			if err := c.Err(); err != nil {
-				o.r.log.Warn("redis presence update failed", actors.KeyErr, err)
+				o.r.log.Warn("redis presence update failed", keyErr, err)
 				break
 			}
 		}

@@ -4,7 +4,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/port"
 )
 
 // sentItem is a confirmed publish or direct message, kept for ResendWindow.
@@ -101,6 +101,6 @@ func (o *outbox) expireDirects(now time.Time) {
 	o.mu.Unlock()
 	o.r.stats.expired.Add(int64(len(late)))
 	for i := range late {
-		late[i].answer(0, actors.ErrUnavailable)
+		late[i].answer(0, port.ErrUnavailable)
 	}
 }

@@ -7,7 +7,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/port"
 )
 
 type itemStatus uint8
@@ -130,7 +130,7 @@ func (o *outbox) checkSuspects(ctx context.Context, epoch uint64) {
 		// Held: the queue waits for a recovery later than the batch (at
 		// once if it already happened).
 		o.gate.transition(outEvent{kind: evUnheard, epoch: epoch})
-		o.r.host.Root.Send(o.r.bus, probeNow{})
+		o.r.host.Actors.Send(o.r.bus, probeNow{})
 	}
 	for i, st := range o.status {
 		if st != itemSuspect {
@@ -150,7 +150,7 @@ func (o *outbox) checkSuspects(ctx context.Context, epoch uint64) {
 			o.receivers[it.channel] = 0
 		case outDirect:
 			o.r.stats.directs.Add(1)
-			it.answer(0, actors.ErrUnavailable)
+			it.answer(0, port.ErrUnavailable)
 		}
 	}
 }

@@ -7,7 +7,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/port"
 )
 
 // run is the writer goroutine.
@@ -114,7 +114,7 @@ func (o *outbox) failed(err error) {
 	o.failures++
 	o.retryAt = time.Now().Add(backoff(o.failures, o.r.cfg.ReconnectMin, o.r.cfg.ReconnectMax))
 	if !o.failing.Swap(true) {
-		o.r.log.Warn("redis publish failing; holding the outbox", actors.KeyErr, err)
+		o.r.log.Warn("redis publish failing; holding the outbox", keyErr, err)
 	}
 	if o.client != nil {
 		_ = o.client.Close()
@@ -153,7 +153,7 @@ func (o *outbox) finish() {
 	o.mu.Unlock()
 	for _, it := range left {
 		if it.kind == outDirect {
-			it.answer(0, actors.ErrUnavailable)
+			it.answer(0, port.ErrUnavailable)
 		}
 	}
 	if o.client != nil {

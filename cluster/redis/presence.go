@@ -8,7 +8,6 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/switchboard-rt/switchboard/actors"
 	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
@@ -185,7 +184,7 @@ func (p *presence) beat() {
 		}
 		if err != nil && p.r.ctx.Err() == nil {
 			p.r.stats.heartbeatErrs.Add(1)
-			p.r.log.Debug("redis presence heartbeat failed", actors.KeyErr, err)
+			p.r.log.Debug("redis presence heartbeat failed", keyErr, err)
 			_ = p.client.Close()
 			p.client = nil
 		}

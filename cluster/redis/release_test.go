@@ -11,9 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
-
 	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/port"
 	"github.com/switchboard-rt/switchboard/actors/wire"
 	"github.com/switchboard-rt/switchboard/cluster/redis"
 	"github.com/switchboard-rt/switchboard/cluster/redistest"
@@ -23,7 +22,7 @@ import (
 // the target of every channel the test subscribes, that counts the
 // channels confirmed (actors.Subscribed) and signals the ones it watches.
 type channelWatcher struct {
-	pid       *actor.PID
+	ref       port.Ref
 	confirmed atomic.Int64
 
 	mu    sync.Mutex
@@ -35,31 +34,38 @@ type channelWatcher struct {
 func newChannelWatcher(t testing.TB, n *testNode) *channelWatcher {
 	t.Helper()
 	w := &channelWatcher{live: make(map[string]chan struct{}), heard: make(map[string]chan struct{}), seen: make(map[string]bool)}
-	w.pid = n.node.System().Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
-		switch m := ctx.Message().(type) {
-		case *actors.Subscribed:
-			w.mu.Lock()
-			if !w.seen[m.Channel] {
-				w.seen[m.Channel] = true
-				w.confirmed.Add(1)
-			}
-			if c := w.live[m.Channel]; c != nil {
-				close(c)
-				delete(w.live, m.Channel)
-			}
-			w.mu.Unlock()
-		case *actors.Inbound:
-			ch := actors.RoomChannel("websocket", m.Envelope.Room)
-			w.mu.Lock()
-			if c := w.heard[ch]; c != nil {
-				close(c)
-				delete(w.heard, ch)
-			}
-			w.mu.Unlock()
-		}
-	}))
-	t.Cleanup(func() { n.node.System().Root.Stop(w.pid) })
+	host := n.node.Actors()
+	ref, err := host.Spawn(port.Spec{New: func() port.Behavior { return port.BehaviorFunc(w.receive) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.ref = ref
+	t.Cleanup(func() { _ = host.Stop(context.Background(), w.ref) })
 	return w
+}
+
+func (w *channelWatcher) receive(ctx port.Context) {
+	switch m := ctx.Message().(type) {
+	case *actors.Subscribed:
+		w.mu.Lock()
+		if !w.seen[m.Channel] {
+			w.seen[m.Channel] = true
+			w.confirmed.Add(1)
+		}
+		if c := w.live[m.Channel]; c != nil {
+			close(c)
+			delete(w.live, m.Channel)
+		}
+		w.mu.Unlock()
+	case *actors.Inbound:
+		ch := actors.RoomChannel("websocket", m.Envelope.Room)
+		w.mu.Lock()
+		if c := w.heard[ch]; c != nil {
+			close(c)
+			delete(w.heard, ch)
+		}
+		w.mu.Unlock()
+	}
 }
 
 // watch returns channels closed when channel is confirmed and when an
@@ -116,7 +122,7 @@ func TestRedisSubscribeDuringReleaseOf100kChannels(t *testing.T) {
 
 	start := time.Now()
 	for i := range bulk {
-		n1.broker.Subscribe(bulkChannel(i), w.pid)
+		n1.broker.Subscribe(bulkChannel(i), w.ref)
 	}
 	waitFor(t, "the bulk channels confirmed", 60*time.Second, func() bool { return w.confirmed.Load() == int64(bulk) })
 	if got := pubsubChannels(t, rs); got != base+bulk {
@@ -126,7 +132,7 @@ func TestRedisSubscribeDuringReleaseOf100kChannels(t *testing.T) {
 
 	start = time.Now()
 	for i := range bulk {
-		n1.broker.Unsubscribe(bulkChannel(i), w.pid)
+		n1.broker.Unsubscribe(bulkChannel(i), w.ref)
 	}
 	// Polled on a goroutine of its own, so that the subscriptions below
 	// do not delay the measurement.
@@ -155,7 +161,7 @@ func TestRedisSubscribeDuringReleaseOf100kChannels(t *testing.T) {
 		ch := roomChannel(room)
 		live, heard := w.watch(ch)
 		t0 := time.Now()
-		n1.broker.Subscribe(ch, w.pid)
+		n1.broker.Subscribe(ch, w.ref)
 		await(t, "the confirmation of "+ch, live, 10*time.Second)
 		lat := time.Since(t0)
 		left := pubsubChannels(t, rs) - base - (i + 1)

@@ -8,7 +8,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/port"
 	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
@@ -104,13 +104,13 @@ return {epoch, top, out}
 `)
 
 // newEpoch names a new life of a stream: 8 characters of [0-9A-Za-z].
-func newEpoch() string { return actors.RandomID(8) }
+func newEpoch() string { return randomID(8) }
 
-// Append implements actors.Broker: the outbox runs appendScript for env,
+// Append implements port.Broker: the outbox runs appendScript for env,
 // in queue order with every other publish.
 func (r *Broker) Append(channel string, env *wire.Envelope, done func(wire.Position, error)) error {
 	if !r.running.Load() || r.host.History.Size == 0 {
-		return actors.ErrUnavailable
+		return port.ErrUnavailable
 	}
 	return r.out.append(channel, env, done)
 }
@@ -137,19 +137,19 @@ func appendResult(cmd goredis.Cmder) (wire.Position, bool, error) {
 	return wire.Position{Offset: uint64(off), Epoch: epoch}, dup == 1, nil
 }
 
-// Read implements actors.Broker: readScript on the command connection, in
+// Read implements port.Broker: readScript on the command connection, in
 // a goroutine of its own, at most maxReads at a time; past that, and
 // while Redis is unreachable, ErrUnavailable at once.
-func (r *Broker) Read(channel string, q actors.StreamQuery, done func(actors.StreamRead, error)) {
+func (r *Broker) Read(channel string, q port.StreamQuery, done func(port.StreamRead, error)) {
 	if !r.running.Load() || r.closed.Load() || r.out.failing.Load() {
-		done(actors.StreamRead{}, actors.ErrUnavailable)
+		done(port.StreamRead{}, port.ErrUnavailable)
 		return
 	}
 	select {
 	case r.reads <- struct{}{}:
 	default:
 		r.stats.readsRefused.Add(1)
-		done(actors.StreamRead{}, actors.ErrUnavailable)
+		done(port.StreamRead{}, port.ErrUnavailable)
 		return
 	}
 	go func() {
@@ -157,7 +157,7 @@ func (r *Broker) Read(channel string, q actors.StreamQuery, done func(actors.Str
 		res, err := r.read(channel, q)
 		if err != nil {
 			r.stats.readFailures.Add(1)
-			err = actors.ErrUnavailable
+			err = port.ErrUnavailable
 		}
 		done(res, err)
 	}()
@@ -166,7 +166,7 @@ func (r *Broker) Read(channel string, q actors.StreamQuery, done func(actors.Str
 // maxReads bounds the stream reads in flight.
 const maxReads = 64
 
-func (r *Broker) read(channel string, q actors.StreamQuery) (actors.StreamRead, error) {
+func (r *Broker) read(channel string, q port.StreamQuery) (port.StreamRead, error) {
 	ctx, cancel := context.WithTimeout(r.ctx, min(r.cfg.CommandTimeout, 2*time.Second))
 	defer cancel()
 	meta, stream := r.keys.streamKeys(channel)
@@ -174,21 +174,29 @@ func (r *Broker) read(channel string, q actors.StreamQuery) (actors.StreamRead, 
 	if q.PositionOnly {
 		posOnly = "1"
 	}
-	vals, err := readScript.Run(ctx, r.reader, []string{meta, stream},
-		newEpoch(), r.host.History.TTL.Milliseconds(), q.After, q.Limit, posOnly, q.Epoch).Slice()
+	keys := []string{meta, stream}
+	args := []any{newEpoch(), r.host.History.TTL.Milliseconds(), q.After, q.Limit, posOnly, q.Epoch}
+	vals, err := readScript.EvalSha(ctx, r.reader, keys, args...).Slice()
+	if goredis.HasErrorPrefix(err, "NOSCRIPT") {
+		// Loaded once per Redis life; EVALSHA only, so that the ACL
+		// docs/operations.md gives needs no EVAL.
+		if err = readScript.Load(ctx, r.reader).Err(); err == nil {
+			vals, err = readScript.EvalSha(ctx, r.reader, keys, args...).Slice()
+		}
+	}
 	if err != nil {
-		return actors.StreamRead{}, err
+		return port.StreamRead{}, err
 	}
 	if len(vals) != 3 {
-		return actors.StreamRead{}, errBadReply
+		return port.StreamRead{}, errBadReply
 	}
 	epoch, _ := vals[0].(string)
 	top, _ := vals[1].(int64)
 	entries, _ := vals[2].([]any)
-	res := actors.StreamRead{Pos: wire.Position{Offset: uint64(top), Epoch: epoch}, Pubs: make([]*actors.Inbound, 0, len(entries))}
+	res := port.StreamRead{Pos: wire.Position{Offset: uint64(top), Epoch: epoch}, Pubs: make([]*port.Inbound, 0, len(entries))}
 	for _, e := range entries {
 		s, _ := e.(string)
-		in, err := actors.NewInbound([]byte(s))
+		in, err := port.NewInbound([]byte(s))
 		if err != nil || in.Envelope.Pos.Offset == 0 {
 			r.stats.invalid.Add(1)
 			continue
@@ -201,14 +209,14 @@ func (r *Broker) read(channel string, q actors.StreamQuery) (actors.StreamRead, 
 
 var errBadReply = errors.New("cluster: redis: unexpected reply from a script")
 
-// append queues a room publication for appendScript; actors.ErrUnavailable
+// append queues a room publication for appendScript; port.ErrUnavailable
 // when the outbox is full. Any goroutine.
 func (o *outbox) append(channel string, env *wire.Envelope, done func(wire.Position, error)) error {
 	o.mu.Lock()
 	if o.closed || len(o.items)-o.head >= o.limit {
 		o.mu.Unlock()
 		o.r.stats.refused.Add(1)
-		return actors.ErrUnavailable
+		return port.ErrUnavailable
 	}
 	// Numbered under the lock, as push does: the msg_id makes the script
 	// number it once, however often the command is sent.

@@ -4,14 +4,12 @@ import (
 	"context"
 	"log/slog"
 
-	"github.com/asynkron/protoactor-go/actor"
-
-	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/port"
 )
 
 // subscription is the actor of one broker channel on this node. Its
 // connection actor hands it every message read on the channel; it decodes
-// each envelope once (actors.NewInbound) and sends the same *actors.Inbound
+// each envelope once (port.NewInbound) and sends the same *port.Inbound
 // to every local target (the room of that name, or the hub). Its fields are
 // touched only by Receive.
 //
@@ -22,8 +20,8 @@ import (
 type subscription struct {
 	r       *Broker
 	channel string
-	bus     *actor.PID
-	targets []*actor.PID      // shared with the bus, never mutated
+	bus     port.Ref
+	targets []port.Ref        // shared with the bus, never mutated
 	known   bool              // targets are current
 	live    bool              // Redis confirmed the channel on the current link
 	stash   []*delivery       // deliveries waiting for the targets
@@ -49,11 +47,11 @@ type delivery struct {
 
 func (*delivery) IgnoreDeadLetterLogging() {}
 
-func newSubscription(r *Broker, channel string, bus *actor.PID, targets []*actor.PID) *subscription {
+func newSubscription(r *Broker, channel string, bus port.Ref, targets []port.Ref) *subscription {
 	return &subscription{r: r, channel: channel, bus: bus, targets: targets, known: targets != nil}
 }
 
-func (s *subscription) Receive(ctx actor.Context) {
+func (s *subscription) Receive(ctx port.Context) {
 	defer logPanics(s.r.log, "redis-subscription")
 	switch m := ctx.Message().(type) {
 	case *delivery:
@@ -75,46 +73,46 @@ func (s *subscription) Receive(ctx actor.Context) {
 		// A target added to a live channel hears at once; the others
 		// ignore a repeat.
 		s.tellSubscribed(ctx)
-	case *actor.Started:
+	case *port.Started:
 		if !s.known {
 			ctx.Request(s.bus, &targetsQuery{channel: s.channel})
 		}
-	case *actor.Stopped:
+	case *port.Stopped:
 		// Deliveries still held (the bus no longer knew the channel) give
 		// their budget back.
 		for _, d := range s.stash {
 			s.r.inflight.Add(-int64(len(d.payload)))
 		}
 		s.stash = nil
-	case *actors.Crash:
+	case *port.Crash:
 		panic(crashError(m.Reason))
 	}
 }
 
 // tellSubscribed lets the targets know that the channel is live (see
-// actors.Subscribed).
-func (s *subscription) tellSubscribed(ctx actor.Context) {
+// port.Subscribed).
+func (s *subscription) tellSubscribed(ctx port.Context) {
 	if !s.live || !s.known {
 		return
 	}
 	for _, t := range s.targets {
-		ctx.Send(t, &actors.Subscribed{Channel: s.channel})
+		ctx.Send(t, &port.Subscribed{Channel: s.channel})
 	}
 }
 
 // deliver releases the message's budget first (so that a panic below
 // cannot leak it), then decodes and fans out.
-func (s *subscription) deliver(ctx actor.Context, d *delivery) {
+func (s *subscription) deliver(ctx port.Context, d *delivery) {
 	s.r.inflight.Add(-int64(len(d.payload)))
 	if len(s.targets) == 0 {
 		s.r.stats.unrouted.Add(1)
 		return
 	}
-	in, err := actors.NewInbound([]byte(d.payload))
+	in, err := port.NewInbound([]byte(d.payload))
 	if err != nil {
 		s.r.stats.invalid.Add(1)
 		if s.r.log.Enabled(context.Background(), slog.LevelDebug) {
-			s.r.log.Debug("invalid envelope ignored", "channel", s.channel, actors.KeyErr, err, "bytes", len(d.payload))
+			s.r.log.Debug("invalid envelope ignored", "channel", s.channel, keyErr, err, "bytes", len(d.payload))
 		}
 		return
 	}
@@ -140,7 +138,7 @@ func (s *subscription) deliver(ctx actor.Context, d *delivery) {
 	}
 }
 
-// crashError is the panic value of an injected actors.Crash.
+// crashError is the panic value of an injected port.Crash.
 type crashError string
 
 func (c crashError) Error() string { return "injected crash: " + string(c) }

@@ -7,9 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
-
-	"github.com/switchboard-rt/switchboard/actors"
+	"github.com/switchboard-rt/switchboard/actors/port"
 )
 
 // Supervision of the Redis broker's actors:
@@ -31,23 +29,23 @@ import (
 // next failure to count as the first again.
 const backoffResetAfter = 30 * time.Second
 
-// restartSubscriptionWithBackoff is the bus's strategy for its children.
-type restartSubscriptionWithBackoff struct{ r *Broker }
-
-// HandleFailure implements actor.SupervisorStrategy. It runs on the bus's
-// goroutine; the restart itself is sent from a timer.
-func (s *restartSubscriptionWithBackoff) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, child *actor.PID, rs *actor.RestartStatistics, _ any, _ any) {
-	if rs.NumberOfFailures(backoffResetAfter) == 0 {
-		rs.Reset()
+// restartSubscriptionWithBackoff is the bus's strategy for its children
+// (port.Spec.RestartChild): it returns how long the failed child waits
+// before its restart. It runs on the bus's goroutine; the restart itself
+// is sent from a timer.
+func restartSubscriptionWithBackoff(r *Broker) func(port.Ref, port.RestartStats, any) time.Duration {
+	return func(child port.Ref, rs port.RestartStats, _ any) time.Duration {
+		if rs.NumberOfFailures(backoffResetAfter) == 0 {
+			rs.Reset()
+		}
+		rs.Fail()
+		if strings.HasPrefix(strings.TrimPrefix(child.ID(), r.busName+"/"), "conn-") {
+			r.stats.reconnects.Add(1)
+		} else {
+			r.stats.subRestarts.Add(1)
+		}
+		return backoff(rs.FailureCount(), r.cfg.ReconnectMin, r.cfg.ReconnectMax)
 	}
-	rs.Fail()
-	if strings.HasPrefix(strings.TrimPrefix(child.Id, s.r.busName+"/"), "conn-") {
-		s.r.stats.reconnects.Add(1)
-	} else {
-		s.r.stats.subRestarts.Add(1)
-	}
-	delay := backoff(rs.FailureCount(), s.r.cfg.ReconnectMin, s.r.cfg.ReconnectMax)
-	time.AfterFunc(delay, func() { sup.RestartChildren(child) })
 }
 
 // backoff is min x 2^(failures-1), capped at max, with +-20% jitter.
@@ -63,12 +61,10 @@ func backoff(failures int, min, max time.Duration) time.Duration {
 	return d + jitter
 }
 
-// resumeBusOnPanic is the bus's guardian strategy.
-func resumeBusOnPanic(st *counters) actor.SupervisorStrategy {
-	return actor.NewOneForOneStrategy(0, 0, func(reason any) actor.Directive {
-		st.busPanics.Add(1)
-		return actor.ResumeDirective
-	})
+// resumeBusOnPanic is the bus's guardian strategy (port.Spec.ResumeOnPanic):
+// the bus resumes, the failing message dropped.
+func resumeBusOnPanic(st *counters) func(reason any) {
+	return func(any) { st.busPanics.Add(1) }
 }
 
 // linkFault is the panic value of a pub/sub connection actor whose Redis
@@ -84,7 +80,7 @@ func logPanics(log *slog.Logger, kind string) {
 		_, fault := r.(linkFault)
 		_, injected := r.(crashError)
 		if !fault && !injected {
-			log.Error("actor panic", actors.KeyActor, kind, "panic", r, "stack", string(debug.Stack()))
+			log.Error("actor panic", keyActor, kind, "panic", r, "stack", string(debug.Stack()))
 		}
 		panic(r)
 	}
