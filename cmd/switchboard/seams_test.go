@@ -12,6 +12,7 @@ import (
 // (docs/architecture.md, "Packages").
 var edges = []string{
 	"./transport",
+	"./cluster/...",
 }
 
 // TestSeamsKeepTheActorRuntimeInside fails when an edge package, or any
