@@ -60,6 +60,7 @@ type joinRoom struct {
 	user    string
 	silent  bool           // re-join after the room actor died: no user_joined
 	since   *wire.Position // a join with since: recover what came after it
+	budget  int            // a join with since: the most bytes it may be sent at once
 }
 
 // hub -> room: the forwarded joinRoom.

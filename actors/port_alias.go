@@ -15,7 +15,8 @@ type (
 	Conn = port.Conn
 	// HeardConn is port.HeardConn: a Conn that knows when its peer last
 	// sent a frame.
-	HeardConn = port.HeardConn
+	HeardConn    = port.HeardConn
+	BudgetedConn = port.BudgetedConn
 	// SessionHandle is port.SessionHandle: one session, as Connect names
 	// it to the transport.
 	SessionHandle = port.SessionHandle

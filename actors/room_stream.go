@@ -280,6 +280,16 @@ func (r *room) finishRecovery(ctx actor.Context, m *streamRead) {
 		r.joinAt(ctx, rec.join, false, 0)
 		return
 	}
+	size := 0
+	for _, ev := range missed {
+		size += len(ev.Frame)
+	}
+	if size > rec.join.budget {
+		r.node.metrics.RecoveriesTooBig.Add(1)
+		r.node.metrics.RecoveriesFailed.Add(1)
+		r.joinAt(ctx, rec.join, false, 0)
+		return
+	}
 	r.fanoutPending(ctx)
 	if len(missed) > 0 {
 		ctx.Send(rec.join.session, &eventBatch{events: missed})

@@ -326,7 +326,7 @@ func (s *session) handle(ctx actor.Context, c wire.Command, arrived time.Time) {
 		s.rooms[m.Room] = nil
 		s.joining++
 		s.joinCmd = m.Room
-		ctx.Send(s.node.hub, &joinRoom{room: m.Room, session: s.self, user: s.opts.User, since: m.Since})
+		ctx.Send(s.node.hub, &joinRoom{room: m.Room, session: s.self, user: s.opts.User, since: m.Since, budget: s.replyBudget()})
 		s.node.timers.SendOnce(s.node.cfg.JoinRetry, s.self, &joinTimeout{room: m.Room})
 		// The ack (or the refusal) is sent when the room answers; the id
 		// rides in the stash.

@@ -55,6 +55,22 @@ func (s *session) history(ctx actor.Context, m *wire.HistoryCmd) {
 	})
 }
 
+// MaxReplyBytes bounds what one answer from the room's stream sends a
+// client at once (a history answer, the publications a join recovers):
+// 1 MiB, or half the connection's outbound budget if that is less, so
+// that the answer never makes its client a slow consumer. A history answer
+// holds the newest publications that fit; a recovery that does not fit
+// answers recovered:false, and the client reads history instead.
+const MaxReplyBytes = 1 << 20
+
+// replyBudget is MaxReplyBytes for this session's connection.
+func (s *session) replyBudget() int {
+	if b, ok := s.conn.(BudgetedConn); ok && b.PendingBudget()/2 < MaxReplyBytes {
+		return b.PendingBudget() / 2
+	}
+	return MaxReplyBytes
+}
+
 func (s *session) onHistory(ctx actor.Context, m *historyRead) {
 	if s.closed {
 		return
@@ -64,9 +80,19 @@ func (s *session) onHistory(ctx actor.Context, m *historyRead) {
 		s.fail(ctx, wire.CodeUnavailable, "message broker unavailable; try again", m.id)
 		return
 	}
-	pubs := make([][]byte, len(m.res.Pubs))
-	for i, in := range m.res.Pubs {
-		pubs[i] = in.Event.JSON
+	// The newest that fit in the reply budget, oldest first.
+	budget := s.replyBudget() - 256 - len(m.room) - len(m.res.Pos.Epoch)
+	first := len(m.res.Pubs)
+	for first > 0 && len(m.res.Pubs[first-1].Event.JSON)+1 <= budget {
+		first--
+		budget -= len(m.res.Pubs[first].Event.JSON) + 1
+	}
+	if first > 0 {
+		s.node.metrics.HistoryTrimmed.Add(1)
+	}
+	pubs := make([][]byte, 0, len(m.res.Pubs)-first)
+	for _, in := range m.res.Pubs[first:] {
+		pubs = append(pubs, in.Event.JSON)
 	}
 	s.send(ctx, wire.HistoryEvent(m.id, m.room, m.res.Pos, pubs))
 }

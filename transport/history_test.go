@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/switchboard-rt/switchboard/cluster"
 	"github.com/switchboard-rt/switchboard/cluster/redis"
 	"github.com/switchboard-rt/switchboard/cluster/redistest"
+	"github.com/switchboard-rt/switchboard/transport"
 	"github.com/switchboard-rt/switchboard/transport/wsclient"
 )
 
@@ -347,4 +349,62 @@ func TestRedisLostDataStartsANewEpoch(t *testing.T) {
 	if len(missed) != 0 || got.Recovered == nil || *got.Recovered || got.Epoch != e.Epoch || got.Offset != 1 {
 		t.Fatalf("recovery from the lost epoch: %d chats, %s", len(missed), got.Raw)
 	}
+}
+
+// A history answer and a recovery never make their client a slow
+// consumer: the answer holds the newest publications that fit in half the
+// connection's outbound budget, and a recovery that would not fit answers
+// recovered:false (the client then reads history).
+func TestHistoryAnswersFitTheOutboundBudget(t *testing.T) {
+	a, _, _ := historyNodes(t, "fabric", withTransport(func(c *transport.Config) { c.MaxPendingBytes = 64 << 10 }),
+		withActors(func(c *actors.Config) { c.RatePerSecond = -1 }))
+	alice := a.dial("alice")
+	_, ack := joinAt(t, alice, "r", nil)
+	big := strings.Repeat("x", 4<<10)
+	for i := 1; i <= 20; i++ {
+		_ = alice.SendJSON(map[string]any{"type": "room_message", "room": "r", "content": fmt.Sprint(i, big)})
+	}
+	chatsUpTo(t, alice, "r", 20)
+
+	bob := a.dial("bob")
+	_ = bob.SendJSON(map[string]any{"type": "history", "room": "r", "id": "h"})
+	h := expect(t, bob, "history", isEvent("history"))
+	if len(h.Raw) > 32<<10 || len(h.Publications) < 5 || len(h.Publications) > 8 || h.Offset != 20 {
+		t.Fatalf("history answer of %d bytes with %d publications (offset %d), want the newest that fit in 32 KiB", len(h.Raw), len(h.Publications), h.Offset)
+	}
+	var last wsclient.Event
+	if err := json.Unmarshal(h.Publications[len(h.Publications)-1], &last); err != nil || last.Offset != 20 {
+		t.Fatalf("the newest publication is not last: %v %d", err, last.Offset)
+	}
+	missed, got := joinAt(t, bob, "r", map[string]any{"offset": 0, "epoch": ack.Epoch})
+	if len(missed) != 0 || got.Recovered == nil || *got.Recovered || got.Offset != 20 {
+		t.Fatalf("a recovery of 80 KiB over a 32 KiB budget: %d chats, %s", len(missed), got.Raw)
+	}
+	carol := a.dial("carol")
+	missed, got = joinAt(t, carol, "r", map[string]any{"offset": 16, "epoch": ack.Epoch})
+	if len(missed) != 4 || got.Recovered == nil || !*got.Recovered {
+		t.Fatalf("a recovery of 16 KiB: %d chats, %s", len(missed), got.Raw)
+	}
+	stillWorks(t, bob, "after")
+	stillWorks(t, carol, "after")
+}
+
+// Recovery requests for a room nobody ever published to, and joins with
+// an epoch the node never gave out, answer recovered:false at the room's
+// position and change nothing else.
+func TestRecoveryOfUnknownRoomsAndEpochs(t *testing.T) {
+	a, _, _ := historyNodes(t, "fabric")
+	c := a.dial("alice")
+	for _, since := range []map[string]any{
+		{"offset": 0, "epoch": "never"},
+		{"offset": 9007199254740992, "epoch": "x"},
+		{"offset": 3, "epoch": strings.Repeat("e", 200)},
+	} {
+		room := fmt.Sprint("empty-", len(fmt.Sprint(since)))
+		missed, ack := joinAt(t, c, room, since)
+		if len(missed) != 0 || ack.Recovered == nil || *ack.Recovered || ack.Offset != 0 || ack.Epoch == "" {
+			t.Fatalf("since %v on a room with no publication: %d chats, %s", since, len(missed), ack.Raw)
+		}
+	}
+	stillWorks(t, c, "after")
 }

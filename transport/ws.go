@@ -68,13 +68,17 @@ type sessionConn struct {
 	st     *socketState
 }
 
-var _ port.HeardConn = (*sessionConn)(nil)
+var (
+	_ port.HeardConn    = (*sessionConn)(nil)
+	_ port.BudgetedConn = (*sessionConn)(nil)
+)
 
 func (c *sessionConn) LastHeard() time.Time {
 	return clockBase.Add(time.Duration(c.st.heard.Load()))
 }
 
 func (c *sessionConn) Enqueue(frame []byte) bool { return c.wire.Enqueue(frame) }
+func (c *sessionConn) PendingBudget() int        { return c.wire.maxPending }
 func (c *sessionConn) Flush()                    { c.wire.Flush() }
 func (c *sessionConn) DropSilent() {
 	c.st.silent.Store(true)

@@ -28,6 +28,15 @@ type Conn interface {
 	Abort(code wire.CloseCode, reason string)
 }
 
+// BudgetedConn is a Conn that tells its outbound budget: the bytes it
+// lets wait for the client before it counts the client as a slow consumer.
+// The session keeps the answers it sends in one piece (a history answer,
+// a recovery) well within it.
+type BudgetedConn interface {
+	Conn
+	PendingBudget() int
+}
+
 // HeardConn is a Conn that knows when its peer last sent a frame (a message,
 // a ping, a pong). The session of such a Conn drops it when nothing came
 // from the peer within Config.PongTimeout of a heartbeat ping. A Conn that

@@ -40,6 +40,8 @@ type Metrics struct {
 	RecoveriesFailed    atomic.Int64 // joins with since answered recovered:false (other epoch, or trimmed)
 	HistoryGaps         atomic.Int64 // publications a room never received and could no longer read
 	HistoryReadTimeouts atomic.Int64 // position or gap reads given up after half the join retry
+	HistoryTrimmed      atomic.Int64 // history answers cut to their newest publications to fit the reply budget
+	RecoveriesTooBig    atomic.Int64 // joins with since answered recovered:false because what they missed exceeded the reply budget
 
 	// DeliveryLatency is, in microseconds, the time from a message reaching
 	// the node (a client command handled, an envelope from the broker, an API
