@@ -81,6 +81,25 @@ type roomJoined struct {
 
 func (*roomJoined) IgnoreDeadLetterLogging() {}
 
+// session -> room: a member joins again; answer with the room's position
+// (roomPosition). since: the join asked to recover (it recovered:
+// a member missed nothing).
+type roomPositionQuery struct {
+	id      json.RawMessage
+	session *actor.PID
+	since   bool
+}
+
+// room -> session: the answer to roomPositionQuery.
+type roomPosition struct {
+	id        json.RawMessage
+	room      string
+	pos       wire.Position
+	recovered *bool
+}
+
+func (*roomPosition) IgnoreDeadLetterLogging() {}
+
 // room -> session: the join did not take effect; the broker did not
 // confirm the room's channel in time.
 type roomRefused struct{ room string }

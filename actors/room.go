@@ -125,6 +125,17 @@ func (r *room) Receive(ctx actor.Context) {
 			r.fanoutPending(ctx)
 			r.remove(ctx, m.Who.Id, mem.user)
 		}
+	case *roomPositionQuery:
+		r.fanoutPending(ctx) // the position covers what the member was handed
+		p := &roomPosition{id: m.id, room: r.name}
+		if r.st.posKnown {
+			p.pos = r.st.pos
+			if m.since {
+				yes := true
+				p.recovered = &yes
+			}
+		}
+		ctx.Send(m.session, p)
 	case *RoomQuery:
 		ids := make([]string, 0, len(r.members))
 		for id := range r.members {

@@ -97,6 +97,12 @@ func (s *session) Receive(ctx actor.Context) {
 		s.onJoined(ctx, m)
 	case *historyRead:
 		s.onHistory(ctx, m)
+	case *roomPosition:
+		if m.pos.Known() {
+			s.send(ctx, wire.JoinAckEvent(m.id, m.room, m.pos, m.recovered))
+		} else {
+			s.ack(ctx, m.id)
+		}
 	case *roomRefused:
 		s.onRefused(ctx, m)
 	case *joinTimeout:
@@ -312,7 +318,13 @@ func (s *session) handle(ctx actor.Context, c wire.Command, arrived time.Time) {
 			s.fail(ctx, wire.CodeForbidden, "you may not join this room", m.ID)
 			return
 		}
-		if _, in := s.rooms[m.Room]; in {
+		if pid, in := s.rooms[m.Room]; in {
+			if pid != nil && len(m.ID) > 0 && s.node.history.Size > 0 {
+				// A member already: it missed nothing on this connection;
+				// the room says where it is.
+				ctx.Send(pid, &roomPositionQuery{id: m.ID, session: s.self, since: m.Since != nil})
+				return
+			}
 			s.ack(ctx, m.ID)
 			return
 		}

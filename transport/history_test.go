@@ -195,6 +195,14 @@ func TestHistoryOffsetsRecoveryAndQuery(t *testing.T) {
 			say(t, alice, "r", "d", 1)
 			inOrder(t, "bob after recovery", chatsUpTo(t, bob2, "r", 11), 11, 11, epoch)
 
+			// A member that joins again is told where it is.
+			if _, ack := joinAt(t, bob2, "r", nil); ack.Offset != 11 || ack.Epoch != epoch || ack.Recovered != nil {
+				t.Fatalf("a member's second join: %s", ack.Raw)
+			}
+			if _, ack := joinAt(t, bob2, "r", map[string]any{"offset": 2, "epoch": epoch}); ack.Offset != 11 || ack.Recovered == nil || !*ack.Recovered {
+				t.Fatalf("a member's second join with since: %s", ack.Raw)
+			}
+
 			// The history query: newest L, oldest first, as members got them.
 			dave := b.dial("dave") // not a member
 			_ = dave.SendJSON(map[string]any{"type": "history", "room": "r", "limit": 3, "id": "h"})
