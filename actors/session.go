@@ -314,35 +314,7 @@ func (s *session) handle(ctx actor.Context, c wire.Command, arrived time.Time) {
 		ctx.Send(s.node.hub, &broadcastLocal{event: ev, exclude: s.opts.User})
 		s.ack(ctx, m.ID)
 	case *wire.JoinRoomCmd:
-		if !s.allowed(m.Room) {
-			s.fail(ctx, wire.CodeForbidden, "you may not join this room", m.ID)
-			return
-		}
-		if pid, in := s.rooms[m.Room]; in {
-			if pid != nil && len(m.ID) > 0 && s.node.history.Size > 0 {
-				// A member already: it missed nothing on this connection;
-				// the room says where it is.
-				ctx.Send(pid, &roomPositionQuery{id: m.ID, session: s.self, since: m.Since != nil})
-				return
-			}
-			s.ack(ctx, m.ID)
-			return
-		}
-		if len(s.rooms) >= s.node.cfg.MaxRoomsPerSession {
-			s.fail(ctx, wire.CodeTooManyRooms, "room limit reached", m.ID)
-			return
-		}
-		if s.rooms == nil {
-			s.rooms = make(map[string]*actor.PID)
-		}
-		s.rooms[m.Room] = nil
-		s.joining++
-		s.joinCmd = m.Room
-		ctx.Send(s.node.hub, &joinRoom{room: m.Room, session: s.self, user: s.opts.User, since: m.Since, budget: s.replyBudget()})
-		s.node.timers.SendOnce(s.node.cfg.JoinRetry, s.self, &joinTimeout{room: m.Room})
-		// The ack (or the refusal) is sent when the room answers; the id
-		// rides in the stash.
-		s.stash = append(s.stash, stashed{ack: &joinAck{id: m.ID, room: m.Room}})
+		s.join(ctx, m)
 	case *wire.LeaveRoomCmd:
 		pid, in := s.rooms[m.Room]
 		if !in {

@@ -148,3 +148,37 @@ func (s *session) onRoomTerminated(ctx actor.Context, who *actor.PID) {
 		}
 	}
 }
+
+// join starts a join_room: the room answers (roomJoined, roomRefused), and
+// the ack waits in the stash until it does.
+func (s *session) join(ctx actor.Context, m *wire.JoinRoomCmd) {
+	if !s.allowed(m.Room) {
+		s.fail(ctx, wire.CodeForbidden, "you may not join this room", m.ID)
+		return
+	}
+	if pid, in := s.rooms[m.Room]; in {
+		if pid != nil && len(m.ID) > 0 && s.node.history.Size > 0 {
+			// A member already: it missed nothing on this connection;
+			// the room says where it is.
+			ctx.Send(pid, &roomPositionQuery{id: m.ID, session: s.self, since: m.Since != nil})
+			return
+		}
+		s.ack(ctx, m.ID)
+		return
+	}
+	if len(s.rooms) >= s.node.cfg.MaxRoomsPerSession {
+		s.fail(ctx, wire.CodeTooManyRooms, "room limit reached", m.ID)
+		return
+	}
+	if s.rooms == nil {
+		s.rooms = make(map[string]*actor.PID)
+	}
+	s.rooms[m.Room] = nil
+	s.joining++
+	s.joinCmd = m.Room
+	ctx.Send(s.node.hub, &joinRoom{room: m.Room, session: s.self, user: s.opts.User, since: m.Since, budget: s.replyBudget()})
+	s.node.timers.SendOnce(s.node.cfg.JoinRetry, s.self, &joinTimeout{room: m.Room})
+	// The ack (or the refusal) is sent when the room answers; the id
+	// rides in the stash.
+	s.stash = append(s.stash, stashed{ack: &joinAck{id: m.ID, room: m.Room}})
+}
