@@ -30,6 +30,7 @@ type options struct {
 	sourceIPs   []string
 	users       int
 	readBuffer  int
+	historySize int
 	cpuProfile  string
 	redisURL    string
 	quiet       bool
@@ -81,6 +82,7 @@ func parseOptions(args []string, out io.Writer) (*options, error) {
 	srcIPs := fs.String("source-ips", "", "source addresses for the clients, spread round robin: a list (127.0.0.2,127.0.0.3) or a range (127.0.0.2-127.0.0.50)")
 	fs.IntVar(&o.users, "users", 0, "distinct user ids among the clients (0: one per connection); fewer users means less presence traffic while connecting")
 	fs.IntVar(&o.readBuffer, "read-buffer", 1024, "gws read buffer per connection of the servers this tool starts, Switchboard and baseline alike (Switchboard's default: 1024; gws's own: 4096)")
+	fs.IntVar(&o.historySize, "history-size", 100, "room history of the Switchboard nodes this tool starts, as switchboard's --history-size (0: off)")
 	fs.StringVar(&o.redisURL, "redis", "", "with --inprocess: the nodes share this Redis (redis://127.0.0.1:6379/0) instead of an in-process fabric")
 	fs.StringVar(&o.cpuProfile, "server-cpuprofile", "", "with --spawn: write each child server's CPU profile to FILE.switchboard / FILE.baseline")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress on stderr")
@@ -167,6 +169,9 @@ func (o *options) validate() error {
 	}
 	if o.repeat < 1 || o.repeat > 10 {
 		bad("--repeat must be 1-10")
+	}
+	if o.historySize < 0 || o.historySize > 10000 {
+		bad("--history-size must be 0-10000")
 	}
 	if o.dialWorkers < 1 || o.dialWorkers > 1024 || o.users < 0 || o.readBuffer < 0 {
 		bad("--dial-concurrency must be 1-1024; --users and --read-buffer must not be negative")

@@ -89,6 +89,7 @@ func newReport(o *options) *Report {
 	if o.readBuffer > 0 {
 		p["read_buffer"] = o.readBuffer
 	}
+	p["history_size"] = o.historySize
 	return &Report{Scenario: o.scenario, Params: p, Env: currentEnv()}
 }
 

@@ -49,9 +49,11 @@ type target struct {
 
 // serverOptions configure servers the tool starts itself.
 type serverOptions struct {
-	readBuffer int    // gws read buffer per connection; 0: the server's default
-	cpuProfile string // child servers only: write a CPU profile here
-	redisURL   string // Switchboard nodes share this Redis instead of an in-process fabric
+	readBuffer int // gws read buffer per connection; 0: the server's default
+	// historySize is the nodes' --history-size (0: off).
+	historySize int
+	cpuProfile  string // child servers only: write a CPU profile here
+	redisURL    string // Switchboard nodes share this Redis instead of an in-process fabric
 }
 
 // startTarget starts (or names) the servers of one run.
@@ -134,6 +136,7 @@ func startNode(broker actors.Broker, i int, prefix string, so serverOptions) (st
 		ChannelPrefix: prefix,
 		Broker:        broker,
 		RatePerSecond: -1,
+		HistorySize:   historySize(so.historySize),
 		Logger:        quiet,
 	})
 	if err != nil {
@@ -180,7 +183,8 @@ func startChild(kind string, count int, so serverOptions) (*target, error) {
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"serve", "--kind", kind, "--count", strconv.Itoa(count), "--read-buffer", strconv.Itoa(so.readBuffer)}
+	args := []string{"serve", "--kind", kind, "--count", strconv.Itoa(count), "--read-buffer", strconv.Itoa(so.readBuffer),
+		"--history-size", strconv.Itoa(so.historySize)}
 	if so.cpuProfile != "" {
 		args = append(args, "--cpuprofile", so.cpuProfile+"."+kind)
 	}
@@ -250,6 +254,7 @@ func serveMain(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	maxLife := fs.Duration("max-life", time.Hour, "exit after this long whatever happens")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the servers to this file")
 	redisURL := fs.String("redis", "", "Redis URL the Switchboard nodes share (default: an in-process fabric)")
+	history := fs.Int("history-size", 100, "room history of the Switchboard nodes (0: off)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -270,7 +275,7 @@ func serveMain(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	if *count < 1 || *count > 16 || *maxLife <= 0 {
 		return errors.New("--count must be 1-16 and --max-life positive")
 	}
-	urls, stop, err := startServers(*kind, *count, serverOptions{readBuffer: *readBuf, redisURL: *redisURL})
+	urls, stop, err := startServers(*kind, *count, serverOptions{readBuffer: *readBuf, redisURL: *redisURL, historySize: *history})
 	if err != nil {
 		return err
 	}
@@ -287,4 +292,12 @@ func serveMain(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	case <-time.After(*maxLife):
 	}
 	return nil
+}
+
+// historySize maps a --history-size (0: off) to actors.Config.HistorySize.
+func historySize(n int) int {
+	if n == 0 {
+		return actors.NoHistory
+	}
+	return n
 }
