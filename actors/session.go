@@ -339,14 +339,15 @@ func (s *session) handle(ctx actor.Context, c wire.Command, arrived time.Time) {
 			s.fail(ctx, wire.CodeNotMember, "join the room before sending to it", m.ID)
 			return
 		}
-		ev := wire.ChatEvent(s.opts.User, m.Room, m.Content)
-		env := &wire.Envelope{Type: wire.EnvRoom, Room: m.Room, Node: s.node.cfg.NodeID, Payload: ev.JSON}
 		if s.node.history.Size > 0 {
 			// The broker numbers it and brings it back to this node's
 			// room too, in the stream's order (room_stream.go).
+			env := &wire.Envelope{Type: wire.EnvRoom, Room: m.Room, Node: s.node.cfg.NodeID, Payload: wire.ChatJSON(s.opts.User, m.Room, m.Content)}
 			s.appendToStream(ctx, RoomChannel(prefix, m.Room), env, m.ID)
 			return
 		}
+		ev := wire.ChatEvent(s.opts.User, m.Room, m.Content)
+		env := &wire.Envelope{Type: wire.EnvRoom, Room: m.Room, Node: s.node.cfg.NodeID, Payload: ev.JSON}
 		if !s.publish(ctx, RoomChannel(prefix, m.Room), env, m.ID) {
 			return
 		}

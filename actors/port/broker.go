@@ -177,11 +177,10 @@ func NewInbound(data []byte) (*Inbound, error) {
 // InboundOf frames env for local delivery, once: a numbered room
 // publication carries its position in the event (wire.WithPosition).
 func InboundOf(env *wire.Envelope) *Inbound {
-	payload := env.Payload
 	if env.Pos.Offset > 0 {
-		payload = wire.WithPosition(payload, env.Pos)
+		return &Inbound{Envelope: env, Event: wire.PositionedEvent(env.Payload, env.Pos).Timed()}
 	}
-	return &Inbound{Envelope: env, Event: wire.NewEvent(payload).Timed()}
+	return &Inbound{Envelope: env, Event: wire.NewEvent(env.Payload).Timed()}
 }
 
 // Channel names, as in PROTOCOL.md section 5.

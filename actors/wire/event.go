@@ -115,6 +115,12 @@ func RoomPresenceEvent(event, user, room string) *Event {
 
 // ChatEvent is {"event":"chat","from":F,"content":C}, with "room" when room != "".
 func ChatEvent(from, room, content string) *Event {
+	return NewEvent(ChatJSON(from, room, content)).Timed()
+}
+
+// ChatJSON is ChatEvent's JSON alone: a room publication's payload, which
+// the broker numbers before it is framed (PositionedEvent).
+func ChatJSON(from, room, content string) []byte {
 	b := append(make([]byte, 0, 48+len(from)+len(room)+len(content)), `{"event":"chat","from":`...)
 	b = AppendJSONString(b, from)
 	if room != "" {
@@ -123,7 +129,7 @@ func ChatEvent(from, room, content string) *Event {
 	}
 	b = append(b, `,"content":`...)
 	b = AppendJSONString(b, content)
-	return NewEvent(append(b, '}')).Timed()
+	return append(b, '}')
 }
 
 // DirectEvent is {"event":"direct_message","from":F,"content":C}.

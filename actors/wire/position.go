@@ -74,6 +74,47 @@ func WithPosition(payload []byte, p Position) []byte {
 	return append(b, '}')
 }
 
+// PositionedEvent is NewEvent(WithPosition(payload, p)) built in one
+// buffer: the frame, whose payload is the event's JSON.
+func PositionedEvent(payload []byte, p Position) *Event {
+	// The JSON is written after room for the longest header its size may
+	// need (an upper bound of it: the offset has at most 20 digits); the
+	// header then goes right before it.
+	bound := len(payload) + 48 + len(p.Epoch)
+	room := 2
+	switch {
+	case bound > 0xFFFF:
+		room = 10
+	case bound >= 126:
+		room = 4
+	}
+	frame := make([]byte, room, room+bound)
+	frame = append(frame, payload[:len(payload)-1]...)
+	if len(payload) > 2 {
+		frame = append(frame, ',')
+	}
+	frame = appendPosition(frame, p)
+	frame = append(frame, '}')
+	var head [10]byte
+	h := appendFrameHeader(head[:0], OpText, len(frame)-room)
+	start := room - len(h)
+	copy(frame[start:], h)
+	return &Event{JSON: frame[room:], Frame: frame[start:]}
+}
+
+// appendFrameHeader appends the header of an unmasked, final frame of
+// size payload bytes.
+func appendFrameHeader(dst []byte, opcode byte, n int) []byte {
+	dst = append(dst, 0x80|opcode)
+	switch {
+	case n < 126:
+		return append(dst, byte(n))
+	case n <= 0xFFFF:
+		return append(dst, 126, byte(n>>8), byte(n))
+	}
+	return append(dst, 127, byte(n>>56), byte(n>>48), byte(n>>40), byte(n>>32), byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+}
+
 // JoinAckEvent is the ack of a join_room when history is on:
 // {"event":"ack","id":ID,"room":R,"offset":TOP,"epoch":E}, with
 // "recovered" when the join asked to recover (recovered non-nil).

@@ -1,8 +1,10 @@
 package wire_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/switchboard-rt/switchboard/actors/wire"
@@ -96,6 +98,21 @@ func TestDecodeSinceAndHistory(t *testing.T) {
 		bad, ok := wire.DecodeCommand([]byte(frame)).(*wire.BadFrame)
 		if !ok || bad.Code != wire.CodeInvalidMessage {
 			t.Fatalf("%s: want invalid_message, got %#v", frame, wire.DecodeCommand([]byte(frame)))
+		}
+	}
+}
+
+// PositionedEvent is NewEvent(WithPosition(...)) in one buffer, at every
+// frame-header size.
+func TestPositionedEvent(t *testing.T) {
+	for _, size := range []int{0, 60, 70, 80, 100, 125, 126, 200, 65400, 65480, 65535, 65536, 70000} {
+		payload := []byte(`{"event":"chat","content":"` + string(make([]byte, 0)) + strings.Repeat("x", size) + `"}`)
+		for _, pos := range []wire.Position{{Offset: 1, Epoch: "e"}, {Offset: 1 << 53, Epoch: strings.Repeat("E", 64)}} {
+			got := wire.PositionedEvent(payload, pos)
+			want := wire.NewEvent(wire.WithPosition(payload, pos))
+			if !bytes.Equal(got.Frame, want.Frame) || !bytes.Equal(got.JSON, want.JSON) {
+				t.Fatalf("size %d, %+v: frame differs from NewEvent(WithPosition)", size, pos)
+			}
 		}
 	}
 }
