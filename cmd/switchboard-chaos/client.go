@@ -31,20 +31,27 @@ type client struct {
 	ready    bool // connected and in every room
 	moveHome bool // the controller wants it back on its home node
 	seq      int
+	// A fault that cuts the client's socket may ask it to stay away for
+	// holdOff and then to reconnect anywhere but node avoid (-1: none).
+	holdOff time.Duration
+	avoid   int
 }
 
 // session is what the read goroutine of one connection knows; only that
-// goroutine touches cn after the welcome.
+// goroutine touches cn after the welcome, and held. since is fixed before
+// the dial.
 type session struct {
 	c       *client
 	node    *nodeProc
 	cn      *conn
 	welcome chan *conn
 	joins   chan string // join acks ("j.…") and failures ("!j.…")
+	since   map[string]position
+	held    map[string][]heldChat // room -> chats before its join ack
 }
 
 func newClient(s *suite, idx int) *client {
-	c := &client{s: s, idx: idx, user: fmt.Sprintf("c%02d", idx), home: idx % len(s.nodes), rng: rand.New(rand.NewPCG(s.cfg.Seed, uint64(idx)))}
+	c := &client{s: s, idx: idx, user: fmt.Sprintf("c%02d", idx), home: idx % len(s.nodes), avoid: -1, rng: rand.New(rand.NewPCG(s.cfg.Seed, uint64(idx)))}
 	// Each client is in RoomsPerClient consecutive rooms, starting from
 	// its group's: the clients of a group (one per node, idx/nodes) share
 	// their rooms, so every room has members on every node and room
@@ -77,8 +84,16 @@ func (c *client) inRoom(room string) bool {
 
 // run keeps the client connected until ctx ends. Every wait is bounded.
 func (c *client) run(ctx context.Context) {
+	defer func() { c.s.ledger.clientGone(c.idx, time.Now()) }()
 	for ctx.Err() == nil {
-		n := c.s.pickNode(c.home)
+		c.mu.Lock()
+		hold, avoid := c.holdOff, c.avoid
+		c.holdOff, c.avoid = 0, -1
+		c.mu.Unlock()
+		if hold > 0 {
+			sleepCtx(ctx, hold)
+		}
+		n := c.s.pickNode(c.home, avoid)
 		if n == nil {
 			sleepCtx(ctx, 50*time.Millisecond)
 			continue
@@ -92,7 +107,16 @@ func (c *client) run(ctx context.Context) {
 }
 
 func (c *client) connect(ctx context.Context, n *nodeProc) error {
-	ss := &session{c: c, node: n, welcome: make(chan *conn, 1), joins: make(chan string, 2*len(c.rooms))}
+	ss := &session{c: c, node: n, welcome: make(chan *conn, 1), joins: make(chan string, 2*len(c.rooms)),
+		since: map[string]position{}, held: map[string][]heldChat{}}
+	// Rejoin every room from the last position received there: the node
+	// sends what was missed (or says recovered:false).
+	for _, room := range c.rooms {
+		if p, ok := c.s.ledger.since(c.idx, room); ok {
+			ss.since[room] = p
+		}
+		ss.held[room] = nil
+	}
 	ws, err := wsclient.Dial(n.wsURL(c.user), wsclient.Options{Timeout: 2 * time.Second, OnEvent: ss.onEvent})
 	if err != nil {
 		return err
@@ -113,7 +137,11 @@ func (c *client) connect(ctx context.Context, n *nodeProc) error {
 	c.ws, c.cur = ws, cn
 	c.mu.Unlock()
 	for _, room := range c.rooms {
-		if err := ws.SendJSON(map[string]any{"type": "join_room", "room": room, "id": "j." + cn.id + "." + room}); err != nil {
+		join := map[string]any{"type": "join_room", "room": room, "id": "j." + cn.id + "." + room}
+		if p, ok := ss.since[room]; ok {
+			join["since"] = map[string]any{"offset": p.offset, "epoch": p.epoch}
+		}
+		if err := ws.SendJSON(join); err != nil {
 			break
 		}
 	}
@@ -124,7 +152,6 @@ func (c *client) connect(ctx context.Context, n *nodeProc) error {
 				c.drop(ws, cn)
 				return fmt.Errorf("join refused: %s", id)
 			}
-			c.s.ledger.joined(cn, id[strings.LastIndexByte(id, '.')+1:], time.Now())
 		case <-ws.Closed():
 			c.drop(ws, cn)
 			return fmt.Errorf("closed while joining")
@@ -259,6 +286,8 @@ func (ss *session) onEvent(ev *wsclient.Event) {
 		if strings.HasPrefix(id, "j.") {
 			if ev.Event == "error" {
 				id = "!" + id
+			} else if ss.cn != nil {
+				ss.joinAcked(ev, id[strings.LastIndexByte(id, '.')+1:])
 			}
 			select {
 			case ss.joins <- id:
@@ -275,12 +304,36 @@ func (ss *session) onEvent(ev *wsclient.Event) {
 		if !ok {
 			return
 		}
-		l.delivered(id, ss.cn)
+		if ev.Event != "chat" || ev.Room == "" {
+			l.delivered(id, ss.cn)
+			return
+		}
+		p := position{ev.Offset, ev.Epoch}
+		if held, waiting := ss.held[ev.Room]; waiting {
+			ss.held[ev.Room] = append(held, heldChat{id: id, pos: p})
+			return
+		}
+		l.roomChat(ss.cn, ev.Room, id, p)
 	case "user_disconnected", "user_left":
 		if ss.cn != nil && strings.HasPrefix(ev.UserID, specialPrefix) {
 			ss.c.s.presence.record(ev.UserID, ev.Event, ss.cn, ev.At)
 		}
 	}
+}
+
+// joinAcked records the join ack of room with what came before it. Read
+// goroutine.
+func (ss *session) joinAcked(ev *wsclient.Event, room string) {
+	held, waiting := ss.held[room]
+	if !waiting {
+		return // a retry's second ack
+	}
+	delete(ss.held, room)
+	var since *position
+	if p, ok := ss.since[room]; ok {
+		since = &p
+	}
+	ss.c.s.ledger.roomJoined(ss.cn, room, since, position{ev.Offset, ev.Epoch}, ev.Epoch != "", ev.Recovered, ev.At, held)
 }
 
 // presenceLog records when regular clients learned that a special client

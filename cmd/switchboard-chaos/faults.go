@@ -40,8 +40,10 @@ var faults = []*fault{
 	{name: "redis-crash", needsRedis: true, inject: stopRedis(true)},
 	{name: "node-kill", inject: killNode},
 	{name: "node-term", inject: termNode},
+	{name: "rolling-deploy", needsNodes: 2, inject: rollingDeploy},
 	{name: "slow-reader", inject: slowReader},
 	{name: "vanish", inject: vanish},
+	{name: "client-drop", inject: dropClients},
 	{name: "hostile-frames", inject: hostileFrames},
 	{name: "mass-exit", needsRedis: true, inject: massExit},
 }

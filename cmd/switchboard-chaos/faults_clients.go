@@ -9,7 +9,8 @@ import (
 	"github.com/switchboard-rt/switchboard/transport/wsclient"
 )
 
-// Client faults: a slow reader and a peer that vanishes without a close.
+// Client faults: a slow reader, a peer that vanishes without a close, and
+// regular clients whose sockets die and who come back elsewhere with since.
 
 // slowReader connects a client that never reads to a room of its own, with
 // a flooder and a reader on other nodes (or the same): its node must cut
@@ -197,5 +198,65 @@ func vanish(ctx context.Context, s *suite, _ int) faultResult {
 	}
 	res.recovered = took
 	res.detail = fmt.Sprintf("%s in %s@%s, gone everywhere after %v", user, room, n.nodeID(), last.Round(time.Millisecond))
+	return res
+}
+
+// dropClients cuts the sockets of a few regular clients without a close
+// frame, as a dead network or a killed app does. Each stays away while
+// traffic goes on, then reconnects to another node and rejoins its rooms
+// with since: the ledger owes it every room message sent meanwhile.
+func dropClients(ctx context.Context, s *suite, _ int) faultResult {
+	var res faultResult
+	k, away := 4, 800*time.Millisecond
+	if s.cfg.Duration > 0 {
+		k, away = 2+s.rng.IntN(5), time.Duration(200+s.rng.IntN(1800))*time.Millisecond
+	}
+	type victim struct {
+		c    *client
+		cn   *conn
+		node int
+	}
+	var victims []victim
+	var names []string
+	for _, i := range s.rng.Perm(len(s.clients)) {
+		if len(victims) == k {
+			break
+		}
+		c := s.clients[i]
+		ws, cn, ready := c.state()
+		if !ready {
+			continue
+		}
+		c.mu.Lock()
+		c.holdOff, c.avoid = away, cn.node
+		c.mu.Unlock()
+		s.ledger.markDead(cn, time.Now())
+		ws.Abort()
+		res.count++
+		victims = append(victims, victim{c, cn, cn.node})
+		names = append(names, fmt.Sprintf("%s@%s", c.user, cn.nodeID))
+	}
+	elsewhere := 0
+	took, ok := waitFor(ctx, away+10*time.Second, func() bool {
+		elsewhere = 0
+		for _, v := range victims {
+			_, cn, ready := v.c.state()
+			if !ready || cn == v.cn {
+				return false
+			}
+			if cn.node != v.node {
+				elsewhere++
+			}
+		}
+		return true
+	})
+	if !ok {
+		res.violate("dropped clients not back within %v", away+10*time.Second)
+	}
+	if len(s.upNodes()) > 1 && elsewhere < len(victims) {
+		res.violate("%d of %d dropped clients came back on the node they left", len(victims)-elsewhere, len(victims))
+	}
+	res.recovered = took
+	res.detail = fmt.Sprintf("%s away %v", strings.Join(names, " "), away)
 	return res
 }

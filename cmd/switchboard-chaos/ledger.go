@@ -73,6 +73,10 @@ type message struct {
 	code      string
 	got       map[*conn]int
 	reordered int // copies that arrived after a later message of the same sender and path
+
+	pos         position // a room message's place in the room's stream, from its first copy
+	hasPos      bool
+	posMismatch int // copies that named another place (members must agree)
 }
 
 // scope says which (sender, recipient) pairs a fault window excuses.
@@ -118,6 +122,19 @@ type tally struct {
 	ExcusedBy                                      map[string]int
 	RefusedBy                                      map[string]int
 	Examples                                       []string // first lost or unanswered messages, for the report
+
+	// Room streams and recovery (streams.go), with history on.
+	RoomDups        int            // extra copies of room messages to one client, over all its connections
+	StreamGaps      int            // offsets skipped silently in a client's stream
+	StreamRepeats   int            // copies whose offset did not move a client's stream on
+	OffsetMismatch  int            // copies of one message at different places
+	EpochChanges    int            // new epochs seen live
+	Recovered       int            // joins with since answered recovered:true
+	RecoveredChats  int            // chats those recoveries sent
+	RecoveredFalse  map[string]int // joins with since answered recovered:false, by reason
+	HoleOffsets     int            // offsets those said the client missed (new epochs: up to the ack)
+	NoRecoveredFlag int            // joins with since whose ack had no recovered flag
+	StreamExamples  []string
 }
 
 func (t *tally) add(o *tally) {
@@ -140,6 +157,26 @@ func (t *tally) add(o *tally) {
 	if len(t.Examples) < 10 {
 		t.Examples = append(t.Examples, o.Examples[:min(len(o.Examples), 10-len(t.Examples))]...)
 	}
+	t.RoomDups += o.RoomDups
+	t.StreamGaps += o.StreamGaps
+	t.StreamRepeats += o.StreamRepeats
+	t.OffsetMismatch += o.OffsetMismatch
+	t.EpochChanges += o.EpochChanges
+	t.Recovered += o.Recovered
+	t.RecoveredChats += o.RecoveredChats
+	t.RecoveredFalse = addCounts(t.RecoveredFalse, o.RecoveredFalse)
+	t.HoleOffsets += o.HoleOffsets
+	t.NoRecoveredFlag += o.NoRecoveredFlag
+	if len(t.StreamExamples) < 10 {
+		t.StreamExamples = append(t.StreamExamples, o.StreamExamples[:min(len(o.StreamExamples), 10-len(t.StreamExamples))]...)
+	}
+}
+
+// streamProblems is what the round must report as violations of the
+// stream rules: silent gaps, repeats, disagreeing offsets, duplicates,
+// unexplained recovered:false.
+func (t *tally) streamProblems() int {
+	return t.StreamGaps + t.StreamRepeats + t.OffsetMismatch + t.RoomDups + t.RecoveredFalse[lostOther] + t.NoRecoveredFlag
 }
 
 func addCounts(dst, src map[string]int) map[string]int {
@@ -189,13 +226,29 @@ type ledger struct {
 	lastSeq  map[string]int // recipient|sender|kind|room -> last seq seen
 	late     int            // copies or replies for messages already evaluated
 	closedBy map[uint16]int // close codes seen by clients
+
+	// With history on (recovery), room messages are judged per client
+	// over its reconnections; see streams.go.
+	recovery    bool
+	historySize int
+	streams     map[streamKey]*stream
+	st          tally // stream figures since the last evaluation
 }
 
 func newLedger(joinGrace, liveGrace, preSlack time.Duration) *ledger {
 	return &ledger{
 		joinGrace: joinGrace, liveGrace: liveGrace, preSlack: preSlack,
 		msgs: map[string]*message{}, lastSeq: map[string]int{}, closedBy: map[uint16]int{},
+		streams: map[streamKey]*stream{},
 	}
+}
+
+// enableRecovery judges room messages per client across reconnections
+// with since; historySize is the nodes' --history-size.
+func (l *ledger) enableRecovery(historySize int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.recovery, l.historySize = true, historySize
 }
 
 func (l *ledger) addConn(c *conn) {
@@ -284,10 +337,24 @@ func (l *ledger) reply(id string, ok bool, code string) {
 func (l *ledger) delivered(id string, r *conn) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.deliveredLocked(id, r, position{})
+}
+
+// deliveredLocked records a copy of id on r, at p in its room's stream
+// (zero for other kinds, or history off).
+func (l *ledger) deliveredLocked(id string, r *conn, p position) {
 	m := l.msgs[id]
 	if m == nil {
 		l.late++
 		return
+	}
+	if p.epoch != "" {
+		switch {
+		case !m.hasPos:
+			m.pos, m.hasPos = p, true
+		case m.pos != p:
+			m.posMismatch++
+		}
 	}
 	m.got[r]++
 	key := r.id + "|" + m.from.id + "|" + m.kind.String() + "|" + m.room
@@ -350,7 +417,9 @@ func (l *ledger) copies() int {
 func (l *ledger) evaluate() tally {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	t := tally{Late: l.late}
+	t := l.st
+	l.st = tally{}
+	t.Late = l.late
 	l.late = 0
 	for _, m := range l.order {
 		l.evaluateOne(&t, m)
@@ -375,6 +444,9 @@ func (l *ledger) evaluate() tally {
 	}
 	clear(l.windows[len(wins):])
 	l.windows = wins
+	for _, s := range l.streams {
+		s.prune(now.Add(-time.Minute))
+	}
 	return t
 }
 
@@ -384,6 +456,7 @@ func (l *ledger) evaluateOne(t *tally, m *message) {
 	}
 	t.Sent++
 	t.Reordered += m.reordered
+	t.OffsetMismatch += m.posMismatch
 	switch m.outcome {
 	case refused:
 		t.Refused++
@@ -402,6 +475,10 @@ func (l *ledger) evaluateOne(t *tally, m *message) {
 		return
 	}
 	t.Acked++
+	if m.kind == kindRoom && l.recovery {
+		l.evaluateRoomPerClient(t, m)
+		return
+	}
 	for _, r := range l.conns {
 		if !l.isRecipient(m, r) {
 			continue

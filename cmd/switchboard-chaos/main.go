@@ -48,8 +48,12 @@ func main() {
 	flag.DurationVar(&cfg.PingInterval, "ping-interval", time.Second, "the nodes' --ping-interval")
 	flag.DurationVar(&cfg.PongTimeout, "pong-timeout", time.Second, "the nodes' --pong-timeout")
 	flag.DurationVar(&cfg.DrainTimeout, "drain-timeout", 3*time.Second, "the nodes' --drain-timeout")
+	flag.IntVar(&cfg.HistorySize, "history-size", 100, "the nodes' --history-size; clients rejoin with since after every reconnection (0: history off)")
 	flag.StringVar(&cfg.WorkDir, "work-dir", "", "directory for the binary and the logs (default: a temporary one, kept on failure)")
 	flag.Parse()
+	if cfg.HistorySize == 0 {
+		cfg.HistorySize = -1 // off; zero in config means the default
+	}
 	if faultList != "" {
 		cfg.Faults = strings.Split(faultList, ",")
 	}

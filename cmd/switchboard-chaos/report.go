@@ -51,6 +51,10 @@ func (r *report) print(w io.Writer) {
 		t.Expected, t.Delivered, t.Excused, countsString(t.ExcusedBy), t.Lost)
 	fmt.Fprintf(w, "  duplicates %d, reordered %d, copies to non-live members %d, copies of refused messages %d, late %d\n",
 		t.Dups, t.Reordered, t.Extra, t.RefusedDelivered, t.Late)
+	fmt.Fprintf(w, "  room streams: joins with since recovered:true %d (%d chats resent), recovered:false %d (%s; %d offsets reported missed), new epochs seen live %d\n",
+		t.Recovered, t.RecoveredChats, sumCounts(t.RecoveredFalse), countsString(t.RecoveredFalse), t.HoleOffsets, t.EpochChanges)
+	fmt.Fprintf(w, "  room streams: duplicates %d, silent gaps %d, repeated or reordered %d, copies at another offset %d\n",
+		t.RoomDups, t.StreamGaps, t.StreamRepeats, t.OffsetMismatch)
 	fmt.Fprintf(w, "  violations (lost, leaks, stale membership, supervision): %d\n", len(r.Violations))
 	for _, v := range r.Violations {
 		fmt.Fprintf(w, "    ! %s\n", v)
@@ -66,4 +70,12 @@ func closesString(m map[uint16]int) string {
 		c[fmt.Sprint(code)] = n
 	}
 	return countsString(c)
+}
+
+func sumCounts(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
 }

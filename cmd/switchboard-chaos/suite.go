@@ -53,6 +53,11 @@ type config struct {
 	PingInterval, PongTimeout time.Duration
 	// DrainTimeout is the nodes' --drain-timeout. Zero: 3 s.
 	DrainTimeout time.Duration
+	// HistorySize is the nodes' --history-size: with history on, clients
+	// rejoin their rooms with since after every reconnection and the
+	// ledger judges room messages per client (streams.go). Zero: 100 (the
+	// node's default); negative: history off.
+	HistorySize int
 	// WorkDir holds the binary and every log. Zero: a temporary directory,
 	// removed at the end unless the run found a violation.
 	WorkDir string
@@ -87,6 +92,9 @@ func (c *config) normalize() error {
 	}
 	if c.DrainTimeout == 0 {
 		c.DrainTimeout = 3 * time.Second
+	}
+	if c.HistorySize == 0 {
+		c.HistorySize = 100
 	}
 	if c.MassExit == 0 {
 		c.MassExit = 10_000
@@ -159,6 +167,9 @@ func run(ctx context.Context, cfg config) (*report, error) {
 	s := &suite{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x5eed))}
 	s.prefix = fmt.Sprintf("chaos%d", s.rng.IntN(1e6))
 	s.ledger = newLedger(250*time.Millisecond, time.Second, 500*time.Millisecond)
+	if cfg.HistorySize > 0 {
+		s.ledger.enableRecovery(cfg.HistorySize)
+	}
 	s.report = report{Faults: map[string]int{}, Recovery: map[string]time.Duration{}, Started: time.Now()}
 
 	dir := cfg.WorkDir
@@ -207,6 +218,7 @@ func (s *suite) start(ctx context.Context, dir string) error {
 		"--enable-kill", "--pprof", "--log-format", "json", "--channel-prefix", s.prefix,
 		"--ping-interval", s.cfg.PingInterval.String(), "--pong-timeout", s.cfg.PongTimeout.String(),
 		"--drain-timeout", s.cfg.DrainTimeout.String(), "--max-pending-bytes", strconv.Itoa(maxPendingBytes), "--rate-limit", "-1",
+		"--history-size", strconv.Itoa(max(s.cfg.HistorySize, 0)),
 	}
 	if !s.cfg.NoRedis {
 		r, err := newRedisProc(dir)
@@ -253,14 +265,19 @@ func (s *suite) start(ctx context.Context, dir string) error {
 }
 
 // pickNode is the node a client should connect to: its home if up, else the
-// next one up. Called by client goroutines.
-func (s *suite) pickNode(home int) *nodeProc {
+// next one up; never avoid (-1: none) while another is up. Called by client
+// goroutines.
+func (s *suite) pickNode(home, avoid int) *nodeProc {
+	var fallback *nodeProc
 	for i := 0; i < len(s.nodes); i++ {
 		if n := s.nodes[(home+i)%len(s.nodes)]; n.accepting() {
-			return n
+			if n.idx != avoid {
+				return n
+			}
+			fallback = n
 		}
 	}
-	return nil
+	return fallback
 }
 
 // waitHome moves every client back to its home node and waits until all
@@ -402,6 +419,10 @@ func (s *suite) round(ctx context.Context, i int, f *fault) {
 	if t.Lost > 0 || t.Unanswered > 0 {
 		s.report.violate(i, "%s: %d lost, %d unanswered: %s", f.name, t.Lost, t.Unanswered, strings.Join(t.Examples, "; "))
 	}
+	if t.streamProblems() > 0 {
+		s.report.violate(i, "%s: room streams: %d silent gaps, %d repeated or reordered, %d duplicates, %d copies at another offset, %d unexplained recovered:false, %d acks without recovered: %s",
+			f.name, t.StreamGaps, t.StreamRepeats, t.RoomDups, t.OffsetMismatch, t.RecoveredFalse[lostOther], t.NoRecoveredFlag, strings.Join(t.StreamExamples, "; "))
+	}
 	closes := s.ledger.closes()
 	if n := closes[1013]; n > 0 {
 		s.report.violate(i, "%s: %d regular clients were closed as slow consumers (1013)", f.name, n)
@@ -420,9 +441,9 @@ func (s *suite) round(ctx context.Context, i int, f *fault) {
 	if n := len(s.report.Violations) - nviol; n > 0 {
 		status = fmt.Sprintf("%d VIOLATIONS", n)
 	}
-	s.printf("round %3d %-19s %-42s recovered %-7v | sent %4d acked %4d refused %3d unconfirmed %2d | pairs %5d delivered %5d excused %4d lost %d | closes %s | %s\n",
+	s.printf("round %3d %-19s %-42s recovered %-7v | sent %4d acked %4d refused %3d unconfirmed %2d | pairs %5d delivered %5d excused %4d lost %d dups %d | since %d/%d false %s | closes %s | %s\n",
 		i, f.name, res.detail, res.recovered.Round(time.Millisecond), t.Sent, t.Acked, t.Refused, t.Unconfirmed,
-		t.Expected, t.Delivered, t.Excused, t.Lost, closesString(closes), status)
+		t.Expected, t.Delivered, t.Excused, t.Lost, t.Dups, t.Recovered, t.RecoveredChats, countsString(t.RecoveredFalse), closesString(closes), status)
 	for _, v := range s.report.Violations[nviol:] {
 		s.printf("    ! %s\n", v)
 	}
