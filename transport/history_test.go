@@ -416,3 +416,29 @@ func TestRecoveryOfUnknownRoomsAndEpochs(t *testing.T) {
 	}
 	stillWorks(t, c, "after")
 }
+
+// A stream with no publication for --history-ttl is forgotten: the next
+// publication starts a new epoch at offset 1, and a since of the old one
+// recovers nothing (recovered:false).
+func TestHistoryTTLStartsANewEpoch(t *testing.T) {
+	for _, kind := range clusterKinds(t) {
+		t.Run(kind, func(t *testing.T) {
+			const ttl = 300 * time.Millisecond
+			a, _, _ := historyNodes(t, kind, withActors(func(c *actors.Config) { c.HistoryTTL = ttl }))
+			alice := a.dial("alice")
+			_, ack := joinAt(t, alice, "r", nil)
+			say(t, alice, "r", "m", 2)
+			chatsUpTo(t, alice, "r", 2)
+			time.Sleep(2 * ttl) // no publication for longer than the TTL
+			say(t, alice, "r", "later", 1)
+			e := chatsUpTo(t, alice, "r", 1)
+			if last := e[len(e)-1]; last.Offset != 1 || last.Epoch == ack.Epoch {
+				t.Fatalf("after the TTL: %s, want offset 1 of a new epoch (old %s)", last.Raw, ack.Epoch)
+			}
+			_ = alice.SendJSON(map[string]any{"type": "history", "room": "r", "id": "h"})
+			if h := expect(t, alice, "history", isEvent("history")); len(h.Publications) != 1 || h.Epoch == ack.Epoch {
+				t.Fatalf("history after the TTL: %s", h.Raw)
+			}
+		})
+	}
+}
