@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -141,5 +142,104 @@ func TestWindowScopes(t *testing.T) {
 		if got := c.w.covers(c.m, c.r); got != c.want {
 			t.Errorf("case %d: covers = %v, want %v", i, got, c.want)
 		}
+	}
+}
+
+// With history on, a room message is owed to a client across its
+// reconnections with since; the stream rules catch what per-connection
+// counting cannot: a copy on the old and the new connection, an offset
+// skipped or repeated, a recovered:false with no reason.
+func TestLedgerRecovery(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	l := newLedger(250*time.Millisecond, time.Second, 500*time.Millisecond)
+	l.enableRecovery(10)
+	const e = "E1"
+	open := func(id string, client, node, openedMs int) *conn {
+		c := &conn{id: id, client: client, user: id, node: node, opened: at(openedMs)}
+		l.addConn(c)
+		return c
+	}
+	pos := func(o uint64) position { return position{o, e} }
+	yes, no := true, false
+	seq := 0
+	send := func(id string, from *conn, sentMs int) {
+		seq++
+		l.sent(&message{id: id, seq: seq, kind: kindRoom, room: "r", from: from, sent: at(sentMs), target: -1})
+		l.reply(id, true, "")
+	}
+
+	a := open("a#1", 0, 0, 0)
+	l.roomJoined(a, "r", nil, pos(0), true, nil, at(10), nil)
+	b1 := open("b#1", 1, 1, 0)
+	l.roomJoined(b1, "r", nil, pos(0), true, nil, at(10), nil)
+
+	// m1..m3 reach both; b's connection dies after m1.
+	send("m1", a, 1000)
+	l.roomChat(a, "r", "m1", pos(1))
+	l.roomChat(b1, "r", "m1", pos(1))
+	l.markDead(b1, at(1100))
+	send("m2", a, 1500)
+	send("m3", a, 1600)
+	l.roomChat(a, "r", "m2", pos(2))
+	l.roomChat(a, "r", "m3", pos(3))
+	// b comes back elsewhere with since 1: m2 and m3 come before the ack.
+	if p, ok := l.since(1, "r"); !ok || p != pos(1) {
+		t.Fatalf("since = %v %v, want 1/E1", p, ok)
+	}
+	b2 := open("b#2", 1, 2, 2000)
+	s := pos(1)
+	l.roomJoined(b2, "r", &s, pos(3), true, &yes, at(2010), []heldChat{{"m2", pos(2)}, {"m3", pos(3)}})
+	// m4: b gets it twice (the old connection's copy and a resend), and
+	// its stream sees offset 4 twice.
+	send("m4", a, 3000)
+	l.roomChat(a, "r", "m4", pos(4))
+	l.roomChat(b2, "r", "m4", pos(4))
+	l.roomChat(b2, "r", "m4", pos(4))
+	// m5 skipped at b (a silent gap), m6 arrives.
+	send("m5", a, 3100)
+	send("m6", a, 3200)
+	l.roomChat(a, "r", "m5", pos(5))
+	l.roomChat(a, "r", "m6", pos(6))
+	l.roomChat(b2, "r", "m6", pos(6))
+
+	got := l.evaluate()
+	// Owed: 6 messages to a and to b; b missed m5 (lost), got m4 twice.
+	if got.Expected != 12 || got.Delivered != 11 || got.Lost != 1 || got.RoomDups != 1 {
+		t.Errorf("per client: expected %d delivered %d lost %d dups %d; want 12 11 1 1", got.Expected, got.Delivered, got.Lost, got.RoomDups)
+	}
+	if got.Recovered != 1 || got.RecoveredChats != 2 || got.StreamGaps != 1 || got.StreamRepeats != 1 {
+		t.Errorf("streams: recovered %d (%d chats), gaps %d, repeats %d; want 1 (2), 1, 1", got.Recovered, got.RecoveredChats, got.StreamGaps, got.StreamRepeats)
+	}
+
+	// recovered:false: within history and the same epoch is unexplained;
+	// past the history size it is "trimmed" and excuses its hole.
+	l.markDead(b2, at(4000))
+	for i := 7; i <= 20; i++ {
+		id := fmt.Sprintf("n%d", i)
+		send(id, a, 4000+10*i)
+		l.roomChat(a, "r", id, pos(uint64(i)))
+	}
+	b3 := open("b#3", 1, 0, 5000)
+	s = pos(6)
+	l.roomJoined(b3, "r", &s, pos(20), true, &no, at(5010), nil)
+	c1 := open("c#1", 2, 0, 0)
+	l.roomJoined(c1, "r", nil, pos(0), true, nil, at(10), nil)
+	l.markDead(c1, at(4000))
+	c2 := open("c#2", 2, 1, 5000)
+	s = pos(18)
+	l.roomJoined(c2, "r", &s, pos(20), true, &no, at(5010), nil)
+	got = l.evaluate()
+	if got.RecoveredFalse[lostTrimmed] != 1 || got.RecoveredFalse[lostOther] != 1 || got.HoleOffsets != 16 {
+		t.Errorf("recovered:false %v, hole %d; want trimmed=1 unexplained=1, 14+2", got.RecoveredFalse, got.HoleOffsets)
+	}
+	// n7..n20 are owed to a, b and c. b missed them all, excused by its
+	// hole (6, 20]; c's hole (18, 20] excuses n19 and n20 only: it has no
+	// copy of n7..n18, which its since claims it had: lost.
+	if got.Excused != 14+2 || got.ExcusedBy["recovered:false"] != 16 || got.Lost != 12 {
+		t.Errorf("holes: excused %d (%v) lost %d; want 16 16 12", got.Excused, got.ExcusedBy, got.Lost)
+	}
+	if got.streamProblems() != 1 {
+		t.Errorf("stream problems %d, want 1 (the unexplained recovered:false)", got.streamProblems())
 	}
 }
