@@ -57,6 +57,13 @@ type Config struct {
 	// publication; then it is forgotten and its next publication starts a
 	// new epoch. Zero: 10 minutes.
 	HistoryTTL time.Duration
+	// NoConnectionEvents turns off user_connected and user_disconnected
+	// for this node's clients (--connection-events off, docs/protocol.md
+	// section 8): each connect then costs O(1) frames, however many
+	// connections the node holds. The node still tells the other nodes
+	// about its own users. Zero: every client gets them (the tutorial's
+	// behaviour), unless it opted out itself.
+	NoConnectionEvents bool
 	// Logger receives the node's logs. Zero: discard.
 	Logger *slog.Logger
 }

@@ -14,14 +14,18 @@ import (
 type hub struct {
 	node     *Node
 	sessions map[string]*sessionEntry // session actor id -> entry
-	users    map[string][]*actor.PID  // user -> that user's local sessions
-	rooms    map[string]*roomEntry    // room name -> live room actor
-	roomOf   map[string]string        // room actor id -> room name
-	casts    map[uint64]pendingCast   // API publishes to rooms, waiting for the room's count
-	castSeq  uint64
+	// loud are the sessions that get connection events (user_connected,
+	// user_disconnected): every session unless it or the node opted out.
+	// A connect costs one frame per loud session, none for the others.
+	loud    map[string]*sessionEntry
+	users   map[string][]*actor.PID // user -> that user's local sessions
+	rooms   map[string]*roomEntry   // room name -> live room actor
+	roomOf  map[string]string       // room actor id -> room name
+	casts   map[uint64]pendingCast  // API publishes to rooms, waiting for the room's count
+	castSeq uint64
 	// The largest sizes of the maps above since they were last rebuilt
 	// (see compact).
-	roomsPeak, roomOfPeak, sessionsPeak, usersPeak int
+	roomsPeak, roomOfPeak, sessionsPeak, usersPeak, loudPeak int
 }
 
 // pendingCast is an API publish handed to a room: who gets the count.
@@ -44,6 +48,7 @@ func newHub(n *Node) *hub {
 	return &hub{
 		node:     n,
 		sessions: make(map[string]*sessionEntry),
+		loud:     make(map[string]*sessionEntry),
 		users:    make(map[string][]*actor.PID),
 		rooms:    make(map[string]*roomEntry),
 		roomOf:   make(map[string]string),
@@ -145,6 +150,7 @@ func (h *hub) compact() {
 	h.rooms = compacted(h.rooms, &h.roomsPeak)
 	h.roomOf = compacted(h.roomOf, &h.roomOfPeak)
 	h.sessions = compacted(h.sessions, &h.sessionsPeak)
+	h.loud = compacted(h.loud, &h.loudPeak)
 	h.users = compacted(h.users, &h.usersPeak)
 }
 
@@ -152,7 +158,11 @@ func (h *hub) register(ctx actor.Context, m *registerSession) {
 	if _, dup := h.sessions[m.pid.Id]; dup {
 		return
 	}
-	h.sessions[m.pid.Id] = &sessionEntry{pid: m.pid, user: m.user}
+	e := &sessionEntry{pid: m.pid, user: m.user}
+	h.sessions[m.pid.Id] = e
+	if !m.quiet {
+		h.loud[m.pid.Id] = e
+	}
 	ctx.Watch(m.pid)
 	first := len(h.users[m.user]) == 0
 	h.users[m.user] = append(h.users[m.user], m.pid)
@@ -182,6 +192,7 @@ func (h *hub) terminated(ctx actor.Context, who *actor.PID) {
 		return
 	}
 	delete(h.sessions, who.Id)
+	delete(h.loud, who.Id)
 	list := h.users[e.user]
 	for i, p := range list {
 		if p.Equal(who) {
@@ -205,7 +216,7 @@ func (h *hub) terminated(ctx actor.Context, who *actor.PID) {
 // or went. The user's own connections are excluded, as for chat.
 func (h *hub) presence(ctx actor.Context, event, user string) {
 	ev := wire.PresenceEvent(event, user)
-	h.broadcast(ctx, ev, user)
+	h.fanout(ctx, h.loud, ev, user)
 	env := &wire.Envelope{Type: wire.EnvBroadcast, SenderID: user, Node: h.node.cfg.NodeID, Payload: ev.JSON}
 	if err := h.node.publishPresence(BroadcastChannel(h.node.cfg.ChannelPrefix), env); err != nil {
 		h.node.metrics.Unavailable.Add(1)
@@ -247,8 +258,13 @@ func (h *hub) live(pid *actor.PID) bool {
 
 // broadcast hands ev to every local session except those of user exclude.
 func (h *hub) broadcast(ctx actor.Context, ev *wire.Event, exclude string) int {
+	return h.fanout(ctx, h.sessions, ev, exclude)
+}
+
+// fanout hands ev to the sessions of set except those of user exclude.
+func (h *hub) fanout(ctx actor.Context, set map[string]*sessionEntry, ev *wire.Event, exclude string) int {
 	n := 0
-	for _, e := range h.sessions {
+	for _, e := range set {
 		if exclude != "" && e.user == exclude {
 			continue
 		}
@@ -276,6 +292,10 @@ func (h *hub) inbound(ctx actor.Context, m *Inbound) {
 	h.node.metrics.BrokerIn.Add(1)
 	switch env.Type {
 	case wire.EnvBroadcast:
+		if wire.IsConnectionEvent(env.Payload) {
+			h.fanout(ctx, h.loud, m.Event, env.SenderID)
+			return
+		}
 		h.broadcast(ctx, m.Event, env.SenderID)
 	case wire.EnvDirect:
 		h.direct(ctx, env.Target, m.Event)

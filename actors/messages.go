@@ -48,8 +48,9 @@ func (*heartbeatCheck) IgnoreDeadLetterLogging() {}
 
 // session -> hub: a new session is live.
 type registerSession struct {
-	pid  *actor.PID
-	user string
+	pid   *actor.PID
+	user  string
+	quiet bool // no connection events for it
 }
 
 // session -> hub: join (or silently re-join) a room. The hub forwards it to

@@ -178,7 +178,7 @@ func (s *session) started(ctx actor.Context) {
 	s.node.metrics.Sessions.Add(1)
 	s.node.metrics.Connections.Add(1)
 	s.send(ctx, wire.WelcomeEvent(s.opts.User, s.node.cfg.NodeID))
-	ctx.Send(s.node.hub, &registerSession{pid: s.self, user: s.opts.User})
+	ctx.Send(s.node.hub, &registerSession{pid: s.self, user: s.opts.User, quiet: s.opts.NoConnectionEvents || s.node.cfg.NoConnectionEvents})
 	if !s.opts.Expires.IsZero() {
 		s.cancelExpiry = s.node.timers.SendOnce(time.Until(s.opts.Expires), s.self, &CloseSession{Code: wire.CloseTokenExpired, Reason: "token expired"})
 	}

@@ -80,3 +80,16 @@ func (s *Server) anonymous(clientID string) (port.SessionOptions, *refusal) {
 	}
 	return port.SessionOptions{User: GuestPrefix + name}, nil
 }
+
+// connectionEvents reads ?connection_events=all|off (docs/protocol.md,
+// section 8): off means the client does not want user_connected and
+// user_disconnected. Another value is refused before the upgrade.
+func connectionEvents(r *http.Request) (off bool, no *refusal) {
+	switch r.URL.Query().Get("connection_events") {
+	case "", "all":
+		return false, nil
+	case "off":
+		return true, nil
+	}
+	return false, &refusal{http.StatusBadRequest, "connection_events must be all or off", "handshake"}
+}

@@ -151,6 +151,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, requireToken bo
 	// From here every path gives the slot back, or hands it to the socket,
 	// whose OnClose gives it back.
 	opts, no := s.authenticate(r, requireToken)
+	if no == nil {
+		opts.NoConnectionEvents, no = connectionEvents(r)
+	}
 	if no != nil {
 		s.slots.give(ip)
 		s.refuse(w, no)

@@ -75,6 +75,10 @@ type SessionOptions struct {
 	RoomAllowed func(room string) bool
 	// Remote is the peer address, for logs.
 	Remote string
+	// NoConnectionEvents: the client opted out of user_connected and
+	// user_disconnected (?connection_events=off, docs/protocol.md section
+	// 8); room events and everything else still reach it.
+	NoConnectionEvents bool
 }
 
 // PublishResult reports what a server-side publish reached.

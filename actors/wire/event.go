@@ -2,6 +2,7 @@ package wire
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -162,4 +163,26 @@ func ErrorEvent(code ErrorCode, message string, id json.RawMessage) *Event {
 		b = append(b, id...)
 	}
 	return NewEvent(append(b, '}'))
+}
+
+// IsConnectionEvent reports whether payload, an event object from the
+// broker, is user_connected or user_disconnected: what a client or a node
+// may opt out of (docs/protocol.md, section 8). It reads the "event"
+// member wherever it is; Switchboard writes it first.
+func IsConnectionEvent(payload []byte) bool {
+	const c, d = `{"event":"user_connected"`, `{"event":"user_disconnected"`
+	s := string(payload)
+	plain := strings.Count(s, `"event"`) == 1 && !strings.Contains(s, `\`)
+	if plain && (strings.HasPrefix(s, c) || strings.HasPrefix(s, d)) {
+		return true
+	}
+	if plain && strings.HasPrefix(s, `{"event":"`) {
+		return false // another event, named first, once and plainly
+	}
+	var name [1][]byte
+	if walkMembers(payload, eventMember, name[:]) != nil {
+		return false
+	}
+	v, ok := jsonString(name[0])
+	return ok && (v == "user_connected" || v == "user_disconnected")
 }

@@ -126,3 +126,20 @@ func FuzzAppendJSONString(f *testing.F) {
 	f.Add("\xff\u2028\"")
 	f.Fuzz(func(t *testing.T, s string) { checkJSONString(t, s) })
 }
+
+func TestIsConnectionEvent(t *testing.T) {
+	for payload, want := range map[string]bool{
+		`{"event":"user_connected","user_id":"a"}`:               true,
+		`{"event":"user_disconnected","user_id":"a"}`:            true,
+		`{"user_id":"a","event":"user_connected"}`:               true,
+		`{"event":"user_connected_x","user_id":"a"}`:             false,
+		`{"event":"chat","from":"a","content":"user_connected"}`: false,
+		`{"event":"chat","event":"user_connected"}`:              true,
+		`{"event":"user_\u0063onnected"}`:                        true,
+		`{"event":"user_joined","user_id":"a","room":"r"}`:       false,
+	} {
+		if got := wire.IsConnectionEvent([]byte(payload)); got != want {
+			t.Errorf("IsConnectionEvent(%s) = %v, want %v", payload, got, want)
+		}
+	}
+}

@@ -51,6 +51,7 @@ type options struct {
 	rateStrikes       int
 	maxRooms          int
 	historySize       int
+	connectionEvents  string
 	historyTTL        time.Duration
 	allowBinary       bool
 	statsCommand      bool
@@ -110,6 +111,7 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (*op
 	fs.IntVar(&o.rateBurst, "rate-burst", 0, "token bucket size (0: twice the rate)")
 	fs.IntVar(&o.rateStrikes, "rate-strikes", 100, "rate_limited errors in a row before the connection is closed with 1008")
 	fs.IntVar(&o.maxRooms, "max-rooms", 100, "rooms one connection may be in")
+	fs.StringVar(&o.connectionEvents, "connection-events", "all", "user_connected/user_disconnected for this node's clients: all (the tutorial's behaviour; every connect costs a frame per connection) or off (a connect costs O(1) frames; past a few thousand connections per node)")
 	fs.IntVar(&o.historySize, "history-size", 100, "publications of each room's stream kept for recovery on join (since) and the history query (0: history off, no offsets)")
 	fs.DurationVar(&o.historyTTL, "history-ttl", 10*time.Minute, "how long a room's stream is kept after its last publication; then it starts a new epoch")
 	fs.BoolVar(&o.allowBinary, "allow-binary", false, "accept binary frames as JSON commands (else close 1008)")
@@ -192,6 +194,9 @@ func (o *options) validate(fromEnv map[string]bool) error {
 	check(o.outboxLimit >= 0, "outbox-limit", o.outboxLimit, "0 or more")
 	check(o.readBufferSize >= transport.MinReadBuffer && o.readBufferSize <= transport.MaxReadBuffer,
 		"read-buffer-size", o.readBufferSize, "256 to 1048576")
+	if o.connectionEvents != "all" && o.connectionEvents != "off" {
+		errs = append(errs, fmt.Errorf("%s %q is not a setting: all or off", ref("connection-events"), o.connectionEvents))
+	}
 	if o.logFormat != "text" && o.logFormat != "json" {
 		errs = append(errs, fmt.Errorf("%s %q is not a format: text or json", ref("log-format"), o.logFormat))
 	}

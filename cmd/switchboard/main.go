@@ -71,6 +71,7 @@ func run(ctx context.Context, o *options, logOut io.Writer, ready chan<- listeni
 		RateStrikes:        o.rateStrikes,
 		HistorySize:        historySize(o.historySize),
 		HistoryTTL:         o.historyTTL,
+		NoConnectionEvents: o.connectionEvents == "off",
 		Logger:             log,
 
 		DisableStatsCommand: !o.statsCommand,
