@@ -242,4 +242,22 @@ func TestLedgerRecovery(t *testing.T) {
 	if got.streamProblems() != 1 {
 		t.Errorf("stream problems %d, want 1 (the unexplained recovered:false)", got.streamProblems())
 	}
+
+	// A join with since answered without the recovered flag (a node that
+	// ignored since): what was sent meanwhile is lost, and the ack's
+	// position past the client's is a silent gap.
+	l.markDead(b3, at(6000))
+	send("p21", a, 6100)
+	send("p22", a, 6200)
+	for _, r := range []*conn{a, c2} {
+		l.roomChat(r, "r", "p21", pos(21))
+		l.roomChat(r, "r", "p22", pos(22))
+	}
+	b4 := open("b#4", 1, 1, 7000)
+	s = pos(20)
+	l.roomJoined(b4, "r", &s, pos(22), true, nil, at(7010), nil)
+	got = l.evaluate()
+	if got.Lost != 2 || got.NoRecoveredFlag != 1 || got.StreamGaps != 2 {
+		t.Errorf("since ignored: lost %d, acks without recovered %d, gaps %d; want 2 1 2", got.Lost, got.NoRecoveredFlag, got.StreamGaps)
+	}
 }

@@ -123,7 +123,7 @@ func (l *ledger) roomJoined(cn *conn, room string, since *position, at position,
 	prev := s.feeder
 	s.feeder = cn
 	switch {
-	case since == nil || recovered == nil:
+	case since == nil:
 		// A new membership: the previous one (if any) ended with its
 		// connection.
 		if n := len(s.spans); n > 0 && s.spans[n-1].to.IsZero() {
@@ -135,9 +135,11 @@ func (l *ledger) roomJoined(cn *conn, room string, since *position, at position,
 		}
 		s.spans = append(s.spans, span{from: ackAt})
 		s.pos, s.known = at, hasAt
-		if since != nil {
-			l.st.NoRecoveredFlag++
-		}
+	case recovered == nil:
+		// The client asked to recover and was not told whether it did:
+		// it cannot know what it missed. The membership goes on, and
+		// whatever did not come is a silent gap.
+		l.st.NoRecoveredFlag++
 	case *recovered:
 		l.st.Recovered++
 		l.st.RecoveredChats += len(held)
@@ -166,11 +168,25 @@ func (l *ledger) roomJoined(cn *conn, room string, since *position, at position,
 		l.deliveredLocked(h.id, cn, h.pos)
 		l.extend(s, cn, room, h.pos)
 	}
-	if recovered != nil && *recovered && s.known && at.epoch == s.pos.epoch && s.pos.offset < at.offset {
-		l.st.StreamGaps += int(at.offset - s.pos.offset)
-		l.example(&l.st, "recovered:true for %s in %s, but its copies end at %s and the ack says %s", cn.id, room, s.pos, at)
-		s.pos = at
+	if since != nil && (recovered == nil || *recovered) && s.known && hasAt {
+		switch {
+		case at.epoch != s.pos.epoch:
+			l.st.StreamGaps += int(at.offset)
+			l.example(&l.st, "%s in %s: joined with since %s, recovered %s, but the ack is in another epoch: %s", cn.id, room, since, recoveredFlag(recovered), at)
+			s.pos = at
+		case s.pos.offset < at.offset:
+			l.st.StreamGaps += int(at.offset - s.pos.offset)
+			l.example(&l.st, "%s in %s: joined with since %s, recovered %s, but its copies end at %s and the ack says %s", cn.id, room, since, recoveredFlag(recovered), s.pos, at)
+			s.pos = at
+		}
 	}
+}
+
+func recoveredFlag(b *bool) string {
+	if b == nil {
+		return "absent"
+	}
+	return fmt.Sprint(*b)
 }
 
 // lastCopy is when the client last received a copy in this stream, for the
