@@ -33,6 +33,11 @@ type loadClient struct {
 
 	lastSeq int64 // last sequence seen in its room, -1 before the first
 
+	// trackPos makes the read loop follow the room stream's position
+	// (recover scenario only: it costs a search per chat frame).
+	trackPos bool
+	pos      streamPos
+
 	received   atomic.Int64 // load frames received
 	outOfOrder atomic.Int64 // load frames with a sequence not above the last one
 	errors     atomic.Int64 // error events received
@@ -42,25 +47,23 @@ type loadClient struct {
 }
 
 // ctlEvent is a setup-phase event: welcome, ack (with its id) or error.
+// A join ack with history on also carries the stream position and, for a
+// join with since, whether it recovered.
 type ctlEvent struct {
-	kind string
-	id   string
-	code string
+	kind      string
+	id        string
+	code      string
+	offset    int64 // -1 when the ack has none
+	epoch     string
+	recovered int8 // ackNoRecovery, ackRecovered or ackNotRecovered
 }
 
-// Prefixes of the events the read loop looks at. The node encodes each event
-// with a fixed field order (actors/event.go), and the baseline server uses
-// the same encoder, so a prefix test is exact.
-var (
-	prefixChat    = []byte(`{"event":"chat",`)
-	prefixWelcome = []byte(`{"event":"welcome"`)
-	prefixAck     = []byte(`{"event":"ack","id":"`)
-	prefixError   = []byte(`{"event":"error","code":"`)
-	markContent   = []byte(`"content":"` + contentMark)
+// Values of ctlEvent.recovered.
+const (
+	ackNoRecovery   int8 = iota // the ack has no "recovered" member
+	ackRecovered                // "recovered":true
+	ackNotRecovered             // "recovered":false
 )
-
-// contentMark starts every load message's content: "sbb:ROOM:SEQ:UNIXNANO:" and padding.
-const contentMark = "sbb:"
 
 // dialOptions configure dialClient.
 type dialOptions struct {
@@ -172,13 +175,18 @@ func (h *clientEvents) OnMessage(_ *gws.Conn, m *gws.Message) {
 	b := m.Bytes()
 	switch {
 	case bytes.HasPrefix(b, prefixChat):
+		if c.trackPos {
+			c.pos.onPosition(b)
+		}
 		if i := bytes.Index(b, markContent); i >= 0 {
 			c.onLoad(b[i+len(markContent):])
 		}
 	case bytes.HasPrefix(b, prefixWelcome):
 		c.postCtl(ctlEvent{kind: "welcome"})
 	case bytes.HasPrefix(b, prefixAck):
-		c.postCtl(ctlEvent{kind: "ack", id: quotedPrefix(b[len(prefixAck):])})
+		ev := ctlEvent{kind: "ack", id: quotedPrefix(b[len(prefixAck):])}
+		parseAck(b, &ev)
+		c.postCtl(ev)
 	case bytes.HasPrefix(b, prefixError):
 		c.errors.Add(1)
 		ev := ctlEvent{kind: "error", code: quotedPrefix(b[len(prefixError):])}

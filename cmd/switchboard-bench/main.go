@@ -1,6 +1,7 @@
 // Command switchboard-bench loads a Switchboard deployment and measures it:
 // fan-out throughput and latency in rooms, broadcast, memory per idle
-// connection, and connection churn. It can start the nodes itself
+// connection, connection churn, and room recovery after a mass
+// reconnection. It can start the nodes itself
 // (--inprocess, optionally in a child process with --spawn) and run the same
 // scenario against a bare-gws fan-out server (--baseline), so that every
 // figure comes with a reference measured in the same run on the same
@@ -125,6 +126,8 @@ func runOnce(ctx context.Context, o *options, t *target, stderr io.Writer) (*Res
 		return r.broadcastScenario(ctx)
 	case "idle":
 		return r.idleScenario(ctx)
+	case "recover":
+		return r.recoverScenario(ctx)
 	default:
 		return r.churnScenario(ctx)
 	}

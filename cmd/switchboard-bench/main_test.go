@@ -149,6 +149,110 @@ func TestChurnScenario(t *testing.T) {
 	}
 }
 
+// checkRecovery checks that every client of a recover run recovered exactly
+// the missed publications.
+func checkRecovery(t *testing.T, r *Result, clients int, missed int64) {
+	t.Helper()
+	st := r.Recovery
+	if st == nil || st.Clients != clients || st.Missed != missed {
+		t.Fatalf("recovery %+v, want %d clients that missed %d each", st, clients, missed)
+	}
+	if st.Recovered != int64(clients) || st.NotRecovered != 0 || st.Wrong != 0 || st.Failed != 0 {
+		t.Errorf("recovered %d not-recovered %d wrong %d failed %d, want %d recovered", st.Recovered, st.NotRecovered, st.Wrong, st.Failed, clients)
+	}
+	if st.Publications != int64(clients)*missed || st.Lost != 0 || st.Disordered != 0 || st.LiveLost != 0 || r.Lost != 0 || r.Errors != 0 {
+		t.Errorf("publications %d (want %d) lost %d disordered %d live-lost %d errors %d", st.Publications, int64(clients)*missed, st.Lost, st.Disordered, st.LiveLost, r.Errors)
+	}
+	if st.Latency.N != uint64(clients) || st.PerSec <= 0 {
+		t.Errorf("latency samples %d (want %d), %.0f recovered/s", st.Latency.N, clients, st.PerSec)
+	}
+}
+
+func TestRecoverScenario(t *testing.T) {
+	goroutinesSettle(t)
+	rep := runBench(t, "--inprocess", "1", "--repeat", "2", "--clients", "12", "--rooms", "3", "--messages", "10", "recover")
+	if len(rep.Runs) != 2 || rep.Summary.RecoveredPerSec == nil || rep.Summary.RecoveredPerSec.N != 2 {
+		t.Fatalf("runs %d, summary %+v", len(rep.Runs), rep.Summary)
+	}
+	for _, r := range rep.Runs {
+		checkRecovery(t, r, 12, 10)
+	}
+	// History shorter than what the clients missed: every join with since is
+	// answered recovered:false, none of them with a silent gap.
+	rep = runBench(t, "--inprocess", "1", "--history-size", "5", "--clients", "12", "--rooms", "3", "--messages", "10", "recover")
+	st := rep.Runs[0].Recovery
+	if st.NotRecovered != 12 || st.Recovered != 0 || st.Wrong != 0 || st.Publications != 0 || st.Failed != 0 || rep.Summary.NotRecovered != 12 {
+		t.Errorf("history 5 < 10 missed: %+v, summary not-recovered %d", st, rep.Summary.NotRecovered)
+	}
+}
+
+func TestRecoverScenarioTwoNodesOverRedis(t *testing.T) {
+	goroutinesSettle(t)
+	srv := redistest.Start(t)
+	// Clients rejoin on the node they did not leave, through Redis's streams.
+	rep := runBench(t, "--inprocess", "2", "--redis", srv.URL(), "--clients", "10", "--rooms", "2", "--messages", "8", "recover")
+	checkRecovery(t, rep.Runs[0], 10, 8)
+	if rep.Runs[0].Recovery.RedisCPUPerRecovery == nil || rep.Summary.RedisCPUPerRecovery == nil {
+		t.Errorf("no Redis CPU per recovery: %+v", rep.Runs[0].Recovery)
+	}
+}
+
+// judgeRecovery counts a client that missed a publication, or got one twice
+// or out of order, under recovered:true, as a wrong recovery.
+func TestJudgeRecovery(t *testing.T) {
+	since := recoverFrom{offset: 10, epoch: "e1"}
+	top := recoverFrom{offset: 20, epoch: "e1"}
+	ack := func(rec int8) ctlEvent { return ctlEvent{kind: "ack", offset: 20, epoch: "e1", recovered: rec} }
+	for _, c := range []struct {
+		name string
+		oc   herdOutcome
+		want RecoveryStats
+		ok   bool
+	}{
+		{"exact", herdOutcome{ack: ack(ackRecovered), chats: 10, last: 20}, RecoveryStats{Recovered: 1, Publications: 10}, true},
+		{"one missed", herdOutcome{ack: ack(ackRecovered), chats: 9, gaps: 1, last: 20}, RecoveryStats{Wrong: 1, Publications: 9, Lost: 1, Disordered: 1}, false},
+		{"last missed", herdOutcome{ack: ack(ackRecovered), chats: 9, last: 19}, RecoveryStats{Wrong: 1, Publications: 9, Lost: 1}, false},
+		{"one twice", herdOutcome{ack: ack(ackRecovered), chats: 11, gaps: 1, last: 20}, RecoveryStats{Wrong: 1, Publications: 11, Disordered: 2}, false},
+		{"other epoch", herdOutcome{ack: ack(ackRecovered), chats: 10, epochs: 1, last: 20}, RecoveryStats{Wrong: 1, Publications: 10, Disordered: 1}, false},
+		{"stale ack", herdOutcome{ack: ctlEvent{offset: 19, epoch: "e1", recovered: ackRecovered}, chats: 10, last: 20}, RecoveryStats{Wrong: 1, Publications: 10}, false},
+		{"not recovered", herdOutcome{ack: ack(ackNotRecovered)}, RecoveryStats{NotRecovered: 1}, false},
+	} {
+		var st RecoveryStats
+		if ok := judgeRecovery(&st, since, top, c.oc); ok != c.ok || st != c.want {
+			t.Errorf("%s: %v %+v, want %v %+v", c.name, ok, st, c.ok, c.want)
+		}
+	}
+}
+
+// The read loop follows the offsets: a hole, a repeat and a new epoch are
+// each counted.
+func TestStreamPosition(t *testing.T) {
+	var p streamPos
+	for _, off := range []string{"1", "2", "4", "4"} {
+		p.onPosition([]byte(`{"event":"chat","from":"a","room":"r","content":"x","offset":` + off + `,"epoch":"e1"}`))
+	}
+	p.onPosition([]byte(`{"event":"chat","from":"a","room":"r","content":"x","offset":1,"epoch":"e2"}`))
+	if p.chats.Load() != 5 || p.gaps.Load() != 3 || p.epochs.Load() != 1 || p.lastOffset.Load() != 1 || *p.epoch.Load() != "e2" {
+		t.Errorf("chats %d gaps %d epochs %d last %d epoch %s", p.chats.Load(), p.gaps.Load(), p.epochs.Load(), p.lastOffset.Load(), *p.epoch.Load())
+	}
+	var ev ctlEvent
+	parseAck([]byte(`{"event":"ack","id":"r1","room":"x","offset":42,"epoch":"k3","recovered":false}`), &ev)
+	if ev.offset != 42 || ev.epoch != "k3" || ev.recovered != ackNotRecovered {
+		t.Errorf("ack %+v", ev)
+	}
+	cpu, err := parseRedisCPU("# CPU\r\nused_cpu_sys:1.500000\r\nused_cpu_user:0.250000\r\nused_cpu_sys_children:9\r\n")
+	if err != nil || cpu != 1750*time.Millisecond {
+		t.Errorf("redis cpu %v %v", cpu, err)
+	}
+}
+
+func TestRecoverDefaults(t *testing.T) {
+	o, err := parseOptions([]string{"--inprocess", "1", "recover"}, &bytes.Buffer{})
+	if err != nil || o.messages != 100 || o.clients != 1000 {
+		t.Fatalf("recover defaults: %+v %v", o, err)
+	}
+}
+
 func TestRefusesUnboundedRuns(t *testing.T) {
 	for _, args := range [][]string{
 		{"--inprocess", "1", "--duration", "0", "room"},
@@ -159,7 +263,10 @@ func TestRefusesUnboundedRuns(t *testing.T) {
 		{"--inprocess", "1", "--hold", "2m", "--duration", "1m", "idle"},
 		{"room"},                         // no target
 		{"--inprocess", "1", "nonsense"}, // unknown scenario
-		{"--nodes", "http://127.0.0.1:1", "room"}, // not a ws:// URL
+		{"--nodes", "http://127.0.0.1:1", "room"},     // not a ws:// URL
+		{"--inprocess", "1", "--baseline", "recover"}, // the baseline keeps no history
+		{"--inprocess", "1", "--history-size", "0", "recover"},
+		{"--inprocess", "1", "--clients", "2", "--rooms", "3", "recover"},
 	} {
 		if _, err := parseOptions(args, &bytes.Buffer{}); err == nil {
 			t.Errorf("parseOptions(%v) accepted", args)

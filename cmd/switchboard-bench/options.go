@@ -59,7 +59,7 @@ const (
 	maxCycles      = 10_000_000
 )
 
-var scenarios = []string{"room", "broadcast", "idle", "churn"}
+var scenarios = []string{"room", "broadcast", "idle", "churn", "recover"}
 
 func newFlagSet(name string, out io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
@@ -86,20 +86,20 @@ func parseOptions(args []string, out io.Writer) (*options, error) {
 	fs.StringVar(&o.redisURL, "redis", "", "with --inprocess: the nodes share this Redis (redis://127.0.0.1:6379/0) instead of an in-process fabric")
 	fs.StringVar(&o.cpuProfile, "server-cpuprofile", "", "with --spawn: write each child server's CPU profile to FILE.switchboard / FILE.baseline")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress on stderr")
-	fs.IntVar(&o.rooms, "rooms", 10, "room: number of rooms")
+	fs.IntVar(&o.rooms, "rooms", 10, "room, recover: number of rooms")
 	fs.IntVar(&o.members, "members", 100, "room: members per room, the publisher included")
-	fs.IntVar(&o.messages, "messages", 1000, "room, broadcast: messages per publisher")
+	fs.IntVar(&o.messages, "messages", 1000, "room, broadcast: messages per publisher; recover: publications per room before the disconnection and again while the clients are away (default 100 there)")
 	fs.IntVar(&o.size, "size", 64, "room, broadcast: content bytes per message (at least the timestamp header)")
 	fs.IntVar(&o.window, "window", 64, "room, broadcast: messages a publisher may have in flight (sent, not yet received by every recipient)")
 	fs.Float64Var(&o.rate, "rate", 0, "room, broadcast: messages per second per publisher (0: as fast as --window allows)")
-	fs.IntVar(&o.clients, "clients", 1000, "broadcast, idle: connections")
+	fs.IntVar(&o.clients, "clients", 1000, "broadcast, idle, recover: connections")
 	fs.DurationVar(&o.hold, "hold", 5*time.Second, "idle: how long to hold the connections before sampling memory")
 	fs.IntVar(&o.idleRooms, "idle-rooms", 0, "idle: each connection joins one of this many rooms before the hold, so that the figure includes room membership (0: none)")
 	fs.IntVar(&o.cycles, "cycles", 1000, "churn: connect/join/leave/disconnect cycles")
 	fs.IntVar(&o.concurrency, "concurrency", 8, "churn: cycles run in parallel")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "switchboard-bench: load a Switchboard deployment and measure it.\n\n"+
-			"Usage: switchboard-bench [flags] room|broadcast|idle|churn\n"+
+			"Usage: switchboard-bench [flags] room|broadcast|idle|churn|recover\n"+
 			"       switchboard-bench serve [--kind switchboard|baseline] [--count N] [--read-buffer B]\n\n"+
 			"Target: --nodes URLs (an existing deployment) or --inprocess N; add --baseline for the\n"+
 			"bare-gws reference measured in the same run. Output: a summary and one JSON line on stdout,\n"+
@@ -120,9 +120,12 @@ func parseOptions(args []string, out io.Writer) (*options, error) {
 	}
 	if len(rest) != 1 {
 		fs.Usage()
-		return nil, errors.New("want exactly one scenario: room, broadcast, idle or churn")
+		return nil, errors.New("want exactly one scenario: room, broadcast, idle, churn or recover")
 	}
 	o.scenario = rest[0]
+	if o.scenario == "recover" && !flagSet(fs, "messages") {
+		o.messages = recoverMessages
+	}
 	for _, n := range strings.Split(*nodes, ",") {
 		if n = strings.TrimSpace(n); n != "" {
 			o.nodes = append(o.nodes, n)
@@ -143,7 +146,7 @@ func (o *options) validate() error {
 		known = known || s == o.scenario
 	}
 	if !known {
-		bad("unknown scenario %q: want room, broadcast, idle or churn", o.scenario)
+		bad("unknown scenario %q: want room, broadcast, idle, churn or recover", o.scenario)
 	}
 	switch {
 	case len(o.nodes) == 0 && o.inprocess == 0 && !o.baseline:
@@ -208,6 +211,17 @@ func (o *options) validate() error {
 		if o.idleRooms < 0 || o.idleRooms > o.clients {
 			bad("--idle-rooms must be 0-%d (--clients)", o.clients)
 		}
+	case "recover":
+		conns = o.clients + o.rooms
+		if o.clients < 1 || o.rooms < 1 || o.rooms > o.clients {
+			bad("--clients must be at least 1 and --rooms 1-%d (--clients)", o.clients)
+		}
+		if o.baseline || (o.inprocess > 0 && o.historySize == 0) {
+			bad("recover needs room history: no --baseline (it keeps none), no --history-size 0")
+		}
+		if o.messages < 1 || 2*o.rooms*o.messages > maxMessages || 2*int64(conns)*int64(o.messages) > maxDeliveries {
+			bad("--messages must be at least 1, 2 x --rooms x --messages at most %d and 2 x (--clients + --rooms) x --messages at most %d deliveries", maxMessages, maxDeliveries)
+		}
 	case "churn":
 		if o.cycles < 1 || o.cycles > maxCycles || o.concurrency < 1 || o.concurrency > 1024 {
 			bad("--cycles must be 1-%d and --concurrency 1-1024", maxCycles)
@@ -220,6 +234,17 @@ func (o *options) validate() error {
 		bad("--size must be 0-60000, --window at least 1, --rate not negative")
 	}
 	return errors.Join(errs...)
+}
+
+// recoverMessages is --messages of the recover scenario when not given:
+// recovery of 100 publications, the default history size.
+const recoverMessages = 100
+
+// flagSet reports whether flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // parseSourceIPs reads "a,b,c" or "first-last" (IPv4, same /24 prefix not

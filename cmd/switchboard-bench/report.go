@@ -61,8 +61,19 @@ type Summary struct {
 	BaselineRSSPerConn       *Stat `json:"baseline_rss_per_conn_kib,omitempty"`
 	ChurnPerSec              *Stat `json:"cycles_per_sec,omitempty"`
 	BaselineChurnPerSec      *Stat `json:"baseline_cycles_per_sec,omitempty"`
-	Lost                     int64 `json:"lost_total"`
-	Errors                   int64 `json:"errors_total"`
+	RecoveredPerSec          *Stat `json:"recovered_per_sec,omitempty"`
+	RecoveryP50              *Stat `json:"recovery_p50_ms,omitempty"`
+	RecoveryP99              *Stat `json:"recovery_p99_ms,omitempty"`
+	RedisCPUPerRecovery      *Stat `json:"redis_cpu_us_per_recovery,omitempty"`
+	ServerCPUPerRecovery     *Stat `json:"server_cpu_us_per_recovery,omitempty"`
+	// NotRecovered adds up the recover runs' recovered:false answers,
+	// Wrong their recovered:true answers that were not exactly the missed
+	// publications, Failed their reconnections without an answer.
+	NotRecovered int64 `json:"not_recovered_total,omitempty"`
+	Wrong        int64 `json:"wrong_total,omitempty"`
+	Failed       int64 `json:"failed_total,omitempty"`
+	Lost         int64 `json:"lost_total"`
+	Errors       int64 `json:"errors_total"`
 }
 
 func newReport(o *options) *Report {
@@ -79,6 +90,8 @@ func newReport(o *options) *Report {
 		}
 	case "churn":
 		p["cycles"], p["concurrency"] = o.cycles, o.concurrency
+	case "recover":
+		p["clients"], p["rooms"], p["messages"], p["size"], p["dial_concurrency"] = o.clients, o.rooms, o.messages, o.size, o.dialWorkers
 	}
 	if o.users > 0 {
 		p["users"] = o.users
@@ -120,6 +133,31 @@ func (rep *Report) summarize() {
 	s.P99, s.BaselineP99 = stat(pick(rep.Runs, p99)), stat(pick(rep.Baseline, p99))
 	s.RSSPerConn, s.BaselineRSSPerConn = stat(pick(rep.Runs, rss)), stat(pick(rep.Baseline, rss))
 	s.ChurnPerSec, s.BaselineChurnPerSec = stat(pick(rep.Runs, churn)), stat(pick(rep.Baseline, churn))
+	rec := func(f func(*RecoveryStats) (float64, bool)) *Stat {
+		return stat(pick(rep.Runs, func(r *Result) (float64, bool) {
+			if r.Recovery == nil || r.Recovery.Recovered == 0 {
+				return 0, false
+			}
+			return f(r.Recovery)
+		}))
+	}
+	s.RecoveredPerSec = rec(func(st *RecoveryStats) (float64, bool) { return st.PerSec, true })
+	s.RecoveryP50 = rec(func(st *RecoveryStats) (float64, bool) { return st.Latency.P50, true })
+	s.RecoveryP99 = rec(func(st *RecoveryStats) (float64, bool) { return st.Latency.P99, true })
+	s.RedisCPUPerRecovery = rec(func(st *RecoveryStats) (float64, bool) {
+		if st.RedisCPUPerRecovery == nil {
+			return 0, false
+		}
+		return *st.RedisCPUPerRecovery, true
+	})
+	s.ServerCPUPerRecovery = rec(func(st *RecoveryStats) (float64, bool) { return st.ServerCPUPerRecovery, st.ServerCPUPerRecovery > 0 })
+	for _, r := range rep.Runs {
+		if st := r.Recovery; st != nil {
+			s.NotRecovered += st.NotRecovered
+			s.Wrong += st.Wrong
+			s.Failed += st.Failed
+		}
+	}
 	var ratios []float64
 	for i := 0; i < len(rep.Runs) && i < len(rep.Baseline); i++ {
 		a, b := rep.Runs[i], rep.Baseline[i]
@@ -186,6 +224,9 @@ func (rep *Report) write(w io.Writer) {
 		if ch := r.Churn; ch != nil {
 			fmt.Fprintf(&b, " cycles=%d failed=%d %.0f cycles/s p50=%.2fms p99=%.2fms leaked=%d", ch.Cycles, ch.Failed, ch.PerSec, ch.Latency.P50, ch.Latency.P99, ch.Leaked)
 		}
+		if st := r.Recovery; st != nil {
+			writeRecovery(&b, st)
+		}
 		if r.Errors > 0 || r.Closed > 0 || r.OutOfOrder > 0 || r.Truncated {
 			fmt.Fprintf(&b, " errors=%d closed=%d out-of-order=%d truncated=%v", r.Errors, r.Closed, r.OutOfOrder, r.Truncated)
 		}
@@ -206,10 +247,32 @@ func (rep *Report) write(w io.Writer) {
 	line("baseline rss per connection", s.BaselineRSSPerConn, " KiB")
 	line("churn cycles/s", s.ChurnPerSec, "")
 	line("baseline churn cycles/s", s.BaselineChurnPerSec, "")
+	line("clients recovered/s", s.RecoveredPerSec, "")
+	line("recovery p50 (dial to ack)", s.RecoveryP50, " ms")
+	line("recovery p99 (dial to ack)", s.RecoveryP99, " ms")
+	line("redis cpu per recovery", s.RedisCPUPerRecovery, " us")
+	line("server cpu per recovery", s.ServerCPUPerRecovery, " us")
+	if rep.Scenario == "recover" {
+		fmt.Fprintf(&b, "not recovered %d, wrong %d, failed %d\n", s.NotRecovered, s.Wrong, s.Failed)
+	}
 	fmt.Fprintf(&b, "lost %d, errors %d\n", s.Lost, s.Errors)
 	_, _ = io.WriteString(w, b.String())
 	js, _ := json.Marshal(rep)
 	_, _ = w.Write(append(js, '\n'))
+}
+
+// writeRecovery appends a recover run's figures to its line.
+func writeRecovery(b *strings.Builder, st *RecoveryStats) {
+	fmt.Fprintf(b, " missed=%d/client recovered=%d not-recovered=%d wrong=%d failed=%d publications=%d lost=%d disordered=%d live-lost=%d",
+		st.Missed, st.Recovered, st.NotRecovered, st.Wrong, st.Failed, st.Publications, st.Lost, st.Disordered, st.LiveLost)
+	fmt.Fprintf(b, " herd=%.2fs %.0f recovered/s recovery p50=%.2fms p90=%.2fms p99=%.2fms max=%.2fms",
+		st.Seconds, st.PerSec, st.Latency.P50, st.Latency.P90, st.Latency.P99, st.Latency.Max)
+	if v := st.RedisCPUPerRecovery; v != nil {
+		fmt.Fprintf(b, " redis-cpu=%.1fus/recovery", *v)
+	}
+	if st.ServerCPUPerRecovery > 0 {
+		fmt.Fprintf(b, " server-cpu=%.1fus/recovery", st.ServerCPUPerRecovery)
+	}
 }
 
 func formatParams(p map[string]any) string {

@@ -37,8 +37,9 @@ type Result struct {
 	// microseconds; only when the tool runs the server in a child process.
 	ServerCPUPerDelivery float64 `json:"server_cpu_us_per_delivery,omitempty"`
 
-	Idle  *IdleStats  `json:"idle,omitempty"`
-	Churn *ChurnStats `json:"churn,omitempty"`
+	Idle     *IdleStats     `json:"idle,omitempty"`
+	Churn    *ChurnStats    `json:"churn,omitempty"`
+	Recovery *RecoveryStats `json:"recovery,omitempty"`
 }
 
 // ConnectStats describe the connect phase.
@@ -149,7 +150,7 @@ func (r *run) connect(ctx context.Context, specs []clientSpec, rs *runState) ([]
 					firstErr.CompareAndSwap(nil, &err)
 					continue
 				}
-				c := &loadClient{index: i, user: s.user, room: s.room, run: rs}
+				c := &loadClient{index: i, user: s.user, room: s.room, run: rs, trackPos: r.o.scenario == "recover"}
 				do := dialOptions{url: url, timeout: r.o.timeout, readBuf: 4096}
 				if n := len(r.o.sourceIPs); n > 0 {
 					do.localIP = r.o.sourceIPs[i%n]
