@@ -40,6 +40,7 @@ export class SwitchboardError extends Error {
     this.name = 'SwitchboardError';
     this.code = code;
     if (detail) Object.assign(this, detail);
+    this.code = code;
   }
 }
 
@@ -457,7 +458,7 @@ export class Switchboard extends Emitter {
       if (!next || next === used) {
         this.#generation += 1;
         const err = new SwitchboardError(info.code === 4001 ? 'token_expired' : info.status ? 'unauthorized' : 'refused',
-          `the node refused the connection (${info.status ? 'HTTP ' + info.status : info.code}${info.reason ? ': ' + info.reason : ''}) and no new token was given`, info);
+          `the node refused the connection (${info.status ? 'HTTP ' + info.status : info.code}${info.reason ? ': ' + info.reason : ''}) and no new token was given`, { closeCode: info.code, status: info.status });
         this.#rejectAll(err);
         this.#setState('closed', { ...info, error: err });
         return;
