@@ -314,6 +314,8 @@ func (b *benchBroker) Read(channel string, _ StreamQuery, done func(StreamRead, 
 	done(StreamRead{Pos: wire.Position{Offset: top, Epoch: "bench"}}, nil)
 }
 func (*benchBroker) Publish(string, *wire.Envelope) error                         { return nil }
+func (*benchBroker) RoomMember(string, string, int)                               {}
+func (*benchBroker) Presence(_ string, done func(wire.Presence, error))           { done(wire.Presence{}, nil) }
 func (*benchBroker) Unsubscribe(string, port.Ref)                                 {}
 func (*benchBroker) SendDirect(_ string, _ *wire.Envelope, done func(int, error)) { done(0, nil) }
 func (*benchBroker) UserOnline(string)                                            {}

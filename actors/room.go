@@ -161,6 +161,9 @@ func (r *room) Receive(ctx actor.Context) {
 		// after repeated panics (release.go).
 		for _, mem := range r.members {
 			unwatchOnStop(ctx, r.node.system, mem.pid)
+			// Its members re-join the room's next actor, which counts
+			// them again.
+			r.node.cfg.Broker.RoomMember(r.channel, mem.user, -1)
 		}
 		releaseSelf(ctx)
 	}
@@ -230,6 +233,7 @@ func (r *room) addMember(ctx actor.Context, m *roomJoin) {
 	if _, ok := r.members[id]; !ok {
 		r.members[id] = member{pid: m.session, user: m.user}
 		ctx.Watch(m.session)
+		r.node.cfg.Broker.RoomMember(r.channel, m.user, 1)
 		if !m.silent {
 			ev := wire.RoomPresenceEvent("user_joined", m.user, r.name)
 			r.fanout(ctx, ev)
@@ -243,6 +247,7 @@ func (r *room) remove(ctx actor.Context, id, user string) {
 		r.skipping--
 	}
 	delete(r.members, id)
+	r.node.cfg.Broker.RoomMember(r.channel, user, -1)
 	ev := wire.RoomPresenceEvent("user_left", user, r.name)
 	r.fanout(ctx, ev)
 	r.publish(ev)

@@ -97,6 +97,13 @@ func (s *session) Receive(ctx actor.Context) {
 		s.onJoined(ctx, m)
 	case *historyRead:
 		s.onHistory(ctx, m)
+	case *presenceRead:
+		if m.err != nil {
+			s.node.metrics.Unavailable.Add(1)
+			s.fail(ctx, wire.CodeUnavailable, "message broker unavailable; try again", m.id)
+		} else {
+			s.send(ctx, wire.PresenceAnswer(m.id, m.room, m.p))
+		}
 	case *roomPosition:
 		if m.pos.Known() {
 			s.send(ctx, wire.JoinAckEvent(m.id, m.room, m.pos, m.recovered))
@@ -355,6 +362,8 @@ func (s *session) handle(ctx actor.Context, c wire.Command, arrived time.Time) {
 		s.ack(ctx, m.ID)
 	case *wire.HistoryCmd:
 		s.history(ctx, m)
+	case *wire.PresenceCmd:
+		s.presence(ctx, m)
 	case *wire.DirectMessageCmd:
 		ev := wire.DirectEvent(s.opts.User, m.Content)
 		env := &wire.Envelope{Type: wire.EnvDirect, Target: m.Target, Node: s.node.cfg.NodeID, Payload: ev.JSON}

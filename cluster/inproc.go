@@ -260,6 +260,9 @@ type fabricActor struct {
 	// of the first node that starts on the fabric; swept every sweepEvery.
 	history   *streams
 	lastSweep time.Time
+	// rooms is every node's share of each room's presence: channel ->
+	// node -> user -> member connections.
+	rooms map[string]map[string]map[string]int
 }
 
 const sweepEvery = 30 * time.Second
@@ -299,6 +302,16 @@ func (a *fabricActor) Receive(ctx port.Context) {
 		if m.done != nil {
 			m.done(m.env.Pos, nil)
 		}
+	case *fabMember:
+		a.member(m)
+	case *fabPresenceQuery:
+		all := map[string]int{}
+		for _, users := range a.rooms[m.channel] {
+			for u, n := range users {
+				all[u] += n
+			}
+		}
+		m.done(wire.NewPresence(all), nil)
 	case *fabRead:
 		if a.history == nil {
 			m.done(port.StreamRead{}, port.ErrUnavailable)
@@ -365,6 +378,7 @@ func (a *fabricActor) Receive(ctx port.Context) {
 		}
 	case *fabLeave:
 		delete(a.nodes, m.node)
+		a.forgetNode(m.node)
 		for ch, ts := range a.subs {
 			kept := ts[:0]
 			for _, t := range ts {

@@ -323,6 +323,13 @@ func TestRoomsClaim(t *testing.T) {
 		if ev.Code != "forbidden" {
 			t.Fatalf("room_message to %s: %+v, want forbidden", room, ev)
 		}
+		// Nor may it read the room's history or presence.
+		for _, typ := range []string{"history", "presence"} {
+			send(t, lim, map[string]any{"type": typ, "room": room, "id": typ})
+			if ev := expect(t, lim, typ+" refusal", isEvent("error")); ev.Code != "forbidden" {
+				t.Fatalf("%s of %s: %+v, want forbidden", typ, room, ev)
+			}
+		}
 	}
 	send(t, nb, map[string]any{"type": "join_room", "room": "lobby"})
 	if ev := expect(t, nb, "refusal", isEvent("error")); ev.Code != "forbidden" {
@@ -340,8 +347,8 @@ func TestRoomsClaim(t *testing.T) {
 			t.Fatalf("secret room saw %+v before the marker", ev)
 		}
 	}
-	if got := n.node.Metrics().ErrorsByCode.Load("forbidden"); got != 11 {
-		t.Fatalf("forbidden errors counted: %d, want 11", got)
+	if got := n.node.Metrics().ErrorsByCode.Load("forbidden"); got != 21 {
+		t.Fatalf("forbidden errors counted: %d, want 21", got)
 	}
 }
 

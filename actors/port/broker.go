@@ -63,6 +63,19 @@ type Broker interface {
 	// ErrUnavailable.
 	Read(channel string, q StreamQuery, done func(StreamRead, error))
 
+	// RoomMember records this node's share of a room's presence
+	// (docs/protocol.md, section 7): one more (delta 1) or one fewer
+	// (delta -1) connection of user is a member of the room of channel on
+	// this node. Like presence, it never fails: a broker that is down
+	// applies it when it is back.
+	RoomMember(channel, user string, delta int)
+
+	// Presence reads who is in the room of channel across the cluster:
+	// every live node's share, summed; a node that died without a word is
+	// left out once its liveness expired. done is called once on a broker
+	// goroutine; it must only send a message.
+	Presence(channel string, done func(wire.Presence, error))
+
 	// SendDirect delivers env (a direct_message envelope, the broker's from
 	// the call on, as with Publish) to every other node that holds a
 	// connection of user. done reports how many nodes it was

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
 // Node is what the transport needs from a node's core: sessions for the
@@ -62,6 +64,8 @@ type Publisher interface {
 	PublishUser(ctx context.Context, user string, payload []byte) (PublishResult, error)
 	// Broadcast delivers payload to every connection.
 	Broadcast(ctx context.Context, payload []byte) (PublishResult, error)
+	// Presence reports who is in room across the cluster.
+	Presence(ctx context.Context, room string) (wire.Presence, error)
 }
 
 // SessionOptions describe one accepted connection.

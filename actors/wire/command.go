@@ -184,6 +184,12 @@ func DecodeCommand(data []byte) Command {
 			cmd.Limit = int(n)
 		}
 		return cmd
+	case "presence":
+		room, bad := decodeRoom(base, rf.Room)
+		if bad != nil {
+			return bad
+		}
+		return &PresenceCmd{cmdBase: base, Room: room}
 	case "ping":
 		return &PingCmd{cmdBase: base}
 	case "pong":
@@ -270,3 +276,10 @@ func decodeSince(raw []byte) (Position, bool) {
 }
 
 var positionMembers = []string{"offset", "epoch"}
+
+// PresenceCmd is {"type":"presence","room":R}: who is in the room, across
+// the cluster (docs/protocol.md, section 7).
+type PresenceCmd struct {
+	cmdBase
+	Room string
+}

@@ -159,6 +159,9 @@ func roundTrip(t *testing.T, data []byte, c wire.Command) {
 		if v.Target == "" {
 			t.Fatalf("%q: empty target accepted", data)
 		}
+	case *wire.PresenceCmd:
+		m["type"], m["room"], id = "presence", v.Room, v.ID
+		checkRoom(t, data, v.Room)
 	case *wire.PingCmd:
 		m["type"], id = "ping", v.ID
 	case *wire.PongCmd:

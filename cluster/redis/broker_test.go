@@ -355,10 +355,10 @@ func TestRedisConfigErrors(t *testing.T) {
 func TestRedisRestrictedACLUser(t *testing.T) {
 	rs := startRedis(t)
 	rule := []any{"ACL", "SETUSER", "sb", "on", ">pw", "resetchannels", "&websocket:*", "resetkeys", "~websocket:presence:*",
-		"~websocket:stream:*", "~websocket:stream-meta:*",
+		"~websocket:stream:*", "~websocket:stream-meta:*", "~websocket:rp:*",
 		"-@all", "+@connection", "+subscribe", "+unsubscribe", "+publish", "+pubsub|numsub", "+evalsha", "+script|load",
 		"+multi", "+exec", "+sadd", "+srem", "+smembers", "+del", "+set", "+pexpire", "+exists",
-		"+hget", "+hset", "+hincrby", "+xadd", "+xrange", "+xrevrange"}
+		"+hget", "+hset", "+hincrby", "+xadd", "+xrange", "+xrevrange", "+hdel", "+hgetall"}
 	if err := rs.Client().Do(context.Background(), rule...).Err(); err != nil {
 		t.Fatal(err)
 	}

@@ -44,6 +44,8 @@ type counters struct {
 	reads          atomic.Int64 // stream reads answered
 	readFailures   atomic.Int64 // stream reads that failed (Redis unreachable or slow)
 	readsRefused   atomic.Int64 // stream reads refused: maxReads already in flight
+
+	presenceQueries atomic.Int64 // room presence queries answered (roompresence.go)
 }
 
 // Stats is a snapshot of the broker's counters; see docs/operations.md

@@ -38,14 +38,15 @@ type outbox struct {
 	maxBatch   int
 	directWait time.Duration // BrokerHost.DirectWait: a direct message that waits longer is given up
 
-	mu      sync.Mutex          // guards the fields up to closed
-	items   []outItem           // the queue is items[head:]
-	head    int                 //
-	sending int                 // items[head:head+sending] are in flight with the writer
-	local   map[string]struct{} // users with a local session: what a resync writes
-	resync  bool                // a resync is queued
-	seq     uint64              // msg_id sequence of the last publish queued
-	closed  bool                // Close began: refuse new publishes
+	mu      sync.Mutex                // guards the fields up to closed
+	items   []outItem                 // the queue is items[head:]
+	head    int                       //
+	sending int                       // items[head:head+sending] are in flight with the writer
+	local   map[string]struct{}       // users with a local session: what a resync writes
+	rooms   map[string]map[string]int // room -> user -> member connections here: the node's presence shares
+	resync  bool                      // a resync is queued
+	seq     uint64                    // msg_id sequence of the last publish queued
+	closed  bool                      // Close began: refuse new publishes
 	// expireAt is when a queued direct message may be due to be given up
 	// (expireDirects); zero when none is queued. It may be early, never late.
 	expireAt time.Time
@@ -75,8 +76,9 @@ const (
 	outOnline
 	outOffline
 	outResync
-	outReapSelf // run the reap script on this node's own entries (at start and at close)
-	outAppend   // number, store and publish a room publication (stream.go)
+	outReapSelf   // run the reap script on this node's own entries (at start and at close)
+	outAppend     // number, store and publish a room publication (stream.go)
+	outRoomMember // write a user's count in this node's share of a room's presence (roompresence.go)
 )
 
 // outItem is one queued command. Immutable once queued, except resent,
@@ -112,7 +114,7 @@ func newOutbox(r *Broker) *outbox {
 		// First of all, clear what a previous incarnation of this node id
 		// left in the presence directory.
 		items: []outItem{{kind: outReapSelf}},
-		local: make(map[string]struct{}), receivers: make(map[string]int64),
+		local: make(map[string]struct{}), rooms: make(map[string]map[string]int), receivers: make(map[string]int64),
 		wake: make(chan struct{}, 1), quit: make(chan struct{}), exited: make(chan struct{}),
 	}
 }

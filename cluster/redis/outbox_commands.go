@@ -12,13 +12,15 @@ import (
 )
 
 // queue adds the item's commands to pipe.
-func (o *outbox) queue(ctx context.Context, pipe goredis.Pipeliner, it *outItem, users []string) {
+func (o *outbox) queue(ctx context.Context, pipe goredis.Pipeliner, it *outItem, users []string, shares map[string]map[string]int) {
 	k := &o.r.keys
 	switch it.kind {
 	case outPublish:
 		pipe.Publish(ctx, it.channel, it.data)
 	case outDirect:
 		pipe.EvalSha(ctx, directScript.Hash(), []string{k.userKey(it.user)}, k.prefix, k.node, it.data)
+	case outRoomMember:
+		o.queueMember(ctx, pipe, it)
 	case outAppend:
 		meta, stream := k.streamKeys(it.channel)
 		pipe.EvalSha(ctx, appendScript.Hash(), []string{meta, stream}, o.appendArgs(it)...)
@@ -42,6 +44,7 @@ func (o *outbox) queue(ctx context.Context, pipe goredis.Pipeliner, it *outItem,
 		for _, u := range users {
 			pipe.SAdd(ctx, k.userKey(u), k.node)
 		}
+		o.queueShares(ctx, pipe, shares)
 		pipe.SAdd(ctx, k.nodes, k.node)
 		pipe.Set(ctx, k.alive, "1", o.r.cfg.PresenceTTL)
 		if it.announce {
@@ -130,6 +133,14 @@ func (o *outbox) result(it *outItem, cmds []goredis.Cmder) itemStatus {
 				it.appended(pos, nil)
 				it.appended = nil
 			}
+		}
+	case outRoomMember:
+		if goredis.HasErrorPrefix(cmds[0].Err(), "NOSCRIPT") {
+			o.scripts = false
+			return itemRetry
+		}
+		if err := cmds[0].Err(); err != nil {
+			o.r.log.Warn("redis room presence update failed", keyErr, err)
 		}
 	case outReapSelf:
 		if goredis.HasErrorPrefix(cmds[0].Err(), "NOSCRIPT") {

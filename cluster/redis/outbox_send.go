@@ -31,12 +31,14 @@ func (o *outbox) send(n int) {
 	o.batch = append(o.batch[:0], o.items[o.head:o.head+n]...)
 	o.sending = n
 	var users []string
+	var shares map[string]map[string]int
 	for _, it := range o.batch {
 		if it.kind == outResync {
 			users = make([]string, 0, len(o.local))
 			for u := range o.local {
 				users = append(users, u)
 			}
+			shares = o.sharesSnapshot()
 			o.resync = false
 		}
 	}
@@ -46,7 +48,9 @@ func (o *outbox) send(n int) {
 	ctx, cancel := context.WithTimeout(o.r.ctx, o.r.cfg.CommandTimeout)
 	defer cancel()
 	client := o.conn()
-	if !o.scripts && slices.ContainsFunc(o.batch, func(it outItem) bool { return it.kind == outDirect || it.kind == outReapSelf || it.kind == outAppend }) {
+	if !o.scripts && slices.ContainsFunc(o.batch, func(it outItem) bool {
+		return it.kind == outDirect || it.kind == outReapSelf || it.kind == outAppend || it.kind == outRoomMember
+	}) {
 		if err := loadScripts(ctx, client); err != nil {
 			o.failed(err)
 			o.complete(nil)
@@ -62,7 +66,7 @@ func (o *outbox) send(n int) {
 	spans := make([]itemCmds, len(o.batch))
 	for i := range o.batch {
 		from := pipe.Len()
-		o.queue(ctx, pipe, &o.batch[i], users)
+		o.queue(ctx, pipe, &o.batch[i], users, shares)
 		spans[i] = itemCmds{from: from, to: pipe.Len()}
 	}
 	cmds, _ := pipe.Exec(ctx)

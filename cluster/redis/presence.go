@@ -71,7 +71,12 @@ local function reap(node, tomb)
     redis.call('PUBLISH', prefix .. ':broadcast', envelope({user = cjson.encode(u), node = cjson.encode(node)}))
     gone = gone + 1
   end
-  redis.call('DEL', nk, prefix .. ':presence:alive:' .. node)
+  local rk = prefix .. ':presence:rooms:' .. node
+  for _, room in ipairs(redis.call('SMEMBERS', rk)) do
+    redis.call('DEL', prefix .. ':rp:{' .. room .. '}:node:' .. node)
+    redis.call('SREM', prefix .. ':rp:{' .. room .. '}:nodes', node)
+  end
+  redis.call('DEL', nk, rk, prefix .. ':presence:alive:' .. node)
   redis.call('SREM', KEYS[1], node)
   if tomb then
     redis.call('SET', prefix .. ':presence:reaped:' .. node, '1', 'PX', ttl)
@@ -109,6 +114,9 @@ func loadScripts(ctx context.Context, c *goredis.Client) error {
 		return err
 	}
 	if err := reapScript.Load(ctx, c).Err(); err != nil {
+		return err
+	}
+	if err := memberScript.Load(ctx, c).Err(); err != nil {
 		return err
 	}
 	return appendScript.Load(ctx, c).Err()

@@ -22,6 +22,7 @@ func newBroker(o *options, log *slog.Logger) (actors.Broker, error) {
 		URL: o.redisURL,
 		// --outbox-limit 0 means: buffer nothing beyond the command in flight.
 		OutboxLimit: max(o.outboxLimit, 1),
+		PresenceTTL: o.presenceTTL,
 		Logger:      log,
 	})
 }

@@ -60,6 +60,7 @@ type options struct {
 	pprof       bool
 	chaosKill   bool
 	outboxLimit int
+	presenceTTL time.Duration
 
 	jwtSecretFile    string // read into jwtSecret (secrets.go)
 	apiKeyFile       string // read into apiKey
@@ -122,6 +123,7 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (*op
 	fs.BoolVar(&o.chaosKill, "enable-kill", false, "serve GET /debug/actors and POST /debug/kill on the admin listener (chaos testing; keep off in production)")
 	fs.StringVar(&o.adminAddr, "admin-addr", defaultAdminAddr, "listen address of the admin listener, which serves /debug/ and opens only with --pprof or --enable-kill")
 	fs.BoolVar(&o.adminAllowRemote, "admin-allow-remote", false, "allow a non-loopback --admin-addr (its endpoints ask for no credentials)")
+	fs.DurationVar(&o.presenceTTL, "presence-ttl", 30*time.Second, "with --redis: a node that dies without a word (SIGKILL, network cut) is gone from the presence directory and from rooms' presence within this")
 	fs.IntVar(&o.outboxLimit, "outbox-limit", 10000, "publishes buffered while Redis is down; beyond it senders get unavailable")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "switchboard: a WebSocket message router.\n\nUsage: switchboard [flags]\n\n"+
@@ -192,6 +194,7 @@ func (o *options) validate(fromEnv map[string]bool) error {
 	check(o.rateBurst >= 0, "rate-burst", o.rateBurst, "0 (twice the rate) or more")
 	check(o.rateStrikes >= 1, "rate-strikes", o.rateStrikes, "at least 1")
 	check(o.outboxLimit >= 0, "outbox-limit", o.outboxLimit, "0 or more")
+	check(o.presenceTTL >= time.Second, "presence-ttl", o.presenceTTL, "at least 1s")
 	check(o.readBufferSize >= transport.MinReadBuffer && o.readBufferSize <= transport.MaxReadBuffer,
 		"read-buffer-size", o.readBufferSize, "256 to 1048576")
 	if o.connectionEvents != "all" && o.connectionEvents != "off" {

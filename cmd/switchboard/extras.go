@@ -12,6 +12,7 @@ import (
 func mountExtras(srv *transport.Server, o *options, log *slog.Logger) {
 	srv.MountDemo()
 	srv.Handle(transport.PublishPath, srv.PublishAPI(o.apiKey))
+	srv.Handle(transport.PresencePath, srv.PresenceAPI(o.apiKey))
 	if o.apiKey != "" {
 		log.Info("publish API enabled", "path", transport.PublishPath)
 	}

@@ -1,0 +1,201 @@
+package redis
+
+import (
+	"context"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/switchboard-rt/switchboard/actors/port"
+	"github.com/switchboard-rt/switchboard/actors/wire"
+)
+
+// Room presence on Redis (docs/protocol.md, section 7). Each node writes
+// its own share of each room it has members in: a hash
+// PREFIX:rp:{ROOM}:node:NODE of user -> member connections, the node in
+// the room's set PREFIX:rp:{ROOM}:nodes, and the room in the node's index
+// PREFIX:presence:rooms:NODE. A query is one script, one round trip: it
+// sums the shares of the room's nodes whose liveness key
+// (PREFIX:presence:alive:NODE, the directory's) is there, so a node that
+// died without a word drops out once that key expired (--presence-ttl);
+// the reaper then deletes its shares, as does the node itself when it
+// starts again with the same id.
+//
+// The outbox writes a share as the node's current count (read when the
+// command is sent, not when it was queued), so that a resync, which
+// rewrites every share from the node's own counts after Redis lost them,
+// and the commands queued behind it agree in any order.
+
+func (k *keyspace) roomNodes(room string) string { return k.prefix + ":rp:{" + room + "}:nodes" }
+func (k *keyspace) roomShare(room, node string) string {
+	return k.prefix + ":rp:{" + room + "}:node:" + node
+}
+func (k *keyspace) nodeRooms() string { return k.prefix + ":presence:rooms:" + k.node }
+
+// roomOf is the room name of a room channel.
+func (k *keyspace) roomOf(channel string) string { return channel[len(k.prefix)+len(":room:"):] }
+
+// memberScript writes one user's count in this node's share of a room:
+// KEYS share, the room's nodes, the node's rooms; ARGV user, count, node,
+// room.
+var memberScript = goredis.NewScript(`
+if tonumber(ARGV[2]) > 0 then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('SADD', KEYS[2], ARGV[3])
+  redis.call('SADD', KEYS[3], ARGV[4])
+else
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  if redis.call('EXISTS', KEYS[1]) == 0 then
+    redis.call('SREM', KEYS[2], ARGV[3])
+    redis.call('SREM', KEYS[3], ARGV[4])
+  end
+end
+return 1
+`)
+
+// presenceScript sums a room's shares: KEYS the room's nodes; ARGV the
+// alive-key prefix (PREFIX:presence:alive:), the share prefix
+// (PREFIX:rp:{ROOM}:node:). It returns user, connections, user, ...
+var presenceScript = goredis.NewScript(`
+local counts = {}
+for _, node in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('EXISTS', ARGV[1] .. node) == 1 then
+    local kv = redis.call('HGETALL', ARGV[2] .. node)
+    for i = 1, #kv, 2 do
+      counts[kv[i]] = (counts[kv[i]] or 0) + tonumber(kv[i + 1])
+    end
+  end
+end
+local out = {}
+for u, n in pairs(counts) do
+  out[#out + 1] = u
+  out[#out + 1] = n
+end
+return out
+`)
+
+// RoomMember implements port.Broker.
+func (r *Broker) RoomMember(channel, user string, delta int) {
+	if r.running.Load() {
+		r.out.roomMember(r.keys.roomOf(channel), user, delta)
+	}
+}
+
+// roomMember counts the change in the node's own view of its shares and
+// queues the write of user's count. Unbounded, like presence: one per
+// join and leave. Any goroutine.
+func (o *outbox) roomMember(room, user string, delta int) {
+	o.mu.Lock()
+	if o.closed {
+		o.mu.Unlock()
+		return
+	}
+	users := o.rooms[room]
+	if users == nil {
+		users = map[string]int{}
+		o.rooms[room] = users
+	}
+	users[user] += delta
+	if users[user] <= 0 {
+		delete(users, user)
+		if len(users) == 0 {
+			delete(o.rooms, room)
+		}
+	}
+	o.items = append(o.items, outItem{kind: outRoomMember, channel: room, user: user})
+	o.mu.Unlock()
+	o.signal()
+}
+
+// memberCount is user's current count in the node's share of room.
+func (o *outbox) memberCount(room, user string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.rooms[room][user]
+}
+
+// queueMember adds the write of it's user's current count.
+func (o *outbox) queueMember(ctx context.Context, pipe goredis.Pipeliner, it *outItem) {
+	k := &o.r.keys
+	pipe.EvalSha(ctx, memberScript.Hash(), []string{k.roomShare(it.channel, k.node), k.roomNodes(it.channel), k.nodeRooms()},
+		it.user, o.memberCount(it.channel, it.user), k.node, it.channel)
+}
+
+// queueShares rewrites every share of this node from rooms (a resync).
+func (o *outbox) queueShares(ctx context.Context, pipe goredis.Pipeliner, rooms map[string]map[string]int) {
+	k := &o.r.keys
+	for room, users := range rooms {
+		share := k.roomShare(room, k.node)
+		pipe.Del(ctx, share)
+		args := make([]any, 0, 2*len(users))
+		for u, n := range users {
+			args = append(args, u, n)
+		}
+		pipe.HSet(ctx, share, args...)
+		pipe.SAdd(ctx, k.roomNodes(room), k.node)
+		pipe.SAdd(ctx, k.nodeRooms(), room)
+	}
+}
+
+// sharesSnapshot copies the node's shares for a resync. Called with o.mu held.
+func (o *outbox) sharesSnapshot() map[string]map[string]int {
+	out := make(map[string]map[string]int, len(o.rooms))
+	for room, users := range o.rooms {
+		c := make(map[string]int, len(users))
+		for u, n := range users {
+			c[u] = n
+		}
+		out[room] = c
+	}
+	return out
+}
+
+// Presence implements port.Broker: presenceScript on the history reader's
+// connection, sharing its bound on requests in flight.
+func (r *Broker) Presence(channel string, done func(wire.Presence, error)) {
+	if !r.running.Load() || r.closed.Load() || r.out.failing.Load() {
+		done(wire.Presence{}, port.ErrUnavailable)
+		return
+	}
+	select {
+	case r.reads <- struct{}{}:
+	default:
+		r.stats.readsRefused.Add(1)
+		done(wire.Presence{}, port.ErrUnavailable)
+		return
+	}
+	go func() {
+		defer func() { <-r.reads }()
+		p, err := r.presence(r.keys.roomOf(channel))
+		if err != nil {
+			r.stats.readFailures.Add(1)
+			err = port.ErrUnavailable
+		}
+		done(p, err)
+	}()
+}
+
+func (r *Broker) presence(room string) (wire.Presence, error) {
+	ctx, cancel := context.WithTimeout(r.ctx, min(r.cfg.CommandTimeout, 2*time.Second))
+	defer cancel()
+	k := &r.keys
+	keys := []string{k.roomNodes(room)}
+	args := []any{k.prefix + ":presence:alive:", k.prefix + ":rp:{" + room + "}:node:"}
+	vals, err := presenceScript.EvalSha(ctx, r.reader, keys, args...).Slice()
+	if goredis.HasErrorPrefix(err, "NOSCRIPT") {
+		if err = presenceScript.Load(ctx, r.reader).Err(); err == nil {
+			vals, err = presenceScript.EvalSha(ctx, r.reader, keys, args...).Slice()
+		}
+	}
+	if err != nil {
+		return wire.Presence{}, err
+	}
+	members := make(map[string]int, len(vals)/2)
+	for i := 0; i+1 < len(vals); i += 2 {
+		u, _ := vals[i].(string)
+		n, _ := vals[i+1].(int64)
+		members[u] += int(n)
+	}
+	r.stats.presenceQueries.Add(1)
+	return wire.NewPresence(members), nil
+}
