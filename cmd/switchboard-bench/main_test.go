@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"reflect"
 	"runtime"
 	"strings"
 	"testing"
@@ -192,8 +193,9 @@ func TestRecoverScenarioTwoNodesOverRedis(t *testing.T) {
 	// Clients rejoin on the node they did not leave, through Redis's streams.
 	rep := runBench(t, "--inprocess", "2", "--redis", srv.URL(), "--clients", "10", "--rooms", "2", "--messages", "8", "recover")
 	checkRecovery(t, rep.Runs[0], 10, 8)
-	if rep.Runs[0].Recovery.RedisCPUPerRecovery == nil || rep.Summary.RedisCPUPerRecovery == nil {
-		t.Errorf("no Redis CPU per recovery: %+v", rep.Runs[0].Recovery)
+	st := rep.Runs[0].Recovery
+	if st.RedisCPUPerRecovery == nil || rep.Summary.RedisCPUPerRecovery == nil || st.RedisCommands["evalsha"].Calls < 10 {
+		t.Errorf("no Redis CPU per recovery, or fewer scripts than recoveries: %+v", st)
 	}
 }
 
@@ -218,7 +220,7 @@ func TestJudgeRecovery(t *testing.T) {
 		{"not recovered", herdOutcome{ack: ack(ackNotRecovered)}, RecoveryStats{NotRecovered: 1}, false},
 	} {
 		var st RecoveryStats
-		if ok := judgeRecovery(&st, since, top, c.oc); ok != c.ok || st != c.want {
+		if ok := judgeRecovery(&st, since, top, c.oc); ok != c.ok || !reflect.DeepEqual(st, c.want) {
 			t.Errorf("%s: %v %+v, want %v %+v", c.name, ok, st, c.ok, c.want)
 		}
 	}
@@ -240,9 +242,14 @@ func TestStreamPosition(t *testing.T) {
 	if ev.offset != 42 || ev.epoch != "k3" || ev.recovered != ackNotRecovered {
 		t.Errorf("ack %+v", ev)
 	}
-	cpu, err := parseRedisCPU("# CPU\r\nused_cpu_sys:1.500000\r\nused_cpu_user:0.250000\r\nused_cpu_sys_children:9\r\n")
+	info := "# CPU\r\nused_cpu_sys:1.500000\r\nused_cpu_user:0.250000\r\nused_cpu_sys_children:9\r\n" +
+		"# Commandstats\r\ncmdstat_xrange:calls=1000,usec=53407,usec_per_call=53.41,rejected_calls=0,failed_calls=0\r\n"
+	cpu, err := parseRedisCPU(info)
 	if err != nil || cpu != 1750*time.Millisecond {
 		t.Errorf("redis cpu %v %v", cpu, err)
+	}
+	if c := parseCommandStats(info); len(c) != 1 || c["xrange"] != (RedisCommand{Calls: 1000, Usec: 53407}) {
+		t.Errorf("commandstats %+v", c)
 	}
 }
 

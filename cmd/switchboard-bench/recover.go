@@ -43,6 +43,9 @@ type RecoveryStats struct {
 	// of INFO CPU) during the herd divided by the recoveries, in
 	// microseconds; only with --redis.
 	RedisCPUPerRecovery *float64 `json:"redis_cpu_us_per_recovery,omitempty"`
+	// RedisCommands are the Redis commands that ran during the herd, by
+	// name (INFO commandstats); only with --redis.
+	RedisCommands map[string]RedisCommand `json:"redis_commands,omitempty"`
 	// ServerCPUPerRecovery is the nodes' CPU time likewise, in microseconds;
 	// only when the nodes run in a child process (--spawn).
 	ServerCPUPerRecovery float64 `json:"server_cpu_us_per_recovery,omitempty"`
@@ -106,7 +109,7 @@ func (r *run) recoverScenario(ctx context.Context) (*Result, error) {
 	// Phase 2: every client away, M more publications.
 	r.closeAll(clients)
 	r.setPhase("waiting for the disconnections", nil)
-	if _, err := waitConnections(ctx, r.t.urls, before.LocalConnections+int64(o.rooms), 10*time.Second); err != nil {
+	if err := r.waitGone(ctx, before.LocalConnections+int64(o.rooms), 10*time.Second); err != nil {
 		return res, err
 	}
 	if err := r.publishBurst(ctx, pubs, o.messages, 2*o.messages); err != nil {
@@ -122,11 +125,11 @@ func (r *run) recoverScenario(ctx context.Context) (*Result, error) {
 	r.quiesce(ctx, 30*time.Second)
 
 	// Phase 3, measured: the herd.
-	redisCPU0, redisErr := redisCPU(ctx, o.redisURL)
+	redis0, redisErr := sampleRedis(ctx, o.redisURL)
 	r.startCPU()
 	herd, outcomes, start := r.herd(ctx, since)
 	defer func() { r.closeAll(herd) }()
-	redisCPU1, redisErr1 := redisCPU(ctx, o.redisURL)
+	redis1, redisErr1 := sampleRedis(ctx, o.redisURL)
 	var firstErr error
 	var lastOK time.Time
 	var lat histogram
@@ -148,9 +151,10 @@ func (r *run) recoverScenario(ctx context.Context) (*Result, error) {
 		st.Seconds = lastOK.Sub(start).Seconds()
 		st.PerSec = float64(st.Recovered) / st.Seconds
 		st.ServerCPUPerRecovery = r.cpuPerDelivery(st.Recovered)
-		if o.redisURL != "" && redisErr == nil && redisErr1 == nil {
-			v := (redisCPU1 - redisCPU0).Seconds() * 1e6 / float64(st.Recovered)
-			st.RedisCPUPerRecovery = &v
+		if redis0 != nil && redis1 != nil {
+			cpu, cmds := redis0.since(redis1)
+			v := cpu.Seconds() * 1e6 / float64(st.Recovered)
+			st.RedisCPUPerRecovery, st.RedisCommands = &v, cmds
 		}
 	}
 	if firstErr != nil && !o.quiet {
@@ -356,6 +360,24 @@ func (r *run) waitChats(ctx context.Context, clients []*loadClient, want int64) 
 		}
 	}
 	return missing()
+}
+
+// waitGone waits until the nodes hold at most want connections, or within
+// passes. At most, not exactly: connections of an earlier run (--repeat)
+// may still have been closing when want was counted.
+func (r *run) waitGone(ctx context.Context, want int64, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		st, err := sumStats(ctx, r.t.urls)
+		if err != nil || st.LocalConnections <= want || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 func cmpOr(a, b error) error {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"sort"
 	"strings"
 	"time"
 )
@@ -265,10 +266,22 @@ func (rep *Report) write(w io.Writer) {
 func writeRecovery(b *strings.Builder, st *RecoveryStats) {
 	fmt.Fprintf(b, " missed=%d/client recovered=%d not-recovered=%d wrong=%d failed=%d publications=%d lost=%d disordered=%d live-lost=%d",
 		st.Missed, st.Recovered, st.NotRecovered, st.Wrong, st.Failed, st.Publications, st.Lost, st.Disordered, st.LiveLost)
-	fmt.Fprintf(b, " herd=%.2fs %.0f recovered/s recovery p50=%.2fms p90=%.2fms p99=%.2fms max=%.2fms",
-		st.Seconds, st.PerSec, st.Latency.P50, st.Latency.P90, st.Latency.P99, st.Latency.Max)
+	if st.Recovered > 0 {
+		fmt.Fprintf(b, " herd=%.2fs %.0f recovered/s recovery p50=%.2fms p90=%.2fms p99=%.2fms max=%.2fms",
+			st.Seconds, st.PerSec, st.Latency.P50, st.Latency.P90, st.Latency.P99, st.Latency.Max)
+	}
 	if v := st.RedisCPUPerRecovery; v != nil {
-		fmt.Fprintf(b, " redis-cpu=%.1fus/recovery", *v)
+		fmt.Fprintf(b, " redis-cpu=%.1fus/recovery (busiest:", *v)
+		names := make([]string, 0, len(st.RedisCommands))
+		for name := range st.RedisCommands {
+			names = append(names, name)
+		}
+		sort.Slice(names, func(i, j int) bool { return st.RedisCommands[names[i]].Usec > st.RedisCommands[names[j]].Usec })
+		for _, name := range names[:min(3, len(names))] {
+			c := st.RedisCommands[name]
+			fmt.Fprintf(b, " %s %d calls %.1fus/recovery", name, c.Calls, float64(c.Usec)/float64(st.Recovered))
+		}
+		b.WriteString(")")
 	}
 	if st.ServerCPUPerRecovery > 0 {
 		fmt.Fprintf(b, " server-cpu=%.1fus/recovery", st.ServerCPUPerRecovery)
