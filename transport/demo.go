@@ -18,13 +18,15 @@ var demoFiles embed.FS
 const demoCSP = "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; " +
 	"style-src 'self'; script-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
-// MountDemo serves the demo page at GET / and its assets under GET /demo/.
-// The page talks to this node only: /ws for the chat, /stats for the live
-// node panel.
+// MountDemo serves the demo page at GET / and its assets under GET /demo/,
+// and the JavaScript client it is built on at GET /switchboard.js
+// (MountClient). The page talks to this node only: /ws for the chat, the
+// stats command for the live node panel.
 func (s *Server) MountDemo() {
 	h := DemoHandler()
 	s.Handle("GET /{$}", h)
 	s.Handle("GET /demo/", h)
+	s.MountClient()
 }
 
 // DemoHandler serves the demo page ("/") and its assets ("/demo/NAME"), for

@@ -1,11 +1,12 @@
-// Switchboard demo client: one WebSocket to the node that served this page,
-// speaking protocol v1 (docs/protocol.md), and a live view of the node that
-// socket is on, asked over the socket itself. Plain JavaScript, no
-// dependencies.
+// Switchboard demo page, built on the JavaScript client the node serves at
+// /switchboard.js (docs/client.md): one connection to the node that served
+// this page, which the client keeps, rejoining its rooms and recovering what
+// it missed, and a live view of the node that connection is on, asked over
+// the connection itself. Plain JavaScript, no build step.
+
+import { Switchboard } from '../switchboard.js';
 
 const ROOM_NAME = /^[A-Za-z0-9_\-.:@]{1,128}$/;
-const BACKOFF_FIRST_MS = 500;
-const BACKOFF_MAX_MS = 10000;
 const FEED_MAX = 500; // older entries are dropped so a long session stays light
 const STATS_EVERY_MS = 1000;
 const SPARK_POINTS = 60;
@@ -24,21 +25,19 @@ const ui = {
   roomSelect: $('room-select'), dmUser: $('dm-user'),
 };
 
-// Client state. `rooms` is what the user asked to be in: after a reconnect
-// the page joins them again, since a new connection starts in no room.
+// Page state. The client (state.sb) owns the connection and the rooms'
+// positions; `rooms` is what the page shows: pending until the node
+// confirmed the join or, after a reconnect, the rejoin.
 const state = {
-  ws: null,
-  wanted: false,        // the user wants a connection (reconnect when it drops)
-  attempt: 0,           // reconnect attempts since the last welcome
-  retryTimer: 0,
+  sb: null,             // the client while the user wants a connection
+  wanted: false,
   countdownTimer: 0,
   me: '',
   node: '',
   everConnected: false,
+  wasConnected: false,  // the last state was connected: a drop is news
   rooms: new Map(),     // room -> 'pending' | 'joined'
   people: new Map(),    // user -> { online: bool, rooms: Set }
-  pending: new Map(),   // message id -> { el, kind, room }
-  seq: 0,
 };
 
 // ---------------------------------------------------------------- status
@@ -94,8 +93,9 @@ function system(text, error = false) {
 }
 
 // message renders one chat line. kind: room | direct | chat | event.
-function message({ kind, where, from, text, mine = false, sending = false }) {
+function message({ kind, where, from, text, mine = false, sending = false, offset }) {
   const li = el('li', `msg ${kind}` + (mine ? ' mine' : ''));
+  if (offset !== undefined) li.dataset.offset = offset;
   li.dataset.kind = kind;
   if (from) li.dataset.from = from;
   li.append(el('span', 'time', clock()), el('span', 'where', where), el('span', 'from', from || ''));
@@ -170,234 +170,215 @@ function renderRooms() {
   ui.roomsEmpty.hidden = names.length > 0;
 }
 
-// ---------------------------------------------------------------- socket
-
-function nextID() {
-  state.seq += 1;
-  return 'm' + state.seq;
-}
-
-function send(obj) {
-  if (!state.ws || state.ws.readyState !== WebSocket.OPEN) return false;
-  state.ws.send(JSON.stringify(obj));
-  return true;
-}
+// ---------------------------------------------------------------- connection
 
 // wsURL is the node's /ws next to this page: relative, so that the page
 // also works when the node is mounted under a path prefix.
 function wsURL() {
   const url = new URL('ws', location.href);
-  url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
   url.search = '';
   url.hash = '';
-  const name = ui.name.value.trim();
-  // With a token the node takes the id from its sub; a different
-  // client_id would be refused, so none is sent.
-  if (name && !ui.token.value.trim()) url.searchParams.set('client_id', name);
   return url.href;
 }
 
-function open() {
-  clearTimeout(state.retryTimer);
-  clearInterval(state.countdownTimer);
+function why(info) {
+  const c = info.code;
+  if (info.status) return `the node refused the connection (HTTP ${info.status})`;
+  return c === 1001 ? 'node shutting down' : c === 1013 ? 'too slow to read' :
+    c === 1008 ? 'policy: ' + (info.reason || 'refused') : c === 1009 ? 'message too large' :
+    c === 4001 ? 'token expired' :
+    c === 1006 ? (state.everConnected ? 'connection lost' : 'node unreachable or refused the handshake') :
+    `closed (${c}${info.reason ? ': ' + info.reason : ''})`;
+}
+
+function connect() {
   const token = ui.token.value.trim();
-  let ws;
-  try {
-    // Browsers cannot set headers on a WebSocket: the token travels as the
-    // second value of the ["bearer", TOKEN] subprotocol offer.
-    ws = token ? new WebSocket(wsURL(), ['bearer', token]) : new WebSocket(wsURL());
-  } catch (err) {
-    setStatus('failed', 'Cannot connect: ' + err.message);
-    state.wanted = false;
-    setFormUI();
-    return;
-  }
-  state.ws = ws;
-  setStatus(state.attempt ? 'reconnecting' : 'connecting', state.attempt ? `Reconnecting (attempt ${state.attempt})…` : 'Connecting…');
-  ws.addEventListener('message', (e) => {
-    let ev;
-    try { ev = JSON.parse(e.data); } catch { return; }
-    if (ev && typeof ev.event === 'string') onEvent(ev);
+  const name = ui.name.value.trim();
+  // With a token the node names the client by its sub; the client then
+  // sends no client_id, and the token travels in the subprotocol offer.
+  const sb = new Switchboard(wsURL(), { clientId: name || undefined, token: token || undefined });
+  state.sb = sb;
+  sb.on('state', (s, info) => onState(sb, s, info));
+  sb.on('chat', (ev) => onChat(ev));
+  sb.on('direct', (ev) => {
+    person(ev.from);
+    renderPeople();
+    message({ kind: 'direct', where: 'DM', from: ev.from, text: ev.content });
   });
-  ws.addEventListener('close', (e) => onClose(ws, e));
+  sb.on('user_connected', (ev) => {
+    const p = person(ev.user_id);
+    if (p) { p.online = true; renderPeople(); }
+    system(`${ev.user_id} connected`);
+  });
+  sb.on('user_disconnected', (ev) => {
+    const p = person(ev.user_id);
+    if (p) { p.online = false; p.rooms.clear(); renderPeople(); }
+    system(`${ev.user_id} disconnected`);
+  });
+  sb.on('disconnect', (info) => {
+    if (state.wasConnected) system(`Disconnected: ${why(info)}.`, true);
+    state.wasConnected = false;
+  });
+  sb.on('recovered', (ev) => {
+    state.rooms.set(ev.room, 'joined');
+    renderRooms();
+    const n = ev.offset - ev.since.offset;
+    system(`Rejoined #${ev.room}: ${n ? `recovered ${n} missed message${n === 1 ? '' : 's'}` : 'nothing missed'}.`);
+  });
+  sb.on('gap', (ev) => onGap(ev));
+  sb.on('error', (err) => system(`Error ${err.code}: ${err.message}`, true));
+  sb.on('event', (ev) => showEvent(ev));
+  sb.connect();
 }
 
-function onClose(ws, e) {
-  if (state.ws !== ws) return;
-  state.ws = null;
-  setConnectedUI(false);
-  for (const [name, st] of state.rooms) if (st === 'joined') state.rooms.set(name, 'pending');
-  renderRooms();
-  failPending('connection lost before the node confirmed');
-  statsOffline();
-  if (!state.wanted) {
-    setStatus('idle', 'Disconnected');
-    return;
-  }
-  if (e.code === 4001) {
-    state.wanted = false;
-    setFormUI();
-    setStatus('failed', 'Token expired: paste a fresh token and connect again');
-    system('The node closed the connection: token expired (4001).', true);
-    return;
-  }
-  const why = e.code === 1001 ? 'node shutting down' : e.code === 1013 ? 'too slow to read' :
-    e.code === 1008 ? 'policy: ' + (e.reason || 'refused') : e.code === 1009 ? 'message too large' :
-    e.code === 1006 ? (state.everConnected ? 'connection lost' : 'node unreachable or refused the handshake') :
-    `closed (${e.code}${e.reason ? ': ' + e.reason : ''})`;
-  if (state.attempt === 0) system(`Disconnected: ${why}.`, true);
-  scheduleReconnect();
-}
-
-// scheduleReconnect waits BACKOFF_FIRST_MS x 2^attempt (at most
-// BACKOFF_MAX_MS), with jitter so that a restarted node is not hit by every
-// page at the same instant.
-function scheduleReconnect() {
-  const base = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** state.attempt);
-  const delay = Math.round(base / 2 + Math.random() * base / 2);
-  state.attempt += 1;
-  const at = Date.now() + delay;
-  const tick = () => {
-    const s = Math.max(0, Math.ceil((at - Date.now()) / 1000));
-    setStatus('reconnecting', `Reconnecting in ${s} s (attempt ${state.attempt})`);
-  };
-  tick();
+function onState(sb, s, info) {
+  if (sb !== state.sb) return;
   clearInterval(state.countdownTimer);
-  state.countdownTimer = setInterval(tick, 250);
-  state.retryTimer = setTimeout(() => { clearInterval(state.countdownTimer); open(); }, delay);
-}
-
-function failPending(why) {
-  for (const [, p] of state.pending) {
-    if (p.el) {
-      const ack = p.el.querySelector('.ack');
-      ack.textContent = 'not sent';
-      ack.title = why;
+  if (s === 'connecting') {
+    setStatus('connecting', 'Connecting…');
+  } else if (s === 'connected') {
+    const again = state.everConnected;
+    state.me = info.clientId;
+    state.node = info.node;
+    state.everConnected = true;
+    state.wasConnected = true;
+    state.people.delete(state.me);
+    setStatus('connected', `Connected as ${info.clientId} to node ${info.node}`);
+    setConnectedUI(true);
+    statsRefused = false;
+    pollStats();
+    if (!ui.name.value.trim()) ui.name.value = info.clientId;
+    system(again ? `Reconnected to node ${info.node} as ${info.clientId}.` : `Connected to node ${info.node} as ${info.clientId}.`);
+  } else if (s === 'reconnecting') {
+    setConnectedUI(false);
+    for (const [name] of state.rooms) state.rooms.set(name, 'pending');
+    renderRooms();
+    statsOffline();
+    const at = Date.now() + (info.delay || 0);
+    const tick = () => {
+      const left = Math.max(0, Math.ceil((at - Date.now()) / 1000));
+      setStatus('reconnecting', `Reconnecting in ${left} s (attempt ${info.attempt || 1})`);
+    };
+    tick();
+    state.countdownTimer = setInterval(tick, 250);
+  } else if (s === 'closed') {
+    setConnectedUI(false);
+    statsOffline();
+    if (info.error) {
+      // The node refused this token and no other was given.
+      state.wanted = false;
+      state.sb = null;
+      setFormUI();
+      const expired = info.error.code === 'token_expired';
+      setStatus('failed', expired ? 'Token expired: paste a fresh token and connect again' : 'Refused: ' + info.error.message);
+      system(expired ? 'The node closed the connection: token expired (4001).' : info.error.message, true);
+    } else {
+      setStatus('idle', 'Disconnected');
     }
   }
-  state.pending.clear();
+}
+
+// onGap: the node could not send what this page missed in a room (its
+// history was lost or trimmed): show what the node still keeps.
+async function onGap(ev) {
+  state.rooms.set(ev.room, 'joined');
+  renderRooms();
+  if (ev.reason === 'skipped') return;
+  system(`Some messages in #${ev.room} could not be recovered; showing the room's recent history.`, true);
+  const room = state.sb?.rooms.get(ev.room);
+  if (!room) return;
+  try {
+    const h = await room.history({ limit: 20 });
+    for (const p of h.publications) {
+      if (ev.since && p.epoch === ev.since.epoch && p.offset <= ev.since.offset) continue;
+      if (p.event === 'chat') showRoomMessage(p, 'history');
+    }
+  } catch (err) {
+    system(`History of #${ev.room}: ${err.code}`, true);
+  }
 }
 
 // ---------------------------------------------------------------- events
 
-function onEvent(ev) {
-  switch (ev.event) {
-    case 'welcome': return onWelcome(ev);
-    case 'chat': return onChat(ev);
-    case 'direct_message':
-      person(ev.from);
-      renderPeople();
-      message({ kind: 'direct', where: 'DM', from: ev.from, text: ev.content });
-      return;
-    case 'user_connected': {
-      const p = person(ev.user_id);
-      if (p) { p.online = true; renderPeople(); }
-      system(`${ev.user_id} connected`);
-      return;
-    }
-    case 'user_disconnected': {
-      const p = person(ev.user_id);
-      if (p) { p.online = false; p.rooms.clear(); renderPeople(); }
-      system(`${ev.user_id} disconnected`);
-      return;
-    }
-    case 'user_joined': {
-      if (ev.user_id === state.me) return; // our own join is shown on its ack
-      const p = person(ev.user_id);
-      if (p) { p.online = true; p.rooms.add(ev.room); renderPeople(); }
-      system(`${ev.user_id} joined #${ev.room}`);
-      return;
-    }
-    case 'user_left': {
-      const p = person(ev.user_id);
-      if (p) { p.rooms.delete(ev.room); renderPeople(); }
-      system(`${ev.user_id} left #${ev.room}`);
-      return;
-    }
-    case 'ack': return onAck(ev);
-    case 'error': return onError(ev);
-    case 'stats': return onStats(ev);
-    case 'pong': return;
-    default: {
-      // Events pushed by a backend (POST /api/publish) are shown as sent.
-      const { event, ...rest } = ev;
-      const body = JSON.stringify(rest);
-      message({ kind: 'event', where: 'event', from: event, text: body.length > 400 ? body.slice(0, 400) + '…' : body });
-    }
-  }
+function showEvent(ev) {
+  // Events pushed by a backend (POST /api/publish) are shown as sent.
+  const { event, ...rest } = ev;
+  const body = JSON.stringify(rest);
+  message({ kind: 'event', where: 'event', from: event, text: body.length > 400 ? body.slice(0, 400) + '…' : body });
 }
 
-function onWelcome(ev) {
-  const again = state.everConnected;
-  state.me = ev.client_id;
-  state.node = ev.node;
-  state.attempt = 0;
-  state.everConnected = true;
-  state.people.delete(state.me);
-  setStatus('connected', `Connected as ${ev.client_id} to node ${ev.node}`);
-  setConnectedUI(true);
-  statsRefused = false;
-  pollStats();
-  if (!ui.name.value.trim()) ui.name.value = ev.client_id;
-  system(again ? `Reconnected to node ${ev.node} as ${ev.client_id}.` : `Connected to node ${ev.node} as ${ev.client_id}.`);
-  for (const name of state.rooms.keys()) joinRoom(name, true);
+function showRoomMessage(ev, extra = '') {
+  person(ev.from);
+  renderPeople();
+  const li = message({ kind: 'room', where: '#' + ev.room, from: ev.from, text: ev.content, mine: ev.from === state.me, offset: ev.offset });
+  if (extra) li.classList.add(extra);
 }
 
 function onChat(ev) {
   person(ev.from);
   renderPeople();
-  if (ev.room) {
-    message({ kind: 'room', where: '#' + ev.room, from: ev.from, text: ev.content, mine: ev.from === state.me });
-  } else {
-    message({ kind: 'chat', where: 'all', from: ev.from, text: ev.content });
-  }
+  message({ kind: 'chat', where: 'all', from: ev.from, text: ev.content });
 }
 
-function onAck(ev) {
-  const p = state.pending.get(String(ev.id));
-  if (!p) return;
-  state.pending.delete(String(ev.id));
-  if (p.kind === 'join') {
-    if (state.rooms.has(p.room)) state.rooms.set(p.room, 'joined');
+function watchRoom(room) {
+  room.on('message', (ev) => showRoomMessage(ev));
+  room.on('event', (ev) => showEvent(ev));
+  room.on('joined', (ev) => {
+    if (ev.user_id === state.me) return; // our own join is shown on its ack
+    const p = person(ev.user_id);
+    if (p) { p.online = true; p.rooms.add(ev.room); renderPeople(); }
+    system(`${ev.user_id} joined #${ev.room}`);
+  });
+  room.on('left', (ev) => {
+    const p = person(ev.user_id);
+    if (p) { p.rooms.delete(ev.room); renderPeople(); }
+    system(`${ev.user_id} left #${ev.room}`);
+  });
+  room.on('error', () => {
+    state.rooms.delete(room.name);
     renderRooms();
-    if (!p.rejoin) system(`You joined #${p.room}`);
-    if (!ui.roomSelect.value) ui.roomSelect.value = p.room;
-  } else if (p.kind === 'leave') {
-    system(`You left #${p.room}`);
-  } else if (p.el) {
-    p.el.querySelector('.ack').textContent = '✓';
-  }
+  });
 }
 
-function onError(ev) {
-  if (ev.id === STATS_ID) return statsOff();
-  const p = ev.id !== undefined ? state.pending.get(String(ev.id)) : null;
-  if (p) {
-    state.pending.delete(String(ev.id));
-    if (p.kind === 'join') {
-      state.rooms.delete(p.room);
-      renderRooms();
-    } else if (p.el) {
-      p.el.querySelector('.ack').textContent = 'failed';
+// settle shows a sent message's outcome on its line: ✓ on the node's ack,
+// the error code otherwise.
+function settle(promise, li) {
+  const ack = li && li.querySelector('.ack');
+  promise.then(() => {
+    if (ack) ack.textContent = '✓';
+  }, (err) => {
+    if (ack) {
+      ack.textContent = err.code === 'disconnected' || err.code === 'timeout' ? 'not sent' : 'failed';
+      ack.title = err.message;
     }
-  }
-  system(`Error ${ev.code}: ${ev.message}`, true);
+    system(`Error ${err.code}: ${err.message}`, true);
+  });
 }
 
 // ---------------------------------------------------------------- actions
 
-function joinRoom(name, rejoin = false) {
-  const id = nextID();
+function joinRoom(name) {
   state.rooms.set(name, 'pending');
   renderRooms();
-  if (send({ type: 'join_room', room: name, id })) state.pending.set(id, { kind: 'join', room: name, rejoin });
+  state.sb.join(name).then((room) => {
+    if (!state.rooms.has(name)) return;
+    watchRoom(room);
+    state.rooms.set(name, 'joined');
+    renderRooms();
+    system(`You joined #${name}`);
+    if (!ui.roomSelect.value) ui.roomSelect.value = name;
+  }, (err) => {
+    state.rooms.delete(name);
+    renderRooms();
+    system(`Error ${err.code}: ${err.message}`, true);
+  });
 }
 
 function leaveRoom(name) {
   state.rooms.delete(name);
   renderRooms();
-  const id = nextID();
-  if (send({ type: 'leave_room', room: name, id })) state.pending.set(id, { kind: 'leave', room: name });
+  const room = state.sb?.rooms.get(name);
+  if (room) room.leave().then(() => system(`You left #${name}`), (err) => system(`Error ${err.code}: ${err.message}`, true));
 }
 
 ui.connectForm.addEventListener('submit', (e) => {
@@ -405,21 +386,24 @@ ui.connectForm.addEventListener('submit', (e) => {
   const name = ui.name.value.trim();
   if (name.length > 128) { system('Names are at most 128 characters.', true); return; }
   state.wanted = true;
-  state.attempt = 0;
+  state.rooms.clear();
+  renderRooms();
   setFormUI();
-  open();
+  connect();
 });
 
 ui.disconnect.addEventListener('click', () => {
   state.wanted = false;
-  clearTimeout(state.retryTimer);
   clearInterval(state.countdownTimer);
   setFormUI();
-  if (state.ws) state.ws.close(1000, 'bye');
+  const sb = state.sb;
+  state.rooms.clear();
+  renderRooms();
+  if (sb) sb.close();
   else setStatus('idle', 'Disconnected');
 });
 
-ui.retryNow.addEventListener('click', () => { if (state.wanted && !state.ws) open(); });
+ui.retryNow.addEventListener('click', () => state.sb?.retry());
 
 ui.joinForm.addEventListener('submit', (e) => {
   e.preventDefault();
@@ -438,24 +422,20 @@ ui.compose.addEventListener('submit', (e) => {
   e.preventDefault();
   const text = ui.message.value;
   if (!text.trim()) return;
-  const id = nextID();
-  let msg; let entry;
+  const sb = state.sb;
+  if (!sb) { system('Not connected.', true); return; }
   if (ui.toRoom.checked) {
-    const room = ui.roomSelect.value;
+    const room = sb.rooms.get(ui.roomSelect.value);
     if (!room) { system('Join a room first, or pick Direct or Everyone.', true); return; }
-    msg = { type: 'room_message', room, content: text, id };
     // The node echoes room messages to their sender: no local copy.
+    settle(room.publish(text), null);
   } else if (ui.toUser.checked) {
     const to = ui.dmUser.value.trim();
     if (!to) { system('Whom to? Type a user id or pick someone from People.', true); ui.dmUser.focus(); return; }
-    msg = { type: 'direct_message', target_user: to, content: text, id };
-    entry = { kind: 'direct', where: 'DM → ' + to, from: state.me, text, mine: true, sending: true };
+    settle(sb.direct(to, text), message({ kind: 'direct', where: 'DM → ' + to, from: state.me, text, mine: true, sending: true }));
   } else {
-    msg = { type: 'chat', content: text, id };
-    entry = { kind: 'chat', where: 'all', from: state.me, text, mine: true, sending: true };
+    settle(sb.chat(text), message({ kind: 'chat', where: 'all', from: state.me, text, mine: true, sending: true }));
   }
-  if (!send(msg)) { system('Not connected.', true); return; }
-  state.pending.set(id, { kind: msg.type, el: entry ? message(entry) : null });
   ui.message.value = '';
 });
 
@@ -504,16 +484,23 @@ function push(list, v) {
 // that node over the socket ({"type":"stats"}) every second, and the node
 // answers {"event":"stats",...}. GET /stats would reach whichever node a
 // load balancer picks for that request, not necessarily the socket's.
-// A node started with --stats-command=false refuses the question (the id
-// tells its error apart); the page then stops asking that connection.
-const STATS_ID = 'node-panel';
+// A node started with --stats-command=false refuses the question
+// (unknown_type); the page then stops asking that connection.
 let statsAsked = 0; // when the unanswered question was sent; 0 when none
 let statsRefused = false;
 
 function pollStats() {
-  if (statsRefused) return;
-  if (statsAsked && performance.now() - statsAsked > 2 * STATS_EVERY_MS) statsOffline('not answering');
-  if (send({ type: 'stats', id: STATS_ID }) && !statsAsked) statsAsked = performance.now();
+  const sb = state.sb;
+  if (statsRefused || !sb || sb.state !== 'connected') return;
+  if (statsAsked) {
+    if (performance.now() - statsAsked > 2 * STATS_EVERY_MS) statsOffline('not answering');
+    return;
+  }
+  statsAsked = performance.now();
+  sb.stats().then((s) => { if (sb === state.sb) onStats(s); }, (err) => {
+    statsAsked = 0;
+    if (sb === state.sb && err.code === 'unknown_type') statsOff();
+  });
 }
 
 function statsOff() {

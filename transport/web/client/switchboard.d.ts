@@ -191,6 +191,8 @@ export declare class Switchboard {
   readonly rooms: Map<string, Room>;
   connect(): void;
   close(): void;
+  /** While reconnecting: skip the rest of the backoff wait. */
+  retry(): void;
   join(room: string, options?: { since?: Position }): Promise<Room>;
   direct(user: string, content: string): Promise<Ack>;
   chat(content: string): Promise<Ack>;

@@ -249,6 +249,13 @@ export class Switchboard extends Emitter {
     this.#setState('closed', { code: 1000, reason: 'closed by the client' });
   }
 
+  /** retry ends the current backoff wait: the next socket opens now. */
+  retry() {
+    if (this.#state !== 'reconnecting' || this.#ws) return;
+    clearTimeout(this.#retryTimer);
+    this.#open(this.#generation);
+  }
+
   /** join resolves with the Room once the node acknowledged the join. */
   join(name, { since } = {}) {
     const existing = this.#rooms.get(name);
@@ -549,12 +556,26 @@ export class Switchboard extends Emitter {
       case 'user_connected': case 'user_disconnected': return this.emit(ev.event, ev);
       case 'error': return this.emit('error', new SwitchboardError(ev.code, ev.message, { event: ev }));
       case 'pong': case 'ack': return;
-      default:
-        // Server-side publications to a room carry it when their payload
-        // names it; others go to the client's own handlers.
+      default: {
+        // A server-side publication to a room carries the room only if its
+        // payload names it; else its epoch, which is one room's stream's
+        // own, tells the room, so that its offset counts for the rejoin.
         if (typeof ev.room === 'string' && this.#rooms.has(ev.room)) return this.#toRoom(ev);
+        const room = typeof ev.epoch === 'string' && Number.isInteger(ev.offset) && this.#roomOfEpoch(ev.epoch);
+        if (room) return room._publication(ev);
         return this.emit('event', ev);
+      }
     }
+  }
+
+  #roomOfEpoch(epoch) {
+    let found = null;
+    for (const room of this.#rooms.values()) {
+      if (room.epoch !== epoch) continue;
+      if (found) return null;
+      found = room;
+    }
+    return found;
   }
 
   #toRoom(ev) {

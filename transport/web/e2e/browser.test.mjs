@@ -8,7 +8,9 @@
 // guest:alice and guest:bob.
 // They exchange room and direct messages across the nodes, receive an event
 // pushed with POST /api/publish, and alice's page must reconnect on its own,
-// and rejoin its room, after node A restarts. Every check is an assertion; the
+// rejoin its room and recover the messages sent meanwhile, after node A
+// restarts. The page is built on the client the node serves at
+// /switchboard.js. Every check is an assertion; the
 // first failure ends the run with exit code 1.
 //
 // Environment (set by the Go test):
@@ -251,6 +253,15 @@ async function main() {
     await bob.locator('#people li[data-online="no"]', { hasText: ALICE }).waitFor(WAIT);
     ok('when node A stops, alice\'s page shows "reconnecting" and the node unreachable; bob sees alice leave and go offline');
 
+    // While alice is away, bob writes to the room: with history on, her
+    // page gets these when it rejoins, each once.
+    const missed = [1, 2, 3].map((i) => `sent while alice was away ${i}`);
+    for (const text of missed) {
+      await sendTo(bob, { room: 'lobby' }, text);
+      await feedItem(bob, { kind: 'room', from: BOB, text }).waitFor(WAIT);
+    }
+    ok('bob sends three room messages while node A is down');
+
     // 10. Node A is back on the same port: the page reconnects by itself,
     // rejoins #lobby, and messages flow again.
     await control('/start-a');
@@ -265,6 +276,15 @@ async function main() {
     await feedItem(bob, { kind: 'direct', from: ALICE, text: 'thanks, I am back' }).waitFor(WAIT);
     await alice.locator('#node-live[data-live="yes"]').waitFor(WAIT);
     ok('after node A restarts on the same port, alice reconnects and rejoins #lobby on her own; room and direct messages flow again');
+
+    // 10b. The rejoin recovered what was sent meanwhile, in order, once each.
+    await feedItem(alice, { kind: 'system', text: 'Rejoined #lobby: recovered 3 missed messages.' }).waitFor(WAIT);
+    const texts = await alice.locator('#feed li.msg.room').evaluateAll((els) => els.map((e) => e.querySelector('.text').textContent));
+    const recovered = texts.filter((t) => t.startsWith('sent while alice was away'));
+    assert.deepEqual(recovered, missed, `alice's recovered messages: ${JSON.stringify(recovered)}`);
+    const offsets = await alice.locator('#feed li.msg.room[data-offset]').evaluateAll((els) => els.map((e) => Number(e.dataset.offset)));
+    assert.equal(new Set(offsets).size, offsets.length, `an offset shown twice: ${offsets}`);
+    ok('alice\'s page recovered the three messages sent while her node was restarted, in order, each once');
 
     // 11. Disconnecting on purpose does not reconnect, and others see it.
     await bob.click('#disconnect');

@@ -158,3 +158,29 @@ test('repeated and skipped offsets: a repeat is dropped, a skip is reported as a
   assert.deepEqual(next.sent[0], { type: 'join_room', room: 'r', since: { offset: 1, epoch: 'F' }, id: next.sent[0].id });
   sb.close();
 });
+
+test('a server publication without a room goes to the room whose epoch it carries', async () => {
+  const { sb } = fake();
+  sb.connect();
+  await flush();
+  const ws = FakeSocket.made[0];
+  ws.welcome();
+  const join = (name, epoch) => {
+    const p = sb.join(name);
+    ws.deliver({ event: 'ack', id: ws.sent.at(-1).id, room: name, offset: 0, epoch });
+    return p;
+  };
+  const r1 = await join('one', 'E1');
+  const r2 = await join('two', 'E2');
+  const seen = { one: [], two: [], client: [] };
+  r1.on('event', (ev) => seen.one.push(ev.offset));
+  r2.on('event', (ev) => seen.two.push(ev.offset));
+  sb.on('event', (ev) => seen.client.push(ev.event));
+  ws.deliver({ event: 'deploy', offset: 1, epoch: 'E2' });
+  ws.deliver({ event: 'deploy', offset: 1, epoch: 'E2' }); // a repeat
+  ws.deliver({ event: 'deploy', offset: 1, epoch: 'E9' }); // nobody's
+  ws.deliver({ event: 'notice' });
+  assert.deepEqual(seen, { one: [], two: [1], client: ['deploy', 'notice'] });
+  assert.equal(r2.offset, 1);
+  sb.close();
+});
