@@ -4,7 +4,7 @@ PKGS     := ./...
 # Every test with the race detector; bounded well under 10 minutes on 2 cores.
 TESTFLAGS ?= -race -count=1 -timeout 9m
 
-.PHONY: all build run test check vet fmt deps system-deps bench load fuzz chaos clean
+.PHONY: all build run test test-client check vet fmt deps system-deps bench load fuzz chaos clean
 
 all: build
 
@@ -16,23 +16,33 @@ run: build
 
 # gofmt and vet first, then what the tests need (deps), then every test.
 # CI=true makes a test whose tool is missing fail instead of skipping.
-test: check deps
+test: check deps build
 	CI=$${CI:-true} $(GO) test $(TESTFLAGS) $(PKGS)
+	$(CLIENT_TEST)
+
+# The JavaScript client's tests (transport/web/client, node --test): real
+# nodes started from bin/switchboard, one at a time, and a redis-server;
+# about 15 s.
+CLIENT_TEST = cd transport/web/client && CI=$${CI:-true} SB_BIN=$(CURDIR)/bin/switchboard npm test --silent
+test-client: build deps
+	$(CLIENT_TEST)
 
 # What the tests run besides Go: real redis-server processes (and
 # redis-cli), nginx in front of two nodes, and the demo page in headless
 # Chromium driven by playwright-core from npm. deps installs what is
 # missing: the Debian packages with apt-get when run as root (after an
 # apt-get update), else it prints the exact command and stops; then npm ci
-# in transport/web whenever its lock file is newer than what is installed.
+# in transport/web and transport/web/client whenever a lock file is newer
+# than what is installed.
 # DEPS_PATH is where the tools are looked for; DEPS_INSTALL is yes when
 # deps may install them.
 DEB_PACKAGES := redis-server=redis-server redis-cli=redis-tools nginx=nginx node=nodejs npm=npm chromium=chromium
 DEPS_PATH    ?= $(PATH):/usr/sbin:/sbin
 DEPS_INSTALL ?= $(shell [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && echo yes)
 WEB_DEPS     := transport/web/node_modules/.package-lock.json
+CLIENT_DEPS  := transport/web/client/node_modules/.package-lock.json
 
-deps: system-deps $(WEB_DEPS)
+deps: system-deps $(WEB_DEPS) $(CLIENT_DEPS)
 
 system-deps:
 	@missing=""; \
@@ -55,6 +65,10 @@ system-deps:
 # test uses the system's Chromium, so no browser is downloaded.
 $(WEB_DEPS): transport/web/package-lock.json | system-deps
 	cd transport/web && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
+
+# The client's one dev dependency, ws (Node 20 has no global WebSocket).
+$(CLIENT_DEPS): transport/web/client/package-lock.json | system-deps
+	cd transport/web/client && npm ci --no-audit --no-fund --loglevel=error
 
 check: fmt vet
 
