@@ -301,8 +301,9 @@ async function onGap(ev) {
 // ---------------------------------------------------------------- events
 
 function showEvent(ev) {
-  // Events pushed by a backend (POST /api/publish) are shown as sent.
-  const { event, ...rest } = ev;
+  // Events pushed by a backend (POST /api/publish) are shown as sent,
+  // without the stream position the node adds.
+  const { event, offset, epoch, ...rest } = ev;
   const body = JSON.stringify(rest);
   message({ kind: 'event', where: 'event', from: event, text: body.length > 400 ? body.slice(0, 400) + '…' : body });
 }

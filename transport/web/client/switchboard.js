@@ -440,11 +440,16 @@ export class Switchboard extends Emitter {
   }
 
   // #lost handles the end of the current socket: requests in flight fail
-  // (the node may or may not have taken them), queued ones keep waiting,
-  // and the client reconnects unless it was closed or refused.
+  // (the node may or may not have taken them) but first joins, queued ones
+  // keep waiting, and the client reconnects unless it was closed or refused.
   async #lost(info, detached = false) {
     if (!detached) this.#detach();
     const gen = this.#generation;
+    // A first join is safe to send again (a new socket is in no room): it
+    // waits for the next socket instead of failing.
+    const joins = [...this.#pending.values()].filter((req) => req.join && this.#rooms.get(req.room.name) === req.room);
+    for (const req of joins) this.#pending.delete(req.frame.id);
+    this.#queue.unshift(...joins);
     for (const req of this.#pending.values()) {
       clearTimeout(req.timer);
       req.reject(new SwitchboardError('disconnected', `the connection was lost before the node answered (${req.frame.type}); it may or may not have taken it`, { closeCode: info.code }));

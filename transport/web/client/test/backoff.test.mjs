@@ -184,3 +184,25 @@ test('a server publication without a room goes to the room whose epoch it carrie
   assert.equal(r2.offset, 1);
   sb.close();
 });
+
+test('a join in flight when the socket ends is sent again on the next one; other requests fail', async () => {
+  const { sb } = fake({ random: () => 0.5 });
+  sb.connect();
+  await flush();
+  const ws = FakeSocket.made[0];
+  ws.welcome();
+  const joining = sb.join('again');
+  const chat = sb.chat('in flight');
+  ws.end(1006);
+  assert.equal((await chat.catch((e) => e)).code, 'disconnected');
+  mock.timers.tick(250); // well within the requests' 10 s
+  await flush();
+  const next = FakeSocket.made.at(-1);
+  next.welcome();
+  const join = next.sent.find((f) => f.type === 'join_room');
+  assert.equal(join.room, 'again');
+  next.deliver({ event: 'ack', id: join.id, room: 'again', offset: 7, epoch: 'E' });
+  const room = await joining;
+  assert.deepEqual(room.position, { offset: 7, epoch: 'E' });
+  sb.close();
+});
