@@ -19,8 +19,6 @@ func (o *outbox) queue(ctx context.Context, pipe goredis.Pipeliner, it *outItem,
 		pipe.Publish(ctx, it.channel, it.data)
 	case outDirect:
 		pipe.EvalSha(ctx, directScript.Hash(), []string{k.userKey(it.user)}, k.prefix, k.node, it.data)
-	case outRoomMember:
-		o.queueMember(ctx, pipe, it)
 	case outAppend:
 		meta, stream := k.streamKeys(it.channel)
 		pipe.EvalSha(ctx, appendScript.Hash(), []string{meta, stream}, o.appendArgs(it)...)

@@ -64,10 +64,23 @@ func (o *outbox) send(n int) {
 	// one was not (msg_id deduplication relies on it).
 	pipe := client.TxPipeline()
 	spans := make([]itemCmds, len(o.batch))
-	for i := range o.batch {
+	for i := 0; i < len(o.batch); {
 		from := pipe.Len()
+		if o.batch[i].kind == outRoomMember {
+			// A run of presence writes is one script call (roompresence.go).
+			j := i
+			for j < len(o.batch) && o.batch[j].kind == outRoomMember {
+				j++
+			}
+			o.queueMembers(ctx, pipe, o.batch[i:j])
+			for ; i < j; i++ {
+				spans[i] = itemCmds{from: from, to: pipe.Len()}
+			}
+			continue
+		}
 		o.queue(ctx, pipe, &o.batch[i], users, shares)
 		spans[i] = itemCmds{from: from, to: pipe.Len()}
+		i++
 	}
 	cmds, _ := pipe.Exec(ctx)
 	o.r.stats.roundTrips.Add(1)

@@ -35,19 +35,27 @@ func (k *keyspace) nodeRooms() string { return k.prefix + ":presence:rooms:" + k
 // roomOf is the room name of a room channel.
 func (k *keyspace) roomOf(channel string) string { return channel[len(k.prefix)+len(":room:"):] }
 
-// memberScript writes one user's count in this node's share of a room:
-// KEYS share, the room's nodes, the node's rooms; ARGV user, count, node,
-// room.
+// memberScript writes users' counts in this node's shares of rooms, many
+// in one call (a mass exit's leaves cost one call per outbox batch, not
+// one per leave): ARGV prefix, node, then room, user, count for each.
+// With count 0 the user is removed, and an emptied share with it.
 var memberScript = goredis.NewScript(`
-if tonumber(ARGV[2]) > 0 then
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-  redis.call('SADD', KEYS[2], ARGV[3])
-  redis.call('SADD', KEYS[3], ARGV[4])
-else
-  redis.call('HDEL', KEYS[1], ARGV[1])
-  if redis.call('EXISTS', KEYS[1]) == 0 then
-    redis.call('SREM', KEYS[2], ARGV[3])
-    redis.call('SREM', KEYS[3], ARGV[4])
+local prefix, node = ARGV[1], ARGV[2]
+local rooms = prefix .. ':presence:rooms:' .. node
+for i = 3, #ARGV, 3 do
+  local room, user, count = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local share = prefix .. ':rp:{' .. room .. '}:node:' .. node
+  local nodes = prefix .. ':rp:{' .. room .. '}:nodes'
+  if tonumber(count) > 0 then
+    redis.call('HSET', share, user, count)
+    redis.call('SADD', nodes, node)
+    redis.call('SADD', rooms, room)
+  else
+    redis.call('HDEL', share, user)
+    if redis.call('EXISTS', share) == 0 then
+      redis.call('SREM', nodes, node)
+      redis.call('SREM', rooms, room)
+    end
   end
 end
 return 1
@@ -107,18 +115,18 @@ func (o *outbox) roomMember(room, user string, delta int) {
 	o.signal()
 }
 
-// memberCount is user's current count in the node's share of room.
-func (o *outbox) memberCount(room, user string) int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.rooms[room][user]
-}
-
-// queueMember adds the write of it's user's current count.
-func (o *outbox) queueMember(ctx context.Context, pipe goredis.Pipeliner, it *outItem) {
+// queueMembers adds one script call that writes the current counts of
+// items' users.
+func (o *outbox) queueMembers(ctx context.Context, pipe goredis.Pipeliner, items []outItem) {
 	k := &o.r.keys
-	pipe.EvalSha(ctx, memberScript.Hash(), []string{k.roomShare(it.channel, k.node), k.roomNodes(it.channel), k.nodeRooms()},
-		it.user, o.memberCount(it.channel, it.user), k.node, it.channel)
+	args := make([]any, 0, 2+3*len(items))
+	args = append(args, k.prefix, k.node)
+	o.mu.Lock()
+	for _, it := range items {
+		args = append(args, it.channel, it.user, o.rooms[it.channel][it.user])
+	}
+	o.mu.Unlock()
+	pipe.EvalSha(ctx, memberScript.Hash(), nil, args...)
 }
 
 // queueShares rewrites every share of this node from rooms (a resync).
