@@ -170,7 +170,7 @@ export declare class Room {
   /** Resolves on the node's ack; rejects with the node's error code. */
   publish(content: string): Promise<Ack>;
   history(options?: { limit?: number }): Promise<HistoryAnswer>;
-  /** Needs a node with presence (protocol section 7); older nodes reject with unknown_type. */
+  /** Who is in the room across the cluster (protocol section 7); nodes of older releases reject with unknown_type. */
   presence(): Promise<PresenceAnswer>;
   leave(): Promise<void>;
   on(name: 'message', fn: (ev: ChatEvent) => void): Off;
