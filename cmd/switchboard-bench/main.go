@@ -44,7 +44,7 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) (*R
 	if err != nil {
 		return nil, err
 	}
-	so := serverOptions{readBuffer: o.readBuffer, cpuProfile: o.cpuProfile, redisURL: o.redisURL, historySize: o.historySize}
+	so := serverOptions{readBuffer: o.readBuffer, cpuProfile: o.cpuProfile, redisURL: o.redisURL, historySize: o.historySize, noConnEvents: o.connEvents == "off"}
 	// The idle scenario measures a node's memory growth, so each repeat gets
 	// servers of its own: memory freed by the previous run would otherwise be
 	// reused and hide part of the growth.

@@ -274,10 +274,28 @@ func TestRefusesUnboundedRuns(t *testing.T) {
 		{"--inprocess", "1", "--baseline", "recover"}, // the baseline keeps no history
 		{"--inprocess", "1", "--history-size", "0", "recover"},
 		{"--inprocess", "1", "--clients", "2", "--rooms", "3", "recover"},
+		{"--inprocess", "1", "--connection-events", "some", "idle"},
 	} {
 		if _, err := parseOptions(args, &bytes.Buffer{}); err == nil {
 			t.Errorf("parseOptions(%v) accepted", args)
 		}
+	}
+}
+
+// --connection-events reaches the nodes the tool starts and the report's
+// parameters, with the users-per-connection setting beside it.
+func TestConnectionEventsParam(t *testing.T) {
+	goroutinesSettle(t)
+	rep := runBench(t, "--inprocess", "1", "--connection-events", "off", "--clients", "20", "--hold", "50ms", "idle")
+	if rep.Params["connection_events"] != "off" || rep.Params["users"] != 0 || rep.Params["history_size"] != 100 {
+		t.Fatalf("params %v: want connection_events off, users 0, history_size 100", rep.Params)
+	}
+	if r := rep.Runs[0]; r.Idle == nil || r.Idle.Connections != 20 || r.Errors != 0 {
+		t.Fatalf("idle with connection events off: %+v errors %d", r.Idle, r.Errors)
+	}
+	o, err := parseOptions([]string{"--inprocess", "1", "room"}, &bytes.Buffer{})
+	if err != nil || o.connEvents != "all" {
+		t.Fatalf("default --connection-events %q (%v), want all", o.connEvents, err)
 	}
 }
 

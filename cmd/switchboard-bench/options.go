@@ -31,6 +31,7 @@ type options struct {
 	users       int
 	readBuffer  int
 	historySize int
+	connEvents  string // --connection-events: all or off
 	cpuProfile  string
 	redisURL    string
 	quiet       bool
@@ -83,6 +84,7 @@ func parseOptions(args []string, out io.Writer) (*options, error) {
 	fs.IntVar(&o.users, "users", 0, "distinct user ids among the clients (0: one per connection); fewer users means less presence traffic while connecting")
 	fs.IntVar(&o.readBuffer, "read-buffer", 1024, "gws read buffer per connection of the servers this tool starts, Switchboard and baseline alike (Switchboard's default: 1024; gws's own: 4096)")
 	fs.IntVar(&o.historySize, "history-size", 100, "room history of the Switchboard nodes this tool starts, as switchboard's --history-size (0: off)")
+	fs.StringVar(&o.connEvents, "connection-events", "all", "user_connected/user_disconnected of the Switchboard nodes this tool starts, as switchboard's --connection-events (all or off)")
 	fs.StringVar(&o.redisURL, "redis", "", "with --inprocess: the nodes share this Redis (redis://127.0.0.1:6379/0) instead of an in-process fabric")
 	fs.StringVar(&o.cpuProfile, "server-cpuprofile", "", "with --spawn: write each child server's CPU profile to FILE.switchboard / FILE.baseline")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress on stderr")
@@ -175,6 +177,9 @@ func (o *options) validate() error {
 	}
 	if o.historySize < 0 || o.historySize > 10000 {
 		bad("--history-size must be 0-10000")
+	}
+	if o.connEvents != "all" && o.connEvents != "off" {
+		bad("--connection-events must be all or off")
 	}
 	if o.dialWorkers < 1 || o.dialWorkers > 1024 || o.users < 0 || o.readBuffer < 0 {
 		bad("--dial-concurrency must be 1-1024; --users and --read-buffer must not be negative")

@@ -94,9 +94,8 @@ func newReport(o *options) *Report {
 	case "recover":
 		p["clients"], p["rooms"], p["messages"], p["size"], p["dial_concurrency"] = o.clients, o.rooms, o.messages, o.size, o.dialWorkers
 	}
-	if o.users > 0 {
-		p["users"] = o.users
-	}
+	// users 0: one user id per connection.
+	p["users"] = o.users
 	if o.redisURL != "" {
 		p["broker"] = "redis"
 	}
@@ -104,6 +103,7 @@ func newReport(o *options) *Report {
 		p["read_buffer"] = o.readBuffer
 	}
 	p["history_size"] = o.historySize
+	p["connection_events"] = o.connEvents
 	return &Report{Scenario: o.scenario, Params: p, Env: currentEnv()}
 }
 

@@ -52,8 +52,10 @@ type serverOptions struct {
 	readBuffer int // gws read buffer per connection; 0: the server's default
 	// historySize is the nodes' --history-size (0: off).
 	historySize int
-	cpuProfile  string // child servers only: write a CPU profile here
-	redisURL    string // Switchboard nodes share this Redis instead of an in-process fabric
+	// noConnEvents is the nodes' --connection-events off.
+	noConnEvents bool
+	cpuProfile   string // child servers only: write a CPU profile here
+	redisURL     string // Switchboard nodes share this Redis instead of an in-process fabric
 }
 
 // startTarget starts (or names) the servers of one run.
@@ -132,12 +134,13 @@ func startServers(kind string, count int, so serverOptions) ([]string, func(), e
 func startNode(broker actors.Broker, i int, prefix string, so serverOptions) (string, func(), error) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	node, err := actors.NewNode(actors.Config{
-		NodeID:        "bench-" + strconv.Itoa(i),
-		ChannelPrefix: prefix,
-		Broker:        broker,
-		RatePerSecond: -1,
-		HistorySize:   historySize(so.historySize),
-		Logger:        quiet,
+		NodeID:             "bench-" + strconv.Itoa(i),
+		ChannelPrefix:      prefix,
+		Broker:             broker,
+		RatePerSecond:      -1,
+		HistorySize:        historySize(so.historySize),
+		NoConnectionEvents: so.noConnEvents,
+		Logger:             quiet,
 	})
 	if err != nil {
 		return "", nil, err
@@ -185,6 +188,9 @@ func startChild(kind string, count int, so serverOptions) (*target, error) {
 	}
 	args := []string{"serve", "--kind", kind, "--count", strconv.Itoa(count), "--read-buffer", strconv.Itoa(so.readBuffer),
 		"--history-size", strconv.Itoa(so.historySize)}
+	if so.noConnEvents {
+		args = append(args, "--connection-events", "off")
+	}
 	if so.cpuProfile != "" {
 		args = append(args, "--cpuprofile", so.cpuProfile+"."+kind)
 	}
@@ -255,6 +261,7 @@ func serveMain(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the servers to this file")
 	redisURL := fs.String("redis", "", "Redis URL the Switchboard nodes share (default: an in-process fabric)")
 	history := fs.Int("history-size", 100, "room history of the Switchboard nodes (0: off)")
+	connEvents := fs.String("connection-events", "all", "user_connected/user_disconnected of the Switchboard nodes: all or off")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -272,10 +279,13 @@ func serveMain(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	if *kind != kindSwitchboard && *kind != kindBaseline {
 		return fmt.Errorf("--kind %q: want switchboard or baseline", *kind)
 	}
+	if *connEvents != "all" && *connEvents != "off" {
+		return fmt.Errorf("--connection-events %q: want all or off", *connEvents)
+	}
 	if *count < 1 || *count > 16 || *maxLife <= 0 {
 		return errors.New("--count must be 1-16 and --max-life positive")
 	}
-	urls, stop, err := startServers(*kind, *count, serverOptions{readBuffer: *readBuf, redisURL: *redisURL, historySize: *history})
+	urls, stop, err := startServers(*kind, *count, serverOptions{readBuffer: *readBuf, redisURL: *redisURL, historySize: *history, noConnEvents: *connEvents == "off"})
 	if err != nil {
 		return err
 	}
