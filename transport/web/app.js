@@ -341,6 +341,18 @@ function watchRoom(room) {
   });
 }
 
+// showPresence fills People with who is in the room across the cluster
+// (protocol section 7): members on other nodes that joined before us too.
+function showPresence(room) {
+  room.presence().then((p) => {
+    for (const m of p.members) {
+      const who = person(m.user_id);
+      if (who) { who.online = true; who.rooms.add(room.name); }
+    }
+    renderPeople();
+  }, () => {}); // a node without presence: People fills from events alone
+}
+
 // settle shows a sent message's outcome on its line: ✓ on the node's ack,
 // the error code otherwise.
 function settle(promise, li) {
@@ -368,6 +380,7 @@ function joinRoom(name) {
     renderRooms();
     system(`You joined #${name}`);
     if (!ui.roomSelect.value) ui.roomSelect.value = name;
+    showPresence(room);
   }, (err) => {
     state.rooms.delete(name);
     renderRooms();

@@ -179,7 +179,10 @@ async function main() {
     await joinRoom(bob, 'lobby');
     await feedItem(alice, { kind: 'system', text: `${BOB} joined #lobby` }).waitFor(WAIT);
     await alice.locator('#people li[data-online="yes"]', { hasText: BOB }).waitFor(WAIT);
-    ok('alice sees "bob joined #lobby" and bob in People');
+    // bob joined after alice: he learns that she is there from the room's
+    // presence (protocol section 7), across the nodes, not from an event.
+    await bob.locator('#people li[data-online="yes"]', { hasText: ALICE }).filter({ hasText: '#lobby' }).waitFor(WAIT);
+    ok('alice sees "bob joined #lobby" and bob in People; bob, who joined later, finds alice there from the room\'s presence');
 
     // 4. A room message from alice reaches bob on the other node, and alice.
     await sendTo(alice, { room: 'lobby' }, 'Hello from alice on node A');
