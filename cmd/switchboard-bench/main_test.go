@@ -290,8 +290,8 @@ func TestConnectionEventsParam(t *testing.T) {
 	if rep.Params["connection_events"] != "off" || rep.Params["users"] != 0 || rep.Params["history_size"] != 100 {
 		t.Fatalf("params %v: want connection_events off, users 0, history_size 100", rep.Params)
 	}
-	if r := rep.Runs[0]; r.Idle == nil || r.Idle.Connections != 20 || r.Errors != 0 {
-		t.Fatalf("idle with connection events off: %+v errors %d", r.Idle, r.Errors)
+	if r := rep.Runs[0]; r.Idle == nil || r.Idle.Connections != 20 || r.Errors != 0 || !r.Idle.Settled || r.Idle.SettledSeconds <= 0 {
+		t.Fatalf("idle with connection events off: %+v errors %d (want settled, with its time)", r.Idle, r.Errors)
 	}
 	o, err := parseOptions([]string{"--inprocess", "1", "room"}, &bytes.Buffer{})
 	if err != nil || o.connEvents != "all" {

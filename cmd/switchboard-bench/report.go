@@ -218,6 +218,7 @@ func (rep *Report) write(w io.Writer) {
 		}
 		if st := r.Idle; st != nil {
 			fmt.Fprintf(&b, " connections=%d rooms=%d rss=%.2f KiB/conn heap=%.2f KiB/conn stack=%.2f KiB/conn goroutines=%.2f/conn after-gc=%v", st.Connections, st.Rooms, st.RSSPerConn, st.HeapPerConn, st.StackPerConn, st.GoroutinesPerConn, st.AfterGC)
+			fmt.Fprintf(&b, " settled=%.2fs (%v) storm-cpu=%.1fus/conn", st.SettledSeconds, st.Settled, st.StormCPUPerConn)
 			if st.IncludesClients {
 				b.WriteString(" (RSS includes the clients: use --spawn or --nodes for the node's own figure)")
 			}

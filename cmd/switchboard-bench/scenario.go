@@ -262,14 +262,14 @@ func (r *run) join(ctx context.Context, c *loadClient, in bool) error {
 // quiesce waits until the nodes have stopped sending (their messages_out
 // counters hold still for 300 ms), so that a measured phase does not start
 // while presence events of the setup are still being delivered.
-func (r *run) quiesce(ctx context.Context, within time.Duration) {
+func (r *run) quiesce(ctx context.Context, within time.Duration) bool {
 	r.setPhase("settling", nil)
 	deadline := time.Now().Add(within)
 	last, stable := int64(-1), 0
 	for time.Now().Before(deadline) && stable < 3 {
 		st, err := sumStats(ctx, r.t.urls)
 		if err != nil {
-			return
+			return false
 		}
 		if st.MessagesOut == last {
 			stable++
@@ -279,10 +279,11 @@ func (r *run) quiesce(ctx context.Context, within time.Duration) {
 		last = st.MessagesOut
 		select {
 		case <-ctx.Done():
-			return
+			return false
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+	return stable >= 3
 }
 
 // startCPU notes the server's CPU time before a measured phase.

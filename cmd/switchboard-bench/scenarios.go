@@ -96,6 +96,16 @@ type IdleStats struct {
 	// IncludesClients is true when the clients run in the same process as
 	// the node (--inprocess without --spawn): the figure is then not the node's.
 	IncludesClients bool `json:"includes_clients"`
+	// SettledSeconds is from the first dial until the nodes' frame count
+	// stopped moving: the connection storm including the events it caused
+	// (user_connected to every session with connection events on). Settled
+	// is false when that did not happen within the run's time (--duration
+	// less the hold and a margin); the memory is then sampled anyway.
+	SettledSeconds float64 `json:"settled_seconds"`
+	Settled        bool    `json:"settled"`
+	// StormCPUPerConn is the node process's CPU from the first dial until
+	// settled, per connection, in microseconds (child process only).
+	StormCPUPerConn float64 `json:"storm_cpu_per_conn_us,omitempty"`
 }
 
 // idleScenario holds C connections for --hold and reports the node's memory
@@ -116,6 +126,8 @@ func (r *run) idleScenario(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return res, err
 	}
+	r.startCPU()
+	start := time.Now()
 	clients, cs, err := r.connect(ctx, specs, nil)
 	res.Connect = cs
 	defer r.closeAll(clients)
@@ -127,7 +139,15 @@ func (r *run) idleScenario(ctx context.Context) (*Result, error) {
 			return res, err
 		}
 	}
-	r.quiesce(ctx, 30*time.Second)
+	// A storm with connection events on keeps the nodes busy long after the
+	// last welcome: wait for it while the run's time allows.
+	within := 30 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		within = max(within, time.Until(dl)-o.hold-20*time.Second)
+	}
+	settled := r.quiesce(ctx, within)
+	settledSec := time.Since(start).Seconds()
+	stormCPU := r.cpuPerDelivery(int64(o.clients - cs.Failed))
 	r.setPhase("holding", nil)
 	select {
 	case <-ctx.Done():
@@ -141,7 +161,7 @@ func (r *run) idleScenario(ctx context.Context) (*Result, error) {
 	}
 	conns := after.LocalConnections - before.LocalConnections
 	st := &IdleStats{Connections: conns, Rooms: after.Rooms - before.Rooms, RSSBefore: before.RSSBytes, RSSAfter: after.RSSBytes, AfterGC: gc,
-		IncludesClients: r.t.where == whereInprocess}
+		IncludesClients: r.t.where == whereInprocess, SettledSeconds: settledSec, Settled: settled, StormCPUPerConn: stormCPU}
 	if conns > 0 {
 		st.RSSPerConn = (float64(after.RSSBytes) - float64(before.RSSBytes)) / float64(conns) / 1024
 		st.HeapPerConn = (float64(after.HeapBytes) - float64(before.HeapBytes)) / float64(conns) / 1024
