@@ -56,6 +56,8 @@ type ctlEvent struct {
 	offset    int64 // -1 when the ack has none
 	epoch     string
 	recovered int8 // ackNoRecovery, ackRecovered or ackNotRecovered
+	// users and connections are a presence answer's counts; size its bytes.
+	users, connections, size int
 }
 
 // Values of ctlEvent.recovered.
@@ -187,6 +189,8 @@ func (h *clientEvents) OnMessage(_ *gws.Conn, m *gws.Message) {
 		ev := ctlEvent{kind: "ack", id: quotedPrefix(b[len(prefixAck):])}
 		parseAck(b, &ev)
 		c.postCtl(ev)
+	case bytes.HasPrefix(b, prefixPresence):
+		c.postCtl(parsePresence(b))
 	case bytes.HasPrefix(b, prefixError):
 		c.errors.Add(1)
 		ev := ctlEvent{kind: "error", code: quotedPrefix(b[len(prefixError):])}

@@ -128,6 +128,8 @@ func runOnce(ctx context.Context, o *options, t *target, stderr io.Writer) (*Res
 		return r.idleScenario(ctx)
 	case "recover":
 		return r.recoverScenario(ctx)
+	case "presence":
+		return r.presenceScenario(ctx)
 	default:
 		return r.churnScenario(ctx)
 	}

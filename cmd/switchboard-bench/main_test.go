@@ -199,6 +199,30 @@ func TestRecoverScenarioTwoNodesOverRedis(t *testing.T) {
 	}
 }
 
+func TestPresenceScenario(t *testing.T) {
+	goroutinesSettle(t)
+	rep := runBench(t, "--inprocess", "1", "--members", "20", "--queries", "10", "presence")
+	st := rep.Runs[0].Presence
+	if st == nil || st.Answers != 10 || st.Wrong != 0 || st.Failed != 0 || st.Latency.N != 10 || rep.Summary.PresenceP99 == nil {
+		t.Fatalf("presence: %+v", st)
+	}
+}
+
+// Over Redis the members are on two nodes and the asker on one of them: each
+// answer counts both nodes' shares, and Redis's CPU is charged per query.
+func TestPresenceScenarioTwoNodesOverRedis(t *testing.T) {
+	goroutinesSettle(t)
+	srv := redistest.Start(t)
+	rep := runBench(t, "--inprocess", "2", "--redis", srv.URL(), "--members", "20", "--users", "5", "--queries", "10", "presence")
+	st := rep.Runs[0].Presence
+	if st == nil || st.Answers != 10 || st.Wrong != 0 || st.Failed != 0 {
+		t.Fatalf("presence over Redis: %+v", st)
+	}
+	if st.RedisCPUPerQuery == nil || st.RedisCommands["evalsha"].Calls < 10 {
+		t.Errorf("no Redis CPU per query, or fewer scripts than queries: %+v", st)
+	}
+}
+
 // judgeRecovery counts a client that missed a publication, or got one twice
 // or out of order, under recovered:true, as a wrong recovery.
 func TestJudgeRecovery(t *testing.T) {
@@ -292,6 +316,15 @@ func TestConnectionEventsParam(t *testing.T) {
 	}
 	if r := rep.Runs[0]; r.Idle == nil || r.Idle.Connections != 20 || r.Errors != 0 || !r.Idle.Settled || r.Idle.SettledSeconds <= 0 {
 		t.Fatalf("idle with connection events off: %+v errors %d (want settled, with its time)", r.Idle, r.Errors)
+	}
+	// 20 welcomes; with connection events on, also user_connected from
+	// each of the 20 users to those before it, 190 in all.
+	if got := rep.Runs[0].Idle.FramesOut; got != 20 {
+		t.Errorf("off: %d frames while connecting, want 20", got)
+	}
+	on := runBench(t, "--inprocess", "1", "--clients", "20", "--hold", "50ms", "idle")
+	if got := on.Runs[0].Idle.FramesOut; got != 210 || on.Params["connection_events"] != "all" {
+		t.Errorf("all: %d frames while connecting, want 210", got)
 	}
 	o, err := parseOptions([]string{"--inprocess", "1", "room"}, &bytes.Buffer{})
 	if err != nil || o.connEvents != "all" {

@@ -49,6 +49,8 @@ type options struct {
 
 	cycles      int
 	concurrency int
+
+	queries int
 }
 
 // Upper bounds a run may not exceed.
@@ -60,7 +62,7 @@ const (
 	maxCycles      = 10_000_000
 )
 
-var scenarios = []string{"room", "broadcast", "idle", "churn", "recover"}
+var scenarios = []string{"room", "broadcast", "idle", "churn", "recover", "presence"}
 
 func newFlagSet(name string, out io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
@@ -89,7 +91,8 @@ func parseOptions(args []string, out io.Writer) (*options, error) {
 	fs.StringVar(&o.cpuProfile, "server-cpuprofile", "", "with --spawn: write each child server's CPU profile to FILE.switchboard / FILE.baseline")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress on stderr")
 	fs.IntVar(&o.rooms, "rooms", 10, "room, recover: number of rooms")
-	fs.IntVar(&o.members, "members", 100, "room: members per room, the publisher included")
+	fs.IntVar(&o.members, "members", 100, "room: members per room, the publisher included; presence: members of the room")
+	fs.IntVar(&o.queries, "queries", 1000, "presence: presence queries, one at a time")
 	fs.IntVar(&o.messages, "messages", 1000, "room, broadcast: messages per publisher; recover: publications per room before the disconnection and again while the clients are away (default 100 there)")
 	fs.IntVar(&o.size, "size", 64, "room, broadcast: content bytes per message (at least the timestamp header)")
 	fs.IntVar(&o.window, "window", 64, "room, broadcast: messages a publisher may have in flight (sent, not yet received by every recipient)")
@@ -101,7 +104,7 @@ func parseOptions(args []string, out io.Writer) (*options, error) {
 	fs.IntVar(&o.concurrency, "concurrency", 8, "churn: cycles run in parallel")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "switchboard-bench: load a Switchboard deployment and measure it.\n\n"+
-			"Usage: switchboard-bench [flags] room|broadcast|idle|churn|recover\n"+
+			"Usage: switchboard-bench [flags] room|broadcast|idle|churn|recover|presence\n"+
 			"       switchboard-bench serve [--kind switchboard|baseline] [--count N] [--read-buffer B]\n\n"+
 			"Target: --nodes URLs (an existing deployment) or --inprocess N; add --baseline for the\n"+
 			"bare-gws reference measured in the same run. Output: a summary and one JSON line on stdout,\n"+
@@ -122,7 +125,7 @@ func parseOptions(args []string, out io.Writer) (*options, error) {
 	}
 	if len(rest) != 1 {
 		fs.Usage()
-		return nil, errors.New("want exactly one scenario: room, broadcast, idle, churn or recover")
+		return nil, errors.New("want exactly one scenario: room, broadcast, idle, churn, recover or presence")
 	}
 	o.scenario = rest[0]
 	if o.scenario == "recover" && !flagSet(fs, "messages") {
@@ -148,7 +151,7 @@ func (o *options) validate() error {
 		known = known || s == o.scenario
 	}
 	if !known {
-		bad("unknown scenario %q: want room, broadcast, idle, churn or recover", o.scenario)
+		bad("unknown scenario %q: want room, broadcast, idle, churn, recover or presence", o.scenario)
 	}
 	switch {
 	case len(o.nodes) == 0 && o.inprocess == 0 && !o.baseline:
@@ -226,6 +229,14 @@ func (o *options) validate() error {
 		}
 		if o.messages < 1 || 2*o.rooms*o.messages > maxMessages || 2*int64(conns)*int64(o.messages) > maxDeliveries {
 			bad("--messages must be at least 1, 2 x --rooms x --messages at most %d and 2 x (--clients + --rooms) x --messages at most %d deliveries", maxMessages, maxDeliveries)
+		}
+	case "presence":
+		conns = o.members + 1
+		if o.members < 1 || o.queries < 1 || o.queries > maxCycles {
+			bad("--members must be at least 1 and --queries 1-%d", maxCycles)
+		}
+		if o.baseline {
+			bad("presence: the baseline has no presence (no --baseline)")
 		}
 	case "churn":
 		if o.cycles < 1 || o.cycles > maxCycles || o.concurrency < 1 || o.concurrency > 1024 {

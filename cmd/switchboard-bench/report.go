@@ -67,6 +67,9 @@ type Summary struct {
 	RecoveryP99              *Stat `json:"recovery_p99_ms,omitempty"`
 	RedisCPUPerRecovery      *Stat `json:"redis_cpu_us_per_recovery,omitempty"`
 	ServerCPUPerRecovery     *Stat `json:"server_cpu_us_per_recovery,omitempty"`
+	PresenceP50              *Stat `json:"presence_p50_ms,omitempty"`
+	PresenceP99              *Stat `json:"presence_p99_ms,omitempty"`
+	RedisCPUPerQuery         *Stat `json:"redis_cpu_us_per_query,omitempty"`
 	// NotRecovered adds up the recover runs' recovered:false answers,
 	// Wrong their recovered:true answers that were not exactly the missed
 	// publications, Failed their reconnections without an answer.
@@ -91,6 +94,8 @@ func newReport(o *options) *Report {
 		}
 	case "churn":
 		p["cycles"], p["concurrency"] = o.cycles, o.concurrency
+	case "presence":
+		p["members"], p["queries"] = o.members, o.queries
 	case "recover":
 		p["clients"], p["rooms"], p["messages"], p["size"], p["dial_concurrency"] = o.clients, o.rooms, o.messages, o.size, o.dialWorkers
 	}
@@ -152,6 +157,7 @@ func (rep *Report) summarize() {
 		return *st.RedisCPUPerRecovery, true
 	})
 	s.ServerCPUPerRecovery = rec(func(st *RecoveryStats) (float64, bool) { return st.ServerCPUPerRecovery, st.ServerCPUPerRecovery > 0 })
+	summarizePresence(s, rep.Runs)
 	for _, r := range rep.Runs {
 		if st := r.Recovery; st != nil {
 			s.NotRecovered += st.NotRecovered
@@ -218,7 +224,7 @@ func (rep *Report) write(w io.Writer) {
 		}
 		if st := r.Idle; st != nil {
 			fmt.Fprintf(&b, " connections=%d rooms=%d rss=%.2f KiB/conn heap=%.2f KiB/conn stack=%.2f KiB/conn goroutines=%.2f/conn after-gc=%v", st.Connections, st.Rooms, st.RSSPerConn, st.HeapPerConn, st.StackPerConn, st.GoroutinesPerConn, st.AfterGC)
-			fmt.Fprintf(&b, " settled=%.2fs (%v) storm-cpu=%.1fus/conn", st.SettledSeconds, st.Settled, st.StormCPUPerConn)
+			fmt.Fprintf(&b, " settled=%.2fs (%v) frames=%d storm-cpu=%.1fus/conn", st.SettledSeconds, st.Settled, st.FramesOut, st.StormCPUPerConn)
 			if st.IncludesClients {
 				b.WriteString(" (RSS includes the clients: use --spawn or --nodes for the node's own figure)")
 			}
@@ -228,6 +234,9 @@ func (rep *Report) write(w io.Writer) {
 		}
 		if st := r.Recovery; st != nil {
 			writeRecovery(&b, st)
+		}
+		if st := r.Presence; st != nil {
+			writePresence(&b, st)
 		}
 		if r.Errors > 0 || r.Closed > 0 || r.OutOfOrder > 0 || r.Truncated {
 			fmt.Fprintf(&b, " errors=%d closed=%d out-of-order=%d truncated=%v", r.Errors, r.Closed, r.OutOfOrder, r.Truncated)
@@ -254,6 +263,9 @@ func (rep *Report) write(w io.Writer) {
 	line("recovery p99 (dial to ack)", s.RecoveryP99, " ms")
 	line("redis cpu per recovery", s.RedisCPUPerRecovery, " us")
 	line("server cpu per recovery", s.ServerCPUPerRecovery, " us")
+	line("presence query p50", s.PresenceP50, " ms")
+	line("presence query p99", s.PresenceP99, " ms")
+	line("redis cpu per presence query", s.RedisCPUPerQuery, " us")
 	if rep.Scenario == "recover" {
 		fmt.Fprintf(&b, "not recovered %d, wrong %d, failed %d\n", s.NotRecovered, s.Wrong, s.Failed)
 	}

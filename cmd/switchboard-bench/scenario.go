@@ -40,6 +40,7 @@ type Result struct {
 	Idle     *IdleStats     `json:"idle,omitempty"`
 	Churn    *ChurnStats    `json:"churn,omitempty"`
 	Recovery *RecoveryStats `json:"recovery,omitempty"`
+	Presence *PresenceStats `json:"presence,omitempty"`
 }
 
 // ConnectStats describe the connect phase.

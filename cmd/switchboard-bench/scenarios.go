@@ -106,6 +106,10 @@ type IdleStats struct {
 	// StormCPUPerConn is the node process's CPU from the first dial until
 	// settled, per connection, in microseconds (child process only).
 	StormCPUPerConn float64 `json:"storm_cpu_per_conn_us,omitempty"`
+	// FramesOut is the frames the nodes sent from the first dial until
+	// settled (or until the wait gave up): welcomes, plus N(N-1)/2
+	// user_connected for N users with connection events on.
+	FramesOut int64 `json:"frames_out"`
 }
 
 // idleScenario holds C connections for --hold and reports the node's memory
@@ -148,6 +152,10 @@ func (r *run) idleScenario(ctx context.Context) (*Result, error) {
 	settled := r.quiesce(ctx, within)
 	settledSec := time.Since(start).Seconds()
 	stormCPU := r.cpuPerDelivery(int64(o.clients - cs.Failed))
+	var framesOut int64
+	if mid, err := sumStats(ctx, r.t.urls); err == nil {
+		framesOut = mid.MessagesOut - before.MessagesOut
+	}
 	r.setPhase("holding", nil)
 	select {
 	case <-ctx.Done():
@@ -161,7 +169,7 @@ func (r *run) idleScenario(ctx context.Context) (*Result, error) {
 	}
 	conns := after.LocalConnections - before.LocalConnections
 	st := &IdleStats{Connections: conns, Rooms: after.Rooms - before.Rooms, RSSBefore: before.RSSBytes, RSSAfter: after.RSSBytes, AfterGC: gc,
-		IncludesClients: r.t.where == whereInprocess, SettledSeconds: settledSec, Settled: settled, StormCPUPerConn: stormCPU}
+		IncludesClients: r.t.where == whereInprocess, SettledSeconds: settledSec, Settled: settled, StormCPUPerConn: stormCPU, FramesOut: framesOut}
 	if conns > 0 {
 		st.RSSPerConn = (float64(after.RSSBytes) - float64(before.RSSBytes)) / float64(conns) / 1024
 		st.HeapPerConn = (float64(after.HeapBytes) - float64(before.HeapBytes)) / float64(conns) / 1024
