@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -88,7 +89,17 @@ func (r *Broker) Config() Config { return r.cfg }
 // reconnect means no state of a failed connection (pool circuit breaker,
 // remembered subscriptions) outlives it.
 func (r *Broker) newClient(role string) *goredis.Client {
-	return goredis.NewClient(r.clientOptions(role))
+	o := r.clientOptions(role)
+	if r.cfg.SentinelMaster == "" {
+		return goredis.NewClient(o)
+	}
+	return goredis.NewFailoverClient(&goredis.FailoverOptions{
+		MasterName: r.cfg.SentinelMaster, SentinelAddrs: r.cfg.Sentinels, SentinelPassword: r.cfg.SentinelPassword,
+		ClientName: o.ClientName, Protocol: o.Protocol, Username: o.Username, Password: o.Password, DB: o.DB,
+		MaxRetries: o.MaxRetries, DialerRetries: o.DialerRetries, DialTimeout: o.DialTimeout,
+		ReadTimeout: o.ReadTimeout, WriteTimeout: o.WriteTimeout, PoolSize: o.PoolSize,
+		TLSConfig: o.TLSConfig, DisableIdentity: true,
+	})
 }
 
 // clientOptions is a private copy of the parsed options for one client.
@@ -273,4 +284,24 @@ func (r *Broker) Close(ctx context.Context) error {
 		return fmt.Errorf("cluster: redis: close: %d publishes not sent", left)
 	}
 	return nil
+}
+
+// primaryAddr asks the sentinels, in turn, where the primary they watch
+// is now (Config.SentinelMaster): a pub/sub link dials it, so that a link
+// made after a failover subscribes on the new primary.
+func (r *Broker) primaryAddr(ctx context.Context) (string, error) {
+	var last error
+	for _, addr := range r.cfg.Sentinels {
+		sc := goredis.NewSentinelClient(&goredis.Options{
+			Addr: addr, Password: r.cfg.SentinelPassword, MaxRetries: -1, Protocol: 2, DisableIdentity: true,
+			DialTimeout: r.opts.DialTimeout, ReadTimeout: r.opts.ReadTimeout, WriteTimeout: r.opts.WriteTimeout,
+		})
+		got, err := sc.GetMasterAddrByName(ctx, r.cfg.SentinelMaster).Result()
+		_ = sc.Close()
+		if err == nil && len(got) == 2 {
+			return net.JoinHostPort(got[0], got[1]), nil
+		}
+		last = err
+	}
+	return "", fmt.Errorf("cluster: redis: no sentinel named the primary %q: %w", r.cfg.SentinelMaster, last)
 }

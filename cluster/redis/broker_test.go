@@ -358,7 +358,7 @@ func TestRedisRestrictedACLUser(t *testing.T) {
 		"~websocket:stream:*", "~websocket:stream-meta:*", "~websocket:rp:*",
 		"-@all", "+@connection", "+subscribe", "+unsubscribe", "+publish", "+pubsub|numsub", "+evalsha", "+script|load",
 		"+multi", "+exec", "+sadd", "+srem", "+smembers", "+del", "+set", "+pexpire", "+exists",
-		"+hget", "+hset", "+hincrby", "+xadd", "+xrange", "+xrevrange", "+hdel", "+hgetall"}
+		"+hget", "+hset", "+hincrby", "+xadd", "+xrange", "+xrevrange", "+hdel", "+hgetall", "+info"}
 	if err := rs.Client().Do(context.Background(), rule...).Err(); err != nil {
 		t.Fatal(err)
 	}

@@ -17,8 +17,19 @@ import (
 type Config struct {
 	// URL is redis://[user:pass@]host:port/db, or rediss:// for TLS. Query
 	// parameters go-redis understands (dial_timeout, ...) are honoured.
-	// Required.
+	// Required, except with SentinelMaster, where it may only give the
+	// credentials and the database (its host is not used).
 	URL string
+	// SentinelMaster names the primary that Redis Sentinel watches, at
+	// Sentinels (host:port each): every connection asks the sentinels
+	// where the primary is when it connects, so the node follows a
+	// failover; a connection to a demoted primary fails (its writes are
+	// refused, its subscriptions go quiet and the probe notices) and the
+	// next one reaches the new primary. SentinelPassword authenticates to
+	// the sentinels.
+	SentinelMaster   string
+	Sentinels        []string
+	SentinelPassword string
 	// PubSubConnections is how many Redis connections carry this node's
 	// subscriptions. The hub's channels (broadcast, this node's direct
 	// channel) have the first one to themselves; rooms are spread over the
@@ -97,6 +108,16 @@ func notNegative[T int | time.Duration](field string, v T, zero string) error {
 }
 
 func (c *Config) normalize() (*goredis.Options, error) {
+	if c.SentinelMaster != "" {
+		if len(c.Sentinels) == 0 {
+			return nil, errors.New("cluster: redis: SentinelMaster needs Sentinels (host:port of each sentinel)")
+		}
+		if c.URL == "" {
+			c.URL = "redis://127.0.0.1:6379/0" // credentials and database only
+		}
+	} else if len(c.Sentinels) > 0 {
+		return nil, errors.New("cluster: redis: Sentinels need SentinelMaster (the name of the primary they watch)")
+	}
 	if !strings.HasPrefix(c.URL, "redis://") && !strings.HasPrefix(c.URL, "rediss://") {
 		return nil, ErrURL
 	}

@@ -96,6 +96,14 @@ func openLink(r *Broker, self port.Ref, probe string) *link {
 		if l.broken.Load() {
 			return nil, errLinkBroken
 		}
+		if r.cfg.SentinelMaster != "" {
+			primary, err := r.primaryAddr(ctx)
+			if err != nil {
+				l.broken.Store(true)
+				return nil, err
+			}
+			addr = primary
+		}
 		c, err := dial(ctx, network, addr)
 		if err != nil {
 			l.broken.Store(true) // one attempt per link: the next one is a new link

@@ -57,7 +57,10 @@ func (o *outbox) queue(ctx context.Context, pipe goredis.Pipeliner, it *outItem,
 }
 
 // networkError returns the first error among cmds that is not a reply from
-// Redis: the connection failed and the command's fate is unknown.
+// Redis: the connection failed and the command's fate is unknown. A reply
+// that says this server cannot take writes now (a replica after a
+// failover, one still loading, a primary that lost its own) counts too:
+// the command did not run, and a fresh connection finds the primary.
 func networkError(cmds []goredis.Cmder) error {
 	for _, c := range cmds {
 		err := c.Err()
@@ -65,11 +68,24 @@ func networkError(cmds []goredis.Cmder) error {
 			continue
 		}
 		var reply goredis.Error
-		if !errors.As(err, &reply) {
+		if !errors.As(err, &reply) || notPrimary(err) {
 			return err
 		}
 	}
 	return nil
+}
+
+// notPrimary reports whether err is Redis saying that it cannot take
+// writes now, as a demoted primary does during a Sentinel failover.
+func notPrimary(err error) bool {
+	// EXECABORT: the whole batch was discarded for one of those (queued
+	// writes refused), or for a lack of memory; either way nothing ran.
+	for _, p := range []string{"READONLY", "LOADING", "MASTERDOWN", "NOREPLICAS", "EXECABORT"} {
+		if goredis.HasErrorPrefix(err, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // result interprets the replies of one item that reached Redis.

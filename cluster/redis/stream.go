@@ -23,6 +23,14 @@ import (
 // its next publication or read: its members then recover with
 // recovered:false, never across a silent gap. The room name is the keys'
 // hash tag, so that both live on one Redis Cluster shard.
+//
+// An epoch also ends when the primary changes (a Sentinel failover):
+// replication is asynchronous, so the new primary may lack the last
+// publications the old one numbered and delivered, and numbering on from
+// its shorter stream would give two publications one offset. The
+// metadata records the replication id of the primary that numbered
+// (INFO replication's master_replid, which a promotion changes), and a
+// publication on another primary starts a new epoch.
 
 // streamKeys are a room channel's stream and metadata keys.
 func (k *keyspace) streamKeys(channel string) (meta, stream string) {
@@ -40,11 +48,15 @@ var appendScript = goredis.NewScript(`
 local meta, stream = KEYS[1], KEYS[2]
 local size, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
 local origin, seq = ARGV[5], tonumber(ARGV[6])
+local replid = string.match(redis.call('INFO', 'replication'), 'master_replid:(%w+)') or ''
 local epoch = redis.call('HGET', meta, 'epoch')
+if epoch and redis.call('HGET', meta, 'replid') ~= replid then
+  epoch = false
+end
 if not epoch then
   redis.call('DEL', stream)
   epoch = ARGV[4]
-  redis.call('HSET', meta, 'epoch', epoch, 'top', 0)
+  redis.call('HSET', meta, 'epoch', epoch, 'top', 0, 'replid', replid)
 end
 local mark = 'o:' .. origin
 local last = redis.call('HGET', meta, mark)
@@ -77,7 +89,8 @@ local epoch = redis.call('HGET', meta, 'epoch')
 if not epoch then
   redis.call('DEL', stream)
   epoch = ARGV[1]
-  redis.call('HSET', meta, 'epoch', epoch, 'top', 0)
+  local replid = string.match(redis.call('INFO', 'replication'), 'master_replid:(%w+)') or ''
+  redis.call('HSET', meta, 'epoch', epoch, 'top', 0, 'replid', replid)
   redis.call('PEXPIRE', meta, tonumber(ARGV[2]))
   return {epoch, 0, {}}
 end

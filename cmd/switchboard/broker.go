@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -14,16 +15,24 @@ import (
 
 // newBroker picks the broker: in-process without --redis, Redis with it.
 func newBroker(o *options, log *slog.Logger) (actors.Broker, error) {
-	if o.redisURL == "" {
+	if o.redisURL == "" && o.sentinelMaster == "" {
 		return cluster.NewInProc(), nil
+	}
+	var sentinels []string
+	for _, s := range strings.Split(o.sentinels, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			sentinels = append(sentinels, s)
+		}
 	}
 	goredis.SetLogger(goRedisLogger{log.With("lib", "go-redis")})
 	return redis.New(redis.Config{
 		URL: o.redisURL,
 		// --outbox-limit 0 means: buffer nothing beyond the command in flight.
-		OutboxLimit: max(o.outboxLimit, 1),
-		PresenceTTL: o.presenceTTL,
-		Logger:      log,
+		OutboxLimit:    max(o.outboxLimit, 1),
+		PresenceTTL:    o.presenceTTL,
+		SentinelMaster: o.sentinelMaster,
+		Sentinels:      sentinels,
+		Logger:         log,
 	})
 }
 

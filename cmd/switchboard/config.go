@@ -21,6 +21,8 @@ import (
 type options struct {
 	addr            string
 	redisURL        string
+	sentinelMaster  string
+	sentinels       string
 	nodeID          string
 	channelPrefix   string
 	maxMessageBytes int
@@ -83,6 +85,8 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (*op
 	fs.SetOutput(out)
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "listen address (host:port)")
 	fs.StringVar(&o.redisURL, "redis", "", "Redis URL (redis://[user:pass@]host:port/db, rediss:// for TLS); empty: single node with the in-process broker")
+	fs.StringVar(&o.sentinelMaster, "redis-sentinel-master", "", "the primary's name in Redis Sentinel: the node follows failovers (with --redis-sentinels; --redis then gives only credentials and database)")
+	fs.StringVar(&o.sentinels, "redis-sentinels", "", "comma-separated host:port of the Redis Sentinels (with --redis-sentinel-master)")
 	fs.StringVar(&o.nodeID, "node-id", "", "node id in welcome events and broker envelopes (default random)")
 	fs.StringVar(&o.channelPrefix, "channel-prefix", "websocket", "broker channel prefix")
 	fs.IntVar(&o.maxMessageBytes, "max-message-bytes", 65536, "largest client frame; larger closes the connection with 1009")
@@ -197,6 +201,9 @@ func (o *options) validate(fromEnv map[string]bool) error {
 	check(o.presenceTTL >= time.Second, "presence-ttl", o.presenceTTL, "at least 1s")
 	check(o.readBufferSize >= transport.MinReadBuffer && o.readBufferSize <= transport.MaxReadBuffer,
 		"read-buffer-size", o.readBufferSize, "256 to 1048576")
+	if (o.sentinelMaster == "") != (o.sentinels == "") {
+		errs = append(errs, fmt.Errorf("%s and %s go together", ref("redis-sentinel-master"), ref("redis-sentinels")))
+	}
 	if o.connectionEvents != "all" && o.connectionEvents != "off" {
 		errs = append(errs, fmt.Errorf("%s %q is not a setting: all or off", ref("connection-events"), o.connectionEvents))
 	}

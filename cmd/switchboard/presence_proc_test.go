@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -62,4 +64,22 @@ func TestPresenceForgetsAKilledNode(t *testing.T) {
 	a3 := startProc(t, bin, append(common, "--node-id", "a2")...)
 	waitUntil(t, "a2 again ready", 10*time.Second, func() bool { return readyStatus(a3.base) == 200 })
 	waitUntil(t, "no ghost of a2's old life", ttl/2, func() bool { return presenceOf(t, watcher, "lobby") == "users 1 connections 1" })
+}
+
+// A node behind Redis Sentinel (--redis-sentinel-master,
+// --redis-sentinels, no --redis) finds the primary through the sentinels
+// and serves; either flag alone is refused.
+func TestNodeBehindSentinel(t *testing.T) {
+	bin := buildNode(t)
+	s := redistest.StartSentinel(t)
+	n := startProc(t, bin, "--redis-sentinel-master", s.Name, "--redis-sentinels", strings.Join(s.Addrs(), ","))
+	waitUntil(t, "ready behind Sentinel", 10*time.Second, func() bool { return readyStatus(n.base) == 200 })
+	c := dialWelcome(t, n.ws("ada"))
+	joinRoom(t, c, "lobby")
+	if got := presenceOf(t, c, "lobby"); got != "users 1 connections 1" {
+		t.Fatalf("presence behind Sentinel: %s", got)
+	}
+	if _, err := parseOptions([]string{"--redis-sentinel-master", "m"}, func(string) string { return "" }, io.Discard); err == nil || !strings.Contains(err.Error(), "go together") {
+		t.Fatalf("--redis-sentinel-master alone: %v", err)
+	}
 }
