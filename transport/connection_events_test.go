@@ -36,7 +36,9 @@ func TestClientOptsOutOfConnectionEvents(t *testing.T) {
 		c := n.dial("visitor-" + n.node.ID())
 		expect(t, loud, "the visitor's user_connected", func(e *wsclient.Event) bool { return e.Event == "user_connected" && e.UserID == "visitor-"+n.node.ID() })
 		_ = c.Close()
-		expect(t, loud, "the visitor's user_disconnected", func(e *wsclient.Event) bool { return e.Event == "user_disconnected" && e.UserID == "visitor-"+n.node.ID() })
+		expect(t, loud, "the visitor's user_disconnected", func(e *wsclient.Event) bool {
+			return e.Event == "user_disconnected" && e.UserID == "visitor-"+n.node.ID()
+		})
 	}
 	// Everything else still reaches the quiet client: a global chat and a
 	// room's events, and the marker sent after the connection events.
