@@ -4,7 +4,7 @@ PKGS     := ./...
 # Every test with the race detector; bounded well under 10 minutes on 2 cores.
 TESTFLAGS ?= -race -count=1 -timeout 9m
 
-.PHONY: all build run test test-client check vet fmt deps system-deps bench load fuzz chaos clean
+.PHONY: all build run test test-client check vet fmt deps system-deps bench load fuzz chaos clean sentinel-failover
 
 all: build
 
@@ -69,6 +69,12 @@ $(WEB_DEPS): transport/web/package-lock.json | system-deps
 # The client's one dev dependency, ws (Node 20 has no global WebSocket).
 $(CLIENT_DEPS): transport/web/client/package-lock.json | system-deps
 	cd transport/web/client && npm ci --no-audit --no-fund --loglevel=error
+
+# The Sentinel failover under traffic (a SIGKILLed primary), five runs:
+# known to lose one node's messages at the other node in some runs
+# (issue 14), so not part of make test yet.
+sentinel-failover: deps
+	SWITCHBOARD_SENTINEL_FAILOVER=1 $(GO) test -race -count=5 -run TestRedisSentinelFailover -v ./cluster/redis
 
 check: fmt vet
 
