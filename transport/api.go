@@ -69,19 +69,26 @@ type publishAPI struct {
 	want    [sha256.Size]byte
 }
 
-func (a *publishAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !a.enabled {
-		writeJSON(w, http.StatusNotFound, PublishReply{Error: codeNotFound, Message: "the publish API is off on this node (no API key configured)"})
-		return
-	}
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		writeJSON(w, http.StatusMethodNotAllowed, PublishReply{Error: codeMethod, Message: "use POST"})
-		return
-	}
-	if !a.authorized(r) {
+// admit answers a request that is not for the API (off, wrong method, no
+// or a wrong key) and reports whether it may go on.
+func (a *publishAPI) admit(w http.ResponseWriter, r *http.Request, name, method string) bool {
+	switch {
+	case !a.enabled:
+		writeJSON(w, http.StatusNotFound, PublishReply{Error: codeNotFound, Message: "the " + name + " API is off on this node (no API key configured)"})
+	case r.Method != method:
+		w.Header().Set("Allow", method)
+		writeJSON(w, http.StatusMethodNotAllowed, PublishReply{Error: codeMethod, Message: "use " + method})
+	case !a.authorized(r):
 		w.Header().Set("WWW-Authenticate", `Bearer realm="switchboard-api"`)
 		writeJSON(w, http.StatusUnauthorized, PublishReply{Error: codeUnauthorized, Message: "missing or wrong API key"})
+	default:
+		return true
+	}
+	return false
+}
+
+func (a *publishAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !a.admit(w, r, "publish", http.MethodPost) {
 		return
 	}
 	req, status, reply := a.decode(w, r)

@@ -25,18 +25,7 @@ func (s *Server) PresenceAPI(key string) http.Handler {
 type presenceAPI struct{ publishAPI }
 
 func (a *presenceAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !a.enabled {
-		writeJSON(w, http.StatusNotFound, PublishReply{Error: codeNotFound, Message: "the presence API is off on this node (no API key configured)"})
-		return
-	}
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", http.MethodGet)
-		writeJSON(w, http.StatusMethodNotAllowed, PublishReply{Error: codeMethod, Message: "use GET"})
-		return
-	}
-	if !a.authorized(r) {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="switchboard-api"`)
-		writeJSON(w, http.StatusUnauthorized, PublishReply{Error: codeUnauthorized, Message: "missing or wrong API key"})
+	if !a.admit(w, r, "presence", http.MethodGet) {
 		return
 	}
 	room := r.URL.Query().Get("room")
