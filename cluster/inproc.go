@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,7 +42,7 @@ func (f *Fabric) start(host port.ActorHost) error {
 		h, stop := host.Detached()
 		var ref port.Ref
 		ref, err = h.Spawn(port.Spec{New: func() port.Behavior {
-			return &fabricActor{subs: map[string][]target{}, users: map[string]map[string]int{}, nodes: map[string]target{}}
+			return &fabricActor{subs: map[string][]target{}, users: map[string][]string{}, nodes: map[string]target{}}
 		}})
 		if err != nil {
 			stop()
@@ -253,9 +254,13 @@ type fabLeave struct{ node string }
 
 // fabricActor owns the fabric's state; only its Receive touches it.
 type fabricActor struct {
-	subs  map[string][]target       // channel -> subscribers
-	users map[string]map[string]int // user -> node -> connections reported
-	nodes map[string]target         // node -> its hub
+	subs map[string][]target // channel -> subscribers
+	// users: user -> the nodes that hold it (UserOnline, UserOffline: at
+	// most once each per node). A slice, not a map: a user is usually on
+	// one node, and a map per user cost about 0.3 KiB of every idle
+	// connection of one user.
+	users map[string][]string
+	nodes map[string]target // node -> its hub
 	// history holds the rooms' streams, set up with the history setting
 	// of the first node that starts on the fabric; swept every sweepEvery.
 	history   *streams
@@ -339,7 +344,7 @@ func (a *fabricActor) Receive(ctx port.Context) {
 	case *fabDirect:
 		n := 0
 		var in *port.Inbound
-		for node := range a.users[m.user] {
+		for _, node := range a.users[m.user] {
 			if m.env.From(node) {
 				continue
 			}
@@ -360,16 +365,16 @@ func (a *fabricActor) Receive(ctx port.Context) {
 		m.done(n, nil)
 	case *fabPresence:
 		nodes := a.users[m.user]
-		if nodes == nil {
-			nodes = map[string]int{}
-			a.users[m.user] = nodes
-		}
-		nodes[m.node] += m.delta
-		if nodes[m.node] <= 0 {
-			delete(nodes, m.node)
-		}
-		if len(nodes) == 0 {
-			delete(a.users, m.user)
+		i := slices.Index(nodes, m.node)
+		switch {
+		case m.delta > 0 && i < 0:
+			a.users[m.user] = append(nodes, m.node)
+		case m.delta < 0 && i >= 0:
+			if nodes = slices.Delete(nodes, i, i+1); len(nodes) == 0 {
+				delete(a.users, m.user)
+			} else {
+				a.users[m.user] = nodes
+			}
 		}
 	case *fabNode:
 		a.nodes[m.node] = m.t
@@ -393,7 +398,10 @@ func (a *fabricActor) Receive(ctx port.Context) {
 			}
 		}
 		for u, nodes := range a.users {
-			delete(nodes, m.node)
+			if i := slices.Index(nodes, m.node); i >= 0 {
+				nodes = slices.Delete(nodes, i, i+1)
+				a.users[u] = nodes
+			}
 			if len(nodes) == 0 {
 				delete(a.users, u)
 			}
