@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -61,23 +62,17 @@ end
 return 1
 `)
 
-// presenceScript sums a room's shares: KEYS the room's nodes; ARGV the
+// presenceScript reads a room's shares: KEYS the room's nodes; ARGV the
 // alive-key prefix (PREFIX:presence:alive:), the share prefix
-// (PREFIX:rp:{ROOM}:node:). It returns user, connections, user, ...
+// (PREFIX:rp:{ROOM}:node:). It returns each live node's share as it is
+// (user, connections, user, ...); the node sums them, so that a large
+// room's query costs Redis its reads, not a Lua table of its members.
 var presenceScript = goredis.NewScript(`
-local counts = {}
+local out = {}
 for _, node in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if redis.call('EXISTS', ARGV[1] .. node) == 1 then
-    local kv = redis.call('HGETALL', ARGV[2] .. node)
-    for i = 1, #kv, 2 do
-      counts[kv[i]] = (counts[kv[i]] or 0) + tonumber(kv[i + 1])
-    end
+    out[#out + 1] = redis.call('HGETALL', ARGV[2] .. node)
   end
-end
-local out = {}
-for u, n in pairs(counts) do
-  out[#out + 1] = u
-  out[#out + 1] = n
 end
 return out
 `)
@@ -198,11 +193,23 @@ func (r *Broker) presence(room string) (wire.Presence, error) {
 	if err != nil {
 		return wire.Presence{}, err
 	}
-	members := make(map[string]int, len(vals)/2)
-	for i := 0; i+1 < len(vals); i += 2 {
-		u, _ := vals[i].(string)
-		n, _ := vals[i+1].(int64)
-		members[u] += int(n)
+	size := 0
+	for _, share := range vals {
+		kv, _ := share.([]any)
+		size = max(size, len(kv)/2)
+	}
+	members := make(map[string]int, size)
+	for _, share := range vals {
+		kv, _ := share.([]any)
+		for i := 0; i+1 < len(kv); i += 2 {
+			u, _ := kv[i].(string)
+			s, _ := kv[i+1].(string)
+			n, err := strconv.Atoi(s)
+			if err != nil || n <= 0 {
+				continue
+			}
+			members[u] += n
+		}
 	}
 	r.stats.presenceQueries.Add(1)
 	return wire.NewPresence(members), nil
