@@ -23,6 +23,9 @@ type hub struct {
 	roomOf  map[string]string       // room actor id -> room name
 	casts   map[uint64]pendingCast  // API publishes to rooms, waiting for the room's count
 	castSeq uint64
+	// Broadcasts waiting for the fan-out (hub_broadcast.go).
+	pendingB    []pendingBroadcast
+	flushQueued bool
 	// The largest sizes of the maps above since they were last rebuilt
 	// (see compact).
 	roomsPeak, roomOfPeak, sessionsPeak, usersPeak, loudPeak int
@@ -69,9 +72,24 @@ func (*joinRoom) GetPriority() int8 { return joinPriority }
 
 func (h *hub) Receive(ctx actor.Context) {
 	defer logPanics(h.node.log, "hub")
+	if len(h.pendingB) > 0 {
+		switch m := ctx.Message().(type) {
+		case *broadcastLocal, hubFlush, *joinRoom, *roomIdle, heartbeatTick, *heartbeatCheck:
+			// Nothing of these reaches a client before the broadcasts.
+		case *Inbound:
+			if m.Envelope.Type != wire.EnvBroadcast || wire.IsConnectionEvent(m.Envelope.Payload) {
+				h.flushBroadcasts(ctx)
+			}
+		default:
+			h.flushBroadcasts(ctx)
+		}
+	}
 	switch m := ctx.Message().(type) {
 	case *broadcastLocal:
-		h.broadcast(ctx, m.event, m.exclude)
+		h.queueBroadcast(ctx, m.event, m.exclude)
+	case hubFlush:
+		h.flushQueued = false
+		h.flushBroadcasts(ctx)
 	case *directLocal:
 		n := h.direct(ctx, m.target, m.event)
 		ctx.Send(m.replyTo, &directCount{seq: m.seq, n: n})
@@ -296,7 +314,7 @@ func (h *hub) inbound(ctx actor.Context, m *Inbound) {
 			h.fanout(ctx, h.loud, m.Event, env.SenderID)
 			return
 		}
-		h.broadcast(ctx, m.Event, env.SenderID)
+		h.queueBroadcast(ctx, m.Event, env.SenderID)
 	case wire.EnvDirect:
 		h.direct(ctx, env.Target, m.Event)
 	case wire.EnvRoom:
