@@ -188,7 +188,7 @@ func NewInbound(data []byte) (*Inbound, error) {
 }
 
 // InboundOf frames env for local delivery, once: a numbered room
-// publication carries its position in the event (wire.WithPosition).
+// publication carries its position in the event (wire.PositionedEvent).
 func InboundOf(env *wire.Envelope) *Inbound {
 	if env.Pos.Offset > 0 {
 		return &Inbound{Envelope: env, Event: wire.PositionedEvent(env.Payload, env.Pos).Timed()}

@@ -57,25 +57,13 @@ func appendPosition(b []byte, p Position) []byte {
 	return AppendJSONString(b, p.Epoch)
 }
 
-// WithPosition returns the event object payload (compacted, as envelopes
-// carry it) with the stream position added as its last members:
-// {..., "offset":N, "epoch":E}. It is what every member of the room
-// receives, and what the history query returns. A payload that has its own
-// "offset" or "epoch" (a server-side publish) is outvoted: readers take the
-// last of repeated members.
-func WithPosition(payload []byte, p Position) []byte {
-	n := len(payload)
-	b := make([]byte, 0, n+32+len(p.Epoch))
-	b = append(b, payload[:n-1]...)
-	if n > 2 {
-		b = append(b, ',')
-	}
-	b = appendPosition(b, p)
-	return append(b, '}')
-}
-
-// PositionedEvent is NewEvent(WithPosition(payload, p)) built in one
-// buffer: the frame, whose payload is the event's JSON.
+// PositionedEvent frames a room publication as every member receives it,
+// and as the history query returns it: the event object payload
+// (compacted, as envelopes carry it) with the stream position as its last
+// members, {..., "offset":N, "epoch":E}, built in one buffer (the frame,
+// whose payload is the event's JSON). A payload that has its own "offset"
+// or "epoch" (a server-side publish) is outvoted: readers take the last of
+// repeated members.
 func PositionedEvent(payload []byte, p Position) *Event {
 	// The JSON is written after room for the longest header its size may
 	// need (an upper bound of it: the offset has at most 20 digits); the

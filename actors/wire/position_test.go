@@ -3,6 +3,7 @@ package wire_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -12,15 +13,15 @@ import (
 
 // A member receives the room publication's event object with its place in
 // the stream as its last members, whatever the payload held.
-func TestWithPosition(t *testing.T) {
+func TestPositionedEventJSON(t *testing.T) {
 	pos := wire.Position{Offset: 42, Epoch: "k3f9Qz"}
 	for _, c := range []struct{ payload, want string }{
 		{`{"event":"chat","from":"ada","room":"lobby","content":"hi"}`, `{"event":"chat","from":"ada","room":"lobby","content":"hi","offset":42,"epoch":"k3f9Qz"}`},
 		{`{"event":"headline","offset":"theirs"}`, `{"event":"headline","offset":"theirs","offset":42,"epoch":"k3f9Qz"}`},
 	} {
-		got := wire.WithPosition([]byte(c.payload), pos)
+		got := wire.PositionedEvent([]byte(c.payload), pos).JSON
 		if string(got) != c.want {
-			t.Fatalf("WithPosition(%s) = %s, want %s", c.payload, got, c.want)
+			t.Fatalf("PositionedEvent(%s) = %s, want %s", c.payload, got, c.want)
 		}
 		var m map[string]any // the last of repeated members wins, as in JSON.parse
 		if err := json.Unmarshal(got, &m); err != nil || m["offset"] != 42.0 || m["epoch"] != "k3f9Qz" {
@@ -102,16 +103,17 @@ func TestDecodeSinceAndHistory(t *testing.T) {
 	}
 }
 
-// PositionedEvent is NewEvent(WithPosition(...)) in one buffer, at every
-// frame-header size.
+// PositionedEvent's frame is NewEvent of its JSON (the payload spliced
+// with its position), at every frame-header size.
 func TestPositionedEvent(t *testing.T) {
 	for _, size := range []int{0, 60, 70, 80, 100, 125, 126, 200, 65400, 65480, 65535, 65536, 70000} {
 		payload := []byte(`{"event":"chat","content":"` + string(make([]byte, 0)) + strings.Repeat("x", size) + `"}`)
 		for _, pos := range []wire.Position{{Offset: 1, Epoch: "e"}, {Offset: 1 << 53, Epoch: strings.Repeat("E", 64)}} {
 			got := wire.PositionedEvent(payload, pos)
-			want := wire.NewEvent(wire.WithPosition(payload, pos))
+			spliced := fmt.Sprintf(`%s,"offset":%d,"epoch":%q}`, payload[:len(payload)-1], pos.Offset, pos.Epoch)
+			want := wire.NewEvent([]byte(spliced))
 			if !bytes.Equal(got.Frame, want.Frame) || !bytes.Equal(got.JSON, want.JSON) {
-				t.Fatalf("size %d, %+v: frame differs from NewEvent(WithPosition)", size, pos)
+				t.Fatalf("size %d, %+v: frame differs from NewEvent of the spliced payload", size, pos)
 			}
 		}
 	}
