@@ -3,7 +3,6 @@ package redis
 import (
 	"context"
 	"strconv"
-	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -153,43 +152,22 @@ func (o *outbox) sharesSnapshot() map[string]map[string]int {
 	return out
 }
 
-// Presence implements port.Broker: presenceScript on the history reader's
-// connection, sharing its bound on requests in flight.
+// Presence implements port.Broker: presenceScript, through readAsync
+// (sharing the stream reads' bound on requests in flight).
 func (r *Broker) Presence(channel string, done func(wire.Presence, error)) {
-	if !r.running.Load() || r.closed.Load() || r.out.failing.Load() {
-		done(wire.Presence{}, port.ErrUnavailable)
-		return
-	}
-	select {
-	case r.reads <- struct{}{}:
-	default:
-		r.stats.readsRefused.Add(1)
-		done(wire.Presence{}, port.ErrUnavailable)
-		return
-	}
-	go func() {
-		defer func() { <-r.reads }()
+	r.readAsync(func() error {
 		p, err := r.presence(r.keys.roomOf(channel))
-		if err != nil {
-			r.stats.readFailures.Add(1)
-			err = port.ErrUnavailable
+		if err == nil {
+			done(p, nil)
 		}
-		done(p, err)
-	}()
+		return err
+	}, func() { done(wire.Presence{}, port.ErrUnavailable) })
 }
 
 func (r *Broker) presence(room string) (wire.Presence, error) {
-	ctx, cancel := context.WithTimeout(r.ctx, min(r.cfg.CommandTimeout, 2*time.Second))
-	defer cancel()
 	k := &r.keys
-	keys := []string{k.roomNodes(room)}
-	args := []any{k.prefix + ":presence:alive:", k.prefix + ":rp:{" + room + "}:node:"}
-	vals, err := presenceScript.EvalSha(ctx, r.reader, keys, args...).Slice()
-	if goredis.HasErrorPrefix(err, "NOSCRIPT") {
-		if err = presenceScript.Load(ctx, r.reader).Err(); err == nil {
-			vals, err = presenceScript.EvalSha(ctx, r.reader, keys, args...).Slice()
-		}
-	}
+	vals, err := r.evalRead(presenceScript, []string{k.roomNodes(room)},
+		k.prefix+":presence:alive:", k.prefix+":rp:{"+room+"}:node:")
 	if err != nil {
 		return wire.Presence{}, err
 	}

@@ -150,53 +150,68 @@ func appendResult(cmd goredis.Cmder) (wire.Position, bool, error) {
 	return wire.Position{Offset: uint64(off), Epoch: epoch}, dup == 1, nil
 }
 
-// Read implements port.Broker: readScript on the command connection, in
-// a goroutine of its own, at most maxReads at a time; past that, and
-// while Redis is unreachable, ErrUnavailable at once.
+// Read implements port.Broker: readScript, through readAsync.
 func (r *Broker) Read(channel string, q port.StreamQuery, done func(port.StreamRead, error)) {
+	r.readAsync(func() error {
+		res, err := r.read(channel, q)
+		if err == nil {
+			done(res, nil)
+		}
+		return err
+	}, func() { done(port.StreamRead{}, port.ErrUnavailable) })
+}
+
+// readAsync runs read (a stream read or a presence query) on the reader
+// connection, in a goroutine of its own, at most maxReads at a time; when
+// read fails, when maxReads are in flight and while Redis is unreachable,
+// unavailable is called instead (at once in the last two cases).
+func (r *Broker) readAsync(read func() error, unavailable func()) {
 	if !r.running.Load() || r.closed.Load() || r.out.failing.Load() {
-		done(port.StreamRead{}, port.ErrUnavailable)
+		unavailable()
 		return
 	}
 	select {
 	case r.reads <- struct{}{}:
 	default:
 		r.stats.readsRefused.Add(1)
-		done(port.StreamRead{}, port.ErrUnavailable)
+		unavailable()
 		return
 	}
 	go func() {
 		defer func() { <-r.reads }()
-		res, err := r.read(channel, q)
-		if err != nil {
+		if err := read(); err != nil {
 			r.stats.readFailures.Add(1)
-			err = port.ErrUnavailable
+			unavailable()
 		}
-		done(res, err)
 	}()
+}
+
+// evalRead runs a read-only script by EVALSHA (loading it once per Redis
+// life), so that the ACL docs/operations.md gives needs no EVAL, with the
+// reads' bound on its time.
+func (r *Broker) evalRead(script *goredis.Script, keys []string, args ...any) ([]any, error) {
+	ctx, cancel := context.WithTimeout(r.ctx, min(r.cfg.CommandTimeout, 2*time.Second))
+	defer cancel()
+	vals, err := script.EvalSha(ctx, r.reader, keys, args...).Slice()
+	if goredis.HasErrorPrefix(err, "NOSCRIPT") {
+		if err = script.Load(ctx, r.reader).Err(); err == nil {
+			vals, err = script.EvalSha(ctx, r.reader, keys, args...).Slice()
+		}
+	}
+	return vals, err
 }
 
 // maxReads bounds the stream reads in flight.
 const maxReads = 64
 
 func (r *Broker) read(channel string, q port.StreamQuery) (port.StreamRead, error) {
-	ctx, cancel := context.WithTimeout(r.ctx, min(r.cfg.CommandTimeout, 2*time.Second))
-	defer cancel()
 	meta, stream := r.keys.streamKeys(channel)
 	posOnly := "0"
 	if q.PositionOnly {
 		posOnly = "1"
 	}
-	keys := []string{meta, stream}
-	args := []any{newEpoch(), r.host.History.TTL.Milliseconds(), q.After, q.Limit, posOnly, q.Epoch}
-	vals, err := readScript.EvalSha(ctx, r.reader, keys, args...).Slice()
-	if goredis.HasErrorPrefix(err, "NOSCRIPT") {
-		// Loaded once per Redis life; EVALSHA only, so that the ACL
-		// docs/operations.md gives needs no EVAL.
-		if err = readScript.Load(ctx, r.reader).Err(); err == nil {
-			vals, err = readScript.EvalSha(ctx, r.reader, keys, args...).Slice()
-		}
-	}
+	vals, err := r.evalRead(readScript, []string{meta, stream},
+		newEpoch(), r.host.History.TTL.Milliseconds(), q.After, q.Limit, posOnly, q.Epoch)
 	if err != nil {
 		return port.StreamRead{}, err
 	}
