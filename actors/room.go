@@ -211,15 +211,17 @@ func (r *room) refuse(ctx actor.Context, m *roomJoin) {
 // join makes the joiner a member and answers it.
 func (r *room) join(ctx actor.Context, m *roomJoin) {
 	r.addMember(ctx, m)
-	r.answerJoined(ctx, m, nil)
+	r.answerJoined(ctx, m, nil, 0)
 }
 
 // answerJoined tells the joiner it is in, and where in the stream it
-// starts (when history is on and the room knows).
-func (r *room) answerJoined(ctx actor.Context, m *roomJoin, recovered *bool) {
+// starts (when history is on and the room knows): at the room's position,
+// or at skip when that is further (joinAt).
+func (r *room) answerJoined(ctx actor.Context, m *roomJoin, recovered *bool, skip uint64) {
 	j := &roomJoined{room: r.name, pid: r.self}
 	if r.historyOn() && r.st.posKnown {
 		j.pos, j.recovered = r.st.pos, recovered
+		j.pos.Offset = max(j.pos.Offset, skip)
 	}
 	ctx.Send(m.session, j)
 }

@@ -16,7 +16,7 @@ import (
 // the joiner, none before it does.
 //
 // The room reads the stream (Broker.Read) in three cases, one at a time:
-//   - readPosition: once the broker confirmed the channel, the stream's top,
+//   - readPos: once the broker confirmed the channel, the stream's top,
 //     so that the first joiners are told where they start;
 //   - readGap: a publication came whose offset skips some (the
 //     subscription lost messages while Redis was failing over, or the room
@@ -88,7 +88,7 @@ func (r *room) read(kind readKind, q StreamQuery, session string) {
 	})
 }
 
-// onSubscribed starts what the stream needs once the broker carries the
+// streamSubscribed starts what the stream needs once the broker carries the
 // channel: the position at first, a catch-up read after a
 // resubscription (what was published while the subscription was down).
 // It reports whether a read now holds the joins.
@@ -303,13 +303,12 @@ func (r *room) finishRecovery(ctx actor.Context, m *streamRead) {
 // the publications up to skip elsewhere, and gets only the later ones.
 func (r *room) joinAt(ctx actor.Context, m *roomJoin, recovered bool, skip uint64) {
 	r.addMember(ctx, m)
-	at := r.st.pos
 	if mem, ok := r.members[m.session.Id]; ok && skip > r.st.pos.Offset && mem.skip == 0 {
 		mem.skip = skip
 		r.members[m.session.Id] = mem
 		r.skipping++
-		at.Offset = skip
+	} else {
+		skip = 0
 	}
-	j := &roomJoined{room: r.name, pid: r.self, pos: at, recovered: &recovered}
-	ctx.Send(m.session, j)
+	r.answerJoined(ctx, m, &recovered, skip)
 }
