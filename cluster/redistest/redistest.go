@@ -37,6 +37,9 @@ type Server struct {
 	port int
 	dir  string
 	args []string
+	// password is sent as AUTH by the harness's own clients (waitPing,
+	// Client); set by StartCluster when the nodes run with requirepass.
+	password string
 
 	mu     sync.Mutex // guards proc, exited, admin
 	proc   *exec.Cmd
@@ -129,7 +132,7 @@ func (s *Server) spawn() {
 }
 
 func (s *Server) waitPing(d time.Duration) error {
-	c := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1, DialTimeout: time.Second, DisableIdentity: true, Protocol: 2})
+	c := redis.NewClient(&redis.Options{Addr: s.Addr(), Password: s.password, MaxRetries: -1, DialTimeout: time.Second, DisableIdentity: true, Protocol: 2})
 	defer c.Close()
 	deadline := time.Now().Add(d)
 	for {
@@ -163,7 +166,7 @@ func (s *Server) Client() *redis.Client {
 	defer s.mu.Unlock()
 	if s.admin == nil {
 		s.admin = redis.NewClient(&redis.Options{
-			Addr: s.Addr(), MaxRetries: -1, DialTimeout: 2 * time.Second,
+			Addr: s.Addr(), Password: s.password, MaxRetries: -1, DialTimeout: 2 * time.Second,
 			ReadTimeout: 5 * time.Second, DisableIdentity: true, Protocol: 2,
 		})
 	}
