@@ -103,3 +103,41 @@ type Latency struct {
 func (h *histogram) Summary() Latency {
 	return Latency{P50: h.Quantile(0.50), P90: h.Quantile(0.90), P99: h.Quantile(0.99), Max: h.Max(), N: h.Count()}
 }
+
+// histSnapshot is a histogram in transit between a load process and the
+// parent that merges it: the non-empty buckets as [index, count] pairs.
+type histSnapshot struct {
+	Buckets [][2]uint64 `json:"buckets"`
+	MaxUS   uint64      `json:"max_us"`
+}
+
+// Snapshot copies the histogram for merging elsewhere.
+func (h *histogram) Snapshot() *histSnapshot {
+	s := &histSnapshot{MaxUS: h.max.Load()}
+	for i := range h.buckets {
+		if n := h.buckets[i].Load(); n > 0 {
+			s.Buckets = append(s.Buckets, [2]uint64{uint64(i), n})
+		}
+	}
+	return s
+}
+
+// Merge adds a snapshot taken from another histogram; buckets out of range
+// (a snapshot from another build) are ignored.
+func (h *histogram) Merge(s *histSnapshot) {
+	if s == nil {
+		return
+	}
+	for _, b := range s.Buckets {
+		if b[0] < histBuckets {
+			h.buckets[b[0]].Add(b[1])
+			h.count.Add(b[1])
+		}
+	}
+	for {
+		m := h.max.Load()
+		if s.MaxUS <= m || h.max.CompareAndSwap(m, s.MaxUS) {
+			return
+		}
+	}
+}

@@ -5,7 +5,10 @@
 // (--inprocess, optionally in a child process with --spawn) and run the same
 // scenario against a bare-gws fan-out server (--baseline), so that every
 // figure comes with a reference measured in the same run on the same
-// machine. Every run is bounded in time and counts. See docs/benchmarks.md.
+// machine. --offered measures latency at given loads, open-loop, against
+// both; --processes spreads the clients over several load processes, on
+// this machine or others. Every run is bounded in time and counts. See
+// docs/benchmarks.md.
 package main
 
 import (
@@ -23,9 +26,12 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var err error
-	if len(os.Args) > 1 && os.Args[1] == "serve" {
+	switch {
+	case len(os.Args) > 1 && os.Args[1] == "serve":
 		err = serveMain(ctx, os.Args[2:], os.Stdin, os.Stdout, os.Stderr)
-	} else {
+	case len(os.Args) > 1 && os.Args[1] == "worker":
+		err = workerMain(ctx, os.Args[2:], os.Stdin, os.Stdout, os.Stderr)
+	default:
 		_, err = benchMain(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	}
 	if errors.Is(err, flag.ErrHelp) {
@@ -86,8 +92,18 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) (*R
 		return nil, err
 	}
 	rep := newReport(o)
+	var pool *workerPool
+	if o.processes > 1 {
+		if pool, err = startWorkers(o); err != nil {
+			return nil, err
+		}
+		defer pool.stop()
+	}
 	var runErr error
-	for i := 0; i < o.repeat && runErr == nil; i++ {
+	if len(o.offered) > 0 {
+		runErr = runOffered(ctx, o, targets, pool, rep, stderr)
+	}
+	for i := 0; i < o.repeat && runErr == nil && len(o.offered) == 0; i++ {
 		if fresh && i > 0 {
 			stopTargets()
 			if err := startTargets(); err != nil {
@@ -96,7 +112,7 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) (*R
 			}
 		}
 		for _, t := range targets {
-			res, err := runOnce(ctx, o, t, stderr)
+			res, err := runOnce(ctx, o, t, pool, stderr)
 			if res != nil {
 				rep.add(res)
 			}
@@ -111,19 +127,22 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) (*R
 	return rep, runErr
 }
 
-// runOnce runs the scenario once against t, bounded by --duration.
-func runOnce(ctx context.Context, o *options, t *target, stderr io.Writer) (*Result, error) {
+// runOnce runs the scenario once against t, bounded by --duration, with the
+// clients in this process or in the load processes of pool.
+func runOnce(ctx context.Context, o *options, t *target, pool *workerPool, stderr io.Writer) (*Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.duration)
 	defer cancel()
 	r := newRun(o, t, stderr)
+	r.pool = pool
 	pctx, stopProgress := context.WithCancel(ctx)
 	defer stopProgress()
 	go r.progress(pctx)
 	switch o.scenario {
-	case "room":
-		return r.roomScenario(ctx)
-	case "broadcast":
-		return r.broadcastScenario(ctx)
+	case "room", "broadcast":
+		if pool != nil {
+			return r.remoteFanout(ctx)
+		}
+		return r.fanoutScenario(ctx)
 	case "idle":
 		return r.idleScenario(ctx)
 	case "recover":

@@ -42,6 +42,20 @@ type options struct {
 	size     int
 	window   int
 	rate     float64
+	// windowSet: --window was given; with --rate it then also applies
+	// (closed loop), otherwise --rate alone is open-loop.
+	windowSet bool
+
+	// offered: --offered levels, each a fraction of the bare server's peak
+	// or an absolute deliveries/s; levelTime is how long each level sends.
+	offered   []offeredLevel
+	levelTime time.Duration
+
+	// processes: load processes holding the clients (1: this one);
+	// workerCommand starts each of them (default: this binary).
+	processes     int
+	workerCommand string
+	args          []string // as given, for the workers
 
 	clients   int
 	hold      time.Duration
@@ -72,6 +86,7 @@ func newFlagSet(name string, out io.Writer) *flag.FlagSet {
 
 func parseOptions(args []string, out io.Writer) (*options, error) {
 	o := &options{}
+	args0 := args
 	fs := newFlagSet("switchboard-bench", out)
 	nodes := fs.String("nodes", "", "comma-separated ws:// base URLs of the nodes to load (e.g. ws://127.0.0.1:8080,ws://127.0.0.1:8081)")
 	fs.IntVar(&o.inprocess, "inprocess", 0, "start this many Switchboard nodes on 127.0.0.1 instead of --nodes (several share an in-process fabric)")
@@ -97,6 +112,10 @@ func parseOptions(args []string, out io.Writer) (*options, error) {
 	fs.IntVar(&o.size, "size", 64, "room, broadcast: content bytes per message (at least the timestamp header)")
 	fs.IntVar(&o.window, "window", 64, "room, broadcast: messages a publisher may have in flight (sent, not yet received by every recipient)")
 	fs.Float64Var(&o.rate, "rate", 0, "room, broadcast: messages per second per publisher (0: as fast as --window allows)")
+	offered := fs.String("offered", "", "room, broadcast: offered loads to measure latency at, open-loop, against every target in turn: fractions of the bare server's peak deliveries/s (measured first with --window; needs --baseline) and/or absolute deliveries/s with an optional k or M suffix, e.g. 0.5,0.75,0.9 or 50k")
+	fs.DurationVar(&o.levelTime, "level-time", 10*time.Second, "with --offered: how long each level sends")
+	fs.IntVar(&o.processes, "processes", 1, "room, broadcast, idle: spread the clients over this many load processes (children of this one, each with its share of the clients and of --source-ips), for more connections than one process may hold")
+	fs.StringVar(&o.workerCommand, "worker-command", "", "with --processes: start each load process with `sh -c 'CMD worker ...'` instead of this binary, $SBB_WORKER set to its index (e.g. 'ssh -T load$((SBB_WORKER % 2 + 1)) /usr/local/bin/switchboard-bench')")
 	fs.IntVar(&o.clients, "clients", 1000, "broadcast, idle, recover: connections")
 	fs.DurationVar(&o.hold, "hold", 5*time.Second, "idle: how long to hold the connections before sampling memory")
 	fs.IntVar(&o.idleRooms, "idle-rooms", 0, "idle: each connection joins one of this many rooms before the hold, so that the figure includes room membership (0: none)")
@@ -105,7 +124,8 @@ func parseOptions(args []string, out io.Writer) (*options, error) {
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "switchboard-bench: load a Switchboard deployment and measure it.\n\n"+
 			"Usage: switchboard-bench [flags] room|broadcast|idle|churn|recover|presence\n"+
-			"       switchboard-bench serve [--kind switchboard|baseline] [--count N] [--read-buffer B]\n\n"+
+			"       switchboard-bench serve [--kind switchboard|baseline] [--count N] [--read-buffer B]\n"+
+			"       switchboard-bench worker --index K -- [flags] SCENARIO   (a load process of --processes N)\n\n"+
 			"Target: --nodes URLs (an existing deployment) or --inprocess N; add --baseline for the\n"+
 			"bare-gws reference measured in the same run. Output: a summary and one JSON line on stdout,\n"+
 			"progress on stderr.\n\nFlags:\n")
@@ -128,6 +148,8 @@ func parseOptions(args []string, out io.Writer) (*options, error) {
 		return nil, errors.New("want exactly one scenario: room, broadcast, idle, churn, recover or presence")
 	}
 	o.scenario = rest[0]
+	o.windowSet = flagSet(fs, "window")
+	o.args = append([]string(nil), args0...)
 	if o.scenario == "recover" && !flagSet(fs, "messages") {
 		o.messages = recoverMessages
 	}
@@ -138,6 +160,9 @@ func parseOptions(args []string, out io.Writer) (*options, error) {
 	}
 	var err error
 	if o.sourceIPs, err = parseSourceIPs(*srcIPs); err != nil {
+		return nil, err
+	}
+	if o.offered, err = parseOffered(*offered); err != nil {
 		return nil, err
 	}
 	return o, o.validate()
@@ -242,6 +267,16 @@ func (o *options) validate() error {
 		if o.cycles < 1 || o.cycles > maxCycles || o.concurrency < 1 || o.concurrency > 1024 {
 			bad("--cycles must be 1-%d and --concurrency 1-1024", maxCycles)
 		}
+	}
+	o.validateOffered(bad)
+	if o.processes < 1 || o.processes > 64 {
+		bad("--processes must be 1-64")
+	}
+	if o.processes > 1 && o.scenario != "room" && o.scenario != "broadcast" && o.scenario != "idle" {
+		bad("--processes: room, broadcast and idle only")
+	}
+	if o.workerCommand != "" && o.processes < 2 {
+		bad("--worker-command needs --processes 2 or more")
 	}
 	if conns > maxConnections {
 		bad("at most %d connections per run (this run asks for %d)", maxConnections, conns)

@@ -21,7 +21,9 @@ type Report struct {
 	Env      Env            `json:"env"`
 	Runs     []*Result      `json:"runs"`
 	Baseline []*Result      `json:"baseline,omitempty"`
-	Summary  Summary        `json:"summary"`
+	// Peak holds the bare server's peak runs of an --offered invocation.
+	Peak    []*Result `json:"peak,omitempty"`
+	Summary Summary   `json:"summary"`
 }
 
 // Env identifies the machine and build a report comes from.
@@ -76,8 +78,12 @@ type Summary struct {
 	NotRecovered int64 `json:"not_recovered_total,omitempty"`
 	Wrong        int64 `json:"wrong_total,omitempty"`
 	Failed       int64 `json:"failed_total,omitempty"`
-	Lost         int64 `json:"lost_total"`
-	Errors       int64 `json:"errors_total"`
+	// PeakDeliveriesPerSec is the bare server's peak and Levels the
+	// figures per offered load (--offered).
+	PeakDeliveriesPerSec *Stat          `json:"peak_deliveries_per_sec,omitempty"`
+	Levels               []LevelSummary `json:"levels,omitempty"`
+	Lost                 int64          `json:"lost_total"`
+	Errors               int64          `json:"errors_total"`
 }
 
 func newReport(o *options) *Report {
@@ -87,6 +93,7 @@ func newReport(o *options) *Report {
 		p["rooms"], p["members"], p["messages"], p["size"], p["window"], p["rate"] = o.rooms, o.members, o.messages, o.size, o.window, o.rate
 	case "broadcast":
 		p["clients"], p["messages"], p["size"], p["window"], p["rate"] = o.clients, o.messages, o.size, o.window, o.rate
+		p["source_ips"] = len(o.sourceIPs)
 	case "idle":
 		p["clients"], p["hold"], p["source_ips"] = o.clients, o.hold.String(), len(o.sourceIPs)
 		if o.idleRooms > 0 {
@@ -98,6 +105,19 @@ func newReport(o *options) *Report {
 		p["members"], p["queries"] = o.members, o.queries
 	case "recover":
 		p["clients"], p["rooms"], p["messages"], p["size"], p["dial_concurrency"] = o.clients, o.rooms, o.messages, o.size, o.dialWorkers
+	}
+	if o.rate > 0 {
+		p["closed_loop"] = o.closedLoop()
+	}
+	if len(o.offered) > 0 {
+		var ls []string
+		for _, l := range o.offered {
+			ls = append(ls, l.String())
+		}
+		p["offered"], p["level_time"] = ls, o.levelTime.String()
+	}
+	if o.processes > 1 {
+		p["processes"] = o.processes
 	}
 	// users 0: one user id per connection.
 	p["users"] = o.users
@@ -135,6 +155,16 @@ func (rep *Report) summarize() {
 	rss := func(r *Result) (float64, bool) { return idleRSS(r), r.Idle != nil }
 	churn := func(r *Result) (float64, bool) { return churnRate(r), r.Churn != nil }
 	s := &rep.Summary
+	for _, r := range append(append(append([]*Result(nil), rep.Runs...), rep.Baseline...), rep.Peak...) {
+		s.Lost += r.Lost
+		s.Errors += r.Errors
+	}
+	if len(rep.Peak) > 0 || len(rep.Runs) > 0 && rep.Runs[0].Level != "" {
+		// Runs at different offered loads: figures per level only.
+		s.PeakDeliveriesPerSec = stat(pick(rep.Peak, dps))
+		s.Levels = summarizeLevels(rep.Runs, rep.Baseline)
+		return
+	}
 	s.DeliveriesPerSec, s.BaselineDeliveriesPerSec = stat(pick(rep.Runs, dps)), stat(pick(rep.Baseline, dps))
 	s.P99, s.BaselineP99 = stat(pick(rep.Runs, p99)), stat(pick(rep.Baseline, p99))
 	s.RSSPerConn, s.BaselineRSSPerConn = stat(pick(rep.Runs, rss)), stat(pick(rep.Baseline, rss))
@@ -176,10 +206,6 @@ func (rep *Report) summarize() {
 		}
 	}
 	s.Ratio = stat(ratios)
-	for _, r := range append(append([]*Result(nil), rep.Runs...), rep.Baseline...) {
-		s.Lost += r.Lost
-		s.Errors += r.Errors
-	}
 }
 
 func latP99(r *Result) float64 {
@@ -208,8 +234,14 @@ func (rep *Report) write(w io.Writer) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "scenario %s  %v\n", rep.Scenario, formatParams(rep.Params))
 	fmt.Fprintf(&b, "machine  %d cpu (%s), GOMAXPROCS %d, %s, commit %s\n", rep.Env.NumCPU, rep.Env.CPUModel, rep.Env.GOMAXPROCS, rep.Env.GoVersion, orDash(rep.Env.Commit))
-	for _, r := range append(append([]*Result(nil), rep.Runs...), rep.Baseline...) {
+	for _, r := range append(append(append([]*Result(nil), rep.Peak...), rep.Runs...), rep.Baseline...) {
 		fmt.Fprintf(&b, "%-11s %-9s nodes=%d clients=%d", r.Server, r.Where, r.Nodes, r.Clients)
+		if r.Processes > 1 {
+			fmt.Fprintf(&b, " processes=%d", r.Processes)
+		}
+		if r.Level != "" {
+			fmt.Fprintf(&b, " offered=%.0f/s (%s)", r.Offered, r.Level)
+		}
 		if c := r.Connect; c != nil {
 			fmt.Fprintf(&b, " connect=%.2fs (p99 %.1fms, %d failed)", c.Seconds, c.Latency.P99, c.Failed)
 		}
@@ -244,6 +276,7 @@ func (rep *Report) write(w io.Writer) {
 		b.WriteByte('\n')
 	}
 	s := rep.Summary
+	writeLevels(&b, s.PeakDeliveriesPerSec, s.Levels)
 	line := func(name string, st *Stat, unit string) {
 		if st != nil {
 			fmt.Fprintf(&b, "%-28s median %.2f%s (range %.2f-%.2f, %d runs)\n", name, st.Median, unit, st.Min, st.Max, st.N)

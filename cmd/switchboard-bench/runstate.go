@@ -10,7 +10,7 @@ import (
 // it is atomic or immutable after newRunState.
 type runState struct {
 	start     time.Time
-	perMsg    int32            // recipients of each message
+	perMsg    []int32          // [room]: recipients of each of its messages (in this process)
 	counts    [][]atomic.Int32 // [room][seq]: recipients that got it
 	completed []atomic.Int64   // [room]: messages every recipient got (in order, see deliver)
 	progress  []chan struct{}  // [room]: poked when completed grows (capacity 1)
@@ -22,8 +22,11 @@ type runState struct {
 	latency   histogram
 }
 
-func newRunState(rooms, messages, recipients int) *runState {
-	r := &runState{perMsg: int32(recipients)}
+// newRunState tracks messages per room; recipients[room] is how many
+// connections of this process receive each message of that room.
+func newRunState(messages int, recipients []int32) *runState {
+	rooms := len(recipients)
+	r := &runState{perMsg: recipients}
 	r.counts = make([][]atomic.Int32, rooms)
 	r.completed = make([]atomic.Int64, rooms)
 	r.progress = make([]chan struct{}, rooms)
@@ -45,7 +48,7 @@ func (r *runState) deliver(room, seq int, d time.Duration) {
 	r.latency.Record(d)
 	r.delivered.Add(1)
 	r.lastAt.Store(time.Now().UnixNano())
-	if r.counts[room][seq].Add(1) == r.perMsg {
+	if r.counts[room][seq].Add(1) == r.perMsg[room] {
 		r.completed[room].Add(1)
 		select {
 		case r.progress[room] <- struct{}{}:
@@ -60,4 +63,13 @@ func (r *runState) lastDelivery() time.Time {
 		return time.Unix(0, n)
 	}
 	return r.start
+}
+
+// sameRecipients is a recipients slice for rooms that all have n.
+func sameRecipients(rooms, n int) []int32 {
+	out := make([]int32, rooms)
+	for i := range out {
+		out[i] = int32(n)
+	}
+	return out
 }

@@ -36,6 +36,11 @@ type Result struct {
 	// ServerCPUPerDelivery is the server process's CPU time per delivery, in
 	// microseconds; only when the tool runs the server in a child process.
 	ServerCPUPerDelivery float64 `json:"server_cpu_us_per_delivery,omitempty"`
+	// Level and Offered name the --offered load of the run (deliveries/s).
+	Level   string  `json:"level,omitempty"`
+	Offered float64 `json:"offered_deliveries_per_sec,omitempty"`
+	// Processes is how many load processes held the clients.
+	Processes int `json:"processes,omitempty"`
 
 	Idle     *IdleStats     `json:"idle,omitempty"`
 	Churn    *ChurnStats    `json:"churn,omitempty"`
@@ -45,10 +50,11 @@ type Result struct {
 
 // ConnectStats describe the connect phase.
 type ConnectStats struct {
-	Seconds float64 `json:"seconds"`
-	PerSec  float64 `json:"per_sec"`
-	Failed  int     `json:"failed"`
-	Latency Latency `json:"latency"`
+	Seconds float64    `json:"seconds"`
+	PerSec  float64    `json:"per_sec"`
+	Failed  int        `json:"failed"`
+	Latency Latency    `json:"latency"`
+	hist    *histogram // the dial-to-welcome times, for merging across load processes
 }
 
 // run is one scenario run against one target.
@@ -59,6 +65,9 @@ type run struct {
 	runID string
 	cpu0  time.Duration
 	phase atomic.Pointer[phaseInfo] // written by the scenario, read by progress
+	// pool holds the clients when they are spread over load processes
+	// (--processes); nil when this process holds them.
+	pool *workerPool
 }
 
 // phaseInfo names what a run is doing; detail, if set, adds live counts.
@@ -128,7 +137,7 @@ func (r *run) roomName(i int) string { return "bench-" + r.runID + "-" + strconv
 // every dial failed or ctx ended.
 func (r *run) connect(ctx context.Context, specs []clientSpec, rs *runState) ([]*loadClient, *ConnectStats, error) {
 	clients := make([]*loadClient, len(specs))
-	var lat histogram
+	lat := new(histogram)
 	var done, failed atomic.Int64
 	var firstErr atomic.Pointer[error]
 	r.setPhase("connecting", func() string { return fmt.Sprintf("%d/%d (%d failed)", done.Load(), len(specs), failed.Load()) })
@@ -171,7 +180,7 @@ func (r *run) connect(ctx context.Context, specs []clientSpec, rs *runState) ([]
 	}
 	wg.Wait()
 	el := time.Since(start)
-	cs := &ConnectStats{Seconds: el.Seconds(), PerSec: float64(done.Load()) / el.Seconds(), Failed: int(failed.Load()), Latency: lat.Summary()}
+	cs := &ConnectStats{Seconds: el.Seconds(), PerSec: float64(done.Load()) / el.Seconds(), Failed: int(failed.Load()), Latency: lat.Summary(), hist: lat}
 	if p := firstErr.Load(); p != nil && !r.o.quiet {
 		fmt.Fprintf(r.log, "connect: %d failed; first: %v\n", failed.Load(), *p)
 	}

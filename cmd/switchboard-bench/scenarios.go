@@ -8,76 +8,6 @@ import (
 	"time"
 )
 
-// roomScenario: R rooms of M members spread over the nodes, one publisher
-// per room (member 0, itself a member: room messages reach the sender too).
-// Member i of room r connects to node (r+i) mod N, so with several nodes
-// every room spans them and its messages cross the broker.
-func (r *run) roomScenario(ctx context.Context) (*Result, error) {
-	o := r.o
-	n := len(r.t.urls)
-	specs := make([]clientSpec, 0, o.rooms*o.members)
-	for room := 0; room < o.rooms; room++ {
-		for i := 0; i < o.members; i++ {
-			specs = append(specs, clientSpec{user: r.userID(len(specs)), node: (room + i) % n, room: room})
-		}
-	}
-	rs := newRunState(o.rooms, o.messages, o.members)
-	res := r.result(len(specs))
-	clients, cs, err := r.connect(ctx, specs, rs)
-	res.Connect = cs
-	defer r.closeAll(clients)
-	if err != nil {
-		return res, err
-	}
-	if cs.Failed > 0 {
-		return res, fmt.Errorf("%d of %d connections failed", cs.Failed, len(specs))
-	}
-	if err := r.joinAll(ctx, clients); err != nil {
-		return res, err
-	}
-	r.quiesce(ctx, 30*time.Second)
-	pubs := make([]publisher, o.rooms)
-	for room := range pubs {
-		name := r.roomName(room)
-		pubs[room] = publisher{c: clients[room*o.members], room: room, frame: func(dst []byte, seq int, now time.Time) []byte {
-			return appendRoomMessage(dst, name, room, seq, now, o.size)
-		}}
-	}
-	r.publish(ctx, pubs, rs, res)
-	clientTotals(res, clients)
-	return res, nil
-}
-
-// broadcastScenario: C clients, client 0 sends chat messages, which reach
-// every other connection (chat skips the sender's own connections).
-func (r *run) broadcastScenario(ctx context.Context) (*Result, error) {
-	o := r.o
-	n := len(r.t.urls)
-	specs := make([]clientSpec, o.clients)
-	specs[0] = clientSpec{user: "b" + r.runID + "-sender", room: -1}
-	for i := 1; i < o.clients; i++ {
-		specs[i] = clientSpec{user: r.userID(i), node: i % n, room: -1}
-	}
-	rs := newRunState(1, o.messages, o.clients-1)
-	res := r.result(len(specs))
-	clients, cs, err := r.connect(ctx, specs, rs)
-	res.Connect = cs
-	defer r.closeAll(clients)
-	if err != nil {
-		return res, err
-	}
-	if cs.Failed > 0 {
-		return res, fmt.Errorf("%d of %d connections failed", cs.Failed, len(specs))
-	}
-	r.quiesce(ctx, 30*time.Second)
-	pubs := []publisher{{c: clients[0], room: 0, frame: func(dst []byte, seq int, now time.Time) []byte {
-		return appendChat(dst, seq, now, o.size)
-	}}}
-	r.publish(ctx, pubs, rs, res)
-	clientTotals(res, clients)
-	return res, nil
-}
-
 // IdleStats describe the memory the nodes hold per idle connection.
 type IdleStats struct {
 	Connections int64  `json:"connections"` // as reported by the nodes
@@ -112,18 +42,25 @@ type IdleStats struct {
 	FramesOut int64 `json:"frames_out"`
 }
 
+// idleSpecs are the idle scenario's clients, spread over the nodes, each
+// in one of --idle-rooms rooms if set.
+func (r *run) idleSpecs() []clientSpec {
+	n := len(r.t.urls)
+	specs := make([]clientSpec, r.o.clients)
+	for i := range specs {
+		specs[i] = clientSpec{user: r.userID(i), node: i % n, room: -1}
+		if r.o.idleRooms > 0 {
+			specs[i].room = i % r.o.idleRooms
+		}
+	}
+	return specs
+}
+
 // idleScenario holds C connections for --hold and reports the node's memory
 // per connection from /stats (rss_bytes) sampled before and after.
 func (r *run) idleScenario(ctx context.Context) (*Result, error) {
 	o := r.o
-	n := len(r.t.urls)
-	specs := make([]clientSpec, o.clients)
-	for i := range specs {
-		specs[i] = clientSpec{user: r.userID(i), node: i % n, room: -1}
-		if o.idleRooms > 0 {
-			specs[i].room = i % o.idleRooms
-		}
-	}
+	specs := r.idleSpecs()
 	res := r.result(len(specs))
 	gc := r.gcAll(ctx)
 	before, err := sumStats(ctx, r.t.urls)
@@ -132,16 +69,22 @@ func (r *run) idleScenario(ctx context.Context) (*Result, error) {
 	}
 	r.startCPU()
 	start := time.Now()
-	clients, cs, err := r.connect(ctx, specs, nil)
+	var clients []*loadClient
+	var cs *ConnectStats
+	if r.pool != nil {
+		res.Processes = len(r.pool.workers)
+		cs, err = r.pool.connect(ctx, r)
+		defer r.pool.close(r, res)
+	} else {
+		clients, cs, err = r.connect(ctx, specs, nil)
+		defer r.closeAll(clients)
+		if err == nil && o.idleRooms > 0 {
+			err = r.joinAll(ctx, clients)
+		}
+	}
 	res.Connect = cs
-	defer r.closeAll(clients)
 	if err != nil {
 		return res, err
-	}
-	if o.idleRooms > 0 {
-		if err := r.joinAll(ctx, clients); err != nil {
-			return res, err
-		}
 	}
 	// A storm with connection events on keeps the nodes busy long after the
 	// last welcome: wait for it while the run's time allows.
