@@ -51,6 +51,19 @@ func TestBroadcastTwoProcessesAtRate(t *testing.T) {
 	}
 }
 
+// --worker-command starts each load process through sh with $SBB_WORKER
+// set, as one would through ssh on other machines.
+func TestWorkerCommand(t *testing.T) {
+	goroutinesSettle(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := `test "$SBB_WORKER" -ge 0 && exec ` + shellQuote(exe)
+	rep := runBench(t, "--inprocess", "1", "--processes", "2", "--worker-command", cmd, "--connection-events", "off", "--clients", "50", "--messages", "5", "broadcast")
+	checkDelivery(t, rep.Runs[0], 50, 49*5)
+}
+
 func TestIdleTwoProcesses(t *testing.T) {
 	goroutinesSettle(t)
 	rep := runBench(t, "--inprocess", "1", "--processes", "2", "--connection-events", "off", "--clients", "101", "--idle-rooms", "3", "--hold", "50ms", "idle")
