@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -12,6 +13,7 @@ import (
 // ClusterClient, runs sharded pub/sub, fails a shard over, migrates a slot,
 // and checks that Stop leaves no process listening.
 func TestCluster(t *testing.T) {
+	baseline := runtime.NumGoroutine()
 	start := time.Now()
 	c := StartCluster(t, ClusterOptions{})
 	t.Logf("started in %v", time.Since(start))
@@ -30,7 +32,6 @@ func TestCluster(t *testing.T) {
 	}
 
 	sub := cl.SSubscribe(ctx, "ch{x}")
-	defer sub.Close()
 	if _, err := sub.ReceiveTimeout(ctx, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -40,6 +41,9 @@ func TestCluster(t *testing.T) {
 	msg, err := sub.ReceiveMessage(ctx)
 	if err != nil || msg.Payload != "hello" {
 		t.Fatalf("got %v %v", msg, err)
+	}
+	if err := sub.Close(); err != nil {
+		t.Fatal(err)
 	}
 
 	t0 := time.Now()
@@ -75,5 +79,12 @@ func TestCluster(t *testing.T) {
 			conn.Close()
 			t.Errorf("%s still accepts connections", a)
 		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > baseline {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines after Stop, %d before", runtime.NumGoroutine(), baseline)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
