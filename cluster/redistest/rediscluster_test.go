@@ -9,13 +9,13 @@ import (
 	"time"
 )
 
-// TestCluster starts a 3+3 cluster, writes keys over every shard through a
+// TestCluster starts a 3+3 cluster with a password, writes keys over every shard through a
 // ClusterClient, runs sharded pub/sub, fails a shard over, migrates a slot,
 // and checks that Stop leaves no process listening.
 func TestCluster(t *testing.T) {
 	baseline := runtime.NumGoroutine()
 	start := time.Now()
-	c := StartCluster(t, ClusterOptions{})
+	c := StartCluster(t, ClusterOptions{Password: "secret"}) // AUTH on every path: redis-cli, replication, MIGRATE
 	t.Logf("started in %v", time.Since(start))
 	ctx := context.Background()
 	cl := c.Client()
