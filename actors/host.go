@@ -22,6 +22,7 @@ import (
 type actorHost struct {
 	sys  *actor.ActorSystem
 	root *actor.RootContext
+	pool *actorPool // runs Spec.Pooled actors; nil: they get the default dispatcher
 }
 
 var _ port.ActorHost = (*actorHost)(nil)
@@ -29,7 +30,7 @@ var _ port.ActorHost = (*actorHost)(nil)
 // Actors is the node's actor host: the actor API (package port) over the
 // node's actor system, for brokers (it is BrokerHost.Actors) and for
 // programs that add actors of their own without importing protoactor.
-func (n *Node) Actors() port.ActorHost { return &actorHost{sys: n.system, root: n.root} }
+func (n *Node) Actors() port.ActorHost { return &actorHost{sys: n.system, root: n.root, pool: n.pool} }
 
 // ref is the handle on one of the node's actors.
 func (n *Node) ref(pid *actor.PID) port.Ref { return refOf(n.root, pid) }
@@ -113,9 +114,12 @@ func (h *actorHost) Detached() (port.ActorHost, func()) {
 
 // props turns a Spec into protoactor Props.
 func (h *actorHost) props(spec port.Spec) *actor.Props {
-	opts := make([]actor.PropsOption, 0, 3)
-	if spec.Priority {
+	opts := make([]actor.PropsOption, 0, 4)
+	switch {
+	case spec.Priority:
 		opts = append(opts, actor.WithMailbox(actor.UnboundedPriority()))
+	case spec.Pooled && h.pool != nil:
+		opts = append(opts, h.pool.pooled()...)
 	}
 	if spec.RestartChild != nil {
 		opts = append(opts, actor.WithSupervisor(&restartAfter{root: h.root, decide: spec.RestartChild}))

@@ -257,7 +257,7 @@ func (h *hub) join(ctx actor.Context, m *joinRoom) {
 		}
 	}
 	if !ok {
-		props := actor.PropsFromProducer(func() actor.Actor { return newRoom(h.node, m.room) })
+		props := actor.PropsFromProducer(func() actor.Actor { return newRoom(h.node, m.room) }, h.node.pool.pooled()...)
 		pid := ctx.SpawnPrefix(props, "room-")
 		e = &roomEntry{pid: pid}
 		h.rooms[m.room] = e

@@ -35,6 +35,9 @@ type Node struct {
 	sessionGuardian actor.SupervisorStrategy
 	// sessionPool runs every session's mailbox (see sessionDispatcher).
 	sessionPool *sessionDispatcher
+	// pool runs the mailboxes of rooms and of pooled broker actors (see
+	// actorPool).
+	pool *actorPool
 	// sessionProps spawns the sessions of Connect.
 	sessionProps *actor.Props
 	// shutDown is set by the first Shutdown: later calls return at once
@@ -55,6 +58,7 @@ func NewNode(cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, metrics: &Metrics{}, log: cfg.Logger.With(KeyNode, cfg.NodeID), draining: make(chan struct{}), started: time.Now()}
 	n.sessionGuardian = stopSessionOnPanic(n.metrics)
 	n.sessionPool = newSessionDispatcher()
+	n.pool = newActorPool()
 	n.sessionProps = actor.PropsFromProducer(func() actor.Actor { return &session{node: n} },
 		actor.WithGuardian(n.sessionGuardian), actor.WithDispatcher(n.sessionPool))
 	protoLog := slog.New(quietInfo{n.log.Handler()}).With("lib", "protoactor")

@@ -243,6 +243,7 @@ func (b *bus) spawnSub(ctx port.Context, channel string, targets []port.Ref) por
 			return newSubscription(r, channel, self, nil)
 		},
 		Prefix: "sub:" + channel + "#",
+		Pooled: true, // one per channel: see port.Spec
 	})
 	b.bySub[ref.ID()] = channel
 	return ref

@@ -1,0 +1,133 @@
+package actors
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// Every activation scheduled, of both classes and from many goroutines at
+// once, runs exactly once, and no worker outlives the work.
+func TestActorPoolRunsEveryActivationOnce(t *testing.T) {
+	before := runtime.NumGoroutine()
+	p := newActorPool()
+	const producers, each = 8, 5000
+	var ran atomic.Int64
+	var wg sync.WaitGroup
+	for i := range producers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range each {
+				p.schedule(func() { ran.Add(1) }, (i+j)%3 == 0)
+				if j%1000 == 0 {
+					runtime.Gosched() // let workers drain and end between bursts
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for ran.Load() < producers*each || p.running() != 0 || runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			t.Fatalf("ran %d of %d, %d workers, %d goroutines (before %d)", ran.Load(), producers*each, p.running(), runtime.NumGoroutine(), before)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := ran.Load(); n != producers*each {
+		t.Fatalf("ran %d activations, want %d", n, producers*each)
+	}
+	if n := p.queued(); n != 0 {
+		t.Fatalf("%d activations still queued", n)
+	}
+}
+
+// An activation scheduled while the last worker is finishing is not
+// stranded: one at a time, each waited for, many times over.
+func TestActorPoolNoStrandedActivation(t *testing.T) {
+	p := newActorPool()
+	done := make(chan struct{}, 1)
+	for i := range 20000 {
+		p.schedule(func() { done <- struct{}{} }, i%2 == 0)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("activation %d never ran (%d workers, %d queued)", i, p.running(), p.queued())
+		}
+	}
+}
+
+// Teardown waits behind everything else: with the workers busy, a Stop
+// posted to one pooled actor and then a message to another, the message is
+// handled first. This is what keeps a join's room quick while a mass exit
+// stops 100,000 others.
+func TestActorPoolTeardownGoesLast(t *testing.T) {
+	sys := actor.NewActorSystem()
+	defer sys.Shutdown()
+	p := newActorPool()
+	p.max = 1
+
+	var mu sync.Mutex
+	var order []string
+	note := func(s string) {
+		mu.Lock()
+		order = append(order, s)
+		mu.Unlock()
+	}
+	spawn := func(name string) *actor.PID {
+		props := actor.PropsFromFunc(func(c actor.Context) {
+			switch c.Message().(type) {
+			case string:
+				note(name + " message")
+			case *actor.Stopped:
+				note(name + " stopped")
+			}
+		}, p.pooled()...)
+		return sys.Root.Spawn(props)
+	}
+	leaving, staying := spawn("leaving"), spawn("staying")
+	waitUntil(t, "both actors started", func() bool { return p.queued() == 0 && p.running() == 0 })
+
+	// Occupy the only worker, then queue teardown before a message.
+	release := make(chan struct{})
+	busy := make(chan struct{})
+	p.schedule(func() { close(busy); <-release }, false)
+	<-busy
+	sys.Root.Stop(leaving)
+	sys.Root.Send(staying, "hello")
+	waitUntil(t, "both activations queued", func() bool { return p.queued() == 2 })
+	close(release)
+	waitUntil(t, "both handled", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(order) == 2
+	})
+	if order[0] != "staying message" || order[1] != "leaving stopped" {
+		t.Fatalf("handled in the order %q; the message should overtake the teardown", order)
+	}
+}
+
+// The class is the kind of message that woke the mailbox.
+func TestPoolMailboxClassesTeardown(t *testing.T) {
+	m := &poolMailbox{}
+	for _, c := range []struct {
+		msg      any
+		teardown bool
+	}{
+		{&actor.Terminated{}, true},
+		{&actor.Stop{}, true},
+		{&actor.PoisonPill{}, true},
+		{&actor.Started{}, false},
+		{&roomJoin{}, false},
+		{&Inbound{}, false},
+	} {
+		m.MessagePosted(c.msg)
+		if got := m.teardown.Load(); got != c.teardown {
+			t.Errorf("%T: teardown %v, want %v", c.msg, got, c.teardown)
+		}
+	}
+}
