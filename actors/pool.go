@@ -11,7 +11,8 @@ import (
 // actorPool runs the mailbox activations of the actors a node holds by the
 // hundred thousand (rooms; a broker's actor per channel, Spec.Pooled) on a
 // few worker goroutines, from two queues: teardown (an activation that
-// began with a Stop, a PoisonPill or a watched actor's Terminated) waits
+// began with a Stop, a PoisonPill, an Unwatch or a watched actor's
+// Terminated) waits
 // behind everything else.
 //
 // Why: protoactor's default dispatcher starts a goroutine per activation.
@@ -148,12 +149,13 @@ func (m *poolMailbox) Schedule(fn func()) { m.pool.schedule(fn, m.teardown.Load(
 func (m *poolMailbox) Throughput() int { return poolThroughput }
 
 // MessagePosted implements actor.MailboxMiddleware: a watched actor's
-// Terminated, a Stop and a PoisonPill are teardown; everything else, the
-// actor's Started included (a room starts because a join is coming), is
-// urgent.
+// Terminated, a watcher's Unwatch (a stopping session unwatches its rooms
+// just before they hear of its end), a Stop and a PoisonPill are teardown;
+// everything else, the actor's Started included (a room starts because a
+// join is coming), is urgent.
 func (m *poolMailbox) MessagePosted(msg any) {
 	switch msg.(type) {
-	case *actor.Terminated, *actor.Stop, *actor.PoisonPill:
+	case *actor.Terminated, *actor.Unwatch, *actor.Stop, *actor.PoisonPill:
 		m.teardown.Store(true)
 	default:
 		m.teardown.Store(false)

@@ -121,6 +121,8 @@ func TestPoolMailboxClassesTeardown(t *testing.T) {
 		{&actor.Terminated{}, true},
 		{&actor.Stop{}, true},
 		{&actor.PoisonPill{}, true},
+		{&actor.Unwatch{}, true},
+		{&actor.Watch{}, false},
 		{&actor.Started{}, false},
 		{&roomJoin{}, false},
 		{&Inbound{}, false},
