@@ -70,11 +70,79 @@ func (w *wireConn) Enqueue(frame []byte) bool {
 	return true
 }
 
-// Flush starts the writer if it is not running and there is work.
+// Flush hands what is queued to the kernel. With no writer running, it
+// first tries once on the caller's goroutine without blocking (writeNow):
+// at light load that is the whole batch, a frame or a few, written with no
+// hand-off to a writer goroutine and no write deadline to arm; whatever
+// the socket does not take at once goes to the writer, as before.
 func (w *wireConn) Flush() {
 	w.mu.Lock()
-	w.kickLocked()
+	if w.writing || w.dead || w.closing || len(w.queue) == 0 {
+		w.kickLocked()
+		w.mu.Unlock()
+		return
+	}
+	batch := w.queue
+	w.queue = w.spare[:0]
+	w.spare = nil
+	total := w.pending
+	w.pending = 0
+	w.writing = true // gws's own writes queue behind the batch meanwhile
 	w.mu.Unlock()
+
+	n, tried, err := writeNow(w.Conn, batch)
+
+	w.mu.Lock()
+	w.writing = false
+	switch {
+	case err != nil:
+		w.dead = true
+		clear(w.queue)
+		w.queue = nil
+		w.pending = 0
+		_ = w.Conn.Close()
+	case !tried || n < total:
+		// What the socket did not take goes first, ahead of anything gws
+		// queued meanwhile.
+		w.queue = append(unwritten(batch, n), w.queue...)
+		w.pending += total - n
+	default:
+		w.spare = batch[:0]
+	}
+	clear(batch)
+	if len(w.queue) > 0 || w.dead {
+		w.kickLocked() // the rest, and whatever gws queued meanwhile
+		w.mu.Unlock()
+		return
+	}
+	if w.closing {
+		// Close came during the write and left the close to the writer.
+		w.dead = true
+		_ = w.Conn.Close()
+	}
+	idle := w.onIdle
+	w.mu.Unlock()
+	if idle != nil {
+		idle()
+	}
+}
+
+// unwritten is what is left of batch after its first n bytes were
+// written: a new slice (batch's array is reused), the frames shared.
+func unwritten(batch net.Buffers, n int) net.Buffers {
+	rest := make(net.Buffers, 0, len(batch))
+	for _, b := range batch {
+		switch {
+		case n >= len(b):
+			n -= len(b)
+		case n > 0:
+			rest = append(rest, b[n:])
+			n = 0
+		default:
+			rest = append(rest, b)
+		}
+	}
+	return rest
 }
 
 func (w *wireConn) kickLocked() {
