@@ -15,7 +15,13 @@ import (
 // leaves only once its channel has, again, at least as many subscribers as
 // heard its last publish before (PUBSUB NUMSUB), and a direct message only
 // once the nodes alive before are registered again; FlushWait after the
-// recovery, everything leaves (a node may have died meanwhile). Presence
+// recovery, everything leaves (a node may have died meanwhile). A room
+// publication (outAppend) waits as a publish does: the stream's catch-up
+// read that a late node makes after its resubscription holds only the
+// newest HistorySize publications, and a backlog flushed while that node
+// is away can be longer (after a Sentinel failover, a node whose
+// subscriptions came back 100 ms before another's flushed several hundred
+// into the new primary's stream). Presence
 // updates need no listener and always leave. Order is kept: the first
 // command that must wait holds those behind it. It runs in Open and
 // Verifying (see outState); only Verifying checks.
@@ -32,7 +38,7 @@ func (o *outbox) sendable() (int, time.Duration) {
 	directs := false
 	for _, it := range head {
 		switch it.kind {
-		case outPublish:
+		case outPublish, outAppend:
 			if _, ok := rec.verified[it.channel]; !ok && o.receivers[it.channel] > 0 && !slices.Contains(chans, it.channel) && len(chans) < 256 {
 				chans, want = append(chans, it.channel), append(want, o.receivers[it.channel])
 			}
@@ -90,7 +96,7 @@ func (o *outbox) sendable() (int, time.Duration) {
 	head = o.items[o.head:min(len(o.items), o.head+o.maxBatch)]
 	n := 0
 	for _, it := range head {
-		if it.kind == outPublish && o.receivers[it.channel] > 0 {
+		if (it.kind == outPublish || it.kind == outAppend) && o.receivers[it.channel] > 0 {
 			if _, ok := rec.verified[it.channel]; !ok {
 				break
 			}

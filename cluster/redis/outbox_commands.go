@@ -123,7 +123,7 @@ func (o *outbox) result(it *outItem, cmds []goredis.Cmder) itemStatus {
 			}
 		}
 	case outAppend:
-		pos, dup, err := appendResult(cmds[0])
+		pos, dup, heard, err := appendResult(cmds[0])
 		switch {
 		case goredis.HasErrorPrefix(err, "NOSCRIPT"):
 			o.scripts = false
@@ -142,6 +142,8 @@ func (o *outbox) result(it *outItem, cmds []goredis.Cmder) itemStatus {
 			o.r.stats.appended.Add(1)
 			if dup {
 				o.r.stats.duplicates.Add(1)
+			} else {
+				o.noteReceivers(it.channel, heard) // its audience, for sendable
 			}
 			if it.appended != nil {
 				it.appended(pos, nil)

@@ -19,8 +19,9 @@ import "time"
 //	Held       a publish heard by nobody on a channel    held, the unheard publishes back at its head
 //	           that had an audience, and this node's
 //	           probe channels without their subscriber
-//	Verifying  every connection up again after a fault   a publish leaves once its channel has the
-//	                                                     audience it had before (PUBSUB NUMSUB), a
+//	Verifying  every connection up again after a fault   a publish (or room publication) leaves once
+//	                                                     its channel has the audience it had before
+//	                                                     (PUBSUB NUMSUB), a
 //	                                                     direct message once the nodes alive before
 //	                                                     are registered again; presence always; the
 //	                                                     first that must wait holds those behind it

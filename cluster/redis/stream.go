@@ -135,19 +135,22 @@ func (o *outbox) appendArgs(it *outItem) []any {
 		it.tmpl[0], it.tmpl[2], it.tmpl[4]}
 }
 
-// appendResult reads appendScript's reply.
-func appendResult(cmd goredis.Cmder) (wire.Position, bool, error) {
+// appendResult reads appendScript's reply: the position, whether it was a
+// duplicate, and how many subscribers its PUBLISH reached (0 for a
+// duplicate: it was not published again).
+func appendResult(cmd goredis.Cmder) (wire.Position, bool, int64, error) {
 	vals, err := cmd.(*goredis.Cmd).Slice()
 	if err != nil {
-		return wire.Position{}, false, err
+		return wire.Position{}, false, 0, err
 	}
 	if len(vals) != 4 {
-		return wire.Position{}, false, errBadReply
+		return wire.Position{}, false, 0, errBadReply
 	}
 	epoch, _ := vals[0].(string)
 	off, _ := vals[1].(int64)
 	dup, _ := vals[2].(int64)
-	return wire.Position{Offset: uint64(off), Epoch: epoch}, dup == 1, nil
+	heard, _ := vals[3].(int64)
+	return wire.Position{Offset: uint64(off), Epoch: epoch}, dup == 1, heard, nil
 }
 
 // Read implements port.Broker: readScript, through readAsync.
@@ -165,8 +168,16 @@ func (r *Broker) Read(channel string, q port.StreamQuery, done func(port.StreamR
 // connection, in a goroutine of its own, at most maxReads at a time; when
 // read fails, when maxReads are in flight and while Redis is unreachable,
 // unavailable is called instead (at once in the last two cases).
+//
+// Unreachable means the outbox writer's last round trip failed and no
+// pub/sub connection is up. The writer's flag alone lags a recovery: the
+// pub/sub connections come back first, and the writer learns it only at
+// its next round trip. Refused meanwhile, the catch-up read that a room
+// makes right after its resubscription (what was published while its
+// subscription was down) would leave the room going on past a gap that
+// history still holds.
 func (r *Broker) readAsync(read func() error, unavailable func()) {
-	if !r.running.Load() || r.closed.Load() || r.out.failing.Load() {
+	if up, _ := r.health.upCount(); !r.running.Load() || r.closed.Load() || r.out.failing.Load() && up == 0 {
 		unavailable()
 		return
 	}
