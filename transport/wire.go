@@ -115,16 +115,22 @@ func (w *wireConn) Flush() {
 		w.mu.Unlock()
 		return
 	}
-	if w.closing {
-		// Close came during the write and left the close to the writer.
-		w.dead = true
-		_ = w.Conn.Close()
-	}
-	idle := w.onIdle
+	idle := w.idleLocked() // Close may have come during the write
 	w.mu.Unlock()
 	if idle != nil {
 		idle()
 	}
+}
+
+// idleLocked ends a turn of writing that left nothing queued: a connection
+// whose Close came meanwhile (and left the close to the writer) is closed
+// now. It returns the test hook, to be called once mu is released.
+func (w *wireConn) idleLocked() func() {
+	if w.closing && !w.dead {
+		w.dead = true
+		_ = w.Conn.Close()
+	}
+	return w.onIdle
 }
 
 // unwritten is what is left of batch after its first n bytes were
@@ -226,11 +232,7 @@ func (w *wireConn) run() {
 		w.mu.Lock()
 		if len(w.queue) == 0 || w.dead {
 			w.writing = false
-			if w.closing && !w.dead {
-				w.dead = true
-				_ = w.Conn.Close()
-			}
-			idle := w.onIdle
+			idle := w.idleLocked()
 			w.mu.Unlock()
 			if idle != nil {
 				idle()
