@@ -45,6 +45,12 @@ type config struct {
 	MassExit int
 	// Faults, when not empty, restricts the run to these fault kinds.
 	Faults []string
+	// Rounds is how many times the short form injects every fault kind.
+	// Zero: 1.
+	Rounds int
+	// RedisTopology is the Redis the nodes run on (topology.go):
+	// standalone, sentinel or cluster. Zero: standalone.
+	RedisTopology string
 	// PingInterval and PongTimeout are the nodes' heartbeat. Zero: 1 s each.
 	PingInterval, PongTimeout time.Duration
 	// DrainTimeout is the nodes' --drain-timeout. Zero: 3 s.
@@ -101,6 +107,12 @@ func (c *config) normalize() error {
 			}
 		}
 	}
+	if c.Rounds == 0 {
+		c.Rounds = 1
+	}
+	if c.RedisTopology == "" {
+		c.RedisTopology = topoStandalone
+	}
 	if c.Out == nil {
 		c.Out = os.Stdout
 	}
@@ -118,6 +130,12 @@ func (c *config) normalize() error {
 		return errors.New("duration must not be negative")
 	case c.MassExit < 1 || c.MassExit > 500_000:
 		return errors.New("mass-exit must be 1..500000 memberships")
+	case c.Rounds < 1:
+		return errors.New("rounds must be at least 1")
+	case !contains(topologyNames, c.RedisTopology):
+		return fmt.Errorf("unknown redis topology %q (known: %s)", c.RedisTopology, strings.Join(topologyNames, ", "))
+	case c.NoRedis && c.RedisTopology != topoStandalone:
+		return errors.New("no-redis runs without Redis: it takes no redis topology")
 	}
 	for _, f := range c.Faults {
 		if _, ok := faultByName[f]; !ok {

@@ -13,7 +13,10 @@ type fault struct {
 	name       string
 	needsRedis bool
 	needsNodes int
-	inject     func(ctx context.Context, s *suite, round int) faultResult
+	// skipOn, when set, says why the fault cannot run on a Redis topology
+	// ("" when it can).
+	skipOn func(topology string) string
+	inject func(ctx context.Context, s *suite, round int) faultResult
 }
 
 type faultResult struct {
@@ -36,8 +39,9 @@ var faults = []*fault{
 	{name: "subscription-kill", needsRedis: true, inject: killSubscriptions},
 	{name: "redis-pause", needsRedis: true, inject: pauseRedis},
 	{name: "redis-pubsub-kill", needsRedis: true, inject: killPubSub},
-	{name: "redis-stop", needsRedis: true, inject: stopRedis(false)},
-	{name: "redis-crash", needsRedis: true, inject: stopRedis(true)},
+	{name: "redis-stop", needsRedis: true, skipOn: standaloneOnly, inject: stopRedis(false)},
+	{name: "redis-crash", needsRedis: true, skipOn: standaloneOnly, inject: stopRedis(true)},
+	{name: "sentinel-failover", needsRedis: true, skipOn: sentinelOnly, inject: sentinelFailover},
 	{name: "node-kill", inject: killNode},
 	{name: "node-term", inject: termNode},
 	{name: "rolling-deploy", needsNodes: 2, inject: rollingDeploy},

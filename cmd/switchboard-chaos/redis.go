@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -16,14 +17,23 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// redisProc is the cluster's redis-server: a real process on a fixed
-// loopback port, which the suite stops, kills, pauses and starts again on
-// the same port. admin is a separate connection for the suite's own
-// commands (faults and subscription counts); it reconnects by itself.
+// redisProc is one redis-server of the topology (topology.go): a real
+// process on a fixed loopback port, which the suite stops, kills, pauses
+// and starts again on the same port. admin is a separate connection for the
+// suite's own commands (faults and subscription counts); it reconnects by
+// itself. The controller sets extra between starts (a server restarted as
+// a replica); the rest below mu is shared with the goroutine that waits for
+// the process.
 type redisProc struct {
+	name  string // names its logs: redis, redis-a, sentinel-1
 	port  int
 	dir   string
 	admin *redis.Client
+	// extra are more redis-server arguments (--replicaof HOST PORT, ...).
+	extra []string
+	// sentinelConf, when set, runs the process as a sentinel with this
+	// configuration file (which names its own log).
+	sentinelConf string
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -31,7 +41,7 @@ type redisProc struct {
 	starts int
 }
 
-func newRedisProc(dir string) (*redisProc, error) {
+func newRedisProc(dir, name string) (*redisProc, error) {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		return nil, errors.New("redis-server not found (apt-get install redis-server)")
 	}
@@ -39,10 +49,10 @@ func newRedisProc(dir string) (*redisProc, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &redisProc{port: port, dir: dir}
+	r := &redisProc{name: name, port: port, dir: dir}
 	r.admin = redis.NewClient(&redis.Options{
 		Addr: r.addr(), DialTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: time.Second,
-		PoolSize: 2, MaxRetries: -1,
+		PoolSize: 2, MaxRetries: -1, Protocol: 2, DisableIdentity: true,
 	})
 	return r, nil
 }
@@ -54,9 +64,14 @@ func (r *redisProc) url() string  { return "redis://" + r.addr() + "/0" }
 func (r *redisProc) start(ctx context.Context) error {
 	r.mu.Lock()
 	r.starts++
-	logPath := filepath.Join(r.dir, fmt.Sprintf("redis.%d.log", r.starts))
-	cmd := exec.Command("redis-server", "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", r.dir, "--logfile", logPath)
+	logPath := filepath.Join(r.dir, fmt.Sprintf("%s.%d.log", r.name, r.starts))
+	args := append([]string{"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", r.dir, "--logfile", logPath}, r.extra...)
+	if r.sentinelConf != "" {
+		logPath = r.sentinelConf
+		args = []string{r.sentinelConf, "--sentinel"}
+	}
+	cmd := exec.Command("redis-server", args...)
 	if err := cmd.Start(); err != nil {
 		r.mu.Unlock()
 		return fmt.Errorf("start redis-server: %w", err)
@@ -76,13 +91,13 @@ func (r *redisProc) start(ctx context.Context) error {
 		}
 		select {
 		case <-exited:
-			return fmt.Errorf("redis-server exited at start (see %s)", logPath)
+			return fmt.Errorf("%s exited at start (see %s)", r.name, logPath)
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("redis-server not answering PING within 5 s: %v", err)
+			return fmt.Errorf("%s not answering PING within 5 s: %v", r.name, err)
 		}
 	}
 }
@@ -114,6 +129,15 @@ func (r *redisProc) running() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.cmd != nil
+}
+
+// role reports whether INFO replication says role (master, slave) and, if
+// want is not empty, contains want (master_link_status:up).
+func (r *redisProc) role(ctx context.Context, role, want string) bool {
+	cctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	info, err := r.admin.Info(cctx, "replication").Result()
+	return err == nil && strings.Contains(info, "role:"+role+"\r\n") && strings.Contains(info, want)
 }
 
 // pause suspends every client's commands for d (CLIENT PAUSE d ALL).

@@ -15,6 +15,8 @@ type report struct {
 	Totals     tally
 	Violations []string
 	Recovery   map[string]time.Duration // longest recovery by fault kind
+	Skipped    map[string]string        // fault kinds the topology cannot take, and why
+	Failovers  []failoverFigure         // sentinel-failover rounds, in order
 	Started    time.Time
 	Took       time.Duration
 	LogDir     string
@@ -40,11 +42,28 @@ func (r *report) print(w io.Writer) {
 		total += r.Faults[k]
 	}
 	fmt.Fprintf(w, " (total %d)\n", total)
+	skipped := make([]string, 0, len(r.Skipped))
+	for k := range r.Skipped {
+		skipped = append(skipped, k)
+	}
+	sort.Strings(skipped)
+	for _, k := range skipped {
+		fmt.Fprintf(w, "  skipped %s: %s\n", k, r.Skipped[k])
+	}
 	fmt.Fprintf(w, "  longest recovery:")
 	for _, k := range names {
 		fmt.Fprintf(w, " %s=%v", k, r.Recovery[k].Round(time.Millisecond))
 	}
 	fmt.Fprintln(w)
+	for i, f := range r.Failovers {
+		if i == 0 {
+			fmt.Fprintf(w, "  failovers (fault to promotion / to nodes subscribed on the new primary):")
+		}
+		fmt.Fprintf(w, " %s %v/%v", f.how, f.promoted.Round(time.Millisecond), f.recovered.Round(time.Millisecond))
+		if i == len(r.Failovers)-1 {
+			fmt.Fprintln(w)
+		}
+	}
 	fmt.Fprintf(w, "  messages: sent %d, acked %d, refused %d (%s), unconfirmed %d, unanswered %d\n",
 		t.Sent, t.Acked, t.Refused, countsString(t.RefusedBy), t.Unconfirmed, t.Unanswered)
 	fmt.Fprintf(w, "  deliveries owed to live members: %d, delivered %d, excused (at-most-once) %d (%s), lost %d\n",

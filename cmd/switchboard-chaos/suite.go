@@ -22,8 +22,8 @@ const maxPendingBytes = 1 << 20
 type suite struct {
 	cfg      config
 	rng      *rand.Rand
-	prefix   string // broker channel prefix of this run
-	redis    *redisProc
+	prefix   string        // broker channel prefix of this run
+	redis    redisTopology // nil with NoRedis
 	nodes    []*nodeProc
 	clients  []*client
 	ledger   *ledger
@@ -34,6 +34,7 @@ type suite struct {
 
 	base         baseline
 	lastNodeKill time.Time // when a node was last SIGKILLed (its presence entries linger until reaped)
+	failovers    int       // sentinel failovers so far: even ones SIGKILL the primary, odd ones are planned
 	report       report
 	wg           sync.WaitGroup
 	stopCli      context.CancelFunc
@@ -51,7 +52,7 @@ func run(ctx context.Context, cfg config) (*report, error) {
 	if cfg.HistorySize > 0 {
 		s.ledger.enableRecovery(cfg.HistorySize)
 	}
-	s.report = report{Faults: map[string]int{}, Recovery: map[string]time.Duration{}, Started: time.Now()}
+	s.report = report{Faults: map[string]int{}, Recovery: map[string]time.Duration{}, Skipped: map[string]string{}, Started: time.Now()}
 
 	dir := cfg.WorkDir
 	removeDir := false
@@ -72,8 +73,12 @@ func run(ctx context.Context, cfg config) (*report, error) {
 		s.teardown()
 		return nil, err
 	}
-	s.printf("chaos: %d nodes, %d clients, %d rooms, seed %d, prefix %s, logs in %s\n",
-		cfg.Nodes, cfg.Clients, cfg.Rooms, cfg.Seed, s.prefix, dir)
+	topo := "in-process broker"
+	if s.redis != nil {
+		topo = "redis " + s.redis.kind()
+	}
+	s.printf("chaos: %d nodes, %d clients, %d rooms, %s, seed %d, prefix %s, logs in %s\n",
+		cfg.Nodes, cfg.Clients, cfg.Rooms, topo, cfg.Seed, s.prefix, dir)
 	s.rounds(ctx)
 	s.finish(ctx)
 	s.report.Took = time.Since(s.report.Started)
@@ -102,15 +107,15 @@ func (s *suite) start(ctx context.Context, dir string) error {
 		"--history-size", strconv.Itoa(max(s.cfg.HistorySize, 0)),
 	}
 	if !s.cfg.NoRedis {
-		r, err := newRedisProc(dir)
+		t, err := newTopology(ctx, s.cfg.RedisTopology, dir, bin)
 		if err != nil {
 			return err
 		}
-		s.redis = r
-		if err := r.start(ctx); err != nil {
+		s.redis = t
+		if err := t.start(ctx); err != nil {
 			return err
 		}
-		args = append(args, "--redis", r.url())
+		args = append(args, t.nodeArgs()...)
 	}
 	for i := 0; i < s.cfg.Nodes; i++ {
 		n, err := newNodeProc(i, bin, dir, args)
@@ -229,17 +234,22 @@ func (s *suite) quiesce(ctx context.Context) {
 	}
 }
 
-// rounds injects faults until the duration elapses (or once each, in the
-// short form).
+// rounds injects faults until the duration elapses (or, in the short
+// form, each kind once per deck, cfg.Rounds decks).
 func (s *suite) rounds(ctx context.Context) {
 	kinds := s.enabledFaults()
+	if len(kinds) == 0 {
+		return
+	}
 	deadline := time.Now().Add(s.cfg.Duration)
 	var deck []*fault
+	decks := 0
 	for i := 1; ctx.Err() == nil; i++ {
 		if len(deck) == 0 {
-			if s.cfg.Duration == 0 && i > 1 {
+			if s.cfg.Duration == 0 && decks == s.cfg.Rounds {
 				return
 			}
+			decks++
 			deck = append(deck, kinds...)
 			if s.cfg.Duration > 0 {
 				s.rng.Shuffle(len(deck), func(a, b int) { deck[a], deck[b] = deck[b], deck[a] })
@@ -251,12 +261,11 @@ func (s *suite) rounds(ctx context.Context) {
 		if s.cfg.Duration > 0 && time.Now().After(deadline) {
 			return
 		}
-		if s.cfg.Duration == 0 && len(deck) == 0 {
-			return
-		}
 	}
 }
 
+// enabledFaults are the kinds this run injects. A kind the topology cannot
+// take is skipped, with its reason in the report.
 func (s *suite) enabledFaults() []*fault {
 	var out []*fault
 	for _, f := range faults {
@@ -265,6 +274,13 @@ func (s *suite) enabledFaults() []*fault {
 		}
 		if len(s.cfg.Faults) > 0 && !contains(s.cfg.Faults, f.name) {
 			continue
+		}
+		if s.redis != nil && f.skipOn != nil {
+			if why := f.skipOn(s.redis.kind()); why != "" {
+				s.report.Skipped[f.name] = why
+				s.printf("skipping %s on redis %s: %s\n", f.name, s.redis.kind(), why)
+				continue
+			}
 		}
 		out = append(out, f)
 	}
