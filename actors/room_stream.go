@@ -25,6 +25,22 @@ import (
 //   - a join with since (recovery): the joiner is sent what it missed.
 // While a position or gap read is in flight, publications wait in early
 // and joins in held; recoveries run beside live traffic (see recovery).
+//
+// A gap read's answer may begin past the next offset: then the room waits
+// for the missing publications before it jumps past them (readWait,
+// room_wait.go).
+//
+// States (reading) and their transitions:
+//
+//	readNone  -> readPos   the broker confirmed the channel; pos unknown
+//	readNone  -> readGap   resubscribed, or a publication skips some
+//	readPos   -> readNone  the top came, or the deadline passed
+//	readGap   -> readNone  the answer follows pos, or the deadline passed
+//	readGap   -> readWait  the answer begins past the next offset
+//	readWait  -> readNone  nothing missing before what is held, or the
+//	                       deadline passed (a gap)
+//
+// Recoveries (readRecover) are not a state: they run beside all of these.
 
 // streamState is the room's part of the stream; see above.
 type streamState struct {
@@ -33,6 +49,10 @@ type streamState struct {
 	reading  readKind // the position or gap read in flight, if any
 	readSeq  uint64   // numbers reads, so that a late reply is recognised
 	early    []*Inbound
+	// During readWait: the epoch waited in, and its publications held
+	// past the next offset, in offset order, without repeats.
+	waitEpoch string
+	waiting   []*Inbound
 	// recovering holds the joins with since whose read is in flight, by
 	// session id; every publication fanned out meanwhile is kept for them.
 	recovering map[string]*recovery
@@ -48,6 +68,7 @@ const (
 	readPos
 	readGap
 	readRecover
+	readWait // not a read: publications the answer lacked may come live
 )
 
 // recovery is a join with since waiting for its read.
@@ -107,11 +128,24 @@ func (r *room) streamSubscribed() bool {
 
 // onPublication takes a numbered publication from the broker.
 func (r *room) onPublication(ctx actor.Context, in *Inbound) {
-	if r.st.reading != readNone {
+	switch r.st.reading {
+	case readNone:
+		r.accept(ctx, in, true)
+	case readWait:
+		r.waitTake(ctx, in, true)
+		r.endWaitIfDone(ctx)
+	default:
 		r.st.early = append(r.st.early, in)
-		return
 	}
-	r.accept(ctx, in, true)
+}
+
+// next is the offset that follows pos in epoch: 1 in another epoch (the
+// stream's history was lost and numbering started again).
+func (r *room) next(epoch string) uint64 {
+	if r.st.posKnown && epoch == r.st.pos.Epoch {
+		return r.st.pos.Offset + 1
+	}
+	return 1
 }
 
 // accept fans in out if it is the next of the stream, drops it if it was
@@ -120,10 +154,7 @@ func (r *room) onPublication(ctx actor.Context, in *Inbound) {
 // the missing ones).
 func (r *room) accept(ctx actor.Context, in *Inbound, mayRead bool) {
 	p := in.Envelope.Pos
-	next := uint64(1)
-	if r.st.posKnown && p.Epoch == r.st.pos.Epoch {
-		next = r.st.pos.Offset + 1
-	}
+	next := r.next(p.Epoch)
 	switch {
 	case !r.st.posKnown || p.Offset == next:
 	case p.Offset < next:
@@ -133,7 +164,7 @@ func (r *room) accept(ctx actor.Context, in *Inbound, mayRead bool) {
 		r.read(readGap, StreamQuery{After: r.st.pos.Offset, Epoch: r.st.pos.Epoch}, "")
 		return
 	default:
-		r.node.metrics.HistoryGaps.Add(1)
+		r.node.metrics.HistoryGaps.Add(int64(p.Offset - next))
 	}
 	r.st.pos, r.st.posKnown = p, true
 	r.enqueueAt(ctx, in.Event, p.Offset)
@@ -155,6 +186,9 @@ func (r *room) onStreamRead(ctx actor.Context, m *streamRead) {
 		if m.kind == readPos {
 			r.st.pos, r.st.posKnown = m.res.Pos, true
 		}
+		if r.beginWait(ctx, m.res.Pubs) {
+			return
+		}
 		r.st.reading = readNone
 		for _, in := range m.res.Pubs {
 			r.accept(ctx, in, false)
@@ -163,22 +197,35 @@ func (r *room) onStreamRead(ctx actor.Context, m *streamRead) {
 	r.endRead(ctx)
 }
 
-// endRead ends a position or gap read: what came meanwhile is fanned out
-// in offset order, and the held joins go in.
+// endRead ends a position or gap read, or a wait: what came meanwhile is
+// fanned out in offset order (past a gap if some are still missing), and
+// the held joins go in.
 func (r *room) endRead(ctx actor.Context) {
 	r.st.reading = readNone
-	early := r.st.early
-	r.st.early = nil
-	slices.SortStableFunc(early, func(a, b *Inbound) int {
-		if a.Envelope.Pos.Epoch != b.Envelope.Pos.Epoch {
-			return 0
-		}
-		return compareOffsets(a.Envelope.Pos.Offset, b.Envelope.Pos.Offset)
-	})
+	early := append(r.st.waiting, r.st.early...)
+	r.st.early, r.st.waiting, r.st.waitEpoch = nil, nil, ""
+	sortStream(early)
 	for _, in := range early {
 		r.accept(ctx, in, false)
 	}
 	r.releaseHeld(ctx)
+}
+
+// sortStream puts publications in stream order: by offset within an
+// epoch, the epochs in the order their first publication came.
+func sortStream(pubs []*Inbound) {
+	rank := make(map[string]int, 1)
+	for _, in := range pubs {
+		if _, ok := rank[in.Envelope.Pos.Epoch]; !ok {
+			rank[in.Envelope.Pos.Epoch] = len(rank)
+		}
+	}
+	slices.SortStableFunc(pubs, func(a, b *Inbound) int {
+		if ea, eb := rank[a.Envelope.Pos.Epoch], rank[b.Envelope.Pos.Epoch]; ea != eb {
+			return ea - eb
+		}
+		return compareOffsets(a.Envelope.Pos.Offset, b.Envelope.Pos.Offset)
+	})
 }
 
 func compareOffsets(a, b uint64) int {
@@ -191,12 +238,16 @@ func compareOffsets(a, b uint64) int {
 	return 0
 }
 
-// onReadTimeout gives up a position or gap read that is late: the room
-// goes on with what it knows (a joiner is then told no position, or a gap
-// stays), rather than keep joins waiting.
+// onReadTimeout gives up a position or gap read that is late, or a wait
+// whose publications did not all come: the room goes on with what it
+// knows (a joiner is then told no position, or a gap stays), rather than
+// keep joins waiting. A wait's end is a gap, not a late read: accept
+// counts it.
 func (r *room) onReadTimeout(ctx actor.Context, m *streamReadTimeout) {
 	if m.seq == r.st.readSeq && r.st.reading != readNone {
-		r.node.metrics.HistoryReadTimeouts.Add(1)
+		if r.st.reading != readWait {
+			r.node.metrics.HistoryReadTimeouts.Add(1)
+		}
 		r.endRead(ctx)
 	}
 }
