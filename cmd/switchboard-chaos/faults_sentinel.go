@@ -17,9 +17,12 @@ func sentinelOnly(topology string) string {
 // sentinelFailover moves the primary to the replica under traffic, in
 // turns by SIGKILL of the primary and by a planned failover (SENTINEL
 // FAILOVER). It waits until every sentinel names the new primary and every
-// node is ready and holds the baseline subscriptions on it, then, after a
-// SIGKILL, starts the dead server again as a replica of the new primary,
-// in sync, so that the next round has a replica to promote.
+// node is ready and holds the baseline subscriptions on it. After a
+// SIGKILL it then starts the dead server again as a replica of the new
+// primary, in sync; after a planned failover it waits until the sentinels
+// have demoted the old primary (about 10 s: they reconfigure it once it
+// has reported the wrong role for 8 s) and it is in sync. Either way the
+// next round has a replica to promote, once the sentinels have seen it.
 //
 // What a failover may cost, and how the ledger counts it. A node's outbox
 // sends each publication as one script that numbers, stores and publishes
@@ -43,7 +46,8 @@ func sentinelOnly(topology string) string {
 // stream in a new epoch; members that rejoin with since across it are
 // told recovered:false and must not see a silent gap. The ledger opens the
 // same window as redis-crash: from the fault (less its pre-slack) until
-// the nodes are subscribed on the new primary (plus the join grace),
+// the nodes are subscribed on the new primary and, after a planned
+// failover, the old primary is demoted (plus the join grace),
 // missing copies between nodes are excused; copies on the sender's node
 // (delivered by the node itself) are owed, and duplicates, reordering and
 // silent gaps are violations as in every round.
@@ -55,14 +59,13 @@ func sentinelFailover(ctx context.Context, s *suite, _ int) faultResult {
 		return res
 	}
 	kill := s.failovers%2 == 0
-	s.failovers++
 	old, err := t.primary(ctx)
 	if err != nil {
 		res.violate("%v", err)
 		return res
 	}
 	replica := t.other(old)
-	if err := t.waitReplicaKnown(ctx, old, replica, 20*time.Second); err != nil {
+	if _, err := t.waitReplicaKnown(ctx, old, replica, sentinelWait); err != nil {
 		res.violate("%v", err)
 		return res
 	}
@@ -79,36 +82,54 @@ func sentinelFailover(ctx context.Context, s *suite, _ int) faultResult {
 		res.violate("%v", err)
 		return res
 	}
+	s.failovers++
 	res.count++
-	promoted, err := t.waitNewPrimary(ctx, old, 30*time.Second)
+	promoted, err := t.waitNewPrimary(ctx, old, sentinelWait)
 	if err != nil {
 		s.ledger.closeWindow(w, time.Now())
 		res.violate("%v", err)
 		res.recovered = time.Since(t0)
 		return res
 	}
-	promotedAfter := time.Since(t0)
+	fig := failoverFigure{how: how, promoted: time.Since(t0)}
 	subscribedAfter, ok := s.waitRecovered(ctx, 20*time.Second)
-	s.ledger.closeWindow(w, time.Now())
-	res.recovered = time.Since(t0)
+	fig.subscribed = time.Since(t0)
 	if !ok {
-		res.violate("nodes not ready and subscribed on the new primary %s within 20 s of its promotion", promoted.name)
+		res.violate("nodes not ready and subscribed on the new primary %s within 20 s of its promotion%s", promoted.name, t.tiltNote(ctx))
 	}
 	res.detail = fmt.Sprintf("%s %s: %s promoted in %v, nodes subscribed %v later",
-		how, old.name, promoted.name, promotedAfter.Round(time.Millisecond), subscribedAfter.Round(time.Millisecond))
+		how, old.name, promoted.name, fig.promoted.Round(time.Millisecond), subscribedAfter.Round(time.Millisecond))
 	if kill {
+		s.ledger.closeWindow(w, time.Now())
+		res.recovered = time.Since(t0)
 		t1 := time.Now()
 		if err := t.startReplica(ctx, old, promoted); err != nil {
 			res.violate("restart %s as a replica: %v", old.name, err)
 		}
 		res.detail += fmt.Sprintf(", %s back as replica in %v", old.name, time.Since(t1).Round(time.Millisecond))
+	} else {
+		// The failover is over once the sentinels have demoted the old
+		// primary (REPLICAOF, and its clients closed): until then it takes
+		// the writes of any node still connected to it.
+		took, err := t.waitInSync(ctx, old, promoted, sentinelWait)
+		s.ledger.closeWindow(w, time.Now())
+		res.recovered = time.Since(t0)
+		if err != nil {
+			res.violate("%v", err)
+		}
+		fig.demoted = time.Since(t0)
+		res.detail += fmt.Sprintf(", %s a replica in sync %v later", old.name, took.Round(time.Millisecond))
 	}
-	s.report.Failovers = append(s.report.Failovers, failoverFigure{how: how, promoted: promotedAfter, recovered: res.recovered})
+	fig.recovered = res.recovered
+	s.report.Failovers = append(s.report.Failovers, fig)
 	return res
 }
 
-// failoverFigure is one failover's timing, for the summary.
+// failoverFigure is one failover's timing from the fault, for the summary.
 type failoverFigure struct {
-	how                 string
-	promoted, recovered time.Duration // fault to promotion, and to nodes subscribed on it
+	how        string
+	promoted   time.Duration // until every sentinel names the new primary
+	subscribed time.Duration // until every node is ready and subscribed on it
+	demoted    time.Duration // planned: until the old primary is a replica in sync
+	recovered  time.Duration // until the window closed
 }

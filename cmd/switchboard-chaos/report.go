@@ -55,14 +55,12 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintf(w, " %s=%v", k, r.Recovery[k].Round(time.Millisecond))
 	}
 	fmt.Fprintln(w)
-	for i, f := range r.Failovers {
-		if i == 0 {
-			fmt.Fprintf(w, "  failovers (fault to promotion / to nodes subscribed on the new primary):")
+	for _, f := range r.Failovers {
+		fmt.Fprintf(w, "  failover %-17s promoted %v, nodes subscribed %v", f.how, f.promoted.Round(time.Millisecond), f.subscribed.Round(time.Millisecond))
+		if f.demoted > 0 {
+			fmt.Fprintf(w, ", old primary a replica %v", f.demoted.Round(time.Millisecond))
 		}
-		fmt.Fprintf(w, " %s %v/%v", f.how, f.promoted.Round(time.Millisecond), f.recovered.Round(time.Millisecond))
-		if i == len(r.Failovers)-1 {
-			fmt.Fprintln(w)
-		}
+		fmt.Fprintf(w, " after the fault\n")
 	}
 	fmt.Fprintf(w, "  messages: sent %d, acked %d, refused %d (%s), unconfirmed %d, unanswered %d\n",
 		t.Sent, t.Acked, t.Refused, countsString(t.RefusedBy), t.Unconfirmed, t.Unanswered)

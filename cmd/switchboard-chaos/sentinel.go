@@ -90,7 +90,8 @@ func (t *sentinelTopology) start(ctx context.Context) error {
 			return err
 		}
 	}
-	return t.waitReplicaKnown(ctx, primary, replica, 20*time.Second)
+	_, err := t.waitReplicaKnown(ctx, primary, replica, sentinelWait)
+	return err
 }
 
 func (t *sentinelTopology) nodeArgs() []string {
@@ -187,7 +188,7 @@ func (t *sentinelTopology) waitNewPrimary(ctx context.Context, old *redisProc, w
 		return got.role(ctx, "master", "")
 	})
 	if !ok {
-		return nil, fmt.Errorf("the sentinels still name %s, or do not agree on its successor, %v after the fault", old.addr(), within)
+		return nil, fmt.Errorf("the sentinels still name %s, or do not agree on its successor, %v after the fault%s", old.name, within, t.tiltNote(ctx))
 	}
 	return got, nil
 }
@@ -199,10 +200,19 @@ func (t *sentinelTopology) startReplica(ctx context.Context, r, primary *redisPr
 	if err := r.start(ctx); err != nil {
 		return err
 	}
-	if _, ok := waitFor(ctx, 20*time.Second, func() bool { return r.role(ctx, "slave", "master_link_status:up") }); !ok {
-		return fmt.Errorf("%s not in sync with %s within 20 s", r.name, primary.name)
+	_, err := t.waitInSync(ctx, r, primary, 20*time.Second)
+	return err
+}
+
+// waitInSync waits until r says it is a replica of primary, in sync.
+func (t *sentinelTopology) waitInSync(ctx context.Context, r, primary *redisProc, within time.Duration) (time.Duration, error) {
+	took, ok := waitFor(ctx, within, func() bool {
+		return r.role(ctx, "slave", "master_port:"+strconv.Itoa(primary.port)+"\r\n") && r.role(ctx, "slave", "master_link_status:up")
+	})
+	if !ok {
+		return took, fmt.Errorf("%s not a replica of %s in sync within %v%s", r.name, primary.name, within, t.tiltNote(ctx))
 	}
-	return nil
+	return took, nil
 }
 
 // replicaKnown returns "" when every sentinel names primary and lists
@@ -240,12 +250,36 @@ func (t *sentinelTopology) replicaKnown(ctx context.Context, primary, replica *r
 }
 
 // waitReplicaKnown waits until replicaKnown holds.
-func (t *sentinelTopology) waitReplicaKnown(ctx context.Context, primary, replica *redisProc, within time.Duration) error {
+func (t *sentinelTopology) waitReplicaKnown(ctx context.Context, primary, replica *redisProc, within time.Duration) (time.Duration, error) {
 	var why string
-	if _, ok := waitFor(ctx, within, func() bool { why = t.replicaKnown(ctx, primary, replica); return why == "" }); !ok {
-		return fmt.Errorf("the sentinels do not know %s as a healthy replica of %s within %v: %s", replica.name, primary.name, within, why)
+	took, ok := waitFor(ctx, within, func() bool { why = t.replicaKnown(ctx, primary, replica); return why == "" })
+	if !ok {
+		return took, fmt.Errorf("the sentinels do not know %s as a healthy replica of %s within %v: %s%s", replica.name, primary.name, within, why, t.tiltNote(ctx))
 	}
-	return nil
+	return took, nil
+}
+
+// sentinelWait bounds every wait on the sentinels' view: a sentinel that
+// sees its timer jump by 2 s or more (the machine stalled) enters TILT
+// mode and does nothing for 30 s.
+const sentinelWait = 45 * time.Second
+
+// tiltNote names the sentinels in TILT mode (INFO sentinel), for a
+// failure message.
+func (t *sentinelTopology) tiltNote(ctx context.Context) string {
+	var tilted []string
+	for _, sn := range t.sentinels {
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		info, err := sn.admin.Info(cctx, "sentinel").Result()
+		cancel()
+		if err == nil && strings.Contains(info, "sentinel_tilt:1") {
+			tilted = append(tilted, sn.name)
+		}
+	}
+	if len(tilted) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%s in TILT mode: their timer jumped 2 s or more, the machine stalled; they act again 30 s later)", strings.Join(tilted, ", "))
 }
 
 // fieldsOf reads one entry of SENTINEL replicas (a flat name, value list).
