@@ -4,9 +4,10 @@
 // Every connection is a session actor, every room with a local member is a
 // room actor, and the hub actor owns the node's directory (users to sessions,
 // room names to room actors). They exchange typed messages only; there is no
-// shared map behind a lock. Rooms and the hub watch sessions, so however a
-// session ends (close, write error, panic, Stop from outside) the same
-// cleanup runs through Terminated.
+// shared map behind a lock. Rooms watch their members, and a session tells
+// the hub when it stops, so however a session ends (close, write error,
+// panic, Stop from outside) the same cleanup runs: Terminated in the rooms,
+// sessionEnded in the hub (both sent once protoactor has stopped it).
 //
 // The package knows nothing of HTTP or Redis. The transport package feeds
 // sessions with decoded client commands and gives them a Conn to write to;

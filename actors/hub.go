@@ -9,8 +9,9 @@ import (
 )
 
 // hub is the node's directory: which sessions are live and whose they are,
-// and which room actor serves each room name. It spawns rooms as children and
-// watches sessions. Its fields are touched only by Receive.
+// and which room actor serves each room name. It spawns rooms as children
+// (and watches them); a session tells it when it ends (sessionEnded). Its
+// fields are touched only by Receive.
 type hub struct {
 	node     *Node
 	sessions map[string]*sessionEntry // session actor id -> entry
@@ -112,6 +113,9 @@ func (h *hub) Receive(ctx actor.Context) {
 		clearVacatedChildSlot(ctx)
 		h.terminated(ctx, m.Who)
 		h.compact()
+	case *sessionEnded:
+		h.terminated(ctx, m.pid)
+		h.compact()
 	case heartbeatTick:
 		for _, e := range h.sessions {
 			ctx.Send(e.pid, m)
@@ -181,7 +185,6 @@ func (h *hub) register(ctx actor.Context, m *registerSession) {
 	if !m.quiet {
 		h.loud[m.pid.Id] = e
 	}
-	ctx.Watch(m.pid)
 	first := len(h.users[m.user]) == 0
 	h.users[m.user] = append(h.users[m.user], m.pid)
 	if first {

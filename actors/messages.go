@@ -53,6 +53,18 @@ type registerSession struct {
 	quiet bool // no connection events for it
 }
 
+// session -> hub: the session has stopped (sent from its *actor.Stopped,
+// which protoactor runs however it ended: close, write error, panic, Stop
+// from outside). It follows the session's registerSession from the same
+// sender, so the hub never sees it first. The hub learns of a session's end
+// from it instead of a watch: a watch cost every idle session ~0.55 KiB
+// (protoactor's watcher set, a map, and the context extras that hold it).
+type sessionEnded struct{ pid *actor.PID }
+
+// IgnoreDeadLetterLogging: a session that stops while the node shuts down
+// finds the hub gone, which is not worth a log line.
+func (*sessionEnded) IgnoreDeadLetterLogging() {}
+
 // session -> hub: join (or silently re-join) a room. The hub forwards it to
 // the room, spawning the room if needed.
 type joinRoom struct {

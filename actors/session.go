@@ -164,6 +164,11 @@ func (s *session) Receive(ctx actor.Context) {
 			s.started(ctx)
 		}
 	case *actor.Stopped:
+		if s.conn != nil {
+			// First, so that nothing that follows can keep the hub from
+			// knowing (it registered the session in started).
+			ctx.Send(s.node.hub, &sessionEnded{pid: s.self})
+		}
 		s.stopped()
 		// Nothing of the session may stay in the rooms' watcher sets, nor
 		// its process behind its PID (release.go).
@@ -192,8 +197,9 @@ func (s *session) started(ctx actor.Context) {
 }
 
 // stopped runs once, whatever ended the session: a close, a write error, a
-// panic (stopSessionOnPanic) or a Stop from outside. Rooms and the hub learn
-// of it through Terminated; here only the connection is released.
+// panic (stopSessionOnPanic) or a Stop from outside. Rooms learn of it
+// through Terminated, the hub through sessionEnded; here only the
+// connection is released.
 func (s *session) stopped() {
 	if s.conn == nil {
 		return // stopped before its sessionInit: it never started

@@ -123,7 +123,8 @@ func TestSessionTokenExpiry(t *testing.T) {
 }
 
 // However a session ends from outside - stopped or crashed - the client is
-// told 1011, and the hub and rooms clean up through Terminated.
+// told 1011, rooms clean up through Terminated and the hub through the
+// session's sessionEnded.
 func TestSessionStoppedOrCrashed(t *testing.T) {
 	for _, crash := range []bool{false, true} {
 		t.Run(map[bool]string{false: "stop", true: "crash"}[crash], func(t *testing.T) {

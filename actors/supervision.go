@@ -14,8 +14,9 @@ import (
 //
 //   - Session: stopSessionOnPanic. A restarted session would keep its PID (so
 //     rooms would still count it) but lose its state (rooms, user), so a panic
-//     stops it instead. Rooms and the hub watch sessions and see Terminated:
-//     the same cleanup as a normal close. The client gets close 1011.
+//     stops it instead. Rooms watch sessions and see Terminated, and the
+//     session's Stopped tells the hub (sessionEnded): the same cleanup as a
+//     normal close. The client gets close 1011.
 //   - Room: resumeRoomOnPanic. The room's member set cannot be rebuilt from
 //     inside, so the failing message is dropped and the room carries on with
 //     its members. A room that panics more than roomMaxPanics times within

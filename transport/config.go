@@ -55,12 +55,15 @@ type Config struct {
 	// AllowBinary accepts binary frames as JSON commands. False: a binary
 	// frame closes the connection with 1008.
 	AllowBinary bool
-	// ReadBufferSize is gws's per-connection read buffer. Zero: 1024. Client
-	// frames are small commands (rate limited), and a frame larger than the
-	// buffer is read straight into its own memory, so a larger buffer only
-	// costs memory on every connection, idle or not: 3 KiB more per
-	// connection at gws's default of 4096. Else MinReadBuffer to
-	// MaxReadBuffer (256 B to 1 MiB).
+	// ReadBufferSize is the read buffer a connection borrows while it reads
+	// a burst of bytes. Zero: 1024. On a socket read through its RawConn
+	// (Unix), a connection holds one only while bytes wait in it, from a
+	// fixed set of at most 256 KiB per server (at least one buffer), and
+	// reads into a 128-byte buffer of its own otherwise (or when every
+	// buffer is lent); elsewhere each connection holds one for its whole
+	// life. Client frames are small commands (rate limited), and a frame
+	// larger than the buffer is read straight into its own memory. Else
+	// MinReadBuffer to MaxReadBuffer (256 B to 1 MiB).
 	ReadBufferSize int
 	// FrameBudgetBytes bounds the memory that all connections together may
 	// reserve for client frames whose header has arrived and whose payload

@@ -39,7 +39,7 @@ import (
 // before the read loop starts.
 //
 // Every connection holds one for its whole life, so its fields are packed
-// (144 bytes with the raw reader): lengths fit 32 bits because
+// (160 bytes with the raw reader and its lent buffer's place): lengths fit 32 bits because
 // MaxMessageBytes is at most 256 MiB, and what only a hostile or a
 // budget-starved client needs (the stash, the verdict) hangs off one
 // pointer.
@@ -77,6 +77,7 @@ type frameLimits struct {
 	maxMessage uint64
 	budget     *frameBudget
 	wait       time.Duration // frameBudgetWait; shorter in tests
+	reads      *readBuffers  // lent to gates that read through a RawConn; nil: gates read into the caller's buffer
 }
 
 // refusedFrame is a verdict on a header, given once the bytes before it are
@@ -109,7 +110,7 @@ const (
 // newFrameGate gates src, whose first bytes are early (bytes the client
 // pipelined behind its upgrade request, already read by net/http).
 func newFrameGate(src io.Reader, early []byte, limits *frameLimits) *frameGate {
-	g := &frameGate{src: src, limits: limits}
+	g := &frameGate{src: src, limits: limits, raw: rawReader{lent: -1}}
 	if len(early) > 0 {
 		g.slow = &gateSlow{stash: early}
 	}
@@ -123,19 +124,26 @@ func newFrameGate(src io.Reader, early []byte, limits *frameLimits) *frameGate {
 // A read loop parks inside Read for as long as its client is idle, so the
 // stack under it is what every idle connection costs: past 2 KiB it
 // doubles to 4. Read therefore keeps a small frame and, on a socket,
-// reads through syscall.RawConn (readRaw), whose path to the poller is two
+// reads through syscall.RawConn (rawReader), whose path to the poller is two
 // frames shorter than net.Conn's and makes room for the gate (measured:
 // 2.0 KiB of stack per idle connection with it, 4.0 through net.Conn).
+// Bytes read in a burst wait in a buffer lent only while they wait
+// (rawReader), so that an idle connection holds no read buffer.
 func (g *frameGate) Read(p []byte) (int, error) {
 	if g.slow != nil || g.failed {
 		return g.readSlow(p)
+	}
+	if g.raw.lent >= 0 {
+		return g.readLent(p)
 	}
 	var n int
 	var err error
 	if r := &g.raw; r.conn != nil {
 		r.buf = p
 		err = r.conn.Read(r.fn)
-		n, err = r.result(err)
+		if n, err = r.result(err); r.lent >= 0 {
+			return g.readLent(p)
+		}
 	} else {
 		n, err = g.src.Read(p)
 	}
@@ -169,6 +177,22 @@ func (g *frameGate) readSlow(p []byte) (int, error) {
 		return g.readSlow(p)
 	}
 	return n, nil
+}
+
+// bufioSize is the size of the bufio.Reader gws reads the gate through:
+// configured, unless the gate lends its read buffer only while bytes wait.
+func (g *frameGate) bufioSize(configured int) int {
+	if g.raw.conn != nil {
+		return rawBufioSize
+	}
+	return configured
+}
+
+// end is called when the connection's read loop ends: the budget the
+// connection holds and its lent read buffer go back.
+func (g *frameGate) end() {
+	g.release()
+	g.raw.giveBack()
 }
 
 // verdict is the refusal given, or about to be given, if any.

@@ -65,7 +65,8 @@ func New(node port.Node, cfg Config) (*Server, error) {
 		}
 	}
 	s.inbox = newInbox(node, s.log)
-	s.frames = &frameLimits{maxMessage: uint64(cfg.MaxMessageBytes), budget: newFrameBudget(cfg.FrameBudgetBytes), wait: frameBudgetWait}
+	s.frames = &frameLimits{maxMessage: uint64(cfg.MaxMessageBytes), budget: newFrameBudget(cfg.FrameBudgetBytes), wait: frameBudgetWait,
+		reads: newReadBuffers(cfg.ReadBufferSize)}
 	ev := &events{srv: s}
 	s.upgrader = gws.NewUpgrader(ev, opt(nil))
 	s.upgraderSP = gws.NewUpgrader(ev, opt([]string{bearerProtocol}))
@@ -176,8 +177,11 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, requireToken bo
 	}
 	wire := newWireConn(nc, s.cfg.MaxPendingBytes, s.cfg.WriteTimeout, time.Second)
 	// UpgradeFromConn keeps bytes the client pipelined behind its request
-	// (Upgrade would drop them). Without such bytes, a reader of the
-	// configured size replaces net/http's (which is then garbage). Reads
+	// (Upgrade would drop them). A reader over the frame gate replaces
+	// net/http's (which is then garbage): the smallest one when the gate
+	// reads the socket through its RawConn and lends itself a read buffer
+	// of the configured size only while bytes wait, so that an idle
+	// connection holds none; one of the configured size otherwise. Reads
 	// come straight from the socket: the read loop parks under them, and
 	// any frame more there would double its stack (2 to 4 KiB per idle
 	// connection). No read deadline is set after the handshake, so no read
@@ -191,9 +195,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, requireToken bo
 		early = bytes.Clone(b)
 	}
 	gate := newFrameGate(nc, early, s.frames)
-	br := bufio.NewReaderSize(gate, s.cfg.ReadBufferSize)
+	br := bufio.NewReaderSize(gate, gate.bufioSize(s.cfg.ReadBufferSize))
 	if s.cfg.noFrameGate {
-		br.Reset(io.MultiReader(bytes.NewReader(early), nc))
+		br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(early), nc), s.cfg.ReadBufferSize)
 	}
 	socket, err := up.UpgradeFromConn(wire, br, r)
 	if err != nil {
@@ -229,7 +233,7 @@ func (s *Server) readLoop(socket *gws.Conn) {
 // endReadLoop runs when a read loop ends, normally or by a panic.
 func (s *Server) endReadLoop(socket *gws.Conn) {
 	st := stateOf(socket)
-	st.gate.release()
+	st.gate.end()
 	r := recover()
 	if r == nil {
 		return
