@@ -2,6 +2,7 @@ package redis_test
 
 import (
 	"fmt"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -20,8 +21,9 @@ import (
 // (join-ack-ms) and to hear a message the other node sent after the ack
 // (join-heard-ms), both from the join's send, and the CPU the test process
 // (both nodes and the clients, idle meanwhile but for the joiner) spent
-// from the drop to the release (release-cpu-ms): the figure that does not
-// depend on what else the machine runs. Setting up the memberships is not timed. Run with
+// from the drop to the release (release-cpu-ms), and the CPU redis-server
+// spent meanwhile (redis-cpu-ms): the figures that do not depend on what
+// else the machine runs. Setting up the memberships is not timed. Run with
 // -benchtime 1x: one op takes about 15 s of setup.
 func BenchmarkRedisMassExit(b *testing.B) {
 	const conns, perConn = 100, 1000
@@ -32,7 +34,7 @@ func BenchmarkRedisMassExit(b *testing.B) {
 	n2 := startNode(b, rs.URL(), "n2", defaults)
 	pub := n2.dial("publisher")
 	joiner := n1.dial("joiner")
-	var release, ack, heard, cpu time.Duration
+	var release, ack, heard, cpu, redisCPU time.Duration
 	for op := range b.N {
 		b.StopTimer()
 		fresh := fmt.Sprint("fresh-", op)
@@ -58,7 +60,7 @@ func BenchmarkRedisMassExit(b *testing.B) {
 			b.Fatalf("Redis holds %d channels, want %d", got, base+conns*perConn)
 		}
 		b.StartTimer()
-		start, cpu0 := time.Now(), processCPU()
+		start, cpu0, rcpu0 := time.Now(), processCPU(), serverCPU(b, rs)
 		var wg sync.WaitGroup
 		for _, m := range members {
 			wg.Add(1)
@@ -88,9 +90,24 @@ func BenchmarkRedisMassExit(b *testing.B) {
 		}
 		release += time.Since(start)
 		cpu += time.Duration(processCPU() - cpu0)
+		redisCPU += serverCPU(b, rs) - rcpu0
 	}
 	b.ReportMetric(float64(release.Milliseconds())/float64(b.N), "release-ms")
 	b.ReportMetric(float64(ack.Microseconds())/1000/float64(b.N), "join-ack-ms")
 	b.ReportMetric(float64(heard.Microseconds())/1000/float64(b.N), "join-heard-ms")
 	b.ReportMetric(float64(cpu.Milliseconds())/float64(b.N), "release-cpu-ms")
+	b.ReportMetric(float64(redisCPU.Milliseconds())/float64(b.N), "redis-cpu-ms")
+}
+
+// serverCPU is the CPU redis-server has used (INFO cpu).
+func serverCPU(b *testing.B, rs *redistest.Server) time.Duration {
+	var total time.Duration
+	for _, f := range []string{"used_cpu_sys", "used_cpu_user"} {
+		s, err := strconv.ParseFloat(rs.Info("cpu", f), 64)
+		if err != nil {
+			b.Fatalf("%s: %v", f, err)
+		}
+		total += time.Duration(s * float64(time.Second))
+	}
+	return total
 }
