@@ -3,6 +3,7 @@ package redis
 import (
 	"hash/fnv"
 	"strconv"
+	"strings"
 	"sync/atomic"
 
 	"github.com/switchboard-rt/switchboard/actors/port"
@@ -202,6 +203,13 @@ func (b *bus) connFor(channel string) int {
 	n := len(b.conns)
 	k := &b.r.keys
 	if n == 1 || channel == k.broadcast || channel == k.nodeChan {
+		return 0
+	}
+	if k.cluster {
+		// Connection 1+i carries partition i (partition.go).
+		if room, ok := strings.CutPrefix(channel, k.prefix+":room:"); ok {
+			return 1 + k.partOf(room)
+		}
 		return 0
 	}
 	h := fnv.New32a()

@@ -57,7 +57,7 @@ type outbox struct {
 	failing atomic.Bool   // the last round trip failed; written by the writer, read by State
 
 	// Owned by the writer goroutine.
-	client    *goredis.Client
+	client    goredis.UniversalClient
 	scripts   bool             // the scripts are loaded on client
 	receivers map[string]int64 // channel -> subscribers that heard its last publish
 	failures  int              // round trips failed in a row

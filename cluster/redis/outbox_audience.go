@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"time"
 
@@ -57,23 +58,33 @@ func (o *outbox) sendable() (int, time.Duration) {
 	pipe := o.conn().Pipeline()
 	var numsub *goredis.MapStringIntCmd
 	var exists *goredis.IntCmd
-	if len(chans) > 0 {
+	var got map[string]int64
+	if len(chans) > 0 && !o.r.keys.cluster {
 		numsub = pipe.PubSubNumSub(ctx, chans...)
 	}
 	if directs {
 		keys := make([]string, len(rec.peers))
 		for i, p := range rec.peers {
-			keys[i] = o.r.keys.prefix + ":presence:alive:" + p
+			keys[i] = o.r.keys.aliveKey(p)
 		}
 		exists = pipe.Exists(ctx, keys...)
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
+	err := error(nil)
+	if pipe.Len() > 0 {
+		_, err = pipe.Exec(ctx)
+	}
+	if err == nil && len(chans) > 0 && o.r.keys.cluster {
+		got, err = o.shardNumSub(ctx, chans)
+	}
+	if err != nil {
 		o.failed(err)
 		return 0, time.Until(o.retryAt)
 	}
 	o.succeeded()
 	if numsub != nil {
-		got := numsub.Val()
+		got = numsub.Val()
+	}
+	if got != nil {
 		for i, ch := range chans {
 			if got[ch] >= want[i] {
 				rec.verified[ch] = struct{}{}
@@ -106,4 +117,27 @@ func (o *outbox) sendable() (int, time.Duration) {
 		return 0, 20 * time.Millisecond
 	}
 	return n, 0
+}
+
+// shardNumSub is PUBSUB SHARDNUMSUB of the channels' Redis channels, each
+// asked of its slot's primary, by broker channel.
+func (o *outbox) shardNumSub(ctx context.Context, chans []string) (map[string]int64, error) {
+	cc, ok := o.conn().(*goredis.ClusterClient)
+	if !ok {
+		return nil, errors.New("cluster: redis: not a cluster client")
+	}
+	got := make(map[string]int64, len(chans))
+	for _, ch := range chans {
+		w := o.r.keys.wireChannel(ch)
+		c, err := cc.MasterForKey(ctx, w)
+		if err != nil {
+			return nil, err
+		}
+		n, err := c.PubSubShardNumSub(ctx, w).Result()
+		if err != nil {
+			return nil, err
+		}
+		got[ch] = n[w]
+	}
+	return got, nil
 }
