@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -119,25 +120,36 @@ func (o *outbox) sendable() (int, time.Duration) {
 	return n, 0
 }
 
-// shardNumSub is PUBSUB SHARDNUMSUB of the channels' Redis channels, each
-// asked of its slot's primary, by broker channel.
+// shardNumSub is PUBSUB SHARDNUMSUB of the channels' Redis channels, by
+// broker channel, summed over the cluster's primaries (read afresh: the
+// writer's client may not have seen the slot move yet). Only a slot's
+// owner has subscribers: Redis unsubscribes them where a slot leaves.
 func (o *outbox) shardNumSub(ctx context.Context, chans []string) (map[string]int64, error) {
 	cc, ok := o.conn().(*goredis.ClusterClient)
 	if !ok {
 		return nil, errors.New("cluster: redis: not a cluster client")
 	}
+	wires := make([]string, len(chans))
+	for i, ch := range chans {
+		wires[i] = o.r.keys.wireChannel(ch)
+	}
+	var mu sync.Mutex
+	total := make(map[string]int64, len(wires))
+	err := cc.ForEachShard(ctx, func(ctx context.Context, c *goredis.Client) error {
+		n, err := c.PubSubShardNumSub(ctx, wires...).Result()
+		mu.Lock()
+		defer mu.Unlock()
+		for w, v := range n {
+			total[w] += v
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
 	got := make(map[string]int64, len(chans))
-	for _, ch := range chans {
-		w := o.r.keys.wireChannel(ch)
-		c, err := cc.MasterForKey(ctx, w)
-		if err != nil {
-			return nil, err
-		}
-		n, err := c.PubSubShardNumSub(ctx, w).Result()
-		if err != nil {
-			return nil, err
-		}
-		got[ch] = n[w]
+	for i, ch := range chans {
+		got[ch] = total[wires[i]]
 	}
 	return got, nil
 }
