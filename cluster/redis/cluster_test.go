@@ -165,3 +165,37 @@ func TestRedisClusterAcrossNodes(t *testing.T) {
 	bob.Abort()
 	expect(t, alice, "bob disconnected (other node)", isPresence("user_disconnected", "bob"))
 }
+
+// TestRedisClusterRestrictedACLUser runs two nodes as the restricted user
+// of docs/operations.md's cluster rule (on every primary and replica):
+// chat, a room and a direct message pass, and no node logged a denial.
+func TestRedisClusterRestrictedACLUser(t *testing.T) {
+	cl := startCluster(t)
+	cl.ACLSetUser("sb", "on", ">pw", "resetchannels", "&websocket:*", "&{websocket}:*", "resetkeys",
+		"~websocket:stream:*", "~websocket:stream-meta:*", "~websocket:rp:*", "~{websocket}:presence:*",
+		"-@all", "+@connection", "+ssubscribe", "+sunsubscribe", "+spublish", "+pubsub|shardnumsub", "+cluster|slots",
+		"+evalsha", "+script|load", "+multi", "+exec", "+sadd", "+srem", "+smembers", "+del", "+set", "+pexpire", "+exists",
+		"+hget", "+hset", "+hincrby", "+xadd", "+xrange", "+xrevrange", "+hdel", "+hgetall", "+info")
+	acl := withBroker(func(c *redis.Config) { c.URL = "redis://sb:pw@127.0.0.1/0" })
+	n1 := startNode(t, "", "n1", withCluster(cl, 8), acl)
+	n2 := startNode(t, "", "n2", withCluster(cl, 8), acl)
+	a := n1.dial("alice")
+	b := n2.dial("bob")
+	expect(t, a, "bob connected", isPresence("user_connected", "bob"))
+	join(t, a, "acl")
+	join(t, b, "acl")
+	_ = b.SendJSON(map[string]any{"type": "room_message", "room": "acl", "content": "in room"})
+	expect(t, a, "room message", func(e *wsclient.Event) bool { return e.Content == "in room" })
+	if p := presenceCount(t, a, "acl"); p != "users 2 connections 2" {
+		t.Fatalf("presence: %s", p)
+	}
+	_ = a.SendJSON(map[string]any{"type": "direct_message", "target_user": "bob", "content": "direct", "id": "dm"})
+	expect(t, a, "ack", isAck("dm"))
+	expect(t, b, "direct message", isEvent("direct_message"))
+	for _, s := range cl.Nodes() {
+		denied, err := s.Client().Do(context.Background(), "ACL", "LOG").Slice()
+		if err != nil || len(denied) != 0 {
+			t.Fatalf("%s: commands denied by the ACL: %v %v", s.Addr(), denied, err)
+		}
+	}
+}
