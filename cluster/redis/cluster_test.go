@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard-rt/switchboard/actors"
 	"github.com/switchboard-rt/switchboard/cluster/redis"
 	"github.com/switchboard-rt/switchboard/cluster/redistest"
 	"github.com/switchboard-rt/switchboard/transport/wsclient"
@@ -196,6 +197,46 @@ func TestRedisClusterRestrictedACLUser(t *testing.T) {
 		denied, err := s.Client().Do(context.Background(), "ACL", "LOG").Slice()
 		if err != nil || len(denied) != 0 {
 			t.Fatalf("%s: commands denied by the ACL: %v %v", s.Addr(), denied, err)
+		}
+	}
+}
+
+// TestRedisClusterJoinAckMeansSubscribed: on a cluster a join is
+// acknowledged only once the room's partition channel is subscribed on the
+// joiner's node, whether the partition was live already (another room of
+// it has members), or is subscribed for this room, or was unsubscribed a
+// moment ago when its last room emptied. Four partitions: rooms share them.
+// History is off: room messages are plain publishes (in routed frames).
+func TestRedisClusterJoinAckMeansSubscribed(t *testing.T) {
+	cl := startCluster(t)
+	noHistory := func(_ *redis.Config, c *actors.Config) { c.HistorySize = actors.NoHistory }
+	n1 := startNode(t, "", "n1", withCluster(cl, 4), noHistory)
+	n2 := startNode(t, "", "n2", withCluster(cl, 4), noHistory)
+	a := n1.dial("alice")
+	b := n2.dial("bob")
+	join(t, a, "anchor") // keeps one partition live on n1 only
+	const rounds = 30
+	for i := range rounds {
+		room := fmt.Sprint("fresh-", i)
+		join(t, a, room)
+		join(t, b, room)
+		expect(t, a, "bob's user_joined from the other node, "+room, func(e *wsclient.Event) bool {
+			return e.Event == "user_joined" && e.UserID == "bob" && e.Room == room
+		})
+		_ = b.SendJSON(map[string]any{"type": "room_message", "room": room, "content": room})
+		expect(t, a, "bob's message, "+room, func(e *wsclient.Event) bool { return e.Event == "chat" && e.Content == room })
+		_ = a.SendJSON(map[string]any{"type": "room_message", "room": room, "content": "re " + room})
+		expect(t, b, "alice's reply, "+room, func(e *wsclient.Event) bool { return e.Event == "chat" && e.Content == "re "+room })
+		if i%2 == 0 { // every other room is left: its partition may go unsubscribed
+			for _, c := range []*wsclient.Client{a, b} {
+				_ = c.SendJSON(map[string]any{"type": "leave_room", "room": room, "id": "leave-" + room})
+				expect(t, c, "leave ack", isAck("leave-"+room))
+			}
+		}
+	}
+	for _, n := range []*testNode{n1, n2} {
+		if got := n.node.Metrics().SubscribeTimeouts.Load(); got != 0 {
+			t.Errorf("%s: %d rooms let joins in without Redis's confirmation", n.id, got)
 		}
 	}
 }

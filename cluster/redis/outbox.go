@@ -150,7 +150,7 @@ func (o *outbox) push(it outItem, env *wire.Envelope, max int) bool {
 		// same bytes.
 		o.seq++
 		env.MsgID = wire.MsgID{Origin: o.r.keys.origin, Seq: o.seq}
-		it.data = env.Encode()
+		it.data = o.r.keys.framed(it.channel, env.Encode())
 	}
 	if !it.deadline.IsZero() && (o.expireAt.IsZero() || it.deadline.Before(o.expireAt)) {
 		o.expireAt = it.deadline
