@@ -113,3 +113,30 @@ func TestClusterNamesShareSlots(t *testing.T) {
 		t.Error("the hub's channels do not map back")
 	}
 }
+
+// Cluster mode's configuration: credentials from the URL, the default
+// partitions and one connection each, and one precise error per mistake.
+func TestClusterConfig(t *testing.T) {
+	c := Config{URL: "rediss://user:pw@ignored:1/0", ClusterAddrs: []string{"a:1", "b:2"}}
+	opts, err := c.normalize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Partitions != defaultPartitions || c.PubSubConnections != 1+defaultPartitions || opts.Username != "user" || opts.TLSConfig == nil {
+		t.Fatalf("config %+v, options %+v", c, opts)
+	}
+	if c := (Config{ClusterAddrs: []string{"a:1"}}); func() error { _, err := c.normalize(); return err }() != nil {
+		t.Fatal("a cluster without URL refused: the URL gives only credentials there")
+	}
+	for name, bad := range map[string]Config{
+		"sentinel too":   {ClusterAddrs: []string{"a:1"}, SentinelMaster: "m", Sentinels: []string{"s:1"}},
+		"no cluster":     {URL: "redis://x:1/0", Partitions: 8},
+		"database":       {URL: "redis://x:1/3", ClusterAddrs: []string{"a:1"}},
+		"too many parts": {ClusterAddrs: []string{"a:1"}, Partitions: slots + 1},
+		"negative parts": {ClusterAddrs: []string{"a:1"}, Partitions: -1},
+	} {
+		if _, err := bad.normalize(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
