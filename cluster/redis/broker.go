@@ -98,6 +98,11 @@ func (r *Broker) newClient(role string) goredis.UniversalClient {
 			MaxRetries: -1, DialerRetries: o.DialerRetries, DialTimeout: o.DialTimeout,
 			ReadTimeout: o.ReadTimeout, WriteTimeout: o.WriteTimeout, PoolSize: clusterPoolSize,
 			TLSConfig: o.TLSConfig, DisableIdentity: true, MaintNotificationsConfig: o.MaintNotificationsConfig,
+			// go-redis learns of a new primary from MOVED, or from this
+			// reload: a SIGKILLed primary answers nothing, and with the
+			// default (60 s) the reader kept dialling it long after its
+			// replica took over (/work/notes/redis-cluster-findings.md).
+			ClusterStateReloadInterval: time.Second,
 		})
 	}
 	if r.cfg.SentinelMaster == "" {

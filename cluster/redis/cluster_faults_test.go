@@ -124,11 +124,13 @@ func TestRedisClusterKilledPrimaryMidTraffic(t *testing.T) {
 	shard := cl.ShardForSlot(slot)
 	f.start(4000, 4*time.Millisecond)
 	f.waitSent(60)
-	var promoted time.Time
-	f.inject(func() {
-		cl.KillPrimary(shard)
-		promoted = time.Now()
-	})
+	// The primary is looked up before the fault: the messages sent from
+	// the kill on must arrive or be refused, those before it may be lost
+	// with the primary (finish counts them apart).
+	primary := cl.Primary(shard)
+	f.inject(primary.Kill)
+	cl.WaitHealthy() // the replica promoted
+	promoted := time.Now()
 	back := f.subscribedOn(cl, slot, channel, promoted)
 	f.waitSent(f.senders[0].count() + 100)
 	acked, refused, lost := f.finish()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +56,8 @@ var (
 	// itself, which it does when the channel's slot leaves the shard (a
 	// migration, a failover): the next link dials the slot's new primary.
 	errSlotMoved = errors.New("cluster: redis: sharded channel unsubscribed by the server (its slot moved)")
+	// errNotPrimary: the node a partition's link dialled is a replica now.
+	errNotPrimary = errors.New("cluster: redis: the slot's node is not a primary (yet)")
 )
 
 // linkConn marks its link broken when a read or write fails for any reason
@@ -122,6 +125,21 @@ func openLink(r *Broker, self port.Ref, probe string) *link {
 			return nil, err
 		}
 		return &linkConn{Conn: c, broken: &l.broken}, nil
+	}
+	if r.keys.cluster {
+		// CLUSTER SLOTS may still name a demoted primary, and a replica
+		// takes SSUBSCRIBE (it gets the messages late, by replication, and
+		// nobody counts them): a link subscribes on a primary only.
+		opts.OnConnect = func(ctx context.Context, cn *goredis.Conn) error {
+			info, err := cn.Info(ctx, "replication").Result()
+			if err == nil && !strings.Contains(info, "role:master") {
+				err = errNotPrimary
+			}
+			if err != nil {
+				l.broken.Store(true)
+			}
+			return err
+		}
 	}
 	l.client = goredis.NewClient(opts)
 	l.ps = l.client.Subscribe(r.ctx)
