@@ -3,7 +3,6 @@ package redis
 import (
 	"hash/fnv"
 	"strconv"
-	"strings"
 	"sync/atomic"
 
 	"github.com/switchboard-rt/switchboard/actors/port"
@@ -206,11 +205,7 @@ func (b *bus) connFor(channel string) int {
 		return 0
 	}
 	if k.cluster {
-		// Connection 1+i carries partition i (partition.go).
-		if room, ok := strings.CutPrefix(channel, k.prefix+":room:"); ok {
-			return 1 + k.partOf(room)
-		}
-		return 0
+		return k.connIndex(channel) // connection 1+i carries partition i
 	}
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(channel))

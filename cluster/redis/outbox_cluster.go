@@ -74,3 +74,35 @@ func (b *batchPipes) exec(ctx context.Context) {
 	}
 	wg.Wait()
 }
+
+// suspectSlotsIntact is checkSuspects' question on a cluster: does this
+// node still listen where the batch's publishes heard by nobody went? It
+// asks each of their slots, by the route the publish took (a transaction
+// of that slot), whether this node's connection for the slot still hears
+// its probe channel there. Asking every probe channel, as on one Redis,
+// is not enough here: while a slot moves, a publish may already go to the
+// new owner, where nobody has subscribed yet, and a probe to the old one,
+// where this node still listens.
+func (o *outbox) suspectSlotsIntact(ctx context.Context) bool {
+	k := &o.r.keys
+	b := newBatchPipes(o.conn(), true)
+	seen := map[string]bool{}
+	var checks []*goredis.IntCmd
+	for i, st := range o.status {
+		if st != itemSuspect {
+			continue
+		}
+		probe := k.probeChannel(k.connIndex(o.batch[i].channel))
+		if !seen[probe] {
+			seen[probe] = true
+			checks = append(checks, b.at(probe).SPublish(ctx, probe, "check"))
+		}
+	}
+	b.exec(ctx)
+	for _, c := range checks {
+		if n, err := c.Result(); err != nil || n < 1 {
+			return false
+		}
+	}
+	return true
+}

@@ -117,7 +117,9 @@ func (o *outbox) result(it *outItem, cmds []goredis.Cmder) itemStatus {
 			return itemSuspect
 		}
 		o.r.stats.published.Add(1)
-		o.noteReceivers(it.channel, n)
+		if !o.unsettled || n >= o.receivers[it.channel] {
+			o.noteReceivers(it.channel, n)
+		}
 	case outDirect:
 		res, err := cmds[0].(*goredis.Cmd).Int64Slice()
 		switch {

@@ -92,6 +92,8 @@ func (o *outbox) send(n int) {
 	}
 	b.exec(ctx)
 	o.r.stats.roundTrips.Add(1)
+	up, after := o.r.health.allUp()
+	o.unsettled = !up || after != o.gate.seen
 
 	o.status = o.status[:0]
 	var netErr error
@@ -136,15 +138,13 @@ func (o *outbox) send(n int) {
 // after the recovery.
 func (o *outbox) checkSuspects(ctx context.Context, epoch uint64) {
 	intact := false
-	if up, now := o.r.health.allUp(); up && now == epoch && !o.failing.Load() {
+	if up, now := o.r.health.allUp(); up && now == epoch && !o.failing.Load() && o.r.keys.cluster {
+		intact = o.suspectSlotsIntact(ctx)
+	} else if up && now == epoch && !o.failing.Load() {
 		pipe := o.conn().Pipeline()
 		counts := make([]*goredis.IntCmd, o.r.cfg.PubSubConnections)
 		for i := range counts {
-			if ch := o.r.keys.probeChannel(i); o.r.keys.cluster {
-				counts[i] = pipe.SPublish(ctx, ch, "check")
-			} else {
-				counts[i] = pipe.Publish(ctx, ch, "check")
-			}
+			counts[i] = pipe.Publish(ctx, o.r.keys.probeChannel(i), "check")
 		}
 		if _, err := pipe.Exec(ctx); err == nil {
 			intact = true

@@ -167,3 +167,12 @@ func (k *keyspace) publishCommand() string {
 	}
 	return "PUBLISH"
 }
+
+// connIndex is the pub/sub connection that carries the broker channel ch
+// on a cluster: 1+i for a room of partition i, 0 for the hub's channels.
+func (k *keyspace) connIndex(ch string) int {
+	if room, ok := strings.CutPrefix(ch, k.prefix+":room:"); ok {
+		return 1 + k.partOf(room)
+	}
+	return 0
+}
