@@ -40,7 +40,7 @@ type Broker struct {
 	pres    *presence
 	// reader runs the stream reads (stream.go), at most maxReads at a
 	// time: reads holds a token per read in flight.
-	reader *goredis.Client
+	reader goredis.UniversalClient
 	reads  chan struct{}
 
 	stats counters
@@ -88,8 +88,23 @@ func (r *Broker) Config() Config { return r.cfg }
 // actor's incarnation, the outbox writer, the heartbeat). A fresh client per
 // reconnect means no state of a failed connection (pool circuit breaker,
 // remembered subscriptions) outlives it.
-func (r *Broker) newClient(role string) *goredis.Client {
+func (r *Broker) newClient(role string) goredis.UniversalClient {
 	o := r.clientOptions(role)
+	if len(r.cfg.ClusterAddrs) > 0 {
+		return goredis.NewClusterClient(&goredis.ClusterOptions{
+			Addrs: r.cfg.ClusterAddrs, ClientName: o.ClientName, Protocol: o.Protocol, Username: o.Username, Password: o.Password,
+			// MOVED and ASK are followed (the command did not run);
+			// nothing that may have run is sent twice.
+			MaxRetries: -1, DialerRetries: o.DialerRetries, DialTimeout: o.DialTimeout,
+			ReadTimeout: o.ReadTimeout, WriteTimeout: o.WriteTimeout, PoolSize: clusterPoolSize,
+			TLSConfig: o.TLSConfig, DisableIdentity: true, MaintNotificationsConfig: o.MaintNotificationsConfig,
+			// go-redis learns of a new primary from MOVED, or from this
+			// reload: a SIGKILLed primary answers nothing, and with the
+			// default (60 s) the reader kept dialling it long after its
+			// replica took over (/work/notes/redis-cluster-findings.md).
+			ClusterStateReloadInterval: time.Second,
+		})
+	}
 	if r.cfg.SentinelMaster == "" {
 		return goredis.NewClient(o)
 	}
@@ -132,7 +147,11 @@ func (r *Broker) Start(host port.BrokerHost) error {
 	}
 	r.host = host
 	r.log = r.log.With(keyNode, host.NodeID)
-	r.keys = newKeyspace(host.Prefix, host.NodeID)
+	parts := 0
+	if len(r.cfg.ClusterAddrs) > 0 {
+		parts = r.cfg.Partitions
+	}
+	r.keys = newKeyspace(host.Prefix, host.NodeID, parts)
 	r.out = newOutbox(r)
 	r.pres = newPresence(r)
 	r.reader = r.newClient("history")
@@ -304,4 +323,29 @@ func (r *Broker) primaryAddr(ctx context.Context) (string, error) {
 		last = err
 	}
 	return "", fmt.Errorf("cluster: redis: no sentinel named the primary %q: %w", r.cfg.SentinelMaster, last)
+}
+
+// clusterPoolSize is the connections of a cluster client per shard: the
+// outbox sends one transaction per hash slot of a batch, this many at a
+// time (outbox_cluster.go).
+const clusterPoolSize = 8
+
+// slotPrimary asks the cluster where the primary of slot is now: a
+// partition's pub/sub link dials it, so that a link made after a slot
+// moved or a failover subscribes on the slot's new primary.
+func (r *Broker) slotPrimary(ctx context.Context, slot int) (string, error) {
+	cc, ok := r.reader.(*goredis.ClusterClient)
+	if !ok {
+		return "", errors.New("cluster: redis: not a cluster client")
+	}
+	ranges, err := cc.ClusterSlots(ctx).Result()
+	if err != nil {
+		return "", err
+	}
+	for _, rg := range ranges {
+		if rg.Start <= slot && slot <= rg.End && len(rg.Nodes) > 0 {
+			return rg.Nodes[0].Addr, nil
+		}
+	}
+	return "", fmt.Errorf("cluster: redis: no primary serves slot %d", slot)
 }

@@ -204,6 +204,9 @@ func (b *bus) connFor(channel string) int {
 	if n == 1 || channel == k.broadcast || channel == k.nodeChan {
 		return 0
 	}
+	if k.cluster {
+		return k.connIndex(channel) // connection 1+i carries partition i
+	}
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(channel))
 	return 1 + int(h.Sum32()%uint32(n-1))

@@ -18,8 +18,20 @@ type Config struct {
 	// URL is redis://[user:pass@]host:port/db, or rediss:// for TLS. Query
 	// parameters go-redis understands (dial_timeout, ...) are honoured.
 	// Required, except with SentinelMaster, where it may only give the
-	// credentials and the database (its host is not used).
+	// credentials and the database (its host is not used), and with
+	// ClusterAddrs, where it may only give the credentials and TLS.
 	URL string
+	// ClusterAddrs (host:port of some nodes of a Redis Cluster) selects
+	// cluster mode (partition.go): rooms are spread over Partitions
+	// partitions, each on its own hash slot, sharded channel and pub/sub
+	// connection. The node learns the rest of the cluster from them, and
+	// follows slot migrations and failovers.
+	ClusterAddrs []string
+	// Partitions is how many partitions the rooms are spread over on a
+	// Redis Cluster. Every node of one Switchboard cluster must use the same
+	// number. Zero: 128 (3 to 16 shards each get a share within 1.2 of
+	// the mean).
+	Partitions int
 	// SentinelMaster names the primary that Redis Sentinel watches, at
 	// Sentinels (host:port each): every connection asks the sentinels
 	// where the primary is when it connects, so the node follows a
@@ -33,7 +45,8 @@ type Config struct {
 	// PubSubConnections is how many Redis connections carry this node's
 	// subscriptions. The hub's channels (broadcast, this node's direct
 	// channel) have the first one to themselves; rooms are spread over the
-	// others by a hash of the channel name. Zero: 2.
+	// others by a hash of the channel name. Zero: 2. On a Redis Cluster it
+	// is 1 + Partitions, whatever is set here.
 	PubSubConnections int
 	// OutboxLimit bounds the publishes waiting to be sent (in flight, held
 	// while Redis is unreachable, or while the subscriptions recover).
@@ -118,6 +131,16 @@ func (c *Config) normalize() (*goredis.Options, error) {
 	} else if len(c.Sentinels) > 0 {
 		return nil, errors.New("cluster: redis: Sentinels need SentinelMaster (the name of the primary they watch)")
 	}
+	if len(c.ClusterAddrs) > 0 {
+		if c.SentinelMaster != "" {
+			return nil, errors.New("cluster: redis: ClusterAddrs and SentinelMaster exclude each other (a Redis Cluster fails over by itself)")
+		}
+		if c.URL == "" {
+			c.URL = "redis://127.0.0.1:6379/0" // credentials and TLS only
+		}
+	} else if c.Partitions != 0 {
+		return nil, errors.New("cluster: redis: Partitions needs ClusterAddrs (it spreads rooms over a Redis Cluster)")
+	}
 	if !strings.HasPrefix(c.URL, "redis://") && !strings.HasPrefix(c.URL, "rediss://") {
 		return nil, ErrURL
 	}
@@ -127,6 +150,7 @@ func (c *Config) normalize() (*goredis.Options, error) {
 	}
 	if err := errors.Join(
 		notNegative("PubSubConnections", c.PubSubConnections, "2"),
+		notNegative("Partitions", c.Partitions, "128"),
 		notNegative("OutboxLimit", c.OutboxLimit, "10000"),
 		notNegative("MaxBatch", c.MaxBatch, "512"),
 		notNegative("InboundBytes", c.InboundBytes, "64 MiB"),
@@ -152,6 +176,16 @@ func (c *Config) normalize() (*goredis.Options, error) {
 		}
 	}
 	def(&c.PubSubConnections, 2)
+	if len(c.ClusterAddrs) > 0 {
+		if opts.DB != 0 {
+			return nil, errors.New("cluster: redis: a Redis Cluster has only database 0")
+		}
+		def(&c.Partitions, defaultPartitions)
+		if c.Partitions > slots {
+			return nil, fmt.Errorf("cluster: redis: Partitions %d is out of range: at most %d (one per hash slot)", c.Partitions, slots)
+		}
+		c.PubSubConnections = 1 + c.Partitions
+	}
 	def(&c.OutboxLimit, 10000)
 	def(&c.MaxBatch, 512)
 	def(&c.InboundBytes, 64<<20)

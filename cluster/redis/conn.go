@@ -31,7 +31,13 @@ type pubsubConn struct {
 	link   *link
 	routes map[string]port.Ref // channel -> subscription actor
 	ready  bool                // the snapshot has arrived; routes is current
-	stash  []*delivery         // read before the snapshot arrived
+	// wired counts the routes each Redis channel carries (keyspace's
+	// wireChannel): one each on one Redis; on a cluster a partition's
+	// channel carries its rooms, and is subscribed while it has one.
+	// live holds those Redis has confirmed on the current link.
+	wired map[string]int
+	live  map[string]bool
+	stash []*delivery // read before the snapshot arrived
 
 	unconfirmed map[string]struct{} // snapshot channels Redis has not confirmed yet
 	up          bool
@@ -103,11 +109,7 @@ func (c *pubsubConn) Receive(ctx port.Context) {
 		c.route(ctx, m)
 	case *subscribed:
 		if m.link == c.link {
-			delete(c.unconfirmed, m.channel)
-			c.checkUp()
-			if sub, ok := c.routes[m.channel]; ok {
-				ctx.Send(sub, confirmed{})
-			}
+			c.confirm(ctx, m.channel)
 		}
 	case *probeEcho:
 		if m.link == c.link && m.token == c.probeToken {
@@ -127,13 +129,17 @@ func (c *pubsubConn) Receive(ctx port.Context) {
 		c.applySnapshot(ctx, m)
 	case *route:
 		if c.ready {
-			c.routes[m.channel] = m.sub
-			c.link.enqueue(true, m.channel)
+			c.addRoute(ctx, m.channel, m.sub)
 		}
 	case *unroute:
 		if sub, ok := c.routes[m.channel]; c.ready && ok && m.sub.Equal(sub) {
 			delete(c.routes, m.channel)
-			c.link.enqueue(false, m.channel)
+			w := c.r.keys.wireChannel(m.channel)
+			if c.wired[w]--; c.wired[w] <= 0 {
+				delete(c.wired, w)
+				delete(c.live, w)
+				c.link.enqueue(false, w)
+			}
 		}
 		// Everything routed to the subscription so far is ahead of the
 		// pill in its mailbox, and nothing more will be.
@@ -174,15 +180,56 @@ func (c *pubsubConn) scheduleTick() {
 	c.ticker = time.AfterFunc(every, func() { host.Send(self, msg) })
 }
 
+// addRoute carries channel for sub: its Redis channel is subscribed if it
+// is not yet; a channel already live is confirmed to sub at once.
+func (c *pubsubConn) addRoute(ctx port.Context, channel string, sub port.Ref) {
+	w := c.r.keys.wireChannel(channel)
+	if _, again := c.routes[channel]; !again {
+		c.wired[w]++
+	}
+	c.routes[channel] = sub
+	switch {
+	case c.wired[w] == 1 && !c.live[w]:
+		c.link.enqueue(true, w)
+	case c.live[w]:
+		ctx.Send(sub, confirmed{})
+	}
+}
+
+// confirm handles Redis's confirmation of the Redis channel w: the
+// connection may be up, and the subscriptions it carries are live.
+func (c *pubsubConn) confirm(ctx port.Context, w string) {
+	delete(c.unconfirmed, w)
+	c.checkUp()
+	if c.wired[w] == 0 {
+		return
+	}
+	c.live[w] = true
+	k := &c.r.keys
+	if !k.cluster || c.index == 0 {
+		if sub, ok := c.routes[k.brokerChannel(w)]; ok {
+			ctx.Send(sub, confirmed{})
+		}
+		return
+	}
+	for _, sub := range c.routes { // a partition's connection carries one channel
+		ctx.Send(sub, confirmed{})
+	}
+}
+
 func (c *pubsubConn) applySnapshot(ctx port.Context, m *snapshot) {
 	c.routes, c.ready = m.routes, true
+	c.wired, c.live = make(map[string]int, len(m.routes)), make(map[string]bool, len(m.routes))
 	c.unconfirmed = make(map[string]struct{}, len(m.routes)+1)
 	c.unconfirmed[c.probe] = struct{}{}
 	chans := make([]string, 0, len(m.routes)+1)
 	chans = append(chans, c.probe)
 	for ch := range m.routes {
-		c.unconfirmed[ch] = struct{}{}
-		chans = append(chans, ch)
+		w := c.r.keys.wireChannel(ch)
+		if c.wired[w]++; c.wired[w] == 1 {
+			c.unconfirmed[w] = struct{}{}
+			chans = append(chans, w)
+		}
 	}
 	c.link.enqueue(true, chans...)
 	stash := c.stash

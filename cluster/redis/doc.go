@@ -1,5 +1,5 @@
 // Package redis is the broker (port.Broker) that joins Switchboard nodes through
-// one Redis (pub/sub, and a presence directory in keys), wire-compatible
+// Redis (pub/sub, and a presence directory in keys), wire-compatible
 // with the FastAPI tutorial's nodes (PROTOCOL.md section 5), for any number
 // of nodes behind a load balancer. The in-process broker is in the parent
 // package, cluster.
@@ -51,5 +51,10 @@
 // runtime (protoactor) nor package actors, and holds the rooms and the hub
 // it delivers to as port.Ref handles.
 //
-// The sibling package cluster/redistest runs a real redis-server for tests.
+// With Config.ClusterAddrs it runs on a Redis Cluster instead (partition.go):
+// rooms in partitions spread evenly over the slots, on sharded pub/sub, one
+// pub/sub connection per partition.
+//
+// The sibling package cluster/redistest runs a real redis-server, a Sentinel
+// set-up or a Redis Cluster for tests.
 package redis

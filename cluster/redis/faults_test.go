@@ -24,6 +24,9 @@ type recorder struct {
 	// an epoch every offset once, in order; a new epoch from offset 1.
 	pos    map[string]wsclient.Event // room -> last chat's position
 	breaks []string                  // violations of that, as found
+	// unnumbered: the nodes keep no history, room chats have no position.
+	// Set before the traffic starts.
+	unnumbered bool
 }
 
 func newRecorder() *recorder {
@@ -49,7 +52,7 @@ func (r *recorder) add(e *wsclient.Event) {
 		}
 		r.got[e.From][e.Content]++
 		r.order[stream(e.From, e.Room)] = append(r.order[stream(e.From, e.Room)], e.Content)
-		if e.Room != "" {
+		if e.Room != "" && !r.unnumbered {
 			last, seen := r.pos[e.Room]
 			switch {
 			case e.Epoch == "" || e.Offset == 0:

@@ -42,7 +42,7 @@ func TestRedisConfigDefaults(t *testing.T) {
 // once, id included: a resend sends the same bytes, and a subscription
 // drops the copies by that id.
 func TestOutboxNumbersEnvelopesInQueueOrder(t *testing.T) {
-	r := &Broker{cfg: Config{OutboxLimit: 10, MaxBatch: 10}, keys: newKeyspace("websocket", `n"1`)}
+	r := &Broker{cfg: Config{OutboxLimit: 10, MaxBatch: 10}, keys: newKeyspace("websocket", `n"1`, 0)}
 	o := newOutbox(r)
 	payload := wire.ChatEvent("u", "r", "x").JSON
 	for range 2 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,7 +50,15 @@ type link struct {
 	broken   atomic.Bool  // a dial or a connection of this link failed; set by the dialer and linkConn, read by the dialer
 }
 
-var errLinkBroken = errors.New("cluster: redis: link broken; a new one replaces it")
+var (
+	errLinkBroken = errors.New("cluster: redis: link broken; a new one replaces it")
+	// errSlotMoved: Redis unsubscribed a sharded channel of the link by
+	// itself, which it does when the channel's slot leaves the shard (a
+	// migration, a failover): the next link dials the slot's new primary.
+	errSlotMoved = errors.New("cluster: redis: sharded channel unsubscribed by the server (its slot moved)")
+	// errNotPrimary: the node a partition's link dialled is a replica now.
+	errNotPrimary = errors.New("cluster: redis: the slot's node is not a primary (yet)")
+)
 
 // linkConn marks its link broken when a read or write fails for any reason
 // other than a deadline.
@@ -96,8 +105,14 @@ func openLink(r *Broker, self port.Ref, probe string) *link {
 		if l.broken.Load() {
 			return nil, errLinkBroken
 		}
-		if r.cfg.SentinelMaster != "" {
-			primary, err := r.primaryAddr(ctx)
+		if r.cfg.SentinelMaster != "" || r.keys.cluster {
+			var primary string
+			var err error
+			if r.keys.cluster {
+				primary, err = r.slotPrimary(ctx, keySlot(probe))
+			} else {
+				primary, err = r.primaryAddr(ctx)
+			}
 			if err != nil {
 				l.broken.Store(true)
 				return nil, err
@@ -110,6 +125,21 @@ func openLink(r *Broker, self port.Ref, probe string) *link {
 			return nil, err
 		}
 		return &linkConn{Conn: c, broken: &l.broken}, nil
+	}
+	if r.keys.cluster {
+		// CLUSTER SLOTS may still name a demoted primary, and a replica
+		// takes SSUBSCRIBE (it gets the messages late, by replication, and
+		// nobody counts them): a link subscribes on a primary only.
+		opts.OnConnect = func(ctx context.Context, cn *goredis.Conn) error {
+			info, err := cn.Info(ctx, "replication").Result()
+			if err == nil && !strings.Contains(info, "role:master") {
+				err = errNotPrimary
+			}
+			if err != nil {
+				l.broken.Store(true)
+			}
+			return err
+		}
 	}
 	l.client = goredis.NewClient(opts)
 	l.ps = l.client.Subscribe(r.ctx)
@@ -194,25 +224,38 @@ func (l *link) read() {
 				continue
 			}
 			r.stats.received.Add(1)
-			if wire.EncodedFrom(m.Payload, r.keys.node) {
+			channel, payload := m.Channel, m.Payload
+			if r.keys.cluster {
+				if route, env, ok := wire.SplitRouted(payload); ok {
+					channel, payload = route, env
+				} else {
+					channel = r.keys.brokerChannel(channel)
+				}
+			}
+			if wire.EncodedFrom(payload, r.keys.node) {
 				r.stats.ownSkipped.Add(1)
 				continue
 			}
-			n := int64(len(m.Payload))
+			n := int64(len(payload))
 			if r.inflight.Add(n) > budget {
 				r.inflight.Add(-n)
 				r.stats.dropped.Add(1)
 				continue
 			}
-			host.Send(l.self, &delivery{channel: m.Channel, payload: m.Payload})
+			host.Send(l.self, &delivery{channel: channel, payload: payload})
 		case *goredis.Subscription:
 			switch m.Kind {
-			case "subscribe":
+			case "subscribe", "ssubscribe":
 				if l.confirms(m.Channel) {
 					host.Send(l.self, &subscribed{link: l, channel: m.Channel})
 				}
-			case "unsubscribe":
-				if l.unsubsOnWire.Add(-1) == maxChannelsPerCommand-1 {
+			case "unsubscribe", "sunsubscribe":
+				n := l.unsubsOnWire.Add(-1)
+				if m.Kind == "sunsubscribe" && (n < 0 || m.Channel == l.probe) {
+					l.failed(errSlotMoved)
+					return
+				}
+				if n == maxChannelsPerCommand-1 {
 					l.poke() // room for the next batch
 				}
 			}
@@ -259,9 +302,14 @@ func (l *link) write() {
 			}
 			ctx, cancel := context.WithTimeout(l.r.ctx, l.r.cfg.CommandTimeout)
 			var err error
-			if subscribe {
+			switch {
+			case l.r.keys.cluster && subscribe:
+				err = l.ps.SSubscribe(ctx, chans...)
+			case l.r.keys.cluster:
+				err = l.ps.SUnsubscribe(ctx, chans...)
+			case subscribe:
 				err = l.ps.Subscribe(ctx, chans...)
-			} else {
+			default:
 				err = l.ps.Unsubscribe(ctx, chans...)
 			}
 			cancel()
@@ -351,6 +399,10 @@ func (l *link) publishProbe(token string) {
 	l.r.goTracked(func() {
 		ctx, cancel := context.WithTimeout(l.r.ctx, l.r.cfg.ProbeTimeout)
 		defer cancel()
-		_ = l.client.Publish(ctx, l.probe, token).Err()
+		if l.r.keys.cluster {
+			_ = l.client.SPublish(ctx, l.probe, token).Err()
+		} else {
+			_ = l.client.Publish(ctx, l.probe, token).Err()
+		}
 	})
 }

@@ -57,13 +57,20 @@ type outbox struct {
 	failing atomic.Bool   // the last round trip failed; written by the writer, read by State
 
 	// Owned by the writer goroutine.
-	client    *goredis.Client
+	client    goredis.UniversalClient
 	scripts   bool             // the scripts are loaded on client
 	receivers map[string]int64 // channel -> subscribers that heard its last publish
-	failures  int              // round trips failed in a row
-	retryAt   time.Time        // no round trip before this, after a failure
-	gate      gate             // the recovery state (outbox_state.go)
-	recent    []sentItem       // publishes confirmed within ResendWindow, oldest first
+	// unsettled: this node's connections went down or came back since the
+	// gate's last reading, by the end of the round trip being read. A
+	// smaller audience heard then is not remembered: it may be this node
+	// back first and the others still resubscribing (a slot that moved
+	// unsubscribes every node at once), and the recovery's check
+	// (sendable) would then wait for that smaller audience only.
+	unsettled bool
+	failures  int        // round trips failed in a row
+	retryAt   time.Time  // no round trip before this, after a failure
+	gate      gate       // the recovery state (outbox_state.go)
+	recent    []sentItem // publishes confirmed within ResendWindow, oldest first
 	batch     []outItem
 	status    []itemStatus
 }
@@ -150,7 +157,7 @@ func (o *outbox) push(it outItem, env *wire.Envelope, max int) bool {
 		// same bytes.
 		o.seq++
 		env.MsgID = wire.MsgID{Origin: o.r.keys.origin, Seq: o.seq}
-		it.data = env.Encode()
+		it.data = o.r.keys.framed(it.channel, env.Encode())
 	}
 	if !it.deadline.IsZero() && (o.expireAt.IsZero() || it.deadline.Before(o.expireAt)) {
 		o.expireAt = it.deadline

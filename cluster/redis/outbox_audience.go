@@ -2,7 +2,9 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"slices"
+	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -63,23 +65,33 @@ func (o *outbox) sendable() (int, time.Duration) {
 	pipe := o.conn().Pipeline()
 	var numsub *goredis.MapStringIntCmd
 	var exists *goredis.IntCmd
-	if len(chans) > 0 {
+	var got map[string]int64
+	if len(chans) > 0 && !o.r.keys.cluster {
 		numsub = pipe.PubSubNumSub(ctx, chans...)
 	}
 	if directs {
 		keys := make([]string, len(rec.peers))
 		for i, p := range rec.peers {
-			keys[i] = o.r.keys.prefix + ":presence:alive:" + p
+			keys[i] = o.r.keys.aliveKey(p)
 		}
 		exists = pipe.Exists(ctx, keys...)
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
+	err := error(nil)
+	if pipe.Len() > 0 {
+		_, err = pipe.Exec(ctx)
+	}
+	if err == nil && len(chans) > 0 && o.r.keys.cluster {
+		got, err = o.shardNumSub(ctx, chans)
+	}
+	if err != nil {
 		o.failed(err)
 		return 0, time.Until(o.retryAt)
 	}
 	o.succeeded()
 	if numsub != nil {
-		got := numsub.Val()
+		got = numsub.Val()
+	}
+	if got != nil {
 		for i, ch := range chans {
 			if got[ch] >= want[i] {
 				rec.verified[ch] = struct{}{}
@@ -112,4 +124,38 @@ func (o *outbox) sendable() (int, time.Duration) {
 		return 0, 20 * time.Millisecond
 	}
 	return n, 0
+}
+
+// shardNumSub is PUBSUB SHARDNUMSUB of the channels' Redis channels, by
+// broker channel, summed over the cluster's primaries (read afresh: the
+// writer's client may not have seen the slot move yet). Only a slot's
+// owner has subscribers: Redis unsubscribes them where a slot leaves.
+func (o *outbox) shardNumSub(ctx context.Context, chans []string) (map[string]int64, error) {
+	cc, ok := o.conn().(*goredis.ClusterClient)
+	if !ok {
+		return nil, errors.New("cluster: redis: not a cluster client")
+	}
+	wires := make([]string, len(chans))
+	for i, ch := range chans {
+		wires[i] = o.r.keys.wireChannel(ch)
+	}
+	var mu sync.Mutex
+	total := make(map[string]int64, len(wires))
+	err := cc.ForEachShard(ctx, func(ctx context.Context, c *goredis.Client) error {
+		n, err := c.PubSubShardNumSub(ctx, wires...).Result()
+		mu.Lock()
+		defer mu.Unlock()
+		for w, v := range n {
+			total[w] += v
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	got := make(map[string]int64, len(chans))
+	for i, ch := range chans {
+		got[ch] = total[wires[i]]
+	}
+	return got, nil
 }

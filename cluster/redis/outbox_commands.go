@@ -11,49 +11,63 @@ import (
 	"github.com/switchboard-rt/switchboard/actors/wire"
 )
 
-// queue adds the item's commands to pipe.
-func (o *outbox) queue(ctx context.Context, pipe goredis.Pipeliner, it *outItem, users []string, shares map[string]map[string]int) {
+// queue adds the item's commands to the batch's pipelines and returns them.
+func (o *outbox) queue(ctx context.Context, b *batchPipes, it *outItem, users []string, shares map[string]map[string]int) []goredis.Cmder {
 	k := &o.r.keys
+	var cmds []goredis.Cmder
+	add := func(c goredis.Cmder) { cmds = append(cmds, c) }
+	hub := b.at(k.nodes) // the directory's (and the hub channels') slot
 	switch it.kind {
 	case outPublish:
-		pipe.Publish(ctx, it.channel, it.data)
+		ch := k.wireChannel(it.channel)
+		if k.cluster {
+			add(b.at(ch).SPublish(ctx, ch, it.data))
+		} else {
+			add(b.at(ch).Publish(ctx, ch, it.data))
+		}
 	case outDirect:
-		pipe.EvalSha(ctx, directScript.Hash(), []string{k.userKey(it.user)}, k.prefix, k.node, it.data)
+		add(hub.EvalSha(ctx, directScript.Hash(), []string{k.userKey(it.user)}, k.hub, k.node, it.data, k.publishCommand()))
 	case outAppend:
 		meta, stream := k.streamKeys(it.channel)
-		pipe.EvalSha(ctx, appendScript.Hash(), []string{meta, stream}, o.appendArgs(it)...)
+		add(b.at(meta).EvalSha(ctx, appendScript.Hash(), []string{meta, stream}, o.appendArgs(it)...))
 	case outOnline:
-		pipe.SAdd(ctx, k.nodeUsers, it.user)
-		pipe.SAdd(ctx, k.userKey(it.user), k.node)
+		add(hub.SAdd(ctx, k.nodeUsers, it.user))
+		add(hub.SAdd(ctx, k.userKey(it.user), k.node))
 	case outOffline:
-		pipe.SRem(ctx, k.nodeUsers, it.user)
-		pipe.SRem(ctx, k.userKey(it.user), k.node)
+		add(hub.SRem(ctx, k.nodeUsers, it.user))
+		add(hub.SRem(ctx, k.userKey(it.user), k.node))
 	case outReapSelf:
-		pipe.EvalSha(ctx, reapScript.Hash(), []string{k.nodes}, reapArgs(k, o.r.cfg.PresenceTTL, k.node)...)
+		add(hub.EvalSha(ctx, reapScript.Hash(), []string{k.nodes}, reapArgs(k, o.r.cfg.PresenceTTL, k.node)...))
 	case outResync:
-		pipe.Del(ctx, k.nodeUsers)
+		add(hub.Del(ctx, k.nodeUsers))
 		for chunk := range slices.Chunk(users, 1000) {
 			args := make([]any, len(chunk))
 			for i, u := range chunk {
 				args[i] = u
 			}
-			pipe.SAdd(ctx, k.nodeUsers, args...)
+			add(hub.SAdd(ctx, k.nodeUsers, args...))
 		}
 		for _, u := range users {
-			pipe.SAdd(ctx, k.userKey(u), k.node)
+			add(hub.SAdd(ctx, k.userKey(u), k.node))
 		}
-		o.queueShares(ctx, pipe, shares)
-		pipe.SAdd(ctx, k.nodes, k.node)
-		pipe.Set(ctx, k.alive, "1", o.r.cfg.PresenceTTL)
+		cmds = append(cmds, o.queueShares(ctx, b, shares)...)
+		add(hub.SAdd(ctx, k.nodes, k.node))
+		add(hub.Set(ctx, k.alive, "1", o.r.cfg.PresenceTTL))
 		if it.announce {
-			pipe.Del(ctx, k.reaped)
+			add(hub.Del(ctx, k.reaped))
+			bc := k.wireChannel(k.broadcast)
 			for _, u := range users {
 				ev := wire.PresenceEvent("user_connected", u)
 				env := &wire.Envelope{Type: wire.EnvBroadcast, SenderID: u, Node: k.node, Payload: ev.JSON}
-				pipe.Publish(ctx, k.broadcast, env.Encode())
+				if k.cluster {
+					add(hub.SPublish(ctx, bc, env.Encode()))
+				} else {
+					add(hub.Publish(ctx, bc, env.Encode()))
+				}
 			}
 		}
 	}
+	return cmds
 }
 
 // networkError returns the first error among cmds that is not a reply from
@@ -80,7 +94,9 @@ func networkError(cmds []goredis.Cmder) error {
 func notPrimary(err error) bool {
 	// EXECABORT: the whole batch was discarded for one of those (queued
 	// writes refused), or for a lack of memory; either way nothing ran.
-	for _, p := range []string{"READONLY", "LOADING", "MASTERDOWN", "NOREPLICAS", "EXECABORT"} {
+	// On a cluster: CLUSTERDOWN, TRYAGAIN, and MOVED or ASK past the
+	// redirects go-redis follows (a slot moving, a failover): not run.
+	for _, p := range []string{"READONLY", "LOADING", "MASTERDOWN", "NOREPLICAS", "EXECABORT", "CLUSTERDOWN", "TRYAGAIN", "MOVED", "ASK"} {
 		if goredis.HasErrorPrefix(err, p) {
 			return true
 		}
@@ -101,7 +117,9 @@ func (o *outbox) result(it *outItem, cmds []goredis.Cmder) itemStatus {
 			return itemSuspect
 		}
 		o.r.stats.published.Add(1)
-		o.noteReceivers(it.channel, n)
+		if !o.unsettled || n >= o.receivers[it.channel] {
+			o.noteReceivers(it.channel, n)
+		}
 	case outDirect:
 		res, err := cmds[0].(*goredis.Cmd).Int64Slice()
 		switch {
@@ -163,7 +181,16 @@ func (o *outbox) result(it *outItem, cmds []goredis.Cmder) itemStatus {
 			o.scripts = false
 			return itemRetry
 		}
-		if err := cmds[0].Err(); err != nil {
+		_, _, rooms, err := reapResult(cmds[0].(*goredis.Cmd))
+		if err == nil && len(rooms) > 0 {
+			ctx, cancel := context.WithTimeout(o.r.ctx, o.r.cfg.CommandTimeout)
+			err = clearShares(ctx, o.conn(), &o.r.keys, rooms)
+			cancel()
+			if err != nil {
+				return itemRetry // the index is kept: the script returns them again
+			}
+		}
+		if err != nil {
 			o.r.log.Warn("redis presence cleanup failed", keyErr, err)
 		}
 	case outResync:

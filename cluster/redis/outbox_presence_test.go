@@ -14,7 +14,7 @@ import (
 // are bounded too, presenceSlack times further.
 func TestPresenceQueuesPastTheClientLimit(t *testing.T) {
 	const limit = 10
-	r := &Broker{cfg: Config{OutboxLimit: limit, MaxBatch: 10}, keys: newKeyspace("websocket", "n1")}
+	r := &Broker{cfg: Config{OutboxLimit: limit, MaxBatch: 10}, keys: newKeyspace("websocket", "n1", 0)}
 	o := newOutbox(r)
 	left := func() *wire.Envelope {
 		return &wire.Envelope{Type: wire.EnvRoom, Room: "r", Node: "n1", Payload: wire.PresenceEvent("user_left", "u").JSON}

@@ -21,13 +21,21 @@ const (
 // maxReceivers bounds the channels whose last audience the writer remembers.
 const maxReceivers = 10000
 
-// itemCmds is the range of pipeline commands an item produced.
-type itemCmds struct{ from, to int }
-
 // send takes n commands from the head of the queue, sends them in one round
 // trip and completes, retries or holds each.
 func (o *outbox) send(n int) {
 	o.mu.Lock()
+	if o.r.keys.cluster {
+		// On a cluster, the reap of this node's own entries clears its
+		// room shares after its script (cluster_presence.go): it goes
+		// alone, so that it never clears shares written in its batch.
+		for i, it := range o.items[o.head : o.head+n] {
+			if it.kind == outReapSelf {
+				n = max(i, 1)
+				break
+			}
+		}
+	}
 	o.batch = append(o.batch[:0], o.items[o.head:o.head+n]...)
 	o.sending = n
 	var users []string
@@ -58,32 +66,34 @@ func (o *outbox) send(n int) {
 		}
 		o.scripts = true
 	}
-	// One transaction: every command of the batch sees the same
-	// subscribers. A fault then falls between two batches, never inside
-	// one, so a later message of a channel cannot be heard where an earlier
-	// one was not (msg_id deduplication relies on it).
-	pipe := client.TxPipeline()
-	spans := make([]itemCmds, len(o.batch))
+	// One transaction (on a cluster, one per hash slot): every command of
+	// the batch on a channel sees the same subscribers. A fault then falls
+	// between two batches, never inside one, so a later message of a
+	// channel cannot be heard where an earlier one was not (msg_id
+	// deduplication relies on it).
+	b := newBatchPipes(client, o.r.keys.cluster)
+	cmdsOf := make([][]goredis.Cmder, len(o.batch))
 	for i := 0; i < len(o.batch); {
-		from := pipe.Len()
 		if o.batch[i].kind == outRoomMember {
-			// A run of presence writes is one script call (roompresence.go).
+			// A run of presence writes is one script call per slot
+			// (roompresence.go).
 			j := i
 			for j < len(o.batch) && o.batch[j].kind == outRoomMember {
 				j++
 			}
-			o.queueMembers(ctx, pipe, o.batch[i:j])
+			cmds := o.queueMembers(ctx, b, o.batch[i:j])
 			for ; i < j; i++ {
-				spans[i] = itemCmds{from: from, to: pipe.Len()}
+				cmdsOf[i] = cmds
 			}
 			continue
 		}
-		o.queue(ctx, pipe, &o.batch[i], users, shares)
-		spans[i] = itemCmds{from: from, to: pipe.Len()}
+		cmdsOf[i] = o.queue(ctx, b, &o.batch[i], users, shares)
 		i++
 	}
-	cmds, _ := pipe.Exec(ctx)
+	b.exec(ctx)
 	o.r.stats.roundTrips.Add(1)
+	up, after := o.r.health.allUp()
+	o.unsettled = !up || after != o.gate.seen
 
 	o.status = o.status[:0]
 	var netErr error
@@ -92,10 +102,10 @@ func (o *outbox) send(n int) {
 		it := &o.batch[i]
 		st := itemRetry
 		if netErr == nil {
-			if err := networkError(cmds[spans[i].from:spans[i].to]); err != nil {
+			if err := networkError(cmdsOf[i]); err != nil {
 				netErr = err
 			} else {
-				st = o.result(it, cmds[spans[i].from:spans[i].to])
+				st = o.result(it, cmdsOf[i])
 			}
 		}
 		if st == itemSuspect {
@@ -128,7 +138,9 @@ func (o *outbox) send(n int) {
 // after the recovery.
 func (o *outbox) checkSuspects(ctx context.Context, epoch uint64) {
 	intact := false
-	if up, now := o.r.health.allUp(); up && now == epoch && !o.failing.Load() {
+	if up, now := o.r.health.allUp(); up && now == epoch && !o.failing.Load() && o.r.keys.cluster {
+		intact = o.suspectSlotsIntact(ctx)
+	} else if up && now == epoch && !o.failing.Load() {
 		pipe := o.conn().Pipeline()
 		counts := make([]*goredis.IntCmd, o.r.cfg.PubSubConnections)
 		for i := range counts {

@@ -99,7 +99,7 @@ func (o *outbox) reading() outEvent {
 }
 
 // conn returns the writer's client, creating one after a failure.
-func (o *outbox) conn() *goredis.Client {
+func (o *outbox) conn() goredis.UniversalClient {
 	if o.client == nil {
 		o.client = o.r.newClient("pub")
 		o.scripts = false

@@ -31,13 +31,16 @@ import (
 
 // directScript publishes a direct message to the node channel of every live
 // node (other than the sender's) that holds the user, and returns
-// {published and heard, published and heard by nobody}.
+// {published and heard, published and heard by nobody}. ARGV: the hub
+// prefix (keyspace.hub), this node, the envelope, the publish command
+// (PUBLISH, or SPUBLISH on a cluster, where the directory and the node
+// channels share the hub's slot).
 var directScript = goredis.NewScript(`
-local prefix, self = ARGV[1], ARGV[2]
+local prefix, self, pub = ARGV[1], ARGV[2], ARGV[4]
 local sent, missed = 0, 0
 for _, node in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if node ~= self and redis.call('EXISTS', prefix .. ':presence:alive:' .. node) == 1 then
-    if redis.call('PUBLISH', prefix .. ':node:' .. node, ARGV[3]) > 0 then
+    if redis.call(pub, prefix .. ':node:' .. node, ARGV[3]) > 0 then
       sent = sent + 1
     else
       missed = missed + 1
@@ -51,15 +54,20 @@ return {sent, missed}
 // whatever its state: this node at start and at close) from the directory,
 // publishes for each of their users the user_disconnected the dead node
 // would have published (presence is per node: docs/protocol.md), and
-// returns {nodes reaped, users announced}. The envelope is wire's
-// (userGone, passed as ARGV[4] on: reapArgs); the script only fills in the
-// user and the node.
+// returns {nodes reaped, users announced, {node, room, node, room, ...}}.
+// ARGV: the hub prefix, the tombstone's TTL, the forced node, the publish
+// command, the rooms' prefix (PREFIX:rp:) or "" on a cluster, then the
+// envelope (wire's userGone: reapArgs); the script only fills in the user
+// and the node. On one Redis it deletes the reaped nodes' room presence
+// shares too; on a cluster they live in other slots, so it returns the
+// rooms of each reaped node (its index is kept until the shares are gone:
+// clearShares).
 var reapScript = goredis.NewScript(`
-local prefix, ttl, forced = ARGV[1], ARGV[2], ARGV[3]
-local reaped, gone = 0, 0
+local prefix, ttl, forced, pub, rp = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local reaped, gone, rooms = 0, 0, {}
 local function envelope(holes)
   local out = {}
-  for i = 4, #ARGV do
+  for i = 6, #ARGV do
     if i % 2 == 0 then out[#out + 1] = ARGV[i] else out[#out + 1] = holes[ARGV[i]] end
   end
   return table.concat(out)
@@ -68,15 +76,23 @@ local function reap(node, tomb)
   local nk = prefix .. ':presence:node:' .. node
   for _, u in ipairs(redis.call('SMEMBERS', nk)) do
     redis.call('SREM', prefix .. ':presence:user:' .. u, node)
-    redis.call('PUBLISH', prefix .. ':broadcast', envelope({user = cjson.encode(u), node = cjson.encode(node)}))
+    redis.call(pub, prefix .. ':broadcast', envelope({user = cjson.encode(u), node = cjson.encode(node)}))
     gone = gone + 1
   end
   local rk = prefix .. ':presence:rooms:' .. node
   for _, room in ipairs(redis.call('SMEMBERS', rk)) do
-    redis.call('DEL', prefix .. ':rp:{' .. room .. '}:node:' .. node)
-    redis.call('SREM', prefix .. ':rp:{' .. room .. '}:nodes', node)
+    if rp ~= '' then
+      redis.call('DEL', rp .. '{' .. room .. '}:node:' .. node)
+      redis.call('SREM', rp .. '{' .. room .. '}:nodes', node)
+    else
+      rooms[#rooms + 1] = node
+      rooms[#rooms + 1] = room
+    end
   end
-  redis.call('DEL', nk, rk, prefix .. ':presence:alive:' .. node)
+  if rp ~= '' then
+    redis.call('DEL', rk)
+  end
+  redis.call('DEL', nk, prefix .. ':presence:alive:' .. node)
   redis.call('SREM', KEYS[1], node)
   if tomb then
     redis.call('SET', prefix .. ':presence:reaped:' .. node, '1', 'PX', ttl)
@@ -91,35 +107,48 @@ for _, node in ipairs(redis.call('SMEMBERS', KEYS[1])) do
     reaped = reaped + 1
   end
 end
-return {reaped, gone}
+return {reaped, gone, rooms}
 `)
 
 // userGone is the envelope reapScript publishes for each user of a reaped
 // node, with holes for the user and the node.
 var userGone = wire.UserGoneTemplate()
 
-// reapArgs are reapScript's arguments: the channel prefix, the tombstone's
-// TTL, the node to reap whatever its state ("" for none), then userGone.
+// reapArgs are reapScript's arguments: the hub prefix, the tombstone's
+// TTL, the node to reap whatever its state ("" for none), the publish
+// command, the rooms' prefix, then userGone.
 func reapArgs(k *keyspace, ttl time.Duration, forced string) []any {
-	args := []any{k.prefix, ttl.Milliseconds(), forced}
+	rp := k.prefix + ":rp:"
+	if k.cluster {
+		rp = ""
+	}
+	args := []any{k.hub, ttl.Milliseconds(), forced, k.publishCommand(), rp}
 	for _, p := range userGone.Parts {
 		args = append(args, p)
 	}
 	return args
 }
 
-// loadScripts loads both scripts into Redis's script cache.
-func loadScripts(ctx context.Context, c *goredis.Client) error {
-	if err := directScript.Load(ctx, c).Err(); err != nil {
-		return err
+// loadScripts loads the outbox's scripts into Redis's script cache (of
+// every primary, on a cluster).
+func loadScripts(ctx context.Context, c goredis.UniversalClient) error {
+	return loadScript(ctx, c, directScript, reapScript, memberScript, appendScript)
+}
+
+// loadScript loads scripts on c's Redis, or on every primary of a cluster.
+func loadScript(ctx context.Context, c goredis.UniversalClient, scripts ...*goredis.Script) error {
+	load := func(ctx context.Context, c goredis.Scripter) error {
+		for _, s := range scripts {
+			if err := s.Load(ctx, c).Err(); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
-	if err := reapScript.Load(ctx, c).Err(); err != nil {
-		return err
+	if cc, ok := c.(*goredis.ClusterClient); ok {
+		return cc.ForEachShard(ctx, func(ctx context.Context, c *goredis.Client) error { return load(ctx, c) })
 	}
-	if err := memberScript.Load(ctx, c).Err(); err != nil {
-		return err
-	}
-	return appendScript.Load(ctx, c).Err()
+	return load(ctx, c)
 }
 
 // presence is the heartbeat goroutine: it keeps this node's alive key fresh,
@@ -131,7 +160,7 @@ type presence struct {
 	kickCh chan struct{}            // capacity 1: beat now
 	alive  atomic.Pointer[[]string] // other live nodes, as of the last intact heartbeat
 
-	client *goredis.Client // owned by the heartbeat goroutine
+	client goredis.UniversalClient // owned by the heartbeat goroutine
 }
 
 func newPresence(r *Broker) *presence {
@@ -213,9 +242,14 @@ func (p *presence) beat() {
 		}
 	}
 	p.alive.Store(&others)
-	if res, err := reap.Int64Slice(); err == nil && len(res) == 2 && res[0] > 0 {
-		p.r.stats.reaped.Add(res[0])
-		p.r.stats.vanished.Add(res[1])
-		p.r.log.Info("redis presence: reaped dead nodes", "nodes", res[0], "users_disconnected", res[1])
+	if reaped, gone, rooms, err := reapResult(reap); err == nil {
+		if reaped > 0 {
+			p.r.stats.reaped.Add(reaped)
+			p.r.stats.vanished.Add(gone)
+			p.r.log.Info("redis presence: reaped dead nodes", "nodes", reaped, "users_disconnected", gone)
+		}
+		if len(rooms) > 0 {
+			_ = clearShares(ctx, p.client, k, rooms)
+		}
 	}
 }

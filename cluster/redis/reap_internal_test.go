@@ -23,7 +23,7 @@ func TestReapScriptPublishesWireEnvelopes(t *testing.T) {
 	c := rs.Client()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	k := newKeyspace("websocket", "survivor")
+	k := newKeyspace("websocket", "survivor", 0)
 	dead, users := `dead "node"/é`, []string{"ada", `q"u\o/te`, "ünï \u2028"}
 	sub := c.Subscribe(ctx, k.broadcast)
 	defer sub.Close()
@@ -34,11 +34,11 @@ func TestReapScriptPublishesWireEnvelopes(t *testing.T) {
 		c.SAdd(ctx, "websocket:presence:node:"+dead, u)
 	}
 	c.SAdd(ctx, k.nodes, dead)
-	res, err := reapScript.Run(ctx, c, []string{k.nodes}, reapArgs(&k, time.Second, "")...).Int64Slice()
-	if err != nil || len(res) != 2 || res[0] != 1 || res[1] != int64(len(users)) {
-		t.Fatalf("reap: %v, %v", res, err)
+	reaped, gone, rooms, err := reapResult(reapScript.Run(ctx, c, []string{k.nodes}, reapArgs(&k, time.Second, "")...))
+	if err != nil || reaped != 1 || gone != int64(len(users)) || len(rooms) != 0 {
+		t.Fatalf("reap: %d %d %v, %v", reaped, gone, rooms, err)
 	}
-	gone := map[string]bool{}
+	announced := map[string]bool{}
 	for range users {
 		m, err := sub.ReceiveTimeout(ctx, 5*time.Second)
 		if err != nil {
@@ -57,11 +57,11 @@ func TestReapScriptPublishesWireEnvelopes(t *testing.T) {
 			env.Type != wire.EnvBroadcast || env.Node != dead || !wire.EncodedFrom(data, dead) {
 			t.Fatalf("%s decodes to %+v; want a broadcast from %q, user_disconnected of its sender", data, env, dead)
 		}
-		gone[env.SenderID] = true
+		announced[env.SenderID] = true
 	}
 	for _, u := range users {
-		if !gone[u] {
-			t.Errorf("no user_disconnected for %q (got %v)", u, gone)
+		if !announced[u] {
+			t.Errorf("no user_disconnected for %q (got %v)", u, announced)
 		}
 	}
 }

@@ -26,35 +26,43 @@ import (
 // rewrites every share from the node's own counts after Redis lost them,
 // and the commands queued behind it agree in any order.
 
-func (k *keyspace) roomNodes(room string) string { return k.prefix + ":rp:{" + room + "}:nodes" }
+func (k *keyspace) roomNodes(room string) string { return k.roomShares(room) + "nodes" }
 func (k *keyspace) roomShare(room, node string) string {
-	return k.prefix + ":rp:{" + room + "}:node:" + node
+	return k.roomShares(room) + "node:" + node
 }
-func (k *keyspace) nodeRooms() string { return k.prefix + ":presence:rooms:" + k.node }
+
+// roomShares is what the room's presence keys start with:
+// PREFIX:rp:{ROOM}: on one Redis, PREFIX:rp:{TAG}:{ROOM}: on a cluster.
+func (k *keyspace) roomShares(room string) string {
+	return k.prefix + ":rp:" + k.roomTag(room) + "{" + room + "}:"
+}
+func (k *keyspace) nodeRooms() string { return k.hub + ":presence:rooms:" + k.node }
 
 // roomOf is the room name of a room channel.
 func (k *keyspace) roomOf(channel string) string { return channel[len(k.prefix)+len(":room:"):] }
 
 // memberScript writes users' counts in this node's shares of rooms, many
 // in one call (a mass exit's leaves cost one call per outbox batch, not
-// one per leave): ARGV prefix, node, then room, user, count for each.
+// one per leave): ARGV the shares' prefix (PREFIX:rp:, or on a cluster
+// PREFIX:rp:{TAG}: of the one partition of the call's rooms), node, the
+// node's room index (HUB:presence:rooms:NODE; "" on a cluster, where the
+// outbox writes it in its own slot), then room, user, count for each.
 // With count 0 the user is removed, and an emptied share with it.
 var memberScript = goredis.NewScript(`
-local prefix, node = ARGV[1], ARGV[2]
-local rooms = prefix .. ':presence:rooms:' .. node
-for i = 3, #ARGV, 3 do
+local rp, node, rooms = ARGV[1], ARGV[2], ARGV[3]
+for i = 4, #ARGV, 3 do
   local room, user, count = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local share = prefix .. ':rp:{' .. room .. '}:node:' .. node
-  local nodes = prefix .. ':rp:{' .. room .. '}:nodes'
+  local share = rp .. '{' .. room .. '}:node:' .. node
+  local nodes = rp .. '{' .. room .. '}:nodes'
   if tonumber(count) > 0 then
     redis.call('HSET', share, user, count)
     redis.call('SADD', nodes, node)
-    redis.call('SADD', rooms, room)
+    if rooms ~= '' then redis.call('SADD', rooms, room) end
   else
     redis.call('HDEL', share, user)
     if redis.call('EXISTS', share) == 0 then
       redis.call('SREM', nodes, node)
-      redis.call('SREM', rooms, room)
+      if rooms ~= '' then redis.call('SREM', rooms, room) end
     end
   end
 end
@@ -75,6 +83,43 @@ for _, node in ipairs(redis.call('SMEMBERS', KEYS[1])) do
 end
 return out
 `)
+
+// livePresenceScript is presenceScript on a cluster, where the liveness
+// keys are in the directory's slot: KEYS the room's nodes; ARGV the share
+// prefix, then the nodes that were alive (liveNodesScript) a moment ago.
+var livePresenceScript = goredis.NewScript(`
+local live = {}
+for i = 2, #ARGV do live[ARGV[i]] = true end
+local out = {}
+for _, node in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if live[node] then
+    out[#out + 1] = redis.call('HGETALL', ARGV[1] .. node)
+  end
+end
+return out
+`)
+
+// liveNodesScript lists the registered nodes whose liveness key is there:
+// KEYS the registered nodes; ARGV the alive-key prefix.
+var liveNodesScript = goredis.NewScript(`
+local out = {}
+for _, node in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('EXISTS', ARGV[1] .. node) == 1 then out[#out + 1] = node end
+end
+return out
+`)
+
+// clusterPresence reads a room's live shares on a cluster in two steps, in
+// two slots: the live nodes from the directory, then their shares.
+func (r *Broker) clusterPresence(room string) ([]any, error) {
+	k := &r.keys
+	nodes, err := r.evalRead(liveNodesScript, []string{k.nodes}, k.aliveKey(""))
+	if err != nil {
+		return nil, err
+	}
+	args := append([]any{k.roomShare(room, "")}, nodes...)
+	return r.evalRead(livePresenceScript, []string{k.roomNodes(room)}, args...)
+}
 
 // RoomMember implements port.Broker.
 func (r *Broker) RoomMember(channel, user string, delta int) {
@@ -109,34 +154,66 @@ func (o *outbox) roomMember(room, user string, delta int) {
 	o.signal()
 }
 
-// queueMembers adds one script call that writes the current counts of
-// items' users.
-func (o *outbox) queueMembers(ctx context.Context, pipe goredis.Pipeliner, items []outItem) {
+// queueMembers adds the script calls that write the current counts of
+// items' users (one call; on a cluster one per partition, and the node's
+// room index in the directory's slot) and returns them.
+func (o *outbox) queueMembers(ctx context.Context, b *batchPipes, items []outItem) []goredis.Cmder {
 	k := &o.r.keys
-	args := make([]any, 0, 2+3*len(items))
-	args = append(args, k.prefix, k.node)
+	var cmds []goredis.Cmder
 	o.mu.Lock()
-	for _, it := range items {
-		args = append(args, it.channel, it.user, o.rooms[it.channel][it.user])
+	defer o.mu.Unlock()
+	if !k.cluster {
+		args := make([]any, 0, 3+3*len(items))
+		args = append(args, k.prefix+":rp:", k.node, k.nodeRooms())
+		for _, it := range items {
+			args = append(args, it.channel, it.user, o.rooms[it.channel][it.user])
+		}
+		return append(cmds, b.at(k.nodes).EvalSha(ctx, memberScript.Hash(), nil, args...))
 	}
-	o.mu.Unlock()
-	pipe.EvalSha(ctx, memberScript.Hash(), nil, args...)
+	byPart := map[int][]any{}
+	first := map[int]string{}
+	indexed := map[string]bool{}
+	for _, it := range items {
+		p := k.partOf(it.channel)
+		if _, ok := first[p]; !ok {
+			first[p] = it.channel
+			byPart[p] = []any{k.prefix + ":rp:" + k.parts[p] + ":", k.node, ""}
+		}
+		byPart[p] = append(byPart[p], it.channel, it.user, o.rooms[it.channel][it.user])
+		indexed[it.channel] = true
+	}
+	for p, args := range byPart {
+		nodes := k.roomNodes(first[p])
+		cmds = append(cmds, b.at(nodes).EvalSha(ctx, memberScript.Hash(), []string{nodes}, args...))
+	}
+	hub := b.at(k.nodes)
+	for room := range indexed {
+		if len(o.rooms[room]) > 0 {
+			cmds = append(cmds, hub.SAdd(ctx, k.nodeRooms(), room))
+		} else {
+			cmds = append(cmds, hub.SRem(ctx, k.nodeRooms(), room))
+		}
+	}
+	return cmds
 }
 
-// queueShares rewrites every share of this node from rooms (a resync).
-func (o *outbox) queueShares(ctx context.Context, pipe goredis.Pipeliner, rooms map[string]map[string]int) {
+// queueShares rewrites every share of this node from rooms (a resync) and
+// returns the commands.
+func (o *outbox) queueShares(ctx context.Context, b *batchPipes, rooms map[string]map[string]int) []goredis.Cmder {
 	k := &o.r.keys
+	var cmds []goredis.Cmder
 	for room, users := range rooms {
 		share := k.roomShare(room, k.node)
-		pipe.Del(ctx, share)
+		pipe := b.at(share)
+		cmds = append(cmds, pipe.Del(ctx, share))
 		args := make([]any, 0, 2*len(users))
 		for u, n := range users {
 			args = append(args, u, n)
 		}
-		pipe.HSet(ctx, share, args...)
-		pipe.SAdd(ctx, k.roomNodes(room), k.node)
-		pipe.SAdd(ctx, k.nodeRooms(), room)
+		cmds = append(cmds, pipe.HSet(ctx, share, args...), pipe.SAdd(ctx, k.roomNodes(room), k.node),
+			b.at(k.nodes).SAdd(ctx, k.nodeRooms(), room))
 	}
+	return cmds
 }
 
 // sharesSnapshot copies the node's shares for a resync. Called with o.mu held.
@@ -166,8 +243,14 @@ func (r *Broker) Presence(channel string, done func(wire.Presence, error)) {
 
 func (r *Broker) presence(room string) (wire.Presence, error) {
 	k := &r.keys
-	vals, err := r.evalRead(presenceScript, []string{k.roomNodes(room)},
-		k.prefix+":presence:alive:", k.prefix+":rp:{"+room+"}:node:")
+	var vals []any
+	var err error
+	if k.cluster {
+		vals, err = r.clusterPresence(room)
+	} else {
+		vals, err = r.evalRead(presenceScript, []string{k.roomNodes(room)},
+			k.aliveKey(""), k.roomShare(room, ""))
+	}
 	if err != nil {
 		return wire.Presence{}, err
 	}

@@ -32,16 +32,24 @@ import (
 // (INFO replication's master_replid, which a promotion changes), and a
 // publication on another primary starts a new epoch.
 
-// streamKeys are a room channel's stream and metadata keys.
+// streamKeys are a room channel's stream and metadata keys; on a cluster
+// they carry the room's partition tag first (PREFIX:stream:{TAG}:{ROOM}),
+// the slot of the partition's channel that appendScript publishes on.
+// There a slot that moves to another shard, like a failover, starts a new
+// epoch (another primary's replication id).
 func (k *keyspace) streamKeys(channel string) (meta, stream string) {
 	room := channel[len(k.prefix)+len(":room:"):]
-	return k.prefix + ":stream-meta:{" + room + "}", k.prefix + ":stream:{" + room + "}"
+	tag := k.roomTag(room)
+	return k.prefix + ":stream-meta:" + tag + "{" + room + "}", k.prefix + ":stream:" + tag + "{" + room + "}"
 }
 
 // appendScript: KEYS meta, stream; ARGV channel, size, ttl (ms), a fresh
-// epoch, msg_id origin, msg_id seq, then the envelope template's three
+// epoch, msg_id origin, msg_id seq, the envelope template's three
 // literals (wire.StreamTemplate: literal, #offset, literal, epoch,
-// literal). It returns {epoch, offset, duplicate, subscribers}: a
+// literal), the publish command (SPUBLISH on a cluster) and what goes in
+// front of the published envelope (a routed frame's header on a cluster's
+// partition channel, wire.RoutedHeader; the stream stores the bare
+// envelope). It returns {epoch, offset, duplicate, subscribers}: a
 // publication whose msg_id this origin numbered already (a command sent
 // again after a connection fault) is not numbered twice.
 var appendScript = goredis.NewScript(`
@@ -74,7 +82,7 @@ redis.call('XADD', stream, 'MAXLEN', size, '0-' .. top, 'd', data)
 redis.call('HSET', meta, mark, seq .. ':' .. top)
 redis.call('PEXPIRE', meta, ttl)
 redis.call('PEXPIRE', stream, ttl)
-local n = redis.call('PUBLISH', ARGV[1], data)
+local n = redis.call(ARGV[10], ARGV[1], ARGV[11] .. data)
 return {epoch, top, 0, n}
 `)
 
@@ -130,9 +138,13 @@ func (r *Broker) Append(channel string, env *wire.Envelope, done func(wire.Posit
 
 // appendArgs are appendScript's arguments for it.
 func (o *outbox) appendArgs(it *outItem) []any {
-	h := o.r.host.History
-	return []any{it.channel, h.Size, h.TTL.Milliseconds(), newEpoch(), o.r.keys.origin, strconv.FormatUint(it.seq, 10),
-		it.tmpl[0], it.tmpl[2], it.tmpl[4]}
+	h, k := o.r.host.History, &o.r.keys
+	header := ""
+	if k.cluster {
+		header = wire.RoutedHeader(it.channel)
+	}
+	return []any{k.wireChannel(it.channel), h.Size, h.TTL.Milliseconds(), newEpoch(), k.origin, strconv.FormatUint(it.seq, 10),
+		it.tmpl[0], it.tmpl[2], it.tmpl[4], k.publishCommand(), header}
 }
 
 // appendResult reads appendScript's reply: the position, whether it was a
@@ -205,7 +217,7 @@ func (r *Broker) evalRead(script *goredis.Script, keys []string, args ...any) ([
 	defer cancel()
 	vals, err := script.EvalSha(ctx, r.reader, keys, args...).Slice()
 	if goredis.HasErrorPrefix(err, "NOSCRIPT") {
-		if err = script.Load(ctx, r.reader).Err(); err == nil {
+		if err = loadScript(ctx, r.reader, script); err == nil {
 			vals, err = script.EvalSha(ctx, r.reader, keys, args...).Slice()
 		}
 	}

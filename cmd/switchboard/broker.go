@@ -15,14 +15,21 @@ import (
 
 // newBroker picks the broker: in-process without --redis, Redis with it.
 func newBroker(o *options, log *slog.Logger) (actors.Broker, error) {
-	if o.redisURL == "" && o.sentinelMaster == "" {
+	if o.redisURL == "" && o.sentinelMaster == "" && o.redisCluster == "" {
 		return cluster.NewInProc(), nil
 	}
-	var sentinels []string
-	for _, s := range strings.Split(o.sentinels, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			sentinels = append(sentinels, s)
+	list := func(csv string) []string {
+		var out []string
+		for _, s := range strings.Split(csv, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
 		}
+		return out
+	}
+	partitions := 0
+	if o.redisCluster != "" {
+		partitions = o.partitions
 	}
 	goredis.SetLogger(goRedisLogger{log.With("lib", "go-redis")})
 	return redis.New(redis.Config{
@@ -31,7 +38,9 @@ func newBroker(o *options, log *slog.Logger) (actors.Broker, error) {
 		OutboxLimit:    max(o.outboxLimit, 1),
 		PresenceTTL:    o.presenceTTL,
 		SentinelMaster: o.sentinelMaster,
-		Sentinels:      sentinels,
+		Sentinels:      list(o.sentinels),
+		ClusterAddrs:   list(o.redisCluster),
+		Partitions:     partitions,
 		Logger:         log,
 	})
 }

@@ -23,6 +23,8 @@ type options struct {
 	redisURL        string
 	sentinelMaster  string
 	sentinels       string
+	redisCluster    string
+	partitions      int
 	nodeID          string
 	channelPrefix   string
 	maxMessageBytes int
@@ -87,6 +89,8 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (*op
 	fs.StringVar(&o.redisURL, "redis", "", "Redis URL (redis://[user:pass@]host:port/db, rediss:// for TLS); empty: single node with the in-process broker")
 	fs.StringVar(&o.sentinelMaster, "redis-sentinel-master", "", "the primary's name in Redis Sentinel: the node follows failovers (with --redis-sentinels; --redis then gives only credentials and database)")
 	fs.StringVar(&o.sentinels, "redis-sentinels", "", "comma-separated host:port of the Redis Sentinels (with --redis-sentinel-master)")
+	fs.StringVar(&o.redisCluster, "redis-cluster", "", "comma-separated host:port of some nodes of a Redis Cluster: rooms are spread over its shards on sharded pub/sub (--redis then gives only credentials and TLS)")
+	fs.IntVar(&o.partitions, "redis-partitions", 128, "partitions the rooms are spread over on a Redis Cluster (with --redis-cluster; the same on every node)")
 	fs.StringVar(&o.nodeID, "node-id", "", "node id in welcome events and broker envelopes (default random)")
 	fs.StringVar(&o.channelPrefix, "channel-prefix", "websocket", "broker channel prefix")
 	fs.IntVar(&o.maxMessageBytes, "max-message-bytes", 65536, "largest client frame; larger closes the connection with 1009")
@@ -201,6 +205,10 @@ func (o *options) validate(fromEnv map[string]bool) error {
 	check(o.presenceTTL >= time.Second, "presence-ttl", o.presenceTTL, "at least 1s")
 	check(o.readBufferSize >= transport.MinReadBuffer && o.readBufferSize <= transport.MaxReadBuffer,
 		"read-buffer-size", o.readBufferSize, "256 to 1048576")
+	check(o.partitions >= 1 && o.partitions <= 16384, "redis-partitions", o.partitions, "1 to 16384")
+	if o.redisCluster != "" && o.sentinelMaster != "" {
+		errs = append(errs, fmt.Errorf("%s and %s exclude each other", ref("redis-cluster"), ref("redis-sentinel-master")))
+	}
 	if (o.sentinelMaster == "") != (o.sentinels == "") {
 		errs = append(errs, fmt.Errorf("%s and %s go together", ref("redis-sentinel-master"), ref("redis-sentinels")))
 	}
