@@ -10,7 +10,7 @@ import (
 // not once a pub/sub connection is up again and the writer has not yet
 // noticed: a room's catch-up read after its resubscription runs then.
 func TestReadAsyncRefusesOnlyWhileRedisIsUnreachable(t *testing.T) {
-	r := &Broker{cfg: Config{OutboxLimit: 10, MaxBatch: 10}, keys: newKeyspace("websocket", "n1"), reads: make(chan struct{}, maxReads)}
+	r := &Broker{cfg: Config{OutboxLimit: 10, MaxBatch: 10}, keys: newKeyspace("websocket", "n1", 0), reads: make(chan struct{}, maxReads)}
 	r.health.init(2)
 	r.out = newOutbox(r)
 	r.running.Store(true)
