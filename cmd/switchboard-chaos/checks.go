@@ -274,7 +274,7 @@ func (s *suite) checkEmpty(ctx context.Context) []string {
 			out = append(out, fmt.Sprintf("redis: %v", err))
 		}
 		for ch, n := range subs {
-			if strings.Contains(ch, ":room:") {
+			if strings.Contains(ch, ":room:") || strings.Contains(ch, ":part:") {
 				out = append(out, fmt.Sprintf("redis: %s still has %d subscribers", ch, n))
 			}
 		}

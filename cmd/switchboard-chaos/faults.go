@@ -42,6 +42,7 @@ var faults = []*fault{
 	{name: "redis-stop", needsRedis: true, skipOn: standaloneOnly, inject: stopRedis(false)},
 	{name: "redis-crash", needsRedis: true, skipOn: standaloneOnly, inject: stopRedis(true)},
 	{name: "sentinel-failover", needsRedis: true, skipOn: sentinelOnly, inject: sentinelFailover},
+	{name: "cluster-failover", needsRedis: true, skipOn: clusterOnly, inject: clusterFailover},
 	{name: "node-kill", inject: killNode},
 	{name: "node-term", inject: termNode},
 	{name: "rolling-deploy", needsNodes: 2, inject: rollingDeploy},
@@ -49,7 +50,7 @@ var faults = []*fault{
 	{name: "vanish", inject: vanish},
 	{name: "client-drop", inject: dropClients},
 	{name: "hostile-frames", inject: hostileFrames},
-	{name: "mass-exit", needsRedis: true, inject: massExit},
+	{name: "mass-exit", needsRedis: true, skipOn: notOnCluster, inject: massExit},
 }
 
 var faultByName = func() map[string]*fault {

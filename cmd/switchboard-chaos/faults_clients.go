@@ -61,7 +61,7 @@ func slowReader(ctx context.Context, s *suite, _ int) faultResult {
 	if s.redis != nil {
 		if _, ok := waitFor(ctx, 5*time.Second, func() bool {
 			subs, err := s.normalisedSubs(ctx)
-			return err == nil && subs[s.prefix+":room:"+room] == int64(len(hosts))
+			return err == nil && roomSubscribed(s.redis, subs[s.redis.roomChannel(s.prefix, room)], len(hosts))
 		}); !ok {
 			res.violate("flood room %s not subscribed by its %d nodes within 5 s", room, len(hosts))
 		}

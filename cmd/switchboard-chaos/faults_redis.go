@@ -7,20 +7,35 @@ import (
 )
 
 // Redis faults: pause, subscriber connections killed, stop and crash. The
-// first two act on the topology's primary; stop and crash restart the one
-// server of the standalone topology on its port.
+// first two act on the topology's primary (on a cluster, the hub's
+// shard's: a connection of every node is there); stop and crash restart
+// the one server of the standalone topology on its port.
 
-// standaloneOnly skips stop and crash elsewhere. Behind Sentinel a primary
-// that is down for a second is failed over (sentinel-failover SIGKILLs it
-// and brings it back as a replica); started again empty on its port before
-// the sentinels notice, it would make its replica drop its data set (the
-// restart-without-persistence hazard of Redis' replication docs), which is
-// an operator's mistake, not a fault the nodes can cover.
+// standaloneOnly skips stop and crash elsewhere. Behind Sentinel, or in a
+// Redis Cluster, a primary that is down for a second or two is failed over
+// (sentinel-failover and cluster-failover SIGKILL it and bring it back as
+// a replica); started again empty on its port before the failover, it
+// would make its replica drop its data set (the restart-without-persistence
+// hazard of Redis' replication docs), which is an operator's mistake, not
+// a fault the nodes can cover.
 func standaloneOnly(topology string) string {
-	if topology == topoStandalone {
+	switch topology {
+	case topoStandalone:
 		return ""
+	case topoCluster:
+		return "a stopped primary is failed over there, not restarted on its port (cluster-failover covers it)"
 	}
 	return "a stopped primary is failed over there, not restarted on its port (sentinel-failover covers it)"
+}
+
+// notOnCluster skips mass-exit on a cluster: it reads the release of its
+// rooms from their channels, and a room has no channel of its own there
+// (its partition's is shared with other rooms, which stay subscribed).
+func notOnCluster(topology string) string {
+	if topology == topoCluster {
+		return "a room has no channel of its own on a cluster (its partition's carries other rooms too), so the release of the mass exit's rooms cannot be read from Redis"
+	}
+	return ""
 }
 
 // maxSentinelPause bounds redis-pause behind Sentinel. CLIENT PAUSE ALL

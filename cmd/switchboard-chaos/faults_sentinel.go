@@ -128,7 +128,8 @@ func sentinelFailover(ctx context.Context, s *suite, _ int) faultResult {
 // failoverFigure is one failover's timing from the fault, for the summary.
 type failoverFigure struct {
 	how        string
-	promoted   time.Duration // until every sentinel names the new primary
+	event      string        // what promoted measures: "promoted" (zero too), "moved" for a slot
+	promoted   time.Duration // until every sentinel (every cluster server) names the new primary or owner
 	subscribed time.Duration // until every node is ready and subscribed on it
 	demoted    time.Duration // planned: until the old primary is a replica in sync
 	recovered  time.Duration // until the window closed

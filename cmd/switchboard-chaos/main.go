@@ -16,6 +16,7 @@
 //	switchboard-chaos                  # short form: one round of every fault
 //	switchboard-chaos -duration 10m    # long form (make chaos CHAOS_DURATION=10m)
 //	switchboard-chaos -redis-topology sentinel -faults sentinel-failover -rounds 4
+//	switchboard-chaos -redis-topology cluster -faults cluster-failover -rounds 3
 //
 // The exit status is 1 when any invariant was violated.
 package main
@@ -47,7 +48,7 @@ func main() {
 	flag.IntVar(&cfg.MassExit, "mass-exit", 0, "memberships the mass-exit fault creates and drops at once, 100 rooms per connection (0: 10000 in the short form; in the long one 100000, 40000 with race-built nodes)")
 	flag.IntVar(&cfg.Rounds, "rounds", 1, "in the short form (no -duration), inject every fault kind this many times")
 	flag.StringVar(&cfg.RedisTopology, "redis-topology", topoStandalone, "the Redis the nodes run on: "+strings.Join(topologyNames, ", ")+
-		" (sentinel: a primary, a replica and 3 sentinels; cluster: not supported yet)")
+		" (sentinel: a primary, a replica and 3 sentinels; cluster: 3 primaries and 3 replicas)")
 	flag.StringVar(&faultList, "faults", "", "comma-separated fault kinds to inject (default all): "+strings.Join(faultNames(), ","))
 	flag.DurationVar(&cfg.PingInterval, "ping-interval", time.Second, "the nodes' --ping-interval")
 	flag.DurationVar(&cfg.PongTimeout, "pong-timeout", time.Second, "the nodes' --pong-timeout")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -16,7 +17,7 @@ type report struct {
 	Violations []string
 	Recovery   map[string]time.Duration // longest recovery by fault kind
 	Skipped    map[string]string        // fault kinds the topology cannot take, and why
-	Failovers  []failoverFigure         // sentinel-failover rounds, in order
+	Failovers  []failoverFigure         // sentinel-failover and cluster-failover rounds, in order
 	Started    time.Time
 	Took       time.Duration
 	LogDir     string
@@ -56,7 +57,8 @@ func (r *report) print(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	for _, f := range r.Failovers {
-		fmt.Fprintf(w, "  failover %-17s promoted %v, nodes subscribed %v", f.how, f.promoted.Round(time.Millisecond), f.subscribed.Round(time.Millisecond))
+		event := cmp.Or(f.event, "promoted")
+		fmt.Fprintf(w, "  failover %-17s %s %v, nodes subscribed %v", f.how, event, f.promoted.Round(time.Millisecond), f.subscribed.Round(time.Millisecond))
 		if f.demoted > 0 {
 			fmt.Fprintf(w, ", old primary a replica %v", f.demoted.Round(time.Millisecond))
 		}

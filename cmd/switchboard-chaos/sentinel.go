@@ -306,6 +306,8 @@ func (t *sentinelTopology) keys(ctx context.Context, pattern string) ([]string, 
 	return onPrimary(ctx, t, func(p *redisProc) ([]string, error) { return p.keys(ctx, pattern) })
 }
 
+func (t *sentinelTopology) roomChannel(prefix, room string) string { return prefix + ":room:" + room }
+
 func (t *sentinelTopology) close() {
 	for _, r := range slices.Concat(t.sentinels, t.servers[:]) {
 		r.close()

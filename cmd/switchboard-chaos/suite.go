@@ -34,7 +34,7 @@ type suite struct {
 
 	base         baseline
 	lastNodeKill time.Time // when a node was last SIGKILLed (its presence entries linger until reaped)
-	failovers    int       // sentinel failovers so far: even ones SIGKILL the primary, odd ones are planned
+	failovers    int       // sentinel or cluster failovers so far: their kind goes in turns
 	report       report
 	wg           sync.WaitGroup
 	stopCli      context.CancelFunc
@@ -107,7 +107,7 @@ func (s *suite) start(ctx context.Context, dir string) error {
 		"--history-size", strconv.Itoa(max(s.cfg.HistorySize, 0)),
 	}
 	if !s.cfg.NoRedis {
-		t, err := newTopology(ctx, s.cfg.RedisTopology, dir, bin)
+		t, err := newTopology(ctx, s.cfg.RedisTopology, dir, s.prefix, bin)
 		if err != nil {
 			return err
 		}

@@ -12,16 +12,16 @@ import (
 //
 //	standalone  one redis-server (the default)
 //	sentinel    a primary, a replica and three sentinels (sentinel.go)
-//	cluster     Redis Cluster: not supported until the node has --redis-cluster
+//	cluster     Redis Cluster, 3 primaries + 3 replicas (cluster.go)
 //
 // A topology starts its servers, gives the node flags that point a node at
 // it, and answers the suite's questions about what Redis holds
 // (subscriptions, channels, keys) wherever the nodes' data is now. Faults
-// that act on one server (pause, CLIENT KILL) act on its primary. A Redis
-// Cluster topology would answer the same questions by asking every
-// primary (PUBSUB SHARDCHANNELS/SHARDNUMSUB per shard, SCAN per primary)
-// and have no single primary: the faults that need one say so in
-// unsupported.
+// that act on one server (pause, CLIENT KILL) act on its primary: on a
+// cluster, the primary of the hub's shard. The cluster topology answers
+// the same questions by asking every primary (PUBSUB
+// SHARDCHANNELS/SHARDNUMSUB, SCAN); faults that cannot run on a topology
+// say why in their skipOn.
 type redisTopology interface {
 	// kind is the -redis-topology name.
 	kind() string
@@ -38,6 +38,9 @@ type redisTopology interface {
 	channels(ctx context.Context, pattern string) ([]string, error)
 	// keys lists the keys that match pattern.
 	keys(ctx context.Context, pattern string) ([]string, error)
+	// roomChannel is the key of subscriptions' map that carries room's
+	// traffic: its own channel, or on a cluster its partition's.
+	roomChannel(prefix, room string) string
 	// close kills every server.
 	close()
 }
@@ -55,9 +58,10 @@ var topologyNames = []string{topoStandalone, topoSentinel, topoCluster}
 // node binary has no --redis-cluster flag.
 var errClusterUnsupported = errors.New("redis topology cluster is not supported yet: the node binary has no --redis-cluster flag")
 
-// newTopology makes the topology kind, with its files in dir; nodeBin is
-// the node binary it will run behind (asked whether it supports it).
-func newTopology(ctx context.Context, kind, dir, nodeBin string) (redisTopology, error) {
+// newTopology makes the topology kind, with its files in dir, for the
+// run's channel prefix; nodeBin is the node binary it will run behind
+// (asked whether it supports it).
+func newTopology(ctx context.Context, kind, dir, prefix, nodeBin string) (redisTopology, error) {
 	switch kind {
 	case topoStandalone:
 		r, err := newRedisProc(dir, "redis")
@@ -75,10 +79,7 @@ func newTopology(ctx context.Context, kind, dir, nodeBin string) (redisTopology,
 		if !ok {
 			return nil, errClusterUnsupported
 		}
-		// The node supports it: what remains is a clusterTopology over
-		// redistest's cluster set-up (3 primaries + 3 replicas, redis-cli
-		// --cluster create), answering subscriptions per shard.
-		return nil, errors.New("redis topology cluster: the node has --redis-cluster, but the chaos suite does not start a cluster yet")
+		return newClusterTopology(dir, prefix)
 	}
 	return nil, fmt.Errorf("unknown redis topology %q (known: %s)", kind, strings.Join(topologyNames, ", "))
 }
@@ -101,6 +102,8 @@ func (t *standalone) kind() string                    { return topoStandalone }
 func (t *standalone) start(ctx context.Context) error { return t.r.start(ctx) }
 func (t *standalone) nodeArgs() []string              { return []string{"--redis", t.r.url()} }
 func (t *standalone) close()                          { t.r.close() }
+
+func (t *standalone) roomChannel(prefix, room string) string { return prefix + ":room:" + room }
 
 func (t *standalone) primary(context.Context) (*redisProc, error) { return t.r, nil }
 
