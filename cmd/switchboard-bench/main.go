@@ -7,8 +7,11 @@
 // figure comes with a reference measured in the same run on the same
 // machine. --offered measures latency at given loads, open-loop, against
 // both; --processes spreads the clients over several load processes, on
-// this machine or others. Every run is bounded in time and counts. See
-// docs/benchmarks.md.
+// this machine or others. The nodes it starts may share one Redis (--redis)
+// or a Redis Cluster (--redis-cluster, or --start-redis-cluster N for a
+// local one); room and broadcast runs then report each primary's CPU per
+// message and how rooms and messages spread over the shards. Every run is
+// bounded in time and counts. See docs/benchmarks.md.
 package main
 
 import (
@@ -50,7 +53,16 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) (*R
 	if err != nil {
 		return nil, err
 	}
-	so := serverOptions{readBuffer: o.readBuffer, cpuProfile: o.cpuProfile, redisURL: o.redisURL, historySize: o.historySize, noConnEvents: o.connEvents == "off"}
+	if o.startCluster > 0 {
+		lc, err := startLocalCluster(ctx, o.startCluster)
+		if err != nil {
+			return nil, err
+		}
+		defer lc.stop()
+		o.redisCluster = lc.addrs
+	}
+	so := serverOptions{readBuffer: o.readBuffer, cpuProfile: o.cpuProfile, redisURL: o.redisURL, historySize: o.historySize, noConnEvents: o.connEvents == "off",
+		clusterAddrs: o.redisCluster, partitions: o.partitions}
 	// The idle scenario measures a node's memory growth, so each repeat gets
 	// servers of its own: memory freed by the previous run would otherwise be
 	// reused and hide part of the growth.

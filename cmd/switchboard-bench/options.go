@@ -36,6 +36,14 @@ type options struct {
 	redisURL    string
 	quiet       bool
 
+	// redisCluster: --redis-cluster seeds of a Redis Cluster the started
+	// nodes use (or, with --start-redis-cluster, the addresses of the
+	// cluster this tool started); partitions is --redis-partitions (0: the
+	// broker's default); startCluster is --start-redis-cluster's primaries.
+	redisCluster []string
+	partitions   int
+	startCluster int
+
 	rooms    int
 	members  int
 	messages int
@@ -103,6 +111,9 @@ func parseOptions(args []string, out io.Writer) (*options, error) {
 	fs.IntVar(&o.historySize, "history-size", 100, "room history of the Switchboard nodes this tool starts, as switchboard's --history-size (0: off)")
 	fs.StringVar(&o.connEvents, "connection-events", "all", "user_connected/user_disconnected of the Switchboard nodes this tool starts, as switchboard's --connection-events (all or off)")
 	fs.StringVar(&o.redisURL, "redis", "", "with --inprocess: the nodes share this Redis (redis://127.0.0.1:6379/0) instead of an in-process fabric")
+	cluster := fs.String("redis-cluster", "", "with --inprocess: the nodes use this Redis Cluster (host:port of some of its nodes, comma-separated) on sharded pub/sub; --redis then gives only credentials")
+	fs.IntVar(&o.partitions, "redis-partitions", 0, "with a Redis Cluster: partitions the rooms are spread over, as switchboard's --redis-partitions (0: its default, 128)")
+	fs.IntVar(&o.startCluster, "start-redis-cluster", 0, "with --inprocess: start a Redis Cluster of this many primaries (3-16, no replicas, no password) from redis-server and redis-cli on free loopback ports in a temporary directory, use it as --redis-cluster, and stop it at the end")
 	fs.StringVar(&o.cpuProfile, "server-cpuprofile", "", "with --spawn: write each child server's CPU profile to FILE.switchboard / FILE.baseline")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress on stderr")
 	fs.IntVar(&o.rooms, "rooms", 10, "room, recover: number of rooms")
@@ -153,11 +164,8 @@ func parseOptions(args []string, out io.Writer) (*options, error) {
 	if o.scenario == "recover" && !flagSet(fs, "messages") {
 		o.messages = recoverMessages
 	}
-	for _, n := range strings.Split(*nodes, ",") {
-		if n = strings.TrimSpace(n); n != "" {
-			o.nodes = append(o.nodes, n)
-		}
-	}
+	o.nodes = splitList(*nodes)
+	o.redisCluster = splitList(*cluster)
 	var err error
 	if o.sourceIPs, err = parseSourceIPs(*srcIPs); err != nil {
 		return nil, err
@@ -189,6 +197,7 @@ func (o *options) validate() error {
 	if o.redisURL != "" && o.inprocess == 0 {
 		bad("--redis is for the nodes this tool starts: give --inprocess N")
 	}
+	o.validateCluster(bad)
 	for _, n := range o.nodes {
 		if _, err := wsURL(n, "x"); err != nil {
 			bad("--nodes: %v", err)
@@ -285,6 +294,50 @@ func (o *options) validate() error {
 		bad("--size must be 0-60000, --window at least 1, --rate not negative")
 	}
 	return errors.Join(errs...)
+}
+
+// validateCluster checks the Redis Cluster flags.
+func (o *options) validateCluster(bad func(string, ...any)) {
+	if (len(o.redisCluster) > 0 || o.startCluster != 0) && o.inprocess == 0 {
+		bad("--redis-cluster and --start-redis-cluster are for the nodes this tool starts: give --inprocess N")
+	}
+	if len(o.redisCluster) > 0 && o.startCluster != 0 {
+		bad("--redis-cluster and --start-redis-cluster are exclusive")
+	}
+	if o.startCluster != 0 && (o.startCluster < 3 || o.startCluster > 16) {
+		bad("--start-redis-cluster must be 3-16 (redis-cli creates a cluster of at least 3 primaries)")
+	}
+	if o.startCluster != 0 && o.redisURL != "" {
+		bad("--start-redis-cluster starts a cluster without a password: no --redis")
+	}
+	if o.partitions != 0 && !o.clustered() {
+		bad("--redis-partitions needs --redis-cluster or --start-redis-cluster")
+	}
+	if o.partitions < 0 || o.partitions > 16384 {
+		bad("--redis-partitions must be 1-16384 (0: the default)")
+	}
+}
+
+// clustered reports whether the started nodes use a Redis Cluster.
+func (o *options) clustered() bool { return len(o.redisCluster) > 0 || o.startCluster > 0 }
+
+// singleRedis is the URL of the one Redis the nodes share, "" on a
+// cluster (--redis then holds only credentials) or without Redis.
+func (o *options) singleRedis() string {
+	if o.clustered() {
+		return ""
+	}
+	return o.redisURL
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // recoverMessages is --messages of the recover scenario when not given:

@@ -92,7 +92,7 @@ func (r *run) presenceScenario(ctx context.Context) (*Result, error) {
 	}
 
 	r.setPhase("querying", nil)
-	redis0, redisErr := sampleRedis(ctx, o.redisURL)
+	redis0, redisErr := sampleRedis(ctx, o.singleRedis())
 	r.startCPU()
 	var lat histogram
 	start := time.Now()
@@ -110,7 +110,7 @@ func (r *run) presenceScenario(ctx context.Context) (*Result, error) {
 		}
 	}
 	st.Seconds = time.Since(start).Seconds()
-	redis1, redisErr1 := sampleRedis(ctx, o.redisURL)
+	redis1, redisErr1 := sampleRedis(ctx, o.singleRedis())
 	done := st.Answers + st.Wrong
 	if done > 0 {
 		st.PerSec = float64(done) / st.Seconds

@@ -125,11 +125,11 @@ func (r *run) recoverScenario(ctx context.Context) (*Result, error) {
 	r.quiesce(ctx, 30*time.Second)
 
 	// Phase 3, measured: the herd.
-	redis0, redisErr := sampleRedis(ctx, o.redisURL)
+	redis0, redisErr := sampleRedis(ctx, o.singleRedis())
 	r.startCPU()
 	herd, outcomes, start := r.herd(ctx, since)
 	defer func() { r.closeAll(herd) }()
-	redis1, redisErr1 := sampleRedis(ctx, o.redisURL)
+	redis1, redisErr1 := sampleRedis(ctx, o.singleRedis())
 	var firstErr error
 	var lastOK time.Time
 	var lat histogram

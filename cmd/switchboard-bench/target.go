@@ -56,7 +56,16 @@ type serverOptions struct {
 	noConnEvents bool
 	cpuProfile   string // child servers only: write a CPU profile here
 	redisURL     string // Switchboard nodes share this Redis instead of an in-process fabric
+	// clusterAddrs (some nodes of a Redis Cluster) puts the Switchboard
+	// nodes on that cluster; redisURL then gives only credentials.
+	// partitions is their Partitions (0: the broker's default).
+	clusterAddrs []string
+	partitions   int
 }
+
+// usesRedis reports whether the Switchboard nodes share a Redis or a Redis
+// Cluster rather than an in-process fabric.
+func (so serverOptions) usesRedis() bool { return so.redisURL != "" || len(so.clusterAddrs) > 0 }
 
 // startTarget starts (or names) the servers of one run.
 func startTarget(kind, where string, nodes int, external []string, so serverOptions) (*target, error) {
@@ -88,7 +97,7 @@ func startServers(kind string, count int, so serverOptions) ([]string, func(), e
 		return []string{b.URL()}, b.Close, nil
 	}
 	var fabric *cluster.Fabric
-	if count > 1 && so.redisURL == "" {
+	if count > 1 && !so.usesRedis() {
 		fabric = cluster.NewFabric()
 	}
 	// A channel prefix of its own, so that a shared Redis carries no other
@@ -107,8 +116,8 @@ func startServers(kind string, count int, so serverOptions) ([]string, func(), e
 	for i := 0; i < count; i++ {
 		var broker actors.Broker = cluster.NewInProc()
 		switch {
-		case so.redisURL != "":
-			b, err := redis.New(redis.Config{URL: so.redisURL})
+		case so.usesRedis():
+			b, err := redis.New(redis.Config{URL: so.redisURL, ClusterAddrs: so.clusterAddrs, Partitions: so.partitions})
 			if err != nil {
 				stopAll()
 				return nil, nil, err
@@ -197,6 +206,9 @@ func startChild(kind string, count int, so serverOptions) (*target, error) {
 	if so.redisURL != "" && kind == kindSwitchboard {
 		args = append(args, "--redis", so.redisURL)
 	}
+	if len(so.clusterAddrs) > 0 && kind == kindSwitchboard {
+		args = append(args, "--redis-cluster", strings.Join(so.clusterAddrs, ","), "--redis-partitions", strconv.Itoa(so.partitions))
+	}
 	cmd := exec.Command(exe, args...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -260,6 +272,8 @@ func serveMain(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	maxLife := fs.Duration("max-life", time.Hour, "exit after this long whatever happens")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the servers to this file")
 	redisURL := fs.String("redis", "", "Redis URL the Switchboard nodes share (default: an in-process fabric)")
+	clusterAddrs := fs.String("redis-cluster", "", "host:port of some nodes of a Redis Cluster the Switchboard nodes use (--redis then gives only credentials)")
+	partitions := fs.Int("redis-partitions", 0, "with --redis-cluster: partitions of the rooms (0: the broker's default)")
 	history := fs.Int("history-size", 100, "room history of the Switchboard nodes (0: off)")
 	connEvents := fs.String("connection-events", "all", "user_connected/user_disconnected of the Switchboard nodes: all or off")
 	if err := fs.Parse(args); err != nil {
@@ -285,7 +299,7 @@ func serveMain(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	if *count < 1 || *count > 16 || *maxLife <= 0 {
 		return errors.New("--count must be 1-16 and --max-life positive")
 	}
-	urls, stop, err := startServers(*kind, *count, serverOptions{readBuffer: *readBuf, redisURL: *redisURL, historySize: *history, noConnEvents: *connEvents == "off"})
+	urls, stop, err := startServers(*kind, *count, serverOptions{readBuffer: *readBuf, redisURL: *redisURL, clusterAddrs: splitList(*clusterAddrs), partitions: *partitions, historySize: *history, noConnEvents: *connEvents == "off"})
 	if err != nil {
 		return err
 	}
