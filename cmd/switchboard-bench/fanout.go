@@ -129,6 +129,7 @@ func (r *run) fanoutScenario(ctx context.Context) (*Result, error) {
 	}
 	r.quiesce(ctx, 30*time.Second)
 	pubs := r.publishers(p, clients, 0, len(p.specs))
+	shards := r.redisBefore(ctx)
 	r.startCPU()
 	rs.start = time.Now()
 	sent, truncated := r.sendAll(ctx, pubs, rs, len(p.publisher))
@@ -137,6 +138,7 @@ func (r *run) fanoutScenario(ctx context.Context) (*Result, error) {
 	res.Errors = rs.errors.Load()
 	finishFanout(res, rs.expected.Load(), rs.delivered.Load(), rs.start, rs.lastDelivery(), &rs.latency)
 	res.ServerCPUPerDelivery = r.cpuPerDelivery(res.Received)
+	r.redisAfter(ctx, shards, res)
 	clientTotals(res, clients)
 	return res, nil
 }

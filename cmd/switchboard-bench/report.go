@@ -72,6 +72,12 @@ type Summary struct {
 	PresenceP50              *Stat `json:"presence_p50_ms,omitempty"`
 	PresenceP99              *Stat `json:"presence_p99_ms,omitempty"`
 	RedisCPUPerQuery         *Stat `json:"redis_cpu_us_per_query,omitempty"`
+	// Room and broadcast runs on Redis (RedisShards): all primaries' CPU
+	// per message sent, and the spreads over the shards (max/mean).
+	RedisCPUPerMessage  *Stat `json:"redis_cpu_us_per_message,omitempty"`
+	ShardMessagesSpread *Stat `json:"shard_messages_max_mean,omitempty"`
+	ShardRoomsSpread    *Stat `json:"shard_rooms_max_mean,omitempty"`
+	ShardKeysSpread     *Stat `json:"shard_keys_max_mean,omitempty"`
 	// NotRecovered adds up the recover runs' recovered:false answers,
 	// Wrong their recovered:true answers that were not exactly the missed
 	// publications, Failed their reconnections without an answer.
@@ -121,7 +127,14 @@ func newReport(o *options) *Report {
 	}
 	// users 0: one user id per connection.
 	p["users"] = o.users
-	if o.redisURL != "" {
+	switch {
+	case o.clustered():
+		p["broker"] = "redis-cluster"
+		p["redis_partitions"] = o.partitions // 0: the broker's default
+		if o.startCluster > 0 {
+			p["redis_cluster_started"] = o.startCluster
+		}
+	case o.redisURL != "":
 		p["broker"] = "redis"
 	}
 	if o.readBuffer > 0 {
@@ -188,6 +201,7 @@ func (rep *Report) summarize() {
 	})
 	s.ServerCPUPerRecovery = rec(func(st *RecoveryStats) (float64, bool) { return st.ServerCPUPerRecovery, st.ServerCPUPerRecovery > 0 })
 	summarizePresence(s, rep.Runs)
+	summarizeShards(s, rep.Runs)
 	for _, r := range rep.Runs {
 		if st := r.Recovery; st != nil {
 			s.NotRecovered += st.NotRecovered
@@ -270,6 +284,9 @@ func (rep *Report) write(w io.Writer) {
 		if st := r.Presence; st != nil {
 			writePresence(&b, st)
 		}
+		if st := r.Redis; st != nil {
+			writeShards(&b, st)
+		}
 		if r.Errors > 0 || r.Closed > 0 || r.OutOfOrder > 0 || r.Truncated {
 			fmt.Fprintf(&b, " errors=%d closed=%d out-of-order=%d truncated=%v", r.Errors, r.Closed, r.OutOfOrder, r.Truncated)
 		}
@@ -299,6 +316,10 @@ func (rep *Report) write(w io.Writer) {
 	line("presence query p50", s.PresenceP50, " ms")
 	line("presence query p99", s.PresenceP99, " ms")
 	line("redis cpu per presence query", s.RedisCPUPerQuery, " us")
+	line("redis cpu per message", s.RedisCPUPerMessage, " us")
+	line("shard messages max/mean", s.ShardMessagesSpread, "")
+	line("shard rooms max/mean", s.ShardRoomsSpread, "")
+	line("shard keys max/mean", s.ShardKeysSpread, "")
 	if rep.Scenario == "recover" {
 		fmt.Fprintf(&b, "not recovered %d, wrong %d, failed %d\n", s.NotRecovered, s.Wrong, s.Failed)
 	}

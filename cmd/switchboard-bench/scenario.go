@@ -46,6 +46,9 @@ type Result struct {
 	Churn    *ChurnStats    `json:"churn,omitempty"`
 	Recovery *RecoveryStats `json:"recovery,omitempty"`
 	Presence *PresenceStats `json:"presence,omitempty"`
+	// Redis is what the shared Redis (or each cluster primary) did during
+	// a room or broadcast run.
+	Redis *RedisShards `json:"redis,omitempty"`
 }
 
 // ConnectStats describe the connect phase.

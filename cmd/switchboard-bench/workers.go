@@ -259,6 +259,7 @@ func (r *run) remoteFanout(ctx context.Context) (*Result, error) {
 		return res, err
 	}
 	r.quiesce(ctx, 30*time.Second)
+	shards := r.redisBefore(ctx)
 	r.startCPU()
 	// Every worker starts the same schedule at the same instant, a little
 	// ahead so that the start message reaches them all before it.
@@ -301,5 +302,6 @@ func (r *run) remoteFanout(ctx context.Context) (*Result, error) {
 	res.Sent = sum(sent)
 	finishFanout(res, expected, received, start, end, &lat)
 	res.ServerCPUPerDelivery = r.cpuPerDelivery(received)
+	r.redisAfter(ctx, shards, res)
 	return res, nil
 }
