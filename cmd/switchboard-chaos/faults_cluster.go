@@ -72,7 +72,9 @@ func clusterFailover(ctx context.Context, s *suite, _ int) faultResult {
 	}
 	var slot, to int
 	if kind == 2 {
-		if slot, err = t.partitionSlot(ctx, s.prefix, shard); err != nil {
+		// A shard may hold none of the rooms' partitions: then another's
+		// moves, to the shard after its owner.
+		if slot, shard, err = t.partitionSlot(ctx, s.prefix, shard); err != nil {
 			res.violate("%v", err)
 			return res
 		}
@@ -144,27 +146,31 @@ func clusterFailover(ctx context.Context, s *suite, _ int) faultResult {
 }
 
 // partitionSlot is the slot of a partition channel of this run subscribed
-// on shard i's primary (of any shard if none is).
-func (t *clusterTopology) partitionSlot(ctx context.Context, prefix string, i int) (int, error) {
+// on shard i's primary (of another shard if none is), and its shard.
+func (t *clusterTopology) partitionSlot(ctx context.Context, prefix string, i int) (slot, shard int, err error) {
 	chs, err := t.channels(ctx, prefix+":part:*")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	fallback := -1
+	slot, shard = -1, -1
 	for _, ch := range chs {
-		slot, ok := tagSlot(ch)
+		sl, ok := tagSlot(ch)
 		if !ok {
 			continue
 		}
-		if sh, err := t.shardForSlot(ctx, slot); err == nil && sh == i {
-			return slot, nil
+		sh, err := t.shardForSlot(ctx, sl)
+		if err != nil {
+			continue
 		}
-		fallback = slot
+		if sh == i {
+			return sl, sh, nil
+		}
+		slot, shard = sl, sh
 	}
-	if fallback < 0 {
-		return 0, fmt.Errorf("no partition channel of %s subscribed", prefix)
+	if slot < 0 {
+		return 0, 0, fmt.Errorf("no partition channel of %s subscribed", prefix)
 	}
-	return fallback, nil
+	return slot, shard, nil
 }
 
 // migrate moves slot, with its keys, to the primary of shard to, and waits
