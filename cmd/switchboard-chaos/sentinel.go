@@ -102,21 +102,35 @@ func (t *sentinelTopology) nodeArgs() []string {
 	return []string{"--redis-sentinel-master", sentinelMaster, "--redis-sentinels", strings.Join(addrs, ",")}
 }
 
-// primary is the server the first sentinel that answers names.
+// primary is the server most sentinels name, if it says it is a primary.
+// One sentinel may lag behind a failover and still name the old primary,
+// which, restarted as a replica, holds no subscription: asked there, the
+// suite saw every subscription gone.
 func (t *sentinelTopology) primary(ctx context.Context) (*redisProc, error) {
 	var last error
+	votes := map[string]int{}
+	best := ""
 	for _, sn := range t.sentinels {
 		addr, err := t.primaryAddr(ctx, sn)
 		if err != nil {
 			last = err
 			continue
 		}
-		if r := t.server(addr); r != nil {
-			return r, nil
+		if votes[addr]++; votes[addr] > votes[best] {
+			best = addr
 		}
-		return nil, fmt.Errorf("%s names %s as primary, which is none of the servers", sn.name, addr)
 	}
-	return nil, fmt.Errorf("no sentinel named the primary: %w", last)
+	if best == "" {
+		return nil, fmt.Errorf("no sentinel named the primary: %w", last)
+	}
+	r := t.server(best)
+	if r == nil {
+		return nil, fmt.Errorf("the sentinels name %s as primary, which is none of the servers", best)
+	}
+	if !r.role(ctx, "master", "") {
+		return nil, fmt.Errorf("the sentinels name %s as primary, which does not say it is one", best)
+	}
+	return r, nil
 }
 
 func (t *sentinelTopology) primaryAddr(ctx context.Context, sn *redisProc) (string, error) {
