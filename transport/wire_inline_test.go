@@ -3,36 +3,9 @@ package transport
 import (
 	"bytes"
 	"io"
-	"net"
 	"testing"
 	"time"
 )
-
-// tcpPair is a real loopback TCP connection: the inline write needs a
-// socket (net.Pipe has none).
-func tcpPair(t *testing.T) (server, client net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	client, err = net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	server = <-accepted
-	if server == nil {
-		t.Fatal("accept failed")
-	}
-	t.Cleanup(func() { client.Close(); server.Close() })
-	return server, client
-}
 
 // frames makes count frames of size bytes, each filled with its index, so
 // that a lost, repeated or reordered byte shows.
@@ -49,7 +22,7 @@ func frames(count, size int) [][]byte {
 // every byte once, in order: what an inline write leaves goes to the
 // writer ahead of anything queued after it.
 func TestInlineWriteHandsTheRestToTheWriter(t *testing.T) {
-	server, client := tcpPair(t)
+	client, server := socketPair(t) // a real socket: the inline write needs one (net.Pipe has none)
 	w := newWireConn(server, 64<<20, 5*time.Second, time.Second)
 	fs := frames(200, 32<<10) // 6.4 MiB: more than loopback's buffers hold
 	var want bytes.Buffer
@@ -84,7 +57,7 @@ func TestInlineWriteHandsTheRestToTheWriter(t *testing.T) {
 // on the socket. An inline write after that deadline has passed must not
 // take the expired deadline for a failed connection.
 func TestInlineWriteAfterTheWritersDeadline(t *testing.T) {
-	server, client := tcpPair(t)
+	client, server := socketPair(t) // a real socket: the inline write needs one (net.Pipe has none)
 	const timeout = 30 * time.Millisecond
 	w := newWireConn(server, 64<<20, timeout, time.Second)
 	// A gws write (the handshake's response, a pong) goes through the
