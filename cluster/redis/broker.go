@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +41,7 @@ type Broker struct {
 	// time: reads holds a token per read in flight.
 	reader goredis.UniversalClient
 	reads  chan struct{}
+	pinned sentinelReads // behind Sentinel, the reads follow the links (link_sentinel.go)
 
 	stats counters
 	// inflight counts the bytes read from Redis and not yet delivered by a
@@ -292,6 +292,7 @@ func (r *Broker) Close(ctx context.Context) error {
 			r.reads <- struct{}{}
 		}
 		_ = r.reader.Close()
+		r.pinned.close()
 		close(waited)
 	}()
 	select {
@@ -303,26 +304,6 @@ func (r *Broker) Close(ctx context.Context) error {
 		return fmt.Errorf("cluster: redis: close: %d publishes not sent", left)
 	}
 	return nil
-}
-
-// primaryAddr asks the sentinels, in turn, where the primary they watch
-// is now (Config.SentinelMaster): a pub/sub link dials it, so that a link
-// made after a failover subscribes on the new primary.
-func (r *Broker) primaryAddr(ctx context.Context) (string, error) {
-	var last error
-	for _, addr := range r.cfg.Sentinels {
-		sc := goredis.NewSentinelClient(&goredis.Options{
-			Addr: addr, Password: r.cfg.SentinelPassword, MaxRetries: -1, Protocol: 2, DisableIdentity: true,
-			DialTimeout: r.opts.DialTimeout, ReadTimeout: r.opts.ReadTimeout, WriteTimeout: r.opts.WriteTimeout,
-		})
-		got, err := sc.GetMasterAddrByName(ctx, r.cfg.SentinelMaster).Result()
-		_ = sc.Close()
-		if err == nil && len(got) == 2 {
-			return net.JoinHostPort(got[0], got[1]), nil
-		}
-		last = err
-	}
-	return "", fmt.Errorf("cluster: redis: no sentinel named the primary %q: %w", r.cfg.SentinelMaster, last)
 }
 
 // clusterPoolSize is the connections of a cluster client per shard: the

@@ -268,8 +268,11 @@ func (c *pubsubConn) checkUp() {
 
 // tick enforces the two deadlines: a (re)subscription must be confirmed,
 // and a probe answered, within ProbeTimeout. An idle connection probes.
+// Behind Sentinel, the link checks that it is still on the primary
+// (link_sentinel.go).
 func (c *pubsubConn) tick() {
 	now := time.Now()
+	c.link.checkPrimary()
 	switch {
 	case !c.up:
 		if now.Sub(c.startedAt) > c.r.cfg.ProbeTimeout {

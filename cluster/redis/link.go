@@ -48,6 +48,12 @@ type link struct {
 
 	lastRead atomic.Int64 // unix ns of the last read; written by the read loop, read by the actor
 	broken   atomic.Bool  // a dial or a connection of this link failed; set by the dialer and linkConn, read by the dialer
+
+	// Behind Sentinel (link_sentinel.go): the sentinels, and the server
+	// the link's pub/sub connection dialled (its first dial), set by the
+	// dialer and read by checkPrimary.
+	sentinel *sentinelWatch
+	addr     atomic.Pointer[string]
 }
 
 var (
@@ -95,6 +101,9 @@ const maxChannelsPerCommand = 1000
 func openLink(r *Broker, self port.Ref, probe string) *link {
 	l := &link{r: r, self: self, probe: probe, wake: make(chan struct{}, 1), quit: make(chan struct{}),
 		subsOnWire: make(map[string]int), staleSubs: make(map[string]int)}
+	if r.cfg.SentinelMaster != "" {
+		l.sentinel = newSentinelWatch(r)
+	}
 	opts := r.clientOptions("sub")
 	dial := goredis.NewDialer(opts)
 	opts.Dialer = func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -111,7 +120,7 @@ func openLink(r *Broker, self port.Ref, probe string) *link {
 			if r.keys.cluster {
 				primary, err = r.slotPrimary(ctx, keySlot(probe))
 			} else {
-				primary, err = r.primaryAddr(ctx)
+				primary, err = l.sentinel.primary(ctx)
 			}
 			if err != nil {
 				l.broken.Store(true)
@@ -123,6 +132,13 @@ func openLink(r *Broker, self port.Ref, probe string) *link {
 		if err != nil {
 			l.broken.Store(true) // one attempt per link: the next one is a new link
 			return nil, err
+		}
+		// The PubSub dials first (its read loop starts at once; probes
+		// are sent only once it is up): the first address is the one the
+		// subscriptions are on, and behind Sentinel the reads follow it
+		// from now on, ahead of the first confirmation (sentinelReads).
+		if l.addr.CompareAndSwap(nil, &addr) && l.sentinel != nil {
+			r.pinned.follow(r, addr)
 		}
 		return &linkConn{Conn: c, broken: &l.broken}, nil
 	}
@@ -186,6 +202,9 @@ func (l *link) close() {
 		close(l.quit)
 		_ = l.ps.Close()
 		_ = l.client.Close()
+		if l.sentinel != nil {
+			l.sentinel.close()
+		}
 	})
 }
 

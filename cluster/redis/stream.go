@@ -215,10 +215,11 @@ func (r *Broker) readAsync(read func() error, unavailable func()) {
 func (r *Broker) evalRead(script *goredis.Script, keys []string, args ...any) ([]any, error) {
 	ctx, cancel := context.WithTimeout(r.ctx, min(r.cfg.CommandTimeout, 2*time.Second))
 	defer cancel()
-	vals, err := script.EvalSha(ctx, r.reader, keys, args...).Slice()
+	reader := r.historyReader()
+	vals, err := script.EvalSha(ctx, reader, keys, args...).Slice()
 	if goredis.HasErrorPrefix(err, "NOSCRIPT") {
-		if err = loadScript(ctx, r.reader, script); err == nil {
-			vals, err = script.EvalSha(ctx, r.reader, keys, args...).Slice()
+		if err = loadScript(ctx, reader, script); err == nil {
+			vals, err = script.EvalSha(ctx, reader, keys, args...).Slice()
 		}
 	}
 	return vals, err
