@@ -36,9 +36,12 @@ type Config struct {
 	// Sentinels (host:port each): every connection asks the sentinels
 	// where the primary is when it connects, so the node follows a
 	// failover; a connection to a demoted primary fails (its writes are
-	// refused, its subscriptions go quiet and the probe notices) and the
-	// next one reaches the new primary. SentinelPassword authenticates to
-	// the sentinels.
+	// refused) and the next one reaches the new primary. A pub/sub
+	// connection also asks them every ProbeTimeout/4 (500 ms by default)
+	// and moves as soon as they name another server (the newest answer,
+	// by config-epoch), without waiting for the old primary, still up after
+	// SENTINEL FAILOVER, to be demoted; the stream reads follow it
+	// (link_sentinel.go). SentinelPassword authenticates to the sentinels.
 	SentinelMaster   string
 	Sentinels        []string
 	SentinelPassword string
