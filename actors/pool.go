@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 )
@@ -12,55 +13,81 @@ import (
 // hundred thousand (rooms; a broker's actor per channel, Spec.Pooled) on a
 // few worker goroutines, from two queues: teardown (an activation that
 // began with a Stop, a PoisonPill, an Unwatch or a watched actor's
-// Terminated) waits
-// behind everything else.
+// Terminated) waits behind everything else.
 //
 // Why: protoactor's default dispatcher starts a goroutine per activation.
 // When 100 connections that were each in 1,000 rooms drop at once, 100,000
 // rooms wake to tear down at the same instant, then as many channel
 // actors, and each time 100,000 goroutines land in the Go scheduler's run
-// queue, which is first in, first out. A join
-// sent during the exit waited behind all of them at every hop (its read
-// loop, made runnable by the network poller, then the hub, then the new
-// room): half a second to seconds before its ack, on a node that had spare
-// work for nothing else. On the pool, the teardown occupies at most
-// maxWorkers goroutines, so everything else keeps its normal latency, and
-// a room that starts (a join is coming) or receives a message (a join, a
-// publication) goes ahead of the teardown backlog. The workers also run
-// activations back to back on stacks that have already grown, which
-// costs less than a fresh goroutine per activation.
+// queue, which is first in, first out. A join sent during the exit waited
+// behind all of them at every hop (its read loop, made runnable by the
+// network poller, then the hub, then the new room): half a second to
+// seconds before its ack. On the pool, the teardown occupies at most max
+// goroutines, so everything else keeps its normal latency, and a room that
+// starts (a join is coming) or receives a message (a join, a publication)
+// goes ahead of the teardown backlog. The workers also run activations
+// back to back on stacks that have already grown, which costs less than a
+// fresh goroutine per activation.
 //
 // The class is the kind of message that woke an idle mailbox (see
-// poolMailbox.MessagePosted); a message that arrives while an activation
-// is queued rides with it, in whichever queue it is. Both queues are
-// unbounded: a room's work is never dropped and Schedule never blocks.
-// Workers end when both queues are empty, so an idle node holds none.
+// poolMailbox.MessagePosted). A message that arrives while an activation
+// is queued rides with it, except that an urgent message (a join to a room
+// whose last member just left) promotes a queued teardown activation: it
+// is queued again as urgent, and whichever copy a worker reaches first
+// runs it (claim).
+//
+// An activation runs until its mailbox is empty, so a few actors with long
+// backlogs (a big room's burst after a broker outage) can hold every
+// worker. An urgent activation that finds the workers at max and none of
+// them taking work for stallAfter gets a worker of its own (up to
+// 4 x max), as the goroutine per activation it replaces would have.
+//
+// Both queues are unbounded (each holds at most one entry per pooled
+// actor, two for a promoted one): a room's work is never dropped and
+// Schedule never blocks. Workers end when both queues are empty, so an
+// idle node holds none.
 type actorPool struct {
 	mu       sync.Mutex
 	urgent   fnQueue
 	teardown fnQueue
 	workers  int // running workers; guarded by mu
 	max      int
+	// took is when a worker last took an activation (unix ns).
+	took atomic.Int64
 }
 
 // poolThroughput is how many messages one activation handles before it
 // yields the processor, as protoactor's default dispatcher.
 const poolThroughput = 300
 
+// stallAfter is how long the workers, all busy, may take nothing from the
+// queues before an urgent activation gets an extra worker.
+const stallAfter = 2 * time.Millisecond
+
 func newActorPool() *actorPool {
 	return &actorPool{max: 2 * runtime.GOMAXPROCS(0)}
 }
 
-// schedule queues fn, an activation, and starts a worker if fewer than
-// max are running. Any goroutine; never blocks.
-func (p *actorPool) schedule(fn func(), teardown bool) {
+// activation is one queued run of a mailbox. claim is set when the
+// activation may be queued twice (a promoted teardown): the first worker
+// to take it wins.
+type activation struct {
+	fn    func()
+	claim *atomic.Bool
+}
+
+// schedule queues a, and starts a worker if fewer than max are running,
+// or if a is urgent and the workers have taken nothing for stallAfter.
+// Any goroutine; never blocks.
+func (p *actorPool) schedule(a activation, teardown bool) {
 	p.mu.Lock()
 	if teardown {
-		p.teardown.push(fn)
+		p.teardown.push(a)
 	} else {
-		p.urgent.push(fn)
+		p.urgent.push(a)
 	}
-	start := p.workers < p.max
+	start := p.workers < p.max ||
+		(!teardown && p.workers < 4*p.max && time.Now().UnixNano()-p.took.Load() > int64(stallAfter))
 	if start {
 		p.workers++
 	}
@@ -76,17 +103,20 @@ func (p *actorPool) schedule(fn func(), teardown bool) {
 func (p *actorPool) run() {
 	for {
 		p.mu.Lock()
-		fn := p.urgent.pop()
-		if fn == nil {
-			fn = p.teardown.pop()
+		a, ok := p.urgent.pop()
+		if !ok {
+			a, ok = p.teardown.pop()
 		}
-		if fn == nil {
+		if !ok {
 			p.workers--
 			p.mu.Unlock()
 			return
 		}
 		p.mu.Unlock()
-		fn()
+		p.took.Store(time.Now().UnixNano())
+		if a.claim == nil || a.claim.CompareAndSwap(false, true) {
+			a.fn()
+		}
 	}
 }
 
@@ -97,37 +127,63 @@ func (p *actorPool) queued() int {
 	return p.urgent.len() + p.teardown.len()
 }
 
-// fnQueue is a FIFO of activations that frees its storage as it drains.
+// running is the number of workers (tests).
+func (p *actorPool) running() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.workers
+}
+
+// fnQueue is a FIFO of activations whose storage follows its length: the
+// taken front is dropped when the array is full, before append would grow
+// it, and the array is let go when the queue drains.
 type fnQueue struct {
-	items []func()
+	items []activation
 	head  int
 }
 
-func (q *fnQueue) push(fn func()) { q.items = append(q.items, fn) }
+func (q *fnQueue) push(a activation) {
+	if len(q.items) == cap(q.items) && q.head > 0 && 2*q.head >= len(q.items) {
+		n := copy(q.items, q.items[q.head:])
+		clear(q.items[n:])
+		q.items, q.head = q.items[:n], 0
+	}
+	q.items = append(q.items, a)
+}
 
 func (q *fnQueue) len() int { return len(q.items) - q.head }
 
-func (q *fnQueue) pop() func() {
+func (q *fnQueue) pop() (activation, bool) {
 	if q.head == len(q.items) {
 		if q.items != nil {
 			q.items, q.head = nil, 0 // drained: let a burst's array go
 		}
-		return nil
+		return activation{}, false
 	}
-	fn := q.items[q.head]
-	q.items[q.head] = nil
+	a := q.items[q.head]
+	q.items[q.head] = activation{}
 	q.head++
-	return fn
+	return a, true
 }
 
 // poolMailbox is one actor's link to the pool: it is the actor's
-// dispatcher and its mailbox's middleware, so it sees each message as it is posted
-// and classes the activation the mailbox asks for right after. Two posts
-// that race may class an activation wrongly; that only changes its place
-// in line, never whether it runs.
+// dispatcher and its mailbox's middleware, so it sees each message as it
+// is posted and classes the activation the mailbox asks for right after.
+// Two posts that race may class an activation wrongly; that only changes
+// its place in line, never whether it runs.
 type poolMailbox struct {
 	pool     *actorPool
 	teardown atomic.Bool // the last message posted was a teardown
+	// queued is the teardown activation waiting in the pool, if any, for
+	// an urgent message to promote.
+	queued atomic.Pointer[promotable]
+}
+
+// promotable is a teardown activation that an urgent message may queue
+// again, once, as urgent.
+type promotable struct {
+	a        activation
+	promoted atomic.Bool
 }
 
 var (
@@ -143,7 +199,19 @@ func (p *actorPool) pooled() []actor.PropsOption {
 }
 
 // Schedule implements actor.Dispatcher.
-func (m *poolMailbox) Schedule(fn func()) { m.pool.schedule(fn, m.teardown.Load()) }
+func (m *poolMailbox) Schedule(fn func()) {
+	if !m.teardown.Load() {
+		m.pool.schedule(activation{fn: fn}, false)
+		return
+	}
+	pr := &promotable{}
+	pr.a = activation{claim: new(atomic.Bool), fn: func() {
+		m.queued.CompareAndSwap(pr, nil)
+		fn()
+	}}
+	m.queued.Store(pr)
+	m.pool.schedule(pr.a, true)
+}
 
 // Throughput implements actor.Dispatcher.
 func (m *poolMailbox) Throughput() int { return poolThroughput }
@@ -152,13 +220,17 @@ func (m *poolMailbox) Throughput() int { return poolThroughput }
 // Terminated, a watcher's Unwatch (a stopping session unwatches its rooms
 // just before they hear of its end), a Stop and a PoisonPill are teardown;
 // everything else, the actor's Started included (a room starts because a
-// join is coming), is urgent.
+// join is coming), is urgent, and promotes a teardown activation already
+// queued.
 func (m *poolMailbox) MessagePosted(msg any) {
 	switch msg.(type) {
 	case *actor.Terminated, *actor.Unwatch, *actor.Stop, *actor.PoisonPill:
 		m.teardown.Store(true)
-	default:
-		m.teardown.Store(false)
+		return
+	}
+	m.teardown.Store(false)
+	if pr := m.queued.Load(); pr != nil && !pr.a.claim.Load() && pr.promoted.CompareAndSwap(false, true) {
+		m.pool.schedule(pr.a, false)
 	}
 }
 
@@ -170,10 +242,3 @@ func (*poolMailbox) MessageReceived(any) {}
 
 // MailboxEmpty implements actor.MailboxMiddleware.
 func (*poolMailbox) MailboxEmpty() {}
-
-// running is the number of workers (tests).
-func (p *actorPool) running() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.workers
-}

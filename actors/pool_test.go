@@ -23,7 +23,7 @@ func TestActorPoolRunsEveryActivationOnce(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for j := range each {
-				p.schedule(func() { ran.Add(1) }, (i+j)%3 == 0)
+				p.schedule(activation{fn: func() { ran.Add(1) }}, (i+j)%3 == 0)
 				if j%1000 == 0 {
 					runtime.Gosched() // let workers drain and end between bursts
 				}
@@ -52,7 +52,7 @@ func TestActorPoolNoStrandedActivation(t *testing.T) {
 	p := newActorPool()
 	done := make(chan struct{}, 1)
 	for i := range 20000 {
-		p.schedule(func() { done <- struct{}{} }, i%2 == 0)
+		p.schedule(activation{fn: func() { done <- struct{}{} }}, i%2 == 0)
 		select {
 		case <-done:
 		case <-time.After(10 * time.Second):
@@ -95,7 +95,7 @@ func TestActorPoolTeardownGoesLast(t *testing.T) {
 	// Occupy the only worker, then queue teardown before a message.
 	release := make(chan struct{})
 	busy := make(chan struct{})
-	p.schedule(func() { close(busy); <-release }, false)
+	p.schedule(activation{fn: func() { close(busy); <-release }}, false)
 	<-busy
 	sys.Root.Stop(leaving)
 	sys.Root.Send(staying, "hello")
@@ -131,5 +131,111 @@ func TestPoolMailboxClassesTeardown(t *testing.T) {
 		if got := m.teardown.Load(); got != c.teardown {
 			t.Errorf("%T: teardown %v, want %v", c.msg, got, c.teardown)
 		}
+	}
+}
+
+// A join for a room whose teardown is already queued does not wait behind
+// the whole teardown backlog: the urgent message promotes the queued
+// activation, which runs once, before the other teardowns.
+func TestActorPoolPromotesAQueuedTeardown(t *testing.T) {
+	sys := actor.NewActorSystem()
+	defer sys.Shutdown()
+	p := newActorPool()
+	p.max = 1
+
+	var mu sync.Mutex
+	var order []string
+	note := func(s string) {
+		mu.Lock()
+		order = append(order, s)
+		mu.Unlock()
+	}
+	// member is a session: three pooled rooms watch it.
+	member := sys.Root.Spawn(actor.PropsFromFunc(func(actor.Context) {}))
+	var watching sync.WaitGroup
+	spawn := func(name string) *actor.PID {
+		watching.Add(1)
+		return sys.Root.Spawn(actor.PropsFromFunc(func(c actor.Context) {
+			switch m := c.Message().(type) {
+			case *actor.Started:
+				c.Watch(member)
+				watching.Done()
+			case string:
+				note(name + " " + m)
+			case *actor.Terminated:
+				note(name + " left")
+			}
+		}, p.pooled()...))
+	}
+	spawn("first")
+	spawn("second")
+	joined := spawn("joined")
+	watching.Wait()
+	waitUntil(t, "the rooms idle", func() bool { return p.queued() == 0 && p.running() == 0 })
+
+	release := make(chan struct{})
+	busy := make(chan struct{})
+	p.schedule(activation{fn: func() { close(busy); <-release }}, false)
+	<-busy
+	// The member leaves: three teardowns queue. Then a join reaches the
+	// third room.
+	sys.Root.Stop(member)
+	waitUntil(t, "three teardowns queued", func() bool { return p.queued() == 3 })
+	sys.Root.Send(joined, "join")
+	waitUntil(t, "the promotion queued", func() bool { return p.queued() == 4 })
+	close(release)
+	waitUntil(t, "everything handled", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(order) == 4
+	})
+	if order[0] != "joined left" || order[1] != "joined join" {
+		t.Fatalf("handled in the order %q; the promoted room should run first", order)
+	}
+	count := map[string]int{}
+	for _, o := range order {
+		count[o]++
+	}
+	if count["first left"] != 1 || count["second left"] != 1 || count["joined left"] != 1 {
+		t.Fatalf("handled %q: every room should hear of the member once", order)
+	}
+	waitUntil(t, "the workers gone", func() bool { return p.running() == 0 && p.queued() == 0 })
+}
+
+// A few actors with long backlogs hold every worker; an urgent activation
+// that comes meanwhile gets a worker of its own instead of waiting for
+// them.
+func TestActorPoolUrgentWorkIsNotStuckBehindBusyWorkers(t *testing.T) {
+	p := newActorPool()
+	p.max = 2
+	release := make(chan struct{})
+	for range p.max {
+		p.schedule(activation{fn: func() { <-release }}, false)
+	}
+	defer close(release)
+	waitUntil(t, "the workers busy", func() bool { return p.queued() == 0 && p.running() == p.max })
+	time.Sleep(2 * stallAfter) // the busy workers take nothing meanwhile
+	done := make(chan struct{})
+	p.schedule(activation{fn: func() { close(done) }}, false)
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("an urgent activation waited behind %d busy workers", p.max)
+	}
+}
+
+// A queue that never drains (teardown behind steady urgent work) keeps
+// storage for what it holds, not for everything pushed since it was last
+// empty.
+func TestFnQueueStorageFollowsItsLength(t *testing.T) {
+	var q fnQueue
+	for i := range 1_000_000 {
+		q.push(activation{})
+		if i > 0 {
+			q.pop()
+		}
+	}
+	if q.len() != 1 || cap(q.items) > 64 {
+		t.Fatalf("queue of %d holds an array of %d", q.len(), cap(q.items))
 	}
 }
