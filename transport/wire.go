@@ -9,9 +9,12 @@ import (
 
 // wireConn sits between gws and the accepted TCP connection. Reads pass
 // straight through. Every write - gws's own (the 101 response, pongs, close
-// frames) and the session's pre-built data frames - is queued and written by
-// one writer goroutine, which exists only while there is something to write
-// and hands the whole queue to the kernel in one writev(2).
+// frames) and the session's pre-built data frames - is queued, and the
+// whole queue goes to the kernel in one writev(2): first by the session's
+// flush itself, once and without blocking (writeNow), then, for what the
+// socket did not take at once, by a writer goroutine, which exists only
+// while there is something left to write. One turn of writing runs at a
+// time (writing), so frames never interleave.
 //
 // Why: one write(2) per frame per recipient is what limits naive fan-out
 // (10-17 us of CPU each on a 2-core VM); writing everything a session's
@@ -21,7 +24,8 @@ import (
 //
 // Ownership: mu guards every field below it. Enqueue and Flush are called by
 // the session actor; Write, Close and the deadline setters by gws (read loop
-// and the session's goroutine); run is the writer goroutine.
+// and the session's goroutine); run is the writer goroutine. The inline
+// write in Flush and run hold no lock while in the kernel.
 type wireConn struct {
 	net.Conn
 
@@ -33,7 +37,7 @@ type wireConn struct {
 	queue   net.Buffers // frames waiting; data frames are shared, not copied
 	spare   net.Buffers // the writer's previous batch, reused
 	pending int         // bytes in queue
-	writing bool        // a writer goroutine is running
+	writing bool        // a turn of writing is under way: Flush's inline write or the writer goroutine
 	inWrite bool        // the writer is inside a writev: the client has not taken that batch yet
 	closing bool        // Close was called: write what is queued, then close
 	closeBy time.Time   // deadline for the final flush

@@ -118,9 +118,9 @@ type Spec struct {
 	// Pooled runs the actor on the node's worker pool instead of a
 	// goroutine per activation, for actors a node holds by the hundred
 	// thousand (one per channel) that never block in Receive. On the pool
-	// their teardown (a Stop, a PoisonPill, a watched actor's Terminated)
-	// waits behind other work, so that a mass exit does not delay the
-	// rest. Ignored with Priority.
+	// their teardown (a Stop, a PoisonPill, an Unwatch, a watched actor's
+	// Terminated) waits behind other work, so that a mass exit does not
+	// delay the rest. Ignored with Priority.
 	Pooled bool
 	// RestartChild supervises the actor's children: on a child's panic it
 	// returns how long to wait before restarting it (at once when not
