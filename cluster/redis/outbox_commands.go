@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -158,9 +159,16 @@ func (o *outbox) result(it *outItem, cmds []goredis.Cmder) itemStatus {
 			}
 		default:
 			o.r.stats.appended.Add(1)
-			if dup {
+			switch prev := o.receivers[it.channel]; {
+			case dup:
 				o.r.stats.duplicates.Add(1)
-			} else {
+			case heard == 0 && prev > 0, o.unsettled && heard < prev:
+				// A smaller audience now is the trace of a fault not
+				// noticed yet (a slot moved, a subscriber's connection
+				// died), or of nodes still coming back: remembered, it
+				// would let the next publications out before they are
+				// back (sendable). Only a publish's check lowers it.
+			default:
 				o.noteReceivers(it.channel, heard) // its audience, for sendable
 			}
 			if it.appended != nil {
@@ -187,7 +195,11 @@ func (o *outbox) result(it *outItem, cmds []goredis.Cmder) itemStatus {
 			err = clearShares(ctx, o.conn(), &o.r.keys, rooms)
 			cancel()
 			if err != nil {
-				return itemRetry // the index is kept: the script returns them again
+				// The index is kept: the script returns them again, after
+				// a pause rather than at once in a loop against a shard
+				// that refuses.
+				o.retryAt = time.Now().Add(o.r.cfg.ReconnectMax)
+				return itemRetry
 			}
 		}
 		if err != nil {
