@@ -307,8 +307,9 @@ func (r *Broker) Close(ctx context.Context) error {
 }
 
 // clusterPoolSize is the connections of a cluster client per shard: the
-// outbox sends one transaction per hash slot of a batch, this many at a
-// time (outbox_cluster.go).
+// outbox's transactions go in one round trip per primary, and those that
+// must follow a redirect go by the cluster client, this many at a time
+// (outbox_cluster.go).
 const clusterPoolSize = 8
 
 // slotPrimary asks the cluster where the primary of slot is now: a
