@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -145,12 +146,21 @@ func (r *Broker) Start(host port.BrokerHost) error {
 	if r.closed.Load() {
 		return errors.New("cluster: redis: closed")
 	}
-	r.host = host
-	r.log = r.log.With(keyNode, host.NodeID)
 	parts := 0
 	if len(r.cfg.ClusterAddrs) > 0 {
 		parts = r.cfg.Partitions
+		// On a cluster the names carry hash tags ({...}): a brace in the
+		// prefix or the node id would move a stream's keys, or a probe,
+		// to another slot than its partition's, and every append or probe
+		// would fail.
+		for what, v := range map[string]string{"channel prefix": host.Prefix, "node id": host.NodeID} {
+			if strings.ContainsAny(v, "{}") {
+				return fmt.Errorf("cluster: redis: on a Redis Cluster the %s may not contain { or }: %q", what, v)
+			}
+		}
 	}
+	r.host = host
+	r.log = r.log.With(keyNode, host.NodeID)
 	r.keys = newKeyspace(host.Prefix, host.NodeID, parts)
 	r.out = newOutbox(r)
 	r.pres = newPresence(r)

@@ -1,9 +1,13 @@
 package redis
 
 import (
+	"context"
 	"fmt"
 	"math"
+	"strings"
 	"testing"
+
+	"github.com/switchboard-rt/switchboard/actors/port"
 )
 
 // cliSplit is how redis-cli --cluster create splits the slots over n
@@ -138,5 +142,21 @@ func TestClusterConfig(t *testing.T) {
 		if _, err := bad.normalize(); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// On a cluster a brace in the prefix or the node id would put a room's
+// names in different slots: the node refuses to start, saying which.
+func TestClusterRefusesBracesInNames(t *testing.T) {
+	for _, host := range []port.BrokerHost{{Prefix: "a{b", NodeID: "n1"}, {Prefix: "websocket", NodeID: "n{1}"}} {
+		r, err := New(Config{ClusterAddrs: []string{"127.0.0.1:1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = r.Start(host)
+		if err == nil || !strings.Contains(err.Error(), "may not contain { or }") {
+			t.Errorf("prefix %q, node %q: Start: %v", host.Prefix, host.NodeID, err)
+		}
+		_ = r.Close(context.Background())
 	}
 }
