@@ -68,12 +68,12 @@ func newActorPool() *actorPool {
 	return &actorPool{max: 2 * runtime.GOMAXPROCS(0)}
 }
 
-// activation is one queued run of a mailbox. claim is set when the
-// activation may be queued twice (a promoted teardown): the first worker
-// to take it wins.
+// activation is one queued run of a mailbox: fn, or a teardown that an
+// urgent message may promote (pr), which may be queued twice: the first
+// worker to claim it runs it.
 type activation struct {
-	fn    func()
-	claim *atomic.Bool
+	fn func()
+	pr *promotable
 }
 
 // schedule queues a, and starts a worker if fewer than max are running,
@@ -114,8 +114,12 @@ func (p *actorPool) run() {
 		}
 		p.mu.Unlock()
 		p.took.Store(time.Now().UnixNano())
-		if a.claim == nil || a.claim.CompareAndSwap(false, true) {
+		switch {
+		case a.pr == nil:
 			a.fn()
+		case a.pr.claim.CompareAndSwap(false, true):
+			a.pr.mb.queued.CompareAndSwap(a.pr, nil)
+			a.pr.fn()
 		}
 	}
 }
@@ -180,10 +184,12 @@ type poolMailbox struct {
 }
 
 // promotable is a teardown activation that an urgent message may queue
-// again, once, as urgent.
+// again, once, as urgent: one allocation per teardown.
 type promotable struct {
-	a        activation
-	promoted atomic.Bool
+	mb       *poolMailbox
+	fn       func()
+	claim    atomic.Bool // a worker took it
+	promoted atomic.Bool // queued again as urgent
 }
 
 var (
@@ -204,13 +210,9 @@ func (m *poolMailbox) Schedule(fn func()) {
 		m.pool.schedule(activation{fn: fn}, false)
 		return
 	}
-	pr := &promotable{}
-	pr.a = activation{claim: new(atomic.Bool), fn: func() {
-		m.queued.CompareAndSwap(pr, nil)
-		fn()
-	}}
+	pr := &promotable{mb: m, fn: fn}
 	m.queued.Store(pr)
-	m.pool.schedule(pr.a, true)
+	m.pool.schedule(activation{pr: pr}, true)
 }
 
 // Throughput implements actor.Dispatcher.
@@ -229,8 +231,8 @@ func (m *poolMailbox) MessagePosted(msg any) {
 		return
 	}
 	m.teardown.Store(false)
-	if pr := m.queued.Load(); pr != nil && !pr.a.claim.Load() && pr.promoted.CompareAndSwap(false, true) {
-		m.pool.schedule(pr.a, false)
+	if pr := m.queued.Load(); pr != nil && !pr.claim.Load() && pr.promoted.CompareAndSwap(false, true) {
+		m.pool.schedule(activation{pr: pr}, false)
 	}
 }
 
