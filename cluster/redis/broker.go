@@ -64,6 +64,7 @@ type Broker struct {
 	started atomic.Bool    // Start was called
 	running atomic.Bool    // Start completed: the parts below host exist
 	closed  atomic.Bool
+	layout  layout // on a cluster: whether this node's partitions match the others' (layout.go)
 }
 
 var _ port.Broker = (*Broker)(nil)
@@ -180,6 +181,9 @@ func (r *Broker) Start(host port.BrokerHost) error {
 	r.bus = bus
 	r.goTracked(r.out.run)
 	r.goTracked(r.pres.run)
+	if parts > 0 {
+		r.goTracked(r.checkLayout)
+	}
 	r.running.Store(true)
 	return nil
 }
@@ -273,6 +277,10 @@ func (r *Broker) State() port.BrokerState {
 	st.Detail = fmt.Sprintf("pubsub %d/%d up, %d channels", up, total, r.stats.subscriptions.Load())
 	if r.out.failing.Load() {
 		st.Detail += ", publishing failing"
+	}
+	if why := r.layout.wrong(); why != "" {
+		st.Connected = false
+		st.Detail += ", " + why
 	}
 	return st
 }

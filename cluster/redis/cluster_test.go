@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -165,6 +166,17 @@ func TestRedisClusterAcrossNodes(t *testing.T) {
 
 	bob.Abort()
 	expect(t, alice, "bob disconnected (other node)", isPresence("user_disconnected", "bob"))
+
+	// A node with another partition count would not hear the others: it
+	// says why and stays out of readiness; the others are unaffected.
+	odd := startNodeNoWait(t, "", "n3", withCluster(cl, 16))
+	waitFor(t, "the node with 16 partitions refused", 10*time.Second, func() bool {
+		st := odd.broker.State()
+		return !st.Connected && strings.Contains(st.Detail, "--redis-partitions 16 differs from the cluster's 128")
+	})
+	if st := n1.broker.State(); !st.Connected {
+		t.Fatalf("n1 after n3 came: %+v", st)
+	}
 }
 
 // TestRedisClusterRestrictedACLUser runs two nodes as the restricted user
@@ -173,10 +185,10 @@ func TestRedisClusterAcrossNodes(t *testing.T) {
 func TestRedisClusterRestrictedACLUser(t *testing.T) {
 	cl := startCluster(t)
 	cl.ACLSetUser("sb", "on", ">pw", "resetchannels", "&websocket:*", "&{websocket}:*", "resetkeys",
-		"~websocket:stream:*", "~websocket:stream-meta:*", "~websocket:rp:*", "~{websocket}:presence:*",
+		"~websocket:stream:*", "~websocket:stream-meta:*", "~websocket:rp:*", "~{websocket}:presence:*", "~{websocket}:layout",
 		"-@all", "+@connection", "+ssubscribe", "+sunsubscribe", "+spublish", "+pubsub|shardnumsub", "+cluster|slots",
 		"+evalsha", "+script|load", "+multi", "+exec", "+sadd", "+srem", "+smembers", "+del", "+set", "+pexpire", "+exists",
-		"+hget", "+hset", "+hincrby", "+xadd", "+xrange", "+xrevrange", "+hdel", "+hgetall", "+info")
+		"+hget", "+hset", "+hincrby", "+xadd", "+xrange", "+xrevrange", "+hdel", "+hgetall", "+info", "+get")
 	acl := withBroker(func(c *redis.Config) { c.URL = "redis://sb:pw@127.0.0.1/0" })
 	n1 := startNode(t, "", "n1", withCluster(cl, 8), acl)
 	n2 := startNode(t, "", "n2", withCluster(cl, 8), acl)
