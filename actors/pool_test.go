@@ -1,7 +1,9 @@
 package actors
 
 import (
+	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -71,13 +73,8 @@ func TestActorPoolTeardownGoesLast(t *testing.T) {
 	p := newActorPool()
 	p.max = 1
 
-	var mu sync.Mutex
-	var order []string
-	note := func(s string) {
-		mu.Lock()
-		order = append(order, s)
-		mu.Unlock()
-	}
+	var log handled
+	note := log.note
 	spawn := func(name string) *actor.PID {
 		props := actor.PropsFromFunc(func(c actor.Context) {
 			switch c.Message().(type) {
@@ -93,19 +90,12 @@ func TestActorPoolTeardownGoesLast(t *testing.T) {
 	waitUntil(t, "both actors started", func() bool { return p.queued() == 0 && p.running() == 0 })
 
 	// Occupy the only worker, then queue teardown before a message.
-	release := make(chan struct{})
-	busy := make(chan struct{})
-	p.schedule(activation{fn: func() { close(busy); <-release }}, false)
-	<-busy
+	release := occupy(p)
 	sys.Root.Stop(leaving)
 	sys.Root.Send(staying, "hello")
 	waitUntil(t, "both activations queued", func() bool { return p.queued() == 2 })
-	close(release)
-	waitUntil(t, "both handled", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(order) == 2
-	})
+	release()
+	order := log.wait(t, 2)
 	if order[0] != "staying message" || order[1] != "leaving stopped" {
 		t.Fatalf("handled in the order %q; the message should overtake the teardown", order)
 	}
@@ -143,13 +133,8 @@ func TestActorPoolPromotesAQueuedTeardown(t *testing.T) {
 	p := newActorPool()
 	p.max = 1
 
-	var mu sync.Mutex
-	var order []string
-	note := func(s string) {
-		mu.Lock()
-		order = append(order, s)
-		mu.Unlock()
-	}
+	var log handled
+	note := log.note
 	// member is a session: three pooled rooms watch it.
 	member := sys.Root.Spawn(actor.PropsFromFunc(func(actor.Context) {}))
 	var watching sync.WaitGroup
@@ -173,22 +158,15 @@ func TestActorPoolPromotesAQueuedTeardown(t *testing.T) {
 	watching.Wait()
 	waitUntil(t, "the rooms idle", func() bool { return p.queued() == 0 && p.running() == 0 })
 
-	release := make(chan struct{})
-	busy := make(chan struct{})
-	p.schedule(activation{fn: func() { close(busy); <-release }}, false)
-	<-busy
+	release := occupy(p)
 	// The member leaves: three teardowns queue. Then a join reaches the
 	// third room.
 	sys.Root.Stop(member)
 	waitUntil(t, "three teardowns queued", func() bool { return p.queued() == 3 })
 	sys.Root.Send(joined, "join")
 	waitUntil(t, "the promotion queued", func() bool { return p.queued() == 4 })
-	close(release)
-	waitUntil(t, "everything handled", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(order) == 4
-	})
+	release()
+	order := log.wait(t, 4)
 	if order[0] != "joined left" || order[1] != "joined join" {
 		t.Fatalf("handled in the order %q; the promoted room should run first", order)
 	}
@@ -238,4 +216,37 @@ func TestFnQueueStorageFollowsItsLength(t *testing.T) {
 	if q.len() != 1 || cap(q.items) > 64 {
 		t.Fatalf("queue of %d holds an array of %d", q.len(), cap(q.items))
 	}
+}
+
+// handled records what pooled actors handled, in order.
+type handled struct {
+	mu    sync.Mutex
+	order []string
+}
+
+func (h *handled) note(s string) {
+	h.mu.Lock()
+	h.order = append(h.order, s)
+	h.mu.Unlock()
+}
+
+// wait returns the record once it holds n entries.
+func (h *handled) wait(t *testing.T, n int) []string {
+	t.Helper()
+	waitUntil(t, fmt.Sprint(n, " handled"), func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return len(h.order) == n
+	})
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.order)
+}
+
+// occupy holds p's only worker until the returned release is called.
+func occupy(p *actorPool) (release func()) {
+	busy, done := make(chan struct{}), make(chan struct{})
+	p.schedule(activation{fn: func() { close(busy); <-done }}, false)
+	<-busy
+	return func() { close(done) }
 }
