@@ -30,19 +30,7 @@ func withProductionProbes() nodeOpt {
 func TestRedisSentinelPlannedFailover(t *testing.T) {
 	s := redistest.StartSentinel(t)
 	f := newFaultScenario(t, s.Servers[0], withSentinel(s), withProductionProbes())
-	for i, l := range f.listeners {
-		id := fmt.Sprintf("listener%d", i+1)
-		waitFor(t, id+" joined "+trafficRoom, 5*time.Second, func() bool {
-			l.mu.Lock()
-			defer l.mu.Unlock()
-			for _, e := range l.events["user_joined"] {
-				if e.UserID == id && e.Room == trafficRoom {
-					return true
-				}
-			}
-			return false
-		})
-	}
+	f.waitListenersJoined()
 	f.start(6000, 4*time.Millisecond)
 	f.waitSent(60)
 	var promoted *redistest.Server

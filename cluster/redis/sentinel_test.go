@@ -39,19 +39,7 @@ func TestRedisSentinelFailover(t *testing.T) {
 	// Each listener's own user_joined comes once its room has read the
 	// stream's position: a publication numbered before that is not owed
 	// to it, and would be counted below as lost at the kill.
-	for i, l := range f.listeners {
-		id := fmt.Sprintf("listener%d", i+1)
-		waitFor(t, id+" joined "+trafficRoom, 5*time.Second, func() bool {
-			l.mu.Lock()
-			defer l.mu.Unlock()
-			for _, e := range l.events["user_joined"] {
-				if e.UserID == id && e.Room == trafficRoom {
-					return true
-				}
-			}
-			return false
-		})
-	}
+	f.waitListenersJoined()
 	f.start(4000, 4*time.Millisecond)
 	f.waitSent(60)
 	var primary *redistest.Server
@@ -80,5 +68,25 @@ func TestRedisSentinelFailover(t *testing.T) {
 		primary, acked, refused, lost, back.Round(time.Millisecond))
 	if lost > 4 {
 		t.Fatalf("%d deliveries lost across the failover: more than the publications in flight at the kill", lost)
+	}
+}
+
+// waitListenersJoined waits until each listener has seen its own
+// user_joined in the traffic room: its room has read the stream's
+// position, so every publication numbered from then on is owed to it.
+func (f *faultScenario) waitListenersJoined() {
+	f.t.Helper()
+	for i, l := range f.listeners {
+		id := fmt.Sprintf("listener%d", i+1)
+		waitFor(f.t, id+" joined "+trafficRoom, 5*time.Second, func() bool {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			for _, e := range l.events["user_joined"] {
+				if e.UserID == id && e.Room == trafficRoom {
+					return true
+				}
+			}
+			return false
+		})
 	}
 }
