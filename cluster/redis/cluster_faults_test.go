@@ -47,6 +47,25 @@ func (f *faultScenario) subscribedOn(cl *redistest.Cluster, slot int, channel st
 	return time.Since(since)
 }
 
+// clusterFault runs traffic in trafficRoom, applies fault to the shard of
+// the room's slot (fault returns once the cluster has settled), waits
+// until both nodes are subscribed there again and 100 more messages were
+// sent, and checks every message's fate. It returns the slot and shard,
+// how long the fault took to settle and the subscriptions to come back
+// after that, and finish's counts.
+func (f *faultScenario) clusterFault(cl *redistest.Cluster, fault func(slot, shard int)) (slot, shard int, settled, back time.Duration, acked, refused, lost int) {
+	slot, channel := f.nodes[0].broker.RoomSlot(trafficRoom)
+	shard = cl.ShardForSlot(slot)
+	f.start(4000, 4*time.Millisecond)
+	f.waitSent(60)
+	f.inject(func() { fault(slot, shard) })
+	at := time.Now()
+	back = f.subscribedOn(cl, slot, channel, at)
+	f.waitSent(f.senders[0].count() + 100)
+	acked, refused, lost = f.finish()
+	return slot, shard, at.Sub(f.faultAt), back, acked, refused, lost
+}
+
 // TestRedisClusterSlotMigrationMidTraffic moves the slot of a room's
 // partition to another shard under traffic (MOVED, ASK, and Redis
 // unsubscribing the sharded channels there): the nodes resubscribe on the
@@ -63,20 +82,11 @@ func TestRedisClusterSlotMigrationMidTraffic(t *testing.T) {
 func migrateMidTraffic(t *testing.T, history bool) {
 	cl := startCluster(t)
 	f := newClusterScenario(t, cl, 16, history)
-	slot, channel := f.nodes[0].broker.RoomSlot(trafficRoom)
-	from := cl.ShardForSlot(slot)
-	f.start(4000, 4*time.Millisecond)
-	f.waitSent(60)
-	var moved time.Time
-	f.inject(func() {
+	slot, from, moved, back, acked, refused, lost := f.clusterFault(cl, func(slot, from int) {
 		cl.MigrateSlot(slot, (from+1)%cl.Shards())
-		moved = time.Now()
 	})
-	back := f.subscribedOn(cl, slot, channel, moved)
-	f.waitSent(f.senders[0].count() + 100)
-	acked, refused, lost := f.finish()
 	t.Logf("slot %d moved from shard %d to %d (%v until every node named the new owner): subscriptions there %v after that; %d delivered exactly once in order, %d refused, %d lost in flight",
-		slot, from, (from+1)%cl.Shards(), moved.Sub(f.faultAt).Round(time.Millisecond), back.Round(time.Millisecond), acked, refused, lost)
+		slot, from, (from+1)%cl.Shards(), moved.Round(time.Millisecond), back.Round(time.Millisecond), acked, refused, lost)
 	if lost > 0 {
 		t.Fatalf("%d messages lost across the slot migration", lost)
 	}
@@ -89,20 +99,9 @@ func migrateMidTraffic(t *testing.T, history bool) {
 func TestRedisClusterFailoverMidTraffic(t *testing.T) {
 	cl := startCluster(t)
 	f := newClusterScenario(t, cl, 16, true)
-	slot, channel := f.nodes[0].broker.RoomSlot(trafficRoom)
-	shard := cl.ShardForSlot(slot)
-	f.start(4000, 4*time.Millisecond)
-	f.waitSent(60)
-	var promoted time.Time
-	f.inject(func() {
-		cl.Failover(shard)
-		promoted = time.Now()
-	})
-	back := f.subscribedOn(cl, slot, channel, promoted)
-	f.waitSent(f.senders[0].count() + 100)
-	acked, refused, lost := f.finish()
+	_, shard, promoted, back, acked, refused, lost := f.clusterFault(cl, func(_, shard int) { cl.Failover(shard) })
 	t.Logf("CLUSTER FAILOVER of shard %d (%v until the cluster agreed): subscriptions on the new primary %v after that; %d delivered exactly once in order, %d refused, %d lost in flight",
-		shard, promoted.Sub(f.faultAt).Round(time.Millisecond), back.Round(time.Millisecond), acked, refused, lost)
+		shard, promoted.Round(time.Millisecond), back.Round(time.Millisecond), acked, refused, lost)
 	if lost > 0 {
 		t.Fatalf("%d messages lost across the failover", lost)
 	}
@@ -120,22 +119,17 @@ func TestRedisClusterFailoverMidTraffic(t *testing.T) {
 func TestRedisClusterKilledPrimaryMidTraffic(t *testing.T) {
 	cl := startCluster(t)
 	f := newClusterScenario(t, cl, 16, true, withBroker(func(c *redis.Config) { c.OutboxLimit = 40 }))
-	slot, channel := f.nodes[0].broker.RoomSlot(trafficRoom)
-	shard := cl.ShardForSlot(slot)
-	f.start(4000, 4*time.Millisecond)
-	f.waitSent(60)
 	// The primary is looked up before the fault: the messages sent from
 	// the kill on must arrive or be refused, those before it may be lost
 	// with the primary (finish counts them apart).
-	primary := cl.Primary(shard)
-	f.inject(primary.Kill)
-	cl.WaitHealthy() // the replica promoted
-	promoted := time.Now()
-	back := f.subscribedOn(cl, slot, channel, promoted)
-	f.waitSent(f.senders[0].count() + 100)
-	acked, refused, lost := f.finish()
+	slot, _ := f.nodes[0].broker.RoomSlot(trafficRoom)
+	primary := cl.Primary(cl.ShardForSlot(slot))
+	_, shard, promoted, back, acked, refused, lost := f.clusterFault(cl, func(int, int) {
+		primary.Kill()
+		cl.WaitHealthy() // the replica promoted
+	})
 	t.Logf("primary of shard %d SIGKILLed, replica promoted %v later: subscriptions on it %v after that; %d delivered exactly once in order, %d refused, %d lost in flight at the kill",
-		shard, promoted.Sub(f.faultAt).Round(time.Millisecond), back.Round(time.Millisecond), acked, refused, lost)
+		shard, promoted.Round(time.Millisecond), back.Round(time.Millisecond), acked, refused, lost)
 	if lost > 4 {
 		t.Fatalf("%d deliveries lost across the failover: more than the publications in flight at the kill", lost)
 	}
@@ -154,20 +148,9 @@ func TestRedisClusterKilledPrimaryMidTraffic(t *testing.T) {
 func TestRedisClusterShardPausedMidTraffic(t *testing.T) {
 	cl := startCluster(t)
 	f := newClusterScenario(t, cl, 16, true, withBroker(func(c *redis.Config) { c.OutboxLimit = 40 }))
-	slot, channel := f.nodes[0].broker.RoomSlot(trafficRoom)
-	shard := cl.ShardForSlot(slot)
-	f.start(4000, 4*time.Millisecond)
-	f.waitSent(60)
-	var resumed time.Time
-	f.inject(func() {
-		cl.PauseShard(shard, time.Second)
-		resumed = time.Now()
-	})
-	back := f.subscribedOn(cl, slot, channel, resumed)
-	f.waitSent(f.senders[0].count() + 100)
-	acked, refused, lost := f.finish()
+	_, shard, resumed, back, acked, refused, lost := f.clusterFault(cl, func(_, shard int) { cl.PauseShard(shard, time.Second) })
 	t.Logf("shard %d paused 1 s (%v until the cluster was healthy again): subscriptions back %v after that; %d delivered exactly once in order, %d refused, %d lost in flight",
-		shard, resumed.Sub(f.faultAt).Round(time.Millisecond), back.Round(time.Millisecond), acked, refused, lost)
+		shard, resumed.Round(time.Millisecond), back.Round(time.Millisecond), acked, refused, lost)
 	if lost > 0 {
 		t.Fatalf("%d messages lost across the pause", lost)
 	}
