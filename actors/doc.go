@@ -4,10 +4,13 @@
 // Every connection is a session actor, every room with a local member is a
 // room actor, and the hub actor owns the node's directory (users to sessions,
 // room names to room actors). They exchange typed messages only; there is no
-// shared map behind a lock. Rooms watch their members, and a session tells
-// the hub when it stops, so however a session ends (close, write error,
-// panic, Stop from outside) the same cleanup runs: Terminated in the rooms,
-// sessionEnded in the hub (both sent once protoactor has stopped it).
+// shared map behind a lock. A session tells the hub and its rooms when it
+// stops, so however a session ends (close, write error, panic, Stop from
+// outside) the same cleanup runs: sessionEnded in the hub, roomLeave in the
+// rooms (sent from the session's Stopped, which protoactor runs however it
+// stopped). A room that stops with members tells them (roomGone) and they
+// re-join a fresh one; the hub learns of a room's end the same way
+// (roomEnded), unless it retired the room itself.
 //
 // The package knows nothing of HTTP or Redis. The transport package feeds
 // sessions with decoded client commands and gives them a Conn to write to;

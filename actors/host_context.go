@@ -39,6 +39,7 @@ func (a *hosted) Receive(ctx actor.Context) {
 	case *actor.Restarting:
 		a.msg = restartingMsg
 	case *actor.Terminated:
+		clearVacatedChildSlot(ctx) // a broker's bus has a child per channel
 		a.msg = &port.Terminated{Who: a.ref(m.Who)}
 	default:
 		a.msg = m

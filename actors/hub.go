@@ -9,9 +9,12 @@ import (
 )
 
 // hub is the node's directory: which sessions are live and whose they are,
-// and which room actor serves each room name. It spawns rooms as children
-// (and watches them); a session tells it when it ends (sessionEnded). Its
-// fields are touched only by Receive.
+// and which room actor serves each room name. It spawns the rooms (under
+// the node's room guardian, not as its children: a child's end costs its
+// parent a system message and a search of its children set, which a mass
+// exit pays 100,000 times) and retires them when idle (roomRetired); a
+// room that ends otherwise tells it (roomEnded), as a session does
+// (sessionEnded). Its fields are touched only by Receive.
 type hub struct {
 	node     *Node
 	sessions map[string]*sessionEntry // session actor id -> entry
@@ -65,8 +68,10 @@ func newHub(n *Node) *hub {
 // and stopping (two messages per room: 200,000 after 1,000 connections in
 // 100 rooms each left), and a join behind it waited over a second. A join
 // may overtake safely: a roomIdle it overtakes sees the join count changed
-// and keeps the room, a room's Terminated it overtakes finds the room
+// and keeps the room, a room's roomEnded it overtakes finds the room
 // replaced (live), and it needs nothing from the session's registration.
+// Nothing a session sends after its join (a leaveRoom) may overtake it,
+// and nothing does: only joins go ahead.
 const joinPriority = actor.DefaultPriority + 1
 
 func (*joinRoom) GetPriority() int8 { return joinPriority }
@@ -103,16 +108,24 @@ func (h *hub) Receive(ctx actor.Context) {
 		if e, ok := h.rooms[m.name]; ok && e.pid.Equal(m.pid) && e.joins == m.joins {
 			delete(h.rooms, m.name)
 			delete(h.roomOf, m.pid.Id)
-			ctx.Stop(m.pid)
+			ctx.Send(m.pid, roomRetired{})
 			h.compact()
+		}
+	case *roomEnded:
+		h.terminated(ctx, m.pid)
+		h.compact()
+	case *leaveRoom:
+		if e, ok := h.rooms[m.room]; ok {
+			ctx.Send(e.pid, &roomLeave{session: m.session, user: m.user})
 		}
 	case *registerSession:
 		h.register(ctx, m)
 		h.compact()
-	case *actor.Terminated:
-		clearVacatedChildSlot(ctx)
-		h.terminated(ctx, m.Who)
-		h.compact()
+	case *actor.Stopping:
+		// The rooms are not its children: they stop with it explicitly.
+		for _, e := range h.rooms {
+			ctx.Stop(e.pid)
+		}
 	case *sessionEnded:
 		h.terminated(ctx, m.pid)
 		h.compact()
@@ -251,17 +264,20 @@ func (h *hub) join(ctx actor.Context, m *joinRoom) {
 	if ok {
 		if !h.live(e.pid) {
 			// The room has stopped (killed, or after repeated panics) and its
-			// Terminated is still on the way: its members, who watch it, hear
-			// first and re-join at once. Replace it now rather than forward
-			// the join to a dead actor, which would leave the member out until
-			// its JoinRetry. terminated still cleans up roomOf when it comes.
+			// roomEnded is still on the way: its members, told by the room
+			// (roomGone), hear first and re-join at once. Replace it now
+			// rather than forward the join to a dead actor, which would
+			// leave the member out until its JoinRetry. terminated still
+			// cleans up roomOf when roomEnded comes.
 			delete(h.rooms, m.room)
 			ok = false
 		}
 	}
 	if !ok {
-		props := actor.PropsFromProducer(func() actor.Actor { return newRoom(h.node, m.room) }, h.node.pool.pooled()...)
-		pid := ctx.SpawnPrefix(props, "room-")
+		props := actor.PropsFromProducer(func() actor.Actor { return newRoom(h.node, m.room) },
+			append(h.node.pool.pooled(), actor.WithGuardian(h.node.roomGuardian))...)
+		h.node.roomsLive.Add(1) // Done in the room's Stopped
+		pid := h.node.root.SpawnPrefix(props, "room-")
 		e = &roomEntry{pid: pid}
 		h.rooms[m.room] = e
 		h.roomOf[pid.Id] = m.room
@@ -271,11 +287,8 @@ func (h *hub) join(ctx actor.Context, m *joinRoom) {
 }
 
 // live reports whether a local actor is still registered: a room that has
-// stopped but whose Terminated has not reached the hub yet is not.
-func (h *hub) live(pid *actor.PID) bool {
-	_, ok := h.node.system.ProcessRegistry.GetLocal(pid.Id)
-	return ok
-}
+// stopped but whose roomEnded has not reached the hub yet is not.
+func (h *hub) live(pid *actor.PID) bool { return h.node.live(pid) }
 
 // broadcast hands ev to every local session except those of user exclude.
 func (h *hub) broadcast(ctx actor.Context, ev *wire.Event, exclude string) int {

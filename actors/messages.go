@@ -119,13 +119,56 @@ type roomRefused struct{ room string }
 
 func (*roomRefused) IgnoreDeadLetterLogging() {}
 
-// session -> room: leave.
+// session -> room: leave (a leave_room, or the session has stopped: its
+// Stopped sends one to every room it is in). Rooms do not watch their
+// members: this is how a room learns that a member has gone, whatever
+// ended the session (see sessionEnded for why not a watch).
 type roomLeave struct {
 	session *actor.PID
 	user    string
 }
 
 func (*roomLeave) IgnoreDeadLetterLogging() {}
+
+// teardown: a leave waits behind other work on the worker pool (pool.go).
+func (*roomLeave) teardown() {}
+
+// session -> hub -> room: a stopping session leaves a room whose join it
+// sent but whose answer it has not had: the hub forwards it as a roomLeave
+// to the room it forwarded the join to, after the join.
+type leaveRoom struct {
+	room    string
+	session *actor.PID
+	user    string
+}
+
+func (*leaveRoom) IgnoreDeadLetterLogging() {}
+
+// room -> member sessions: the room has stopped with them still in it
+// (killed, or stopped after repeated panics). Sessions do not watch their
+// rooms: the room's Stopped tells each member, which re-joins.
+type roomGone struct {
+	room string
+	pid  *actor.PID
+}
+
+func (*roomGone) IgnoreDeadLetterLogging() {}
+
+// hub -> room: you are idle and forgotten; stop. A room that stops
+// otherwise tells the hub (roomEnded).
+type roomRetired struct{}
+
+func (roomRetired) IgnoreDeadLetterLogging() {}
+
+// teardown: waits behind other work on the worker pool (pool.go).
+func (roomRetired) teardown() {}
+
+// room -> hub: the room has stopped without being retired (killed, or
+// after repeated panics). Rooms are not the hub's children (their
+// supervisor is a guardian): this is how the hub learns it.
+type roomEnded struct{ pid *actor.PID }
+
+func (*roomEnded) IgnoreDeadLetterLogging() {}
 
 // session or hub -> room: deliver event to every local member. A non-zero
 // tag (an API publish) asks the room to report its count (roomCastDone).

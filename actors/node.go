@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -33,6 +34,11 @@ type Node struct {
 	// strategy value and never removes it: a strategy per connection leaked
 	// one process per connection ever opened.
 	sessionGuardian actor.SupervisorStrategy
+	// roomGuardian supervises every room (resumeRoomOnPanic), one value
+	// for the same reason; roomsLive counts the rooms spawned and not yet
+	// stopped, which Shutdown waits for.
+	roomGuardian actor.SupervisorStrategy
+	roomsLive    sync.WaitGroup
 	// sessionPool runs every session's mailbox (see sessionDispatcher).
 	sessionPool *sessionDispatcher
 	// pool runs the mailboxes of rooms and of pooled broker actors (see
@@ -57,6 +63,7 @@ func NewNode(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, metrics: &Metrics{}, log: cfg.Logger.With(KeyNode, cfg.NodeID), draining: make(chan struct{}), started: time.Now()}
 	n.sessionGuardian = stopSessionOnPanic(n.metrics)
+	n.roomGuardian = resumeRoomOnPanic{metrics: n.metrics}
 	n.sessionPool = newSessionDispatcher()
 	n.pool = newActorPool()
 	n.sessionProps = actor.PropsFromProducer(func() actor.Actor { return &session{node: n} },
@@ -70,8 +77,7 @@ func NewNode(cfg Config) (*Node, error) {
 	n.timers = scheduler.NewTimerScheduler(n.root)
 	hubProps := actor.PropsFromProducer(func() actor.Actor { return newHub(n) },
 		actor.WithGuardian(resumeHubOnPanic(n.metrics)),
-		actor.WithMailbox(n.hubMailboxProducer),
-		actor.WithSupervisor(resumeRoomOnPanic{metrics: n.metrics}))
+		actor.WithMailbox(n.hubMailboxProducer))
 	hub, err := n.root.SpawnNamed(hubProps, "hub")
 	if err != nil {
 		return nil, fmt.Errorf("actors: spawn hub: %w", err)
@@ -87,6 +93,14 @@ func NewNode(cfg Config) (*Node, error) {
 	cfg.Broker.Subscribe(NodeChannel(cfg.ChannelPrefix, cfg.NodeID), n.ref(hub))
 	n.stopPings = n.startHeartbeat(cfg.PingInterval, cfg.PongTimeout)
 	return n, nil
+}
+
+// live reports whether a local actor is still registered. protoactor
+// unregisters an actor before its Stopped runs, so anything an actor
+// sends from its Stopped arrives after it stopped looking live.
+func (n *Node) live(pid *actor.PID) bool {
+	_, ok := n.system.ProcessRegistry.GetLocal(pid.Id)
+	return ok
 }
 
 // ID is the node's id.
@@ -175,13 +189,23 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	if n.stopPings != nil {
 		n.stopPings()
 	}
-	done := make(chan struct{})
+	done, roomsDone := make(chan struct{}), make(chan struct{})
 	go func() {
 		n.root.StopFuture(n.hub).Wait()
 		close(done)
 	}()
 	select {
 	case <-done:
+		// The hub's Stopping stopped the rooms; they unsubscribe before
+		// the broker closes.
+		go func() {
+			n.roomsLive.Wait()
+			close(roomsDone)
+		}()
+		select {
+		case <-roomsDone:
+		case <-ctx.Done():
+		}
 	case <-ctx.Done():
 	}
 	berr := n.cfg.Broker.Close(ctx)

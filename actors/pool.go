@@ -12,8 +12,9 @@ import (
 // actorPool runs the mailbox activations of the actors a node holds by the
 // hundred thousand (rooms; a broker's actor per channel, Spec.Pooled) on a
 // few worker goroutines, from two queues: teardown (an activation that
-// began with a Stop, a PoisonPill, an Unwatch or a watched actor's
-// Terminated) waits behind everything else.
+// began with a Stop, a PoisonPill, an Unwatch, a watched actor's
+// Terminated, a member's leave or a room's retirement) waits behind
+// everything else.
 //
 // Why: protoactor's default dispatcher starts a goroutine per activation.
 // When 100 connections that were each in 1,000 rooms drop at once, 100,000
@@ -218,15 +219,20 @@ func (m *poolMailbox) Schedule(fn func()) {
 // Throughput implements actor.Dispatcher.
 func (m *poolMailbox) Throughput() int { return poolThroughput }
 
+// teardownMessage is implemented by the project's messages that end
+// something (a member's leave, a room's retirement): like protoactor's
+// own, they are teardown on the pool.
+type teardownMessage interface{ teardown() }
+
 // MessagePosted implements actor.MailboxMiddleware: a watched actor's
-// Terminated, a watcher's Unwatch (a stopping session unwatches its rooms
-// just before they hear of its end), a Stop and a PoisonPill are teardown;
-// everything else, the actor's Started included (a room starts because a
-// join is coming), is urgent, and promotes a teardown activation already
-// queued.
+// Terminated, a watcher's Unwatch, a Stop, a PoisonPill and the project's
+// teardown messages (a leave: a stopping session leaves each of its rooms)
+// are teardown; everything else, the actor's Started included (a room
+// starts because a join is coming), is urgent, and promotes a teardown
+// activation already queued.
 func (m *poolMailbox) MessagePosted(msg any) {
 	switch msg.(type) {
-	case *actor.Terminated, *actor.Unwatch, *actor.Stop, *actor.PoisonPill:
+	case *actor.Terminated, *actor.Unwatch, *actor.Stop, *actor.PoisonPill, teardownMessage:
 		m.teardown.Store(true)
 		return
 	}

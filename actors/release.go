@@ -26,15 +26,16 @@ import "github.com/asynkron/protoactor-go/actor"
 //
 //   - every session and room calls releaseSelf when it stops, after which
 //     a PID left anywhere costs about 100 bytes, not the actor;
-//   - it unwatches, when it stops, the live actors it watched
-//     (unwatchOnStop): a session its rooms, a room its members;
-//   - the hub clears the slot its children set vacates when a room stops
-//     (clearVacatedChildSlot), and rebuilds its maps once they have shrunk
-//     well below their peak (compacted).
+//   - sessions and rooms do not watch each other (they tell each other
+//     when they end: roomLeave, roomGone), nor does the hub watch either;
+//   - an actor of the actor API (a broker's bus, with a child per channel)
+//     clears the slot its children set vacates when a child stops
+//     (clearVacatedChildSlot), and the hub rebuilds its maps once they
+//     have shrunk well below their peak (compacted).
 //
 // With these, every stopped actor is collected and the live heap after the
 // same run is 71 MB: what stays is sized by the peak, not by the churn
-// (protoactor's registry shards, the hub's children set and mailbox, the
+// (protoactor's registry shards, the hub's mailbox, the
 // in-process broker's channel map, the runtime's goroutine records).
 
 // processGone is what a stopped actor sends to its own PID. The registry
@@ -50,15 +51,6 @@ func (processGone) IgnoreDeadLetterLogging() {}
 // the cached process dead.
 func releaseSelf(ctx actor.Context) {
 	ctx.Send(ctx.Self(), processGone{})
-}
-
-// unwatchOnStop removes the stopping actor ctx from the watchers of pid, if
-// pid is still registered (an Unwatch to a stopped actor would be logged as
-// a dead letter). Call it from the *actor.Stopped case.
-func unwatchOnStop(ctx actor.Context, sys *actor.ActorSystem, pid *actor.PID) {
-	if _, live := sys.ProcessRegistry.GetLocal(pid.Id); live {
-		ctx.Unwatch(pid)
-	}
 }
 
 // clearVacatedChildSlot nils the slot of ctx's children set that the last

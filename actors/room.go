@@ -9,10 +9,15 @@ import (
 )
 
 // room is the actor of one room on this node: it owns the room's local
-// members (each watched) and its broker subscription. Its fields are touched
-// only by Receive. A room lives while it has a local member; when the last
-// one goes it asks the hub to stop it (roomIdle), and the hub agrees only if
-// no join is in flight.
+// members and its broker subscription. Its fields are touched only by
+// Receive. A room lives while it has a local member; when the last one
+// goes it asks the hub to stop it (roomIdle), and the hub agrees (it
+// forgets the room and sends roomRetired) only if no join is in flight.
+// Members tell the room when they leave, also when their session stops
+// (roomLeave); a room that stops with members tells each (roomGone) and,
+// unless retired, the hub (roomEnded). Nothing watches: protoactor's
+// watches cost two system messages and a watcher set per membership,
+// which a mass exit of 100,000 memberships paid for in full.
 type room struct {
 	node    *Node
 	name    string
@@ -21,6 +26,7 @@ type room struct {
 	members map[string]member // session actor id -> member
 	joins   int               // joins processed, compared by the hub
 	idle    bool              // roomIdle sent, no member since
+	retired bool              // the hub forgot the room and stopped it
 
 	// Until the broker confirms the room's channel, joins wait in held: a
 	// member is told it joined only once what other nodes publish to the
@@ -79,7 +85,7 @@ func (r *room) Receive(ctx actor.Context) {
 		if m.tag != 0 {
 			// Membership cannot change before the event goes out: every
 			// join and leave first fans out what is pending.
-			ctx.Send(ctx.Parent(), &roomCastDone{tag: m.tag, local: len(r.members)})
+			ctx.Send(r.node.hub, &roomCastDone{tag: m.tag, local: len(r.members)})
 		}
 	case *Inbound:
 		r.node.metrics.BrokerIn.Add(1)
@@ -117,14 +123,11 @@ func (r *room) Receive(ctx actor.Context) {
 	case *roomLeave:
 		if _, ok := r.members[m.session.Id]; ok {
 			r.fanoutPending(ctx)
-			ctx.Unwatch(m.session)
 			r.remove(ctx, m.session.Id, m.user)
 		}
-	case *actor.Terminated:
-		if mem, ok := r.members[m.Who.Id]; ok {
-			r.fanoutPending(ctx)
-			r.remove(ctx, m.Who.Id, mem.user)
-		}
+	case roomRetired:
+		r.retired = true
+		ctx.Stop(r.self)
 	case *roomPositionQuery:
 		r.fanoutPending(ctx) // the position covers what the member was handed
 		p := &roomPosition{id: m.id, room: r.name}
@@ -157,14 +160,18 @@ func (r *room) Receive(ctx actor.Context) {
 	case *actor.Stopped:
 		r.node.metrics.Rooms.Add(-1)
 		r.node.cfg.Broker.Unsubscribe(r.channel, r.node.ref(r.self))
-		// Members are left only when the room was stopped from outside or
-		// after repeated panics (release.go).
+		if !r.retired {
+			// Stopped from outside or after repeated panics: the hub
+			// still names this room (rooms are not its children).
+			ctx.Send(r.node.hub, &roomEnded{pid: r.self})
+		}
+		// Members are left only then too. They re-join the room's next
+		// actor, which counts them again.
 		for _, mem := range r.members {
-			unwatchOnStop(ctx, r.node.system, mem.pid)
-			// Its members re-join the room's next actor, which counts
-			// them again.
+			ctx.Send(mem.pid, &roomGone{room: r.name, pid: r.self})
 			r.node.cfg.Broker.RoomMember(r.channel, mem.user, -1)
 		}
+		r.node.roomsLive.Done()
 		releaseSelf(ctx)
 	}
 }
@@ -230,11 +237,20 @@ func (r *room) addMember(ctx actor.Context, m *roomJoin) {
 	// What was sent before this join is not for the joiner.
 	r.fanoutPending(ctx)
 	r.joins++
-	r.idle = false
 	id := m.session.Id
+	if _, ok := r.members[id]; !ok && !r.node.live(m.session) {
+		// The joiner has stopped: its leave (sent from its Stopped, after
+		// protoactor unregistered it) came first, or overtook this join (a
+		// retry through the hub). Nothing will remove it: it is not added.
+		if len(r.members) == 0 {
+			r.idle = true
+			ctx.Send(r.node.hub, &roomIdle{name: r.name, pid: r.self, joins: r.joins})
+		}
+		return
+	}
+	r.idle = false
 	if _, ok := r.members[id]; !ok {
 		r.members[id] = member{pid: m.session, user: m.user}
-		ctx.Watch(m.session)
 		r.node.cfg.Broker.RoomMember(r.channel, m.user, 1)
 		if !m.silent {
 			ev := wire.RoomPresenceEvent("user_joined", m.user, r.name)

@@ -149,8 +149,8 @@ func (s *session) Receive(ctx actor.Context) {
 	case *SocketClosed:
 		s.closed = true
 		ctx.Stop(s.self)
-	case *actor.Terminated:
-		s.onRoomTerminated(ctx, m.Who)
+	case *roomGone:
+		s.onRoomGone(ctx, m)
 	case *Crash:
 		panic(crashError{m.Reason})
 	case *sessionInit:
@@ -170,14 +170,8 @@ func (s *session) Receive(ctx actor.Context) {
 			ctx.Send(s.node.hub, &sessionEnded{pid: s.self})
 		}
 		s.stopped()
-		// Nothing of the session may stay in the rooms' watcher sets, nor
-		// its process behind its PID (release.go).
-		for _, pid := range s.rooms {
-			if pid != nil {
-				unwatchOnStop(ctx, s.node.system, pid)
-			}
-		}
-		releaseSelf(ctx)
+		s.leaveAll(ctx)
+		releaseSelf(ctx) // nothing of the session stays behind its PID (release.go)
 	}
 }
 
@@ -197,9 +191,9 @@ func (s *session) started(ctx actor.Context) {
 }
 
 // stopped runs once, whatever ended the session: a close, a write error, a
-// panic (stopSessionOnPanic) or a Stop from outside. Rooms learn of it
-// through Terminated, the hub through sessionEnded; here only the
-// connection is released.
+// panic (stopSessionOnPanic) or a Stop from outside. The hub learns of it
+// through sessionEnded, rooms through leaveAll; here only the connection
+// is released.
 func (s *session) stopped() {
 	if s.conn == nil {
 		return // stopped before its sessionInit: it never started
@@ -336,7 +330,6 @@ func (s *session) handle(ctx actor.Context, c wire.Command, arrived time.Time) {
 		}
 		delete(s.rooms, m.Room)
 		if pid != nil {
-			ctx.Unwatch(pid)
 			ctx.Send(pid, &roomLeave{session: s.self, user: s.opts.User})
 		}
 		s.ack(ctx, m.ID)

@@ -70,7 +70,6 @@ func (s *session) onJoined(ctx actor.Context, m *roomJoined) {
 		return
 	}
 	s.rooms[m.room] = m.pid
-	ctx.Watch(m.pid)
 	for _, e := range s.stash {
 		if e.ack != nil && e.ack.room == m.room && !e.ack.refused {
 			e.ack.pos, e.ack.recovered = m.pos, m.recovered
@@ -128,17 +127,30 @@ func (s *session) drainStash(ctx actor.Context) {
 	}
 }
 
-// onRoomTerminated: a room this session is in died (killed, or stopped after
-// repeated panics). The session is the source of truth, so it re-joins and a
-// fresh room actor takes over, without user_joined noise.
-func (s *session) onRoomTerminated(ctx actor.Context, who *actor.PID) {
+// onRoomGone: a room this session is in stopped with its members (killed,
+// or stopped after repeated panics). The session is the source of truth,
+// so it re-joins and a fresh room actor takes over, without user_joined
+// noise.
+func (s *session) onRoomGone(ctx actor.Context, m *roomGone) {
+	if pid := s.rooms[m.room]; pid == nil || !pid.Equal(m.pid) {
+		return // left meanwhile, or already re-joining
+	}
+	s.rooms[m.room] = nil
+	s.joining++
+	ctx.Send(s.node.hub, &joinRoom{room: m.room, session: s.self, user: s.opts.User, silent: true})
+	s.node.timers.SendOnce(s.node.cfg.JoinRetry, s.self, &joinTimeout{room: m.room})
+}
+
+// leaveAll leaves every room of a stopping session, whatever ended it:
+// rooms do not watch their members (roomLeave). A room whose answer has
+// not come yet is left through the hub, which forwards the leave after
+// the join to the same room.
+func (s *session) leaveAll(ctx actor.Context) {
 	for name, pid := range s.rooms {
-		if pid != nil && pid.Equal(who) {
-			s.rooms[name] = nil
-			s.joining++
-			ctx.Send(s.node.hub, &joinRoom{room: name, session: s.self, user: s.opts.User, silent: true})
-			s.node.timers.SendOnce(s.node.cfg.JoinRetry, s.self, &joinTimeout{room: name})
-			return
+		if pid != nil {
+			ctx.Send(pid, &roomLeave{session: s.self, user: s.opts.User})
+		} else {
+			ctx.Send(s.node.hub, &leaveRoom{room: name, session: s.self, user: s.opts.User})
 		}
 	}
 }

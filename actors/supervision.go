@@ -14,16 +14,18 @@ import (
 //
 //   - Session: stopSessionOnPanic. A restarted session would keep its PID (so
 //     rooms would still count it) but lose its state (rooms, user), so a panic
-//     stops it instead. Rooms watch sessions and see Terminated, and the
-//     session's Stopped tells the hub (sessionEnded): the same cleanup as a
-//     normal close. The client gets close 1011.
-//   - Room: resumeRoomOnPanic. The room's member set cannot be rebuilt from
-//     inside, so the failing message is dropped and the room carries on with
-//     its members. A room that panics more than roomMaxPanics times within
-//     roomPanicWindow is stopped; its members watch it and re-join a fresh
-//     room (the sessions are the source of truth for membership).
-//   - Hub: resumeHubOnPanic. The directory of live sessions survives a panic;
-//     restarting the hub would stop every room (a restart stops children).
+//     stops it instead. The session's Stopped tells the hub (sessionEnded)
+//     and its rooms (roomLeave): the same cleanup as a normal close. The
+//     client gets close 1011.
+//   - Room: resumeRoomOnPanic, the node's room guardian (rooms are not the
+//     hub's children). The room's member set cannot be rebuilt from inside,
+//     so the failing message is dropped and the room carries on with its
+//     members. A room that panics more than roomMaxPanics times within
+//     roomPanicWindow is stopped; its Stopped tells its members (roomGone),
+//     which re-join a fresh room (the sessions are the source of truth for
+//     membership), and the hub (roomEnded).
+//   - Hub: resumeHubOnPanic. The directory of live sessions and rooms
+//     survives a panic.
 
 const (
 	roomMaxPanics   = 10
@@ -38,7 +40,7 @@ func stopSessionOnPanic(m *Metrics) actor.SupervisorStrategy {
 	})
 }
 
-// resumeRoomOnPanic is the hub's strategy for its room children.
+// resumeRoomOnPanic is the guardian strategy of rooms.
 type resumeRoomOnPanic struct{ metrics *Metrics }
 
 func (s resumeRoomOnPanic) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, child *actor.PID, rs *actor.RestartStatistics, _ any, _ any) {

@@ -86,10 +86,10 @@ func mountDebug(mux *http.ServeMux, node *actors.Node, log *slog.Logger) {
 		case mode != "stop" && mode != "panic":
 			writeDebugJSON(w, http.StatusBadRequest, map[string]string{"error": "mode must be stop or panic"})
 			return
-		case mode == "stop" && !strings.Contains(id, "/") && actorKind(id) != "session":
-			// Root actors other than sessions (the hub, the broker's bus)
-			// live as long as the node; stopping one would leave a process
-			// that accepts sockets and routes nothing.
+		case mode == "stop" && !strings.Contains(id, "/") && actorKind(id) != "session" && actorKind(id) != "room":
+			// Root actors other than sessions and rooms (the hub, the
+			// broker's bus) live as long as the node; stopping one would
+			// leave a process that accepts sockets and routes nothing.
 			writeDebugJSON(w, http.StatusConflict, map[string]string{"error": "a root actor lives as long as the node; crash it (mode=panic) or stop the process"})
 			return
 		}
@@ -169,7 +169,7 @@ func liveActors(node *actors.Node) map[string][]string {
 }
 
 // actorKind is an actor id's last path element up to its first '-', '$',
-// ':' or '#': "hub/room-$4" is a room, "session-$9" a session,
+// ':' or '#': "room-$4" is a room, "session-$9" a session,
 // "redis-n1/sub:PREFIX:room:r1#$3" a sub.
 func actorKind(id string) string {
 	last := id[strings.LastIndexByte(id, '/')+1:]

@@ -103,11 +103,21 @@ func TestDebugKillBadRequests(t *testing.T) {
 func TestDebugKillSupervision(t *testing.T) {
 	before := runtime.NumGoroutine()
 	n := startInproc(t, "--enable-kill")
-	// The baseline is the empty node after one connection came and went:
-	// the first session brings the node's session supervisor for good.
+	// The baseline is the empty node after one connection came and went
+	// through a room: the first session and the first room bring the
+	// node's session and room supervisors for good.
 	warm := dialWelcome(t, n.ws("warm"))
+	if err := warm.SendJSON(map[string]any{"type": "join_room", "room": "warm", "id": "w"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := warm.WaitFor(5*time.Second, func(e *wsclient.Event) bool { return e.Event == "ack" }); err != nil {
+		t.Fatal(err)
+	}
 	_ = warm.Close()
-	waitUntil(t, "the warm-up session gone", 5*time.Second, func() bool { return actorsOf(t, n.admin).Counts["session"] == 0 })
+	waitUntil(t, "the warm-up session and room gone", 5*time.Second, func() bool {
+		d := actorsOf(t, n.admin)
+		return d.Counts["session"] == 0 && d.Counts["room"] == 0
+	})
 	empty := actorsOf(t, n.admin).Counts
 	alice := dialWelcome(t, n.ws("alice"))
 	bob := dialWelcome(t, n.ws("bob"))
