@@ -89,22 +89,38 @@ const (
 )
 
 // outItem is one queued command. Immutable once queued, except resent,
-// which only the writer touches.
+// which only the writer touches. A mass exit queues hundreds of thousands
+// of them at once (a leave event and a presence count per room), so the
+// fields are ordered to pack and an append keeps only the part of its
+// template that varies: 128 bytes an item.
 type outItem struct {
 	kind     outKind
+	resent   bool             // heard by nobody once and queued again
+	announce bool             // resync: also publish user_connected for every local user
+	unsure   bool             // put back after a round trip that may have run it: never given up
 	channel  string           // publish: the channel
 	user     string           // direct, online, offline: the user
 	data     []byte           // publish, direct: the envelope
 	done     func(int, error) // direct: called by the writer with the result (see answer)
-	resent   bool             // heard by nobody once and queued again
-	announce bool             // resync: also publish user_connected for every local user
 	deadline time.Time        // direct: given up (unavailable) if still queued then; zero: never
-	unsure   bool             // put back after a round trip that may have run it: never given up
-	// append: the envelope's template (wire.StreamTemplate), its msg_id
-	// sequence, and who waits for its position.
-	tmpl     [5]string
+	// append: what follows the position in the envelope as the stream
+	// script publishes it (the last part of wire.StreamTemplate), its
+	// msg_id sequence, and who waits for its position.
+	rest     string
 	seq      uint64
 	appended func(wire.Position, error)
+}
+
+// add appends it to the queue; o.mu held. The queue doubles when full:
+// append's growth of a large slice by a quarter would copy a backlog of
+// n items about 5n times while it builds up.
+func (o *outbox) add(it outItem) {
+	if len(o.items) == cap(o.items) {
+		grown := make([]outItem, len(o.items), max(64, 2*cap(o.items)))
+		copy(grown, o.items)
+		o.items = grown
+	}
+	o.items = append(o.items, it)
 }
 
 // answer reports a direct message's result to its sender, once: an item
@@ -162,7 +178,7 @@ func (o *outbox) push(it outItem, env *wire.Envelope, max int) bool {
 	if !it.deadline.IsZero() && (o.expireAt.IsZero() || it.deadline.Before(o.expireAt)) {
 		o.expireAt = it.deadline
 	}
-	o.items = append(o.items, it)
+	o.add(it)
 	o.mu.Unlock()
 	o.signal()
 	return true
@@ -229,7 +245,7 @@ func (o *outbox) presence(user string, online bool) {
 	} else {
 		delete(o.local, user)
 	}
-	o.items = append(o.items, outItem{kind: kind, user: user})
+	o.add(outItem{kind: kind, user: user})
 	o.mu.Unlock()
 	o.signal()
 }
@@ -261,7 +277,7 @@ func (o *outbox) queueResync(announce bool) {
 func (o *outbox) close(ctx context.Context) int {
 	o.mu.Lock()
 	o.closed = true
-	o.items = append(o.items, outItem{kind: outReapSelf})
+	o.add(outItem{kind: outReapSelf})
 	o.mu.Unlock()
 	close(o.quit)
 	select {

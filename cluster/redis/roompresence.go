@@ -149,7 +149,7 @@ func (o *outbox) roomMember(room, user string, delta int) {
 			delete(o.rooms, room)
 		}
 	}
-	o.items = append(o.items, outItem{kind: outRoomMember, channel: room, user: user})
+	o.add(outItem{kind: outRoomMember, channel: room, user: user})
 	o.mu.Unlock()
 	o.signal()
 }

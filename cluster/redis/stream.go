@@ -136,6 +136,10 @@ func (r *Broker) Append(channel string, env *wire.Envelope, done func(wire.Posit
 	return r.out.append(channel, env, done)
 }
 
+// streamParts are the parts of wire.StreamTemplate that are the same for
+// every envelope: an append keeps only the last one (outItem.rest).
+var streamParts = wire.StreamTemplate(&wire.Envelope{}).Parts
+
 // appendArgs are appendScript's arguments for it.
 func (o *outbox) appendArgs(it *outItem) []any {
 	h, k := o.r.host.History, &o.r.keys
@@ -144,7 +148,7 @@ func (o *outbox) appendArgs(it *outItem) []any {
 		header = wire.RoutedHeader(it.channel)
 	}
 	return []any{k.wireChannel(it.channel), h.Size, h.TTL.Milliseconds(), newEpoch(), k.origin, strconv.FormatUint(it.seq, 10),
-		it.tmpl[0], it.tmpl[2], it.tmpl[4], k.publishCommand(), header}
+		streamParts[0], streamParts[2], it.rest, k.publishCommand(), header}
 }
 
 // appendResult reads appendScript's reply: the position, whether it was a
@@ -275,7 +279,7 @@ func (o *outbox) append(channel string, env *wire.Envelope, done func(wire.Posit
 	o.seq++
 	env.MsgID = wire.MsgID{Origin: o.r.keys.origin, Seq: o.seq}
 	t := wire.StreamTemplate(env).Parts
-	o.items = append(o.items, outItem{kind: outAppend, channel: channel, seq: o.seq, tmpl: [5]string(t), appended: done})
+	o.add(outItem{kind: outAppend, channel: channel, seq: o.seq, rest: t[4], appended: done})
 	o.mu.Unlock()
 	o.signal()
 	return nil
