@@ -30,12 +30,15 @@ import (
 // back to back on stacks that have already grown, which costs less than a
 // fresh goroutine per activation.
 //
-// The class is the kind of message that woke an idle mailbox (see
-// poolMailbox.MessagePosted). A message that arrives while an activation
-// is queued rides with it, except that an urgent message (a join to a room
-// whose last member just left) promotes a queued teardown activation: it
-// is queued again as urgent, and whichever copy a worker reaches first
-// runs it (claim).
+// Each pooled actor has a poolMailbox, the project's own protoactor
+// Mailbox: it queues its messages and asks the pool for an activation
+// itself, without a dispatcher. The class of an activation is the kind of
+// message that woke the idle mailbox (see teardownClass). A message that
+// arrives while an activation is queued rides with it, except that an
+// urgent message (a join to a room whose last member just left) promotes a
+// queued teardown activation: it is queued again as urgent, and whichever
+// copy a worker reaches first runs the mailbox; the other finds it no
+// longer queued and does nothing.
 //
 // An activation runs until its mailbox is empty, so a few actors with long
 // backlogs (a big room's burst after a broker outage) can hold every
@@ -69,12 +72,11 @@ func newActorPool() *actorPool {
 	return &actorPool{max: 2 * runtime.GOMAXPROCS(0)}
 }
 
-// activation is one queued run of a mailbox: fn, or a teardown that an
-// urgent message may promote (pr), which may be queued twice: the first
-// worker to claim it runs it.
+// activation is one queued run: of a pooled actor's mailbox (mb), which
+// may be queued twice (promoted) and runs only if still queued, or of fn.
 type activation struct {
+	mb *poolMailbox
 	fn func()
-	pr *promotable
 }
 
 // schedule queues a, and starts a worker if fewer than max are running,
@@ -115,12 +117,10 @@ func (p *actorPool) run() {
 		}
 		p.mu.Unlock()
 		p.took.Store(time.Now().UnixNano())
-		switch {
-		case a.pr == nil:
+		if a.mb != nil {
+			a.mb.activate()
+		} else {
 			a.fn()
-		case a.pr.claim.CompareAndSwap(false, true):
-			a.pr.mb.queued.CompareAndSwap(a.pr, nil)
-			a.pr.fn()
 		}
 	}
 }
@@ -171,82 +171,202 @@ func (q *fnQueue) pop() (activation, bool) {
 	return a, true
 }
 
-// poolMailbox is one actor's link to the pool: it is the actor's
-// dispatcher and its mailbox's middleware, so it sees each message as it
-// is posted and classes the activation the mailbox asks for right after.
-// Two posts that race may class an activation wrongly; that only changes
-// its place in line, never whether it runs.
+// poolMailbox is a pooled actor's mailbox: protoactor's Mailbox, over
+// two queues (system messages first, as protoactor's own), that schedules
+// its activations on the pool directly. Its queues hold no storage while
+// empty (but for a few slots): a node holds two pooled actors per room,
+// mostly idle, and protoactor's default mailbox kept a ring buffer, a
+// system queue and a dispatcher closure for each. Every field but pool is
+// guarded by mu.
 type poolMailbox struct {
-	pool     *actorPool
-	teardown atomic.Bool // the last message posted was a teardown
-	// queued is the teardown activation waiting in the pool, if any, for
-	// an urgent message to promote.
-	queued atomic.Pointer[promotable]
+	pool    *actorPool
+	invoker actor.MessageInvoker
+
+	mu        sync.Mutex
+	sys, user msgQueue
+	state     mailboxState
+	teardown  bool // queued: as teardown
+	promoted  bool // queued: an urgent copy is queued too
+	suspended bool // a failure is being handled (protoactor's SuspendMailbox)
 }
 
-// promotable is a teardown activation that an urgent message may queue
-// again, once, as urgent: one allocation per teardown.
-type promotable struct {
-	mb       *poolMailbox
-	fn       func()
-	claim    atomic.Bool // a worker took it
-	promoted atomic.Bool // queued again as urgent
-}
+type mailboxState uint8
 
-var (
-	_ actor.Dispatcher        = (*poolMailbox)(nil)
-	_ actor.MailboxMiddleware = (*poolMailbox)(nil)
+const (
+	mailboxIdle    mailboxState = iota
+	mailboxQueued               // an activation waits in the pool
+	mailboxRunning              // a worker runs it
 )
 
-// pooled are the props options that put one new actor on the pool; each
-// actor needs its own (they hold its class).
+var _ actor.Mailbox = (*poolMailbox)(nil)
+
+// pooled are the props options that put an actor on the pool.
 func (p *actorPool) pooled() []actor.PropsOption {
-	mb := &poolMailbox{pool: p}
-	return []actor.PropsOption{actor.WithDispatcher(mb), actor.WithMailbox(actor.Unbounded(mb))}
+	return []actor.PropsOption{actor.WithMailbox(p.newMailbox)}
 }
 
-// Schedule implements actor.Dispatcher.
-func (m *poolMailbox) Schedule(fn func()) {
-	if !m.teardown.Load() {
-		m.pool.schedule(activation{fn: fn}, false)
-		return
-	}
-	pr := &promotable{mb: m, fn: fn}
-	m.queued.Store(pr)
-	m.pool.schedule(activation{pr: pr}, true)
-}
-
-// Throughput implements actor.Dispatcher.
-func (m *poolMailbox) Throughput() int { return poolThroughput }
+func (p *actorPool) newMailbox() actor.Mailbox { return &poolMailbox{pool: p} }
 
 // teardownMessage is implemented by the project's messages that end
 // something (a member's leave, a room's retirement): like protoactor's
 // own, they are teardown on the pool.
 type teardownMessage interface{ teardown() }
 
-// MessagePosted implements actor.MailboxMiddleware: a watched actor's
-// Terminated, a watcher's Unwatch, a Stop, a PoisonPill and the project's
-// teardown messages (a leave: a stopping session leaves each of its rooms)
-// are teardown; everything else, the actor's Started included (a room
-// starts because a join is coming), is urgent, and promotes a teardown
-// activation already queued.
-func (m *poolMailbox) MessagePosted(msg any) {
+// teardownClass reports whether msg wakes a mailbox as teardown: a
+// watched actor's Terminated, a watcher's Unwatch, a Stop, a PoisonPill
+// and the project's teardown messages (a leave: a stopping session leaves
+// each of its rooms). Everything else, the actor's Started included (a
+// room starts because a join is coming), is urgent.
+func teardownClass(msg any) bool {
 	switch msg.(type) {
 	case *actor.Terminated, *actor.Unwatch, *actor.Stop, *actor.PoisonPill, teardownMessage:
-		m.teardown.Store(true)
+		return true
+	}
+	return false
+}
+
+// PostUserMessage implements actor.Mailbox. protoactor's MessageBatch is
+// not unpacked: nothing here sends one to a pooled actor.
+func (m *poolMailbox) PostUserMessage(msg any) { m.post(msg, false) }
+
+// PostSystemMessage implements actor.Mailbox.
+func (m *poolMailbox) PostSystemMessage(msg any) { m.post(msg, true) }
+
+func (m *poolMailbox) post(msg any, system bool) {
+	teardown := teardownClass(msg)
+	m.mu.Lock()
+	if system {
+		m.sys.push(msg)
+	} else {
+		m.user.push(msg)
+	}
+	switch {
+	case m.state == mailboxIdle:
+		m.state, m.teardown, m.promoted = mailboxQueued, teardown, false
+	case m.state == mailboxQueued && m.teardown && !teardown && !m.promoted:
+		m.promoted = true
+	default:
+		m.mu.Unlock()
 		return
 	}
-	m.teardown.Store(false)
-	if pr := m.queued.Load(); pr != nil && !pr.claim.Load() && pr.promoted.CompareAndSwap(false, true) {
-		m.pool.schedule(activation{pr: pr}, false)
+	m.mu.Unlock()
+	m.pool.schedule(activation{mb: m}, teardown)
+}
+
+// activate runs the mailbox if it is still queued (a promoted one is
+// queued twice), until it has nothing it may handle.
+func (m *poolMailbox) activate() {
+	m.mu.Lock()
+	if m.state != mailboxQueued {
+		m.mu.Unlock()
+		return
+	}
+	m.state = mailboxRunning
+	m.mu.Unlock()
+	for {
+		m.run()
+		m.mu.Lock()
+		if m.sys.len() == 0 && (m.suspended || m.user.len() == 0) {
+			m.state = mailboxIdle
+			m.mu.Unlock()
+			return
+		}
+		m.mu.Unlock()
 	}
 }
 
-// MailboxStarted implements actor.MailboxMiddleware.
-func (*poolMailbox) MailboxStarted() {}
+// run handles messages, system ones first, until the mailbox is empty or
+// suspended, as protoactor's default mailbox does: a panic is handed to
+// the actor's supervision (EscalateFailure, which suspends the mailbox).
+func (m *poolMailbox) run() {
+	var msg any
+	defer func() {
+		if r := recover(); r != nil {
+			m.invoker.EscalateFailure(r, msg)
+		}
+	}()
+	for i := 1; ; i++ {
+		if i%poolThroughput == 0 {
+			runtime.Gosched()
+		}
+		m.mu.Lock()
+		if msg = m.sys.pop(); msg != nil {
+			switch msg.(type) {
+			case *actor.SuspendMailbox:
+				m.suspended = true
+				m.mu.Unlock()
+			case *actor.ResumeMailbox:
+				m.suspended = false
+				m.mu.Unlock()
+			default:
+				m.mu.Unlock()
+				m.invoker.InvokeSystemMessage(msg)
+			}
+			continue
+		}
+		if m.suspended {
+			m.mu.Unlock()
+			return
+		}
+		msg = m.user.pop()
+		m.mu.Unlock()
+		if msg == nil {
+			return
+		}
+		m.invoker.InvokeUserMessage(msg)
+	}
+}
 
-// MessageReceived implements actor.MailboxMiddleware.
-func (*poolMailbox) MessageReceived(any) {}
+// RegisterHandlers implements actor.Mailbox; the dispatcher is not used.
+func (m *poolMailbox) RegisterHandlers(invoker actor.MessageInvoker, _ actor.Dispatcher) {
+	m.invoker = invoker
+}
 
-// MailboxEmpty implements actor.MailboxMiddleware.
-func (*poolMailbox) MailboxEmpty() {}
+// Start implements actor.Mailbox.
+func (*poolMailbox) Start() {}
+
+// UserMessageCount implements actor.Mailbox.
+func (m *poolMailbox) UserMessageCount() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.user.len()
+}
+
+// msgQueue is a FIFO of messages that keeps at most msgQueueKeep slots
+// once drained: an idle actor holds almost nothing.
+type msgQueue struct {
+	items []any
+	head  int
+}
+
+const msgQueueKeep = 4
+
+func (q *msgQueue) push(msg any) {
+	if len(q.items) == cap(q.items) && q.head > 0 && 2*q.head >= len(q.items) {
+		n := copy(q.items, q.items[q.head:])
+		clear(q.items[n:])
+		q.items, q.head = q.items[:n], 0
+	}
+	q.items = append(q.items, msg)
+}
+
+func (q *msgQueue) len() int { return len(q.items) - q.head }
+
+// pop returns the oldest message, nil when empty.
+func (q *msgQueue) pop() any {
+	if q.head == len(q.items) {
+		return nil
+	}
+	msg := q.items[q.head]
+	q.items[q.head] = nil
+	q.head++
+	if q.head == len(q.items) {
+		if cap(q.items) > msgQueueKeep {
+			q.items = nil
+		} else {
+			q.items = q.items[:0]
+		}
+		q.head = 0
+	}
+	return msg
+}

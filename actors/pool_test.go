@@ -103,7 +103,6 @@ func TestActorPoolTeardownGoesLast(t *testing.T) {
 
 // The class is the kind of message that woke the mailbox.
 func TestPoolMailboxClassesTeardown(t *testing.T) {
-	m := &poolMailbox{}
 	for _, c := range []struct {
 		msg      any
 		teardown bool
@@ -112,13 +111,14 @@ func TestPoolMailboxClassesTeardown(t *testing.T) {
 		{&actor.Stop{}, true},
 		{&actor.PoisonPill{}, true},
 		{&actor.Unwatch{}, true},
+		{&roomLeave{}, true},
+		{roomRetired{}, true},
 		{&actor.Watch{}, false},
 		{&actor.Started{}, false},
 		{&roomJoin{}, false},
 		{&Inbound{}, false},
 	} {
-		m.MessagePosted(c.msg)
-		if got := m.teardown.Load(); got != c.teardown {
+		if got := teardownClass(c.msg); got != c.teardown {
 			t.Errorf("%T: teardown %v, want %v", c.msg, got, c.teardown)
 		}
 	}
@@ -249,4 +249,128 @@ func occupy(p *actorPool) (release func()) {
 	p.schedule(activation{fn: func() { close(busy); <-done }}, false)
 	<-busy
 	return func() { close(done) }
+}
+
+// Messages posted to pooled actors from many goroutines at once, urgent
+// and teardown mixed (so that activations are promoted and run from
+// either copy), are each handled once, in each sender's order; and the
+// mailboxes end idle and empty.
+func TestPoolMailboxHandlesEveryMessageOnceInOrder(t *testing.T) {
+	sys := actor.NewActorSystem()
+	defer sys.Shutdown()
+	p := newActorPool()
+	const actors, senders, each = 16, 8, 2000
+	type got struct {
+		mu   sync.Mutex
+		last [senders]int
+		n    int
+		bad  string
+	}
+	seen := make([]*got, actors)
+	pids := make([]*actor.PID, actors)
+	for a := range actors {
+		g := &got{}
+		for s := range g.last {
+			g.last[s] = -1
+		}
+		seen[a] = g
+		note := func(sender, seq int) {
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			if seq != g.last[sender]+1 && g.bad == "" {
+				g.bad = fmt.Sprintf("sender %d: %d after %d", sender, seq, g.last[sender])
+			}
+			g.last[sender] = seq
+			g.n++
+		}
+		pids[a] = sys.Root.Spawn(actor.PropsFromFunc(func(c actor.Context) {
+			switch m := c.Message().(type) {
+			case [2]int:
+				note(m[0], m[1])
+			case *roomLeave: // teardown class; its user field carries the numbers
+				var sender, seq int
+				fmt.Sscan(m.user, &sender, &seq)
+				note(sender, seq)
+			}
+		}, p.pooled()...))
+	}
+	var wg sync.WaitGroup
+	for s := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				for _, pid := range pids {
+					if (i+s)%3 == 0 {
+						sys.Root.Send(pid, &roomLeave{user: fmt.Sprint(s, " ", i)})
+					} else {
+						sys.Root.Send(pid, [2]int{s, i})
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	waitUntil(t, "every message handled", func() bool {
+		for _, g := range seen {
+			g.mu.Lock()
+			n := g.n
+			g.mu.Unlock()
+			if n != senders*each {
+				return false
+			}
+		}
+		return p.running() == 0 && p.queued() == 0
+	})
+	for a, g := range seen {
+		if g.bad != "" {
+			t.Fatalf("actor %d: out of order: %s", a, g.bad)
+		}
+	}
+}
+
+// A pooled actor that panics is handed to its supervisor with its mailbox
+// suspended; what was posted meanwhile is handled after the resume, in
+// order, and nothing is lost.
+func TestPoolMailboxSuspendsOnPanic(t *testing.T) {
+	sys := actor.NewActorSystem()
+	defer sys.Shutdown()
+	p := newActorPool()
+	resume := actor.NewOneForOneStrategy(0, 0, func(any) actor.Directive { return actor.ResumeDirective })
+	var log handled
+	pid := sys.Root.Spawn(actor.PropsFromFunc(func(c actor.Context) {
+		if m, ok := c.Message().(string); ok {
+			if m == "boom" {
+				panic("boom")
+			}
+			log.note(m)
+		}
+	}, append(p.pooled(), actor.WithGuardian(resume))...))
+	for _, m := range []string{"a", "boom", "b", "c"} {
+		sys.Root.Send(pid, m)
+	}
+	if order := log.wait(t, 3); !slices.Equal(order, []string{"a", "b", "c"}) {
+		t.Fatalf("handled %q, want a b c", order)
+	}
+}
+
+// A drained queue keeps a few slots at most: an idle actor holds almost
+// nothing, whatever its last burst was.
+func TestMsgQueueLetsABurstGo(t *testing.T) {
+	var q msgQueue
+	for i := range 1000 {
+		q.push(i)
+	}
+	for i := range 1000 {
+		if got := q.pop(); got != i {
+			t.Fatalf("pop %d: %v", i, got)
+		}
+	}
+	if q.pop() != nil || cap(q.items) > msgQueueKeep {
+		t.Fatalf("drained queue holds %d slots", cap(q.items))
+	}
+	q.push("x")
+	if q.pop() != "x" || cap(q.items) > msgQueueKeep {
+		t.Fatalf("a small queue holds %d slots", cap(q.items))
+	}
 }
