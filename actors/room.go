@@ -255,7 +255,7 @@ func (r *room) addMember(ctx actor.Context, m *roomJoin) {
 		if !m.silent {
 			ev := wire.RoomPresenceEvent("user_joined", m.user, r.name)
 			r.fanout(ctx, ev)
-			r.publish(ev)
+			r.publish(ev.JSON)
 		}
 	}
 }
@@ -266,9 +266,13 @@ func (r *room) remove(ctx actor.Context, id, user string) {
 	}
 	delete(r.members, id)
 	r.node.cfg.Broker.RoomMember(r.channel, user, -1)
-	ev := wire.RoomPresenceEvent("user_left", user, r.name)
-	r.fanout(ctx, ev)
-	r.publish(ev)
+	left := wire.RoomPresenceJSON("user_left", user, r.name)
+	if len(r.members) > 0 {
+		r.fanout(ctx, wire.NewEvent(left))
+	} else {
+		r.counted() // a fan-out to nobody: no frame to build (a mass exit)
+	}
+	r.publish(left)
 	if len(r.members) == 0 && !r.idle {
 		r.idle = true
 		ctx.Send(r.node.hub, &roomIdle{name: r.name, pid: r.self, joins: r.joins})
@@ -347,8 +351,8 @@ func (r *room) counted() {
 
 // publish sends room presence to the other nodes. A refusal is counted; the
 // membership change itself has already happened on this node.
-func (r *room) publish(ev *wire.Event) {
-	env := &wire.Envelope{Type: wire.EnvRoom, Room: r.name, Node: r.node.cfg.NodeID, Payload: ev.JSON}
+func (r *room) publish(payload []byte) {
+	env := &wire.Envelope{Type: wire.EnvRoom, Room: r.name, Node: r.node.cfg.NodeID, Payload: payload}
 	if err := r.node.publishPresence(r.channel, env); err != nil {
 		r.node.metrics.Unavailable.Add(1)
 		return

@@ -105,13 +105,19 @@ func PresenceEvent(event, user string) *Event {
 
 // RoomPresenceEvent is {"event":"user_joined"|"user_left","user_id":U,"room":R}.
 func RoomPresenceEvent(event, user, room string) *Event {
+	return NewEvent(RoomPresenceJSON(event, user, room))
+}
+
+// RoomPresenceJSON is RoomPresenceEvent's JSON alone: what a room with no
+// local member left publishes to the other nodes, with no frame to build.
+func RoomPresenceJSON(event, user, room string) []byte {
 	b := append(make([]byte, 0, 48+len(user)+len(room)), `{"event":`...)
 	b = AppendJSONString(b, event)
 	b = append(b, `,"user_id":`...)
 	b = AppendJSONString(b, user)
 	b = append(b, `,"room":`...)
 	b = AppendJSONString(b, room)
-	return NewEvent(append(b, '}'))
+	return append(b, '}')
 }
 
 // ChatEvent is {"event":"chat","from":F,"content":C}, with "room" when room != "".

@@ -257,14 +257,17 @@ func (b *bus) unsubscribe(ctx port.Context, channel string, target port.Ref) {
 	if !ok {
 		return
 	}
-	kept := make([]port.Ref, 0, len(e.targets))
-	for _, t := range e.targets {
-		if !t.Equal(target) {
-			kept = append(kept, t)
+	var kept []port.Ref // nil for the last target: nothing to allocate
+	if len(e.targets) != 1 || !e.targets[0].Equal(target) {
+		kept = make([]port.Ref, 0, len(e.targets))
+		for _, t := range e.targets {
+			if !t.Equal(target) {
+				kept = append(kept, t)
+			}
 		}
-	}
-	if len(kept) == len(e.targets) {
-		return
+		if len(kept) == len(e.targets) {
+			return
+		}
 	}
 	if len(kept) > 0 {
 		e.targets = kept
