@@ -2,6 +2,9 @@ package redis_test
 
 import (
 	"fmt"
+	"os"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"testing"
@@ -23,8 +26,16 @@ import (
 // (both nodes and the clients, idle meanwhile but for the joiner) spent
 // from the drop to the release (release-cpu-ms), and the CPU redis-server
 // spent meanwhile (redis-cpu-ms): the figures that do not depend on what
-// else the machine runs. Setting up the memberships is not timed. Run with
+// else the machine runs; also what the process allocated meanwhile
+// (alloc-MB, which sets the GC's share) and the garbage collections that
+// ran (gc-cycles). Setting up the memberships is not timed. Run with
 // -benchtime 1x: one op takes about 15 s of setup.
+//
+// With SWITCHBOARD_MASS_EXIT_PROFILE=PREFIX set, op i writes the CPU
+// profile of its release to PREFIXi.cpu, and heap profiles taken after a
+// collection just before the drop and just after the release to
+// PREFIXi.heap0 and PREFIXi.heap1 (compare their alloc_space with -base);
+// those collections fall outside the timed window.
 func BenchmarkRedisMassExit(b *testing.B) {
 	const conns, perConn = 100, 1000
 	rs := redistest.Start(b)
@@ -35,6 +46,8 @@ func BenchmarkRedisMassExit(b *testing.B) {
 	pub := n2.dial("publisher")
 	joiner := n1.dial("joiner")
 	var release, ack, heard, cpu, redisCPU time.Duration
+	var allocated, cycles uint64
+	profile := os.Getenv("SWITCHBOARD_MASS_EXIT_PROFILE")
 	for op := range b.N {
 		b.StopTimer()
 		fresh := fmt.Sprint("fresh-", op)
@@ -59,6 +72,12 @@ func BenchmarkRedisMassExit(b *testing.B) {
 		if got := pubsubChannels(b, rs); got != base+conns*perConn {
 			b.Fatalf("Redis holds %d channels, want %d", got, base+conns*perConn)
 		}
+		if profile != "" {
+			writeHeapProfile(b, fmt.Sprint(profile, op, ".heap0"))
+			startCPUProfile(b, fmt.Sprint(profile, op, ".cpu"))
+		}
+		var ms0, ms1 runtime.MemStats
+		runtime.ReadMemStats(&ms0)
 		b.StartTimer()
 		start, cpu0, rcpu0 := time.Now(), processCPU(), serverCPU(b, rs)
 		var wg sync.WaitGroup
@@ -91,12 +110,46 @@ func BenchmarkRedisMassExit(b *testing.B) {
 		release += time.Since(start)
 		cpu += time.Duration(processCPU() - cpu0)
 		redisCPU += serverCPU(b, rs) - rcpu0
+		runtime.ReadMemStats(&ms1)
+		allocated += ms1.TotalAlloc - ms0.TotalAlloc
+		cycles += uint64(ms1.NumGC - ms0.NumGC)
+		if profile != "" {
+			pprof.StopCPUProfile()
+			writeHeapProfile(b, fmt.Sprint(profile, op, ".heap1"))
+		}
 	}
 	b.ReportMetric(float64(release.Milliseconds())/float64(b.N), "release-ms")
 	b.ReportMetric(float64(ack.Microseconds())/1000/float64(b.N), "join-ack-ms")
 	b.ReportMetric(float64(heard.Microseconds())/1000/float64(b.N), "join-heard-ms")
 	b.ReportMetric(float64(cpu.Milliseconds())/float64(b.N), "release-cpu-ms")
 	b.ReportMetric(float64(redisCPU.Milliseconds())/float64(b.N), "redis-cpu-ms")
+	b.ReportMetric(float64(allocated>>20)/float64(b.N), "alloc-MB")
+	b.ReportMetric(float64(cycles)/float64(b.N), "gc-cycles")
+}
+
+// startCPUProfile starts the process's CPU profile into file.
+func startCPUProfile(b *testing.B, file string) {
+	f, err := os.Create(file)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = f.Close() })
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// writeHeapProfile collects garbage, then writes the heap profile to file.
+func writeHeapProfile(b *testing.B, file string) {
+	runtime.GC()
+	f, err := os.Create(file)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		b.Fatal(err)
+	}
 }
 
 // serverCPU is the CPU redis-server has used (INFO cpu).
