@@ -274,16 +274,22 @@ func (h *hub) join(ctx actor.Context, m *joinRoom) {
 		}
 	}
 	if !ok {
-		props := actor.PropsFromProducer(func() actor.Actor { return newRoom(h.node, m.room) },
-			append(h.node.pool.pooled(), actor.WithGuardian(h.node.roomGuardian))...)
-		h.node.roomsLive.Add(1) // Done in the room's Stopped
-		pid := h.node.root.SpawnPrefix(props, "room-")
+		pid := h.spawnRoom(m.room)
 		e = &roomEntry{pid: pid}
 		h.rooms[m.room] = e
 		h.roomOf[pid.Id] = m.room
 	}
 	e.joins++
 	ctx.Send(e.pid, &roomJoin{joinRoom: *m})
+}
+
+// spawnRoom starts the room actor of name, under the node's room guardian
+// (rooms are not the hub's children; see hub).
+func (h *hub) spawnRoom(name string) *actor.PID {
+	n := h.node
+	n.nextRoom = newRoom(n, name)
+	n.roomsLive.Add(1) // Done in the room's Stopped
+	return n.root.SpawnPrefix(n.roomProps, "room-")
 }
 
 // live reports whether a local actor is still registered: a room that has

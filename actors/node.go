@@ -39,6 +39,12 @@ type Node struct {
 	// stopped, which Shutdown waits for.
 	roomGuardian actor.SupervisorStrategy
 	roomsLive    sync.WaitGroup
+	// roomProps spawns every room: one Props for all of them, as for
+	// sessions (a Props per room cost ~0.2 KiB for as long as it lived).
+	// Its producer takes the room the hub made for the spawn it is doing
+	// (nextRoom, touched only by the hub; see spawnRoom).
+	roomProps *actor.Props
+	nextRoom  *room
 	// sessionPool runs every session's mailbox (see sessionDispatcher).
 	sessionPool *sessionDispatcher
 	// pool runs the mailboxes of rooms and of pooled broker actors (see
@@ -66,6 +72,7 @@ func NewNode(cfg Config) (*Node, error) {
 	n.roomGuardian = resumeRoomOnPanic{metrics: n.metrics}
 	n.sessionPool = newSessionDispatcher()
 	n.pool = newActorPool()
+	n.roomProps = actor.PropsFromProducer(n.takeRoom, append(n.pool.pooled(), actor.WithGuardian(n.roomGuardian))...)
 	n.sessionProps = actor.PropsFromProducer(func() actor.Actor { return &session{node: n} },
 		actor.WithGuardian(n.sessionGuardian), actor.WithDispatcher(n.sessionPool))
 	protoLog := slog.New(quietInfo{n.log.Handler()}).With("lib", "protoactor")
@@ -101,6 +108,18 @@ func NewNode(cfg Config) (*Node, error) {
 func (n *Node) live(pid *actor.PID) bool {
 	_, ok := n.system.ProcessRegistry.GetLocal(pid.Id)
 	return ok
+}
+
+// takeRoom is the rooms' producer: protoactor calls it inside the hub's
+// spawn (spawnRoom), and at a restart, which the room guardian never
+// orders (a room is resumed or stopped: its members cannot be rebuilt).
+func (n *Node) takeRoom() actor.Actor {
+	r := n.nextRoom
+	if r == nil {
+		panic("actors: a room was restarted; rooms are only resumed or stopped")
+	}
+	n.nextRoom = nil
+	return r
 }
 
 // ID is the node's id.
