@@ -23,10 +23,10 @@ type room struct {
 	name    string
 	channel string
 	self    *actor.PID
-	members map[string]member // session actor id -> member
-	joins   int               // joins processed, compared by the hub
-	idle    bool              // roomIdle sent, no member since
-	retired bool              // the hub forgot the room and stopped it
+	members memberSet
+	joins   int  // joins processed, compared by the hub
+	idle    bool // roomIdle sent, no member since
+	retired bool // the hub forgot the room and stopped it
 
 	// Until the broker confirms the room's channel, joins wait in held: a
 	// member is told it joined only once what other nodes publish to the
@@ -72,7 +72,7 @@ type member struct {
 }
 
 func newRoom(n *Node, name string) *room {
-	return &room{node: n, name: name, channel: RoomChannel(n.cfg.ChannelPrefix, name), members: make(map[string]member)}
+	return &room{node: n, name: name, channel: RoomChannel(n.cfg.ChannelPrefix, name)}
 }
 
 func (r *room) Receive(ctx actor.Context) {
@@ -85,7 +85,7 @@ func (r *room) Receive(ctx actor.Context) {
 		if m.tag != 0 {
 			// Membership cannot change before the event goes out: every
 			// join and leave first fans out what is pending.
-			ctx.Send(r.node.hub, &roomCastDone{tag: m.tag, local: len(r.members)})
+			ctx.Send(r.node.hub, &roomCastDone{tag: m.tag, local: r.members.len()})
 		}
 	case *Inbound:
 		r.node.metrics.BrokerIn.Add(1)
@@ -121,7 +121,7 @@ func (r *room) Receive(ctx actor.Context) {
 			}
 		}
 	case *roomLeave:
-		if _, ok := r.members[m.session.Id]; ok {
+		if _, ok := r.members.get(m.session.Id); ok {
 			r.fanoutPending(ctx)
 			r.remove(ctx, m.session.Id, m.user)
 		}
@@ -140,9 +140,9 @@ func (r *room) Receive(ctx actor.Context) {
 		}
 		ctx.Send(m.session, p)
 	case *RoomQuery:
-		ids := make([]string, 0, len(r.members))
-		for id := range r.members {
-			ids = append(ids, id)
+		ids := make([]string, 0, r.members.len())
+		for _, mem := range r.members.list {
+			ids = append(ids, mem.pid.Id)
 		}
 		ctx.Respond(&RoomMembers{Room: r.name, Members: ids})
 	case *Crash:
@@ -167,7 +167,7 @@ func (r *room) Receive(ctx actor.Context) {
 		}
 		// Members are left only then too. They re-join the room's next
 		// actor, which counts them again.
-		for _, mem := range r.members {
+		for _, mem := range r.members.list {
 			ctx.Send(mem.pid, &roomGone{room: r.name, pid: r.self})
 			r.node.cfg.Broker.RoomMember(r.channel, mem.user, -1)
 		}
@@ -209,7 +209,7 @@ func (r *room) releaseHeld(ctx actor.Context) {
 func (r *room) refuse(ctx actor.Context, m *roomJoin) {
 	r.joins++
 	ctx.Send(m.session, &roomRefused{room: r.name})
-	if len(r.members) == 0 {
+	if r.members.len() == 0 {
 		r.idle = true
 		ctx.Send(r.node.hub, &roomIdle{name: r.name, pid: r.self, joins: r.joins})
 	}
@@ -238,19 +238,19 @@ func (r *room) addMember(ctx actor.Context, m *roomJoin) {
 	r.fanoutPending(ctx)
 	r.joins++
 	id := m.session.Id
-	if _, ok := r.members[id]; !ok && !r.node.live(m.session) {
+	if _, ok := r.members.get(id); !ok && !r.node.live(m.session) {
 		// The joiner has stopped: its leave (sent from its Stopped, after
 		// protoactor unregistered it) came first, or overtook this join (a
 		// retry through the hub). Nothing will remove it: it is not added.
-		if len(r.members) == 0 {
+		if r.members.len() == 0 {
 			r.idle = true
 			ctx.Send(r.node.hub, &roomIdle{name: r.name, pid: r.self, joins: r.joins})
 		}
 		return
 	}
 	r.idle = false
-	if _, ok := r.members[id]; !ok {
-		r.members[id] = member{pid: m.session, user: m.user}
+	if _, ok := r.members.get(id); !ok {
+		r.members.add(member{pid: m.session, user: m.user})
 		r.node.cfg.Broker.RoomMember(r.channel, m.user, 1)
 		if !m.silent {
 			ev := wire.RoomPresenceEvent("user_joined", m.user, r.name)
@@ -261,19 +261,19 @@ func (r *room) addMember(ctx actor.Context, m *roomJoin) {
 }
 
 func (r *room) remove(ctx actor.Context, id, user string) {
-	if r.members[id].skip > 0 {
+	if mem, ok := r.members.get(id); ok && mem.skip > 0 {
 		r.skipping--
 	}
-	delete(r.members, id)
+	r.members.remove(id)
 	r.node.cfg.Broker.RoomMember(r.channel, user, -1)
 	left := wire.RoomPresenceJSON("user_left", user, r.name)
-	if len(r.members) > 0 {
+	if r.members.len() > 0 {
 		r.fanout(ctx, wire.NewEvent(left))
 	} else {
 		r.counted() // a fan-out to nobody: no frame to build (a mass exit)
 	}
 	r.publish(left)
-	if len(r.members) == 0 && !r.idle {
+	if r.members.len() == 0 && !r.idle {
 		r.idle = true
 		ctx.Send(r.node.hub, &roomIdle{name: r.name, pid: r.self, joins: r.joins})
 	}
@@ -313,7 +313,7 @@ func (r *room) fanoutPending(ctx actor.Context) {
 	} else {
 		batch := &eventBatch{events: r.pending}
 		r.pending = nil
-		for _, mem := range r.members {
+		for _, mem := range r.members.list {
 			if mem.skip == 0 {
 				ctx.Send(mem.pid, batch)
 			}
@@ -334,7 +334,7 @@ func (r *room) fanout(ctx actor.Context, ev *wire.Event) { r.fanoutTo(ctx, ev, t
 
 // fanoutTo is fanout, to the members that skip too when all is set.
 func (r *room) fanoutTo(ctx actor.Context, ev *wire.Event, all bool) {
-	for _, mem := range r.members {
+	for _, mem := range r.members.list {
 		if all || mem.skip == 0 {
 			ctx.Send(mem.pid, ev)
 		}
@@ -345,8 +345,8 @@ func (r *room) fanoutTo(ctx actor.Context, ev *wire.Event, all bool) {
 // counted records one event's fan-out in the metrics.
 func (r *room) counted() {
 	r.node.metrics.Fanouts.Add(1)
-	r.node.metrics.FanoutSizes.Add(int64(len(r.members)))
-	r.node.metrics.FanoutSize.Observe(int64(len(r.members)))
+	r.node.metrics.FanoutSizes.Add(int64(r.members.len()))
+	r.node.metrics.FanoutSize.Observe(int64(r.members.len()))
 }
 
 // publish sends room presence to the other nodes. A refusal is counted; the
@@ -363,7 +363,7 @@ func (r *room) publish(payload []byte) {
 // fanoutSkipping hands each member that skips (member.skip) what is
 // pending after its skip.
 func (r *room) fanoutSkipping(ctx actor.Context) {
-	for _, mem := range r.members {
+	for _, mem := range r.members.list {
 		if mem.skip == 0 {
 			continue
 		}
@@ -381,10 +381,9 @@ func (r *room) fanoutSkipping(ctx actor.Context) {
 
 // endSkips ends the skip of the members whose skip the room has passed.
 func (r *room) endSkips() {
-	for id, mem := range r.members {
-		if mem.skip > 0 && r.st.pos.Offset >= mem.skip {
+	for i := range r.members.list {
+		if mem := &r.members.list[i]; mem.skip > 0 && r.st.pos.Offset >= mem.skip {
 			mem.skip = 0
-			r.members[id] = mem
 			r.skipping--
 		}
 	}

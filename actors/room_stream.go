@@ -255,7 +255,7 @@ func (r *room) onReadTimeout(ctx actor.Context, m *streamReadTimeout) {
 // joinSince starts a join that recovers from since.
 func (r *room) joinSince(ctx actor.Context, m *roomJoin) {
 	id := m.session.Id
-	if _, member := r.members[id]; member {
+	if _, member := r.members.get(id); member {
 		r.join(ctx, m) // a retry of a join that took effect
 		return
 	}
@@ -354,9 +354,8 @@ func (r *room) finishRecovery(ctx actor.Context, m *streamRead) {
 // the publications up to skip elsewhere, and gets only the later ones.
 func (r *room) joinAt(ctx actor.Context, m *roomJoin, recovered bool, skip uint64) {
 	r.addMember(ctx, m)
-	if mem, ok := r.members[m.session.Id]; ok && skip > r.st.pos.Offset && mem.skip == 0 {
+	if mem, ok := r.members.get(m.session.Id); ok && skip > r.st.pos.Offset && mem.skip == 0 {
 		mem.skip = skip
-		r.members[m.session.Id] = mem
 		r.skipping++
 	} else {
 		skip = 0
