@@ -137,16 +137,18 @@ func (o *outbox) roomMember(room, user string, delta int) {
 		o.mu.Unlock()
 		return
 	}
-	users := o.rooms[room]
-	if users == nil {
-		users = map[string]int{}
-		o.rooms[room] = users
-	}
-	users[user] += delta
-	if users[user] <= 0 {
-		delete(users, user)
-		if len(users) == 0 {
-			delete(o.rooms, room)
+	k := roomUser{room, user}
+	was := o.rooms[k]
+	switch now := was + delta; {
+	case now > 0:
+		o.rooms[k] = now
+		if was <= 0 {
+			o.roomUsers[room]++
+		}
+	case was > 0:
+		delete(o.rooms, k)
+		if o.roomUsers[room]--; o.roomUsers[room] <= 0 {
+			delete(o.roomUsers, room)
 		}
 	}
 	o.add(outItem{kind: outRoomMember, channel: room, user: user})
@@ -166,7 +168,7 @@ func (o *outbox) queueMembers(ctx context.Context, b *batchPipes, items []outIte
 		args := make([]any, 0, 3+3*len(items))
 		args = append(args, k.prefix+":rp:", k.node, k.nodeRooms())
 		for _, it := range items {
-			args = append(args, it.channel, it.user, o.rooms[it.channel][it.user])
+			args = append(args, it.channel, it.user, o.rooms[roomUser{it.channel, it.user}])
 		}
 		return append(cmds, b.at(k.nodes).EvalSha(ctx, memberScript.Hash(), nil, args...))
 	}
@@ -179,7 +181,7 @@ func (o *outbox) queueMembers(ctx context.Context, b *batchPipes, items []outIte
 			first[p] = it.channel
 			byPart[p] = []any{k.prefix + ":rp:" + k.parts[p] + ":", k.node, ""}
 		}
-		byPart[p] = append(byPart[p], it.channel, it.user, o.rooms[it.channel][it.user])
+		byPart[p] = append(byPart[p], it.channel, it.user, o.rooms[roomUser{it.channel, it.user}])
 		indexed[it.channel] = true
 	}
 	for p, args := range byPart {
@@ -188,7 +190,7 @@ func (o *outbox) queueMembers(ctx context.Context, b *batchPipes, items []outIte
 	}
 	hub := b.at(k.nodes)
 	for room := range indexed {
-		if len(o.rooms[room]) > 0 {
+		if o.roomUsers[room] > 0 {
 			cmds = append(cmds, hub.SAdd(ctx, k.nodeRooms(), room))
 		} else {
 			cmds = append(cmds, hub.SRem(ctx, k.nodeRooms(), room))
@@ -218,13 +220,14 @@ func (o *outbox) queueShares(ctx context.Context, b *batchPipes, rooms map[strin
 
 // sharesSnapshot copies the node's shares for a resync. Called with o.mu held.
 func (o *outbox) sharesSnapshot() map[string]map[string]int {
-	out := make(map[string]map[string]int, len(o.rooms))
-	for room, users := range o.rooms {
-		c := make(map[string]int, len(users))
-		for u, n := range users {
-			c[u] = n
+	out := make(map[string]map[string]int, len(o.roomUsers))
+	for k, n := range o.rooms {
+		users := out[k.room]
+		if users == nil {
+			users = make(map[string]int, o.roomUsers[k.room])
+			out[k.room] = users
 		}
-		out[room] = c
+		users[k.user] = n
 	}
 	return out
 }
