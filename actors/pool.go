@@ -46,9 +46,9 @@ import (
 // them taking work for stallAfter gets a worker of its own (up to
 // 4 x max), as the goroutine per activation it replaces would have.
 //
-// Both queues are unbounded (each holds at most one entry per pooled
-// actor, two for a promoted one): a room's work is never dropped and
-// Schedule never blocks. Workers end when both queues are empty, so an
+// Both queues are unbounded (an entry per queued mailbox, and one stale
+// entry, which does nothing when reached, per promotion): a room's work is
+// never dropped and Schedule never blocks. Workers end when both queues are empty, so an
 // idle node holds none.
 type actorPool struct {
 	mu       sync.Mutex

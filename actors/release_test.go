@@ -20,7 +20,7 @@ import (
 // the project's roomGone, roomLeave, roomEnded) is what this test reads.
 // TestRoomChurnReleasesMemory in transport checks that the stopped actors
 // themselves are collected.
-func TestStoppedActorsLeaveWatcherSets(t *testing.T) {
+func TestEndNoticesReachOnlyLiveActors(t *testing.T) {
 	n := newNode(t)
 	sys := n.System()
 	var toDead atomic.Int64

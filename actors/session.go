@@ -36,6 +36,11 @@ type session struct {
 	// (commands wait behind it, so there is at most one): the join a
 	// room's refusal fails.
 	joinCmd string
+	// joinsOut counts, per room, the joinRooms sent and not answered yet
+	// (roomJoined, roomRefused). A stopping session leaves such a room
+	// through the hub too: a late join (a retry) can make it a member of a
+	// room it no longer names in rooms. Nil when none is out.
+	joinsOut map[string]int
 
 	flushQueued bool
 	closed      bool
@@ -114,6 +119,7 @@ func (s *session) Receive(ctx actor.Context) {
 		s.onRefused(ctx, m)
 	case *joinTimeout:
 		if pid, ok := s.rooms[m.room]; ok && pid == nil {
+			s.joinSent(m.room)
 			s.node.root.Send(s.node.hub, &joinRoom{room: m.room, session: s.self, user: s.opts.User, silent: true})
 			s.node.timers.SendOnce(s.node.cfg.JoinRetry, s.self, &joinTimeout{room: m.room})
 		}

@@ -60,7 +60,27 @@ func (s *session) allowed(room string) bool {
 	return s.opts.RoomAllowed == nil || s.opts.RoomAllowed(room)
 }
 
+// joinSent and joinAnswered count the joins out (session.joinsOut).
+func (s *session) joinSent(room string) {
+	if s.joinsOut == nil {
+		s.joinsOut = make(map[string]int)
+	}
+	s.joinsOut[room]++
+}
+
+func (s *session) joinAnswered(room string) {
+	if s.joinsOut[room] > 1 {
+		s.joinsOut[room]--
+		return
+	}
+	delete(s.joinsOut, room)
+	if len(s.joinsOut) == 0 {
+		s.joinsOut = nil
+	}
+}
+
 func (s *session) onJoined(ctx actor.Context, m *roomJoined) {
+	s.joinAnswered(m.room)
 	pid, in := s.rooms[m.room]
 	if !in || pid != nil {
 		// Left meanwhile, or a duplicate reply after a retry: undo the join.
@@ -90,6 +110,7 @@ func (s *session) onJoined(ctx actor.Context, m *roomJoined) {
 // announced, and the client may try again. A silent re-join (the session
 // is in the room already) is tried again by its joinTimeout.
 func (s *session) onRefused(ctx actor.Context, m *roomRefused) {
+	s.joinAnswered(m.room)
 	if pid, in := s.rooms[m.room]; !in || pid != nil || m.room != s.joinCmd {
 		return
 	}
@@ -137,21 +158,31 @@ func (s *session) onRoomGone(ctx actor.Context, m *roomGone) {
 	}
 	s.rooms[m.room] = nil
 	s.joining++
+	s.joinSent(m.room)
 	ctx.Send(s.node.hub, &joinRoom{room: m.room, session: s.self, user: s.opts.User, silent: true})
 	s.node.timers.SendOnce(s.node.cfg.JoinRetry, s.self, &joinTimeout{room: m.room})
 }
 
 // leaveAll leaves every room of a stopping session, whatever ended it:
-// rooms do not watch their members (roomLeave). A room whose answer has
-// not come yet is left through the hub, which forwards the leave after
-// the join to the same room.
+// rooms do not watch their members (roomLeave). A room with a join out
+// (not answered yet: a first join, a retry, a re-join; also one the client
+// left meanwhile) is left through the hub, which handles a session's
+// messages in order (only joins go ahead, and this comes after them all):
+// it forwards the leave to the room it forwarded the last join to, which
+// cannot have been retired while that join made it a member.
 func (s *session) leaveAll(ctx actor.Context) {
 	for name, pid := range s.rooms {
-		if pid != nil {
+		switch {
+		case pid != nil:
 			ctx.Send(pid, &roomLeave{session: s.self, user: s.opts.User})
-		} else {
+		case s.joinsOut[name] == 0:
+			// A re-join refused, waiting for its retry: no member, but
+			// leaving costs nothing.
 			ctx.Send(s.node.hub, &leaveRoom{room: name, session: s.self, user: s.opts.User})
 		}
+	}
+	for name := range s.joinsOut {
+		ctx.Send(s.node.hub, &leaveRoom{room: name, session: s.self, user: s.opts.User})
 	}
 }
 
@@ -182,6 +213,7 @@ func (s *session) join(ctx actor.Context, m *wire.JoinRoomCmd) {
 	s.rooms[m.Room] = nil
 	s.joining++
 	s.joinCmd = m.Room
+	s.joinSent(m.Room)
 	ctx.Send(s.node.hub, &joinRoom{room: m.Room, session: s.self, user: s.opts.User, since: m.Since, budget: s.replyBudget()})
 	s.node.timers.SendOnce(s.node.cfg.JoinRetry, s.self, &joinTimeout{room: m.Room})
 	// The ack (or the refusal) is sent when the room answers; the id

@@ -123,8 +123,8 @@ func TestSessionTokenExpiry(t *testing.T) {
 }
 
 // However a session ends from outside - stopped or crashed - the client is
-// told 1011, rooms clean up through Terminated and the hub through the
-// session's sessionEnded.
+// told 1011, and the session's Stopped tells its rooms (roomLeave) and the
+// hub (sessionEnded).
 func TestSessionStoppedOrCrashed(t *testing.T) {
 	for _, crash := range []bool{false, true} {
 		t.Run(map[bool]string{false: "stop", true: "crash"}[crash], func(t *testing.T) {
