@@ -46,6 +46,9 @@ import (
 // them taking work for stallAfter gets a worker of its own (up to
 // 4 x max), as the goroutine per activation it replaces would have.
 //
+// Teardown is not starved by steady urgent work: it gets one activation
+// after every teardownTurn urgent ones that passed it.
+//
 // Both queues are unbounded (an entry per queued mailbox, and one stale
 // entry, which does nothing when reached, per promotion): a room's work is
 // never dropped and Schedule never blocks. Workers end when both queues are empty, so an
@@ -55,6 +58,7 @@ type actorPool struct {
 	urgent   fnQueue
 	teardown fnQueue
 	workers  int // running workers; guarded by mu
+	passed   int // urgent activations taken in a row while teardown waited; guarded by mu
 	max      int
 	// took is when a worker last took an activation (unix ns).
 	took atomic.Int64
@@ -63,6 +67,20 @@ type actorPool struct {
 // poolThroughput is how many messages one activation handles before it
 // yields the processor, as protoactor's default dispatcher.
 const poolThroughput = 300
+
+// teardownTurn: after teardownTurn urgent activations have passed a
+// waiting teardown, the next activation is a teardown, so that steady
+// urgent work (busy rooms) never holds the
+// teardown back for good (members' leaves, idle rooms' stops), while a
+// join's activations still pass nearly all of a mass exit's backlog.
+const teardownTurn = 8
+
+// yieldEvery is how long a worker runs activations back to back before it
+// yields its processor. A mass exit keeps every worker busy for seconds;
+// the Go scheduler preempts a running goroutine only after 10 ms, so each
+// hop of a join made meanwhile (its read loop, the hub, the room, the
+// broker's actors) waited up to that long per worker ahead of it.
+const yieldEvery = time.Millisecond
 
 // stallAfter is how long the workers, all busy, may take nothing from the
 // queues before an urgent activation gets an extra worker.
@@ -104,11 +122,21 @@ func (p *actorPool) schedule(a activation, teardown bool) {
 // queues are empty. The count of workers is lowered under the same lock
 // as the last look at the queues, so no activation is ever stranded.
 func (p *actorPool) run() {
+	yielded := time.Now().UnixNano()
 	for {
 		p.mu.Lock()
-		a, ok := p.urgent.pop()
-		if !ok {
+		var a activation
+		ok := false
+		if p.passed >= teardownTurn {
 			a, ok = p.teardown.pop()
+		}
+		if ok {
+			p.passed = 0
+		} else if a, ok = p.urgent.pop(); ok && p.teardown.len() > 0 {
+			p.passed++
+		} else if !ok {
+			a, ok = p.teardown.pop()
+			p.passed = 0
 		}
 		if !ok {
 			p.workers--
@@ -116,7 +144,15 @@ func (p *actorPool) run() {
 			return
 		}
 		p.mu.Unlock()
-		p.took.Store(time.Now().UnixNano())
+		now := time.Now().UnixNano()
+		p.took.Store(now)
+		if now-yielded > int64(yieldEvery) {
+			// Let the goroutines waiting for a processor run (a join's
+			// read loop, the hub, a broker's connection) rather than
+			// leave them behind a worker until the scheduler preempts it.
+			runtime.Gosched()
+			yielded = now
+		}
 		if a.mb != nil {
 			a.mb.activate()
 		} else {

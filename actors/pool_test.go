@@ -374,3 +374,23 @@ func TestMsgQueueLetsABurstGo(t *testing.T) {
 		t.Fatalf("a small queue holds %d slots", cap(q.items))
 	}
 }
+
+// Steady urgent work does not hold teardown back for good: a teardown
+// waiting behind a long line of urgent activations runs after
+// teardownTurn of them.
+func TestActorPoolTeardownIsNotStarved(t *testing.T) {
+	p := newActorPool()
+	p.max = 1
+	var log handled
+	release := occupy(p)
+	p.schedule(activation{fn: func() { log.note("teardown") }}, true)
+	const urgent = 3 * teardownTurn
+	for i := range urgent {
+		p.schedule(activation{fn: func() { log.note(fmt.Sprint("urgent ", i)) }}, false)
+	}
+	release()
+	order := log.wait(t, urgent+1)
+	if at := slices.Index(order, "teardown"); at != teardownTurn {
+		t.Fatalf("the teardown ran at %d of %d, want after %d urgent ones", at, len(order), teardownTurn)
+	}
+}
