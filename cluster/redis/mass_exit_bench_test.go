@@ -22,11 +22,13 @@ import (
 // Redis holds none of those channels (release-ms), and how long a join of
 // a fresh room sent right after the drop took to be acknowledged
 // (join-ack-ms) and to hear a message the other node sent after the ack
-// (join-heard-ms), both from the join's send, and the CPU the test process
-// (both nodes and the clients, idle meanwhile but for the joiner) spent
-// from the drop to the release (release-cpu-ms), and the CPU redis-server
-// spent meanwhile (redis-cpu-ms): the figures that do not depend on what
-// else the machine runs; also what the process allocated meanwhile
+// (join-heard-ms), both from the join's send, against the same join on
+// the same node while idle, just before the drop (join-idle-ms); and the
+// CPU the test process (both nodes and the clients, idle meanwhile but
+// for the joiner) spent from the drop to the release (release-cpu-ms), and
+// the CPU redis-server spent meanwhile (redis-cpu-ms): the figures that do
+// not depend on what else the machine runs; also what the process
+// allocated meanwhile
 // (alloc-MB, which sets the GC's share) and the garbage collections that
 // ran (gc-cycles). Setting up the memberships is not timed. Run with
 // -benchtime 1x: one op takes about 15 s of setup.
@@ -45,7 +47,7 @@ func BenchmarkRedisMassExit(b *testing.B) {
 	n2 := startNode(b, rs.URL(), "n2", defaults)
 	pub := n2.dial("publisher")
 	joiner := n1.dial("joiner")
-	var release, ack, heard, cpu, redisCPU time.Duration
+	var release, ack, heard, idle, cpu, redisCPU time.Duration
 	var allocated, cycles uint64
 	profile := os.Getenv("SWITCHBOARD_MASS_EXIT_PROFILE")
 	for op := range b.N {
@@ -72,6 +74,18 @@ func BenchmarkRedisMassExit(b *testing.B) {
 		if got := pubsubChannels(b, rs); got != base+conns*perConn {
 			b.Fatalf("Redis holds %d channels, want %d", got, base+conns*perConn)
 		}
+		// The same join on the same node while it is idle: what a join
+		// during the exit compares with.
+		calm := fmt.Sprint("calm-", op)
+		if err := joiner.SendJSON(map[string]any{"type": "join_room", "room": calm, "id": calm}); err != nil {
+			b.Fatal(err)
+		}
+		sentCalm := time.Now()
+		if ev, err := joiner.WaitFor(time.Minute, func(e *wsclient.Event) bool { return string(e.ID) == `"`+calm+`"` }); err != nil || ev.Event != "ack" {
+			b.Fatalf("join on the idle node: %v %s", err, ev.Raw)
+		}
+		idle += time.Since(sentCalm)
+		base++ // the joiner stays in it
 		if profile != "" {
 			writeHeapProfile(b, fmt.Sprint(profile, op, ".heap0"))
 			startCPUProfile(b, fmt.Sprint(profile, op, ".cpu"))
@@ -104,8 +118,10 @@ func BenchmarkRedisMassExit(b *testing.B) {
 		}
 		expect(b, joiner, "the other node's message", func(e *wsclient.Event) bool { return e.Event == "chat" && e.Content == fresh })
 		heard += time.Since(sent)
-		for pubsubChannels(b, rs) > base {
-			time.Sleep(time.Millisecond)
+		for deadline := time.Now().Add(2 * time.Minute); pubsubChannels(b, rs) > base; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				b.Fatalf("Redis still holds %d channels, want %d", pubsubChannels(b, rs), base)
+			}
 		}
 		release += time.Since(start)
 		cpu += time.Duration(processCPU() - cpu0)
@@ -121,6 +137,7 @@ func BenchmarkRedisMassExit(b *testing.B) {
 	b.ReportMetric(float64(release.Milliseconds())/float64(b.N), "release-ms")
 	b.ReportMetric(float64(ack.Microseconds())/1000/float64(b.N), "join-ack-ms")
 	b.ReportMetric(float64(heard.Microseconds())/1000/float64(b.N), "join-heard-ms")
+	b.ReportMetric(float64(idle.Microseconds())/1000/float64(b.N), "join-idle-ms")
 	b.ReportMetric(float64(cpu.Milliseconds())/float64(b.N), "release-cpu-ms")
 	b.ReportMetric(float64(redisCPU.Milliseconds())/float64(b.N), "redis-cpu-ms")
 	b.ReportMetric(float64(allocated>>20)/float64(b.N), "alloc-MB")
