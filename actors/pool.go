@@ -55,8 +55,8 @@ import (
 // idle node holds none.
 type actorPool struct {
 	mu       sync.Mutex
-	urgent   fnQueue
-	teardown fnQueue
+	urgent   fifo[activation]
+	teardown fifo[activation]
 	workers  int // running workers; guarded by mu
 	passed   int // urgent activations taken in a row while teardown waited; guarded by mu
 	max      int
@@ -128,14 +128,14 @@ func (p *actorPool) run() {
 		var a activation
 		ok := false
 		if p.passed >= teardownTurn {
-			a, ok = p.teardown.pop()
+			a, ok = p.teardown.pop(0)
 		}
 		if ok {
 			p.passed = 0
-		} else if a, ok = p.urgent.pop(); ok && p.teardown.len() > 0 {
+		} else if a, ok = p.urgent.pop(0); ok && p.teardown.len() > 0 {
 			p.passed++
 		} else if !ok {
-			a, ok = p.teardown.pop()
+			a, ok = p.teardown.pop(0)
 			p.passed = 0
 		}
 		if !ok {
@@ -175,36 +175,43 @@ func (p *actorPool) running() int {
 	return p.workers
 }
 
-// fnQueue is a FIFO of activations whose storage follows its length: the
-// taken front is dropped when the array is full, before append would grow
-// it, and the array is let go when the queue drains.
-type fnQueue struct {
-	items []activation
+// fifo is a queue whose storage follows its length: the taken front is
+// dropped when the array is full, before append would grow it, and once
+// drained the array is let go unless it has at most keep slots.
+type fifo[T any] struct {
+	items []T
 	head  int
 }
 
-func (q *fnQueue) push(a activation) {
+func (q *fifo[T]) push(v T) {
 	if len(q.items) == cap(q.items) && q.head > 0 && 2*q.head >= len(q.items) {
 		n := copy(q.items, q.items[q.head:])
 		clear(q.items[n:])
 		q.items, q.head = q.items[:n], 0
 	}
-	q.items = append(q.items, a)
+	q.items = append(q.items, v)
 }
 
-func (q *fnQueue) len() int { return len(q.items) - q.head }
+func (q *fifo[T]) len() int { return len(q.items) - q.head }
 
-func (q *fnQueue) pop() (activation, bool) {
+// pop returns the oldest item, false when empty.
+func (q *fifo[T]) pop(keep int) (T, bool) {
+	var zero T
 	if q.head == len(q.items) {
-		if q.items != nil {
-			q.items, q.head = nil, 0 // drained: let a burst's array go
-		}
-		return activation{}, false
+		return zero, false
 	}
-	a := q.items[q.head]
-	q.items[q.head] = activation{}
+	v := q.items[q.head]
+	q.items[q.head] = zero
 	q.head++
-	return a, true
+	if q.head == len(q.items) {
+		if cap(q.items) > keep {
+			q.items = nil // drained: let a burst's array go
+		} else {
+			q.items = q.items[:0]
+		}
+		q.head = 0
+	}
+	return v, true
 }
 
 // poolMailbox is a pooled actor's mailbox: protoactor's Mailbox, over
@@ -219,7 +226,7 @@ type poolMailbox struct {
 	invoker actor.MessageInvoker
 
 	mu        sync.Mutex
-	sys, user msgQueue
+	sys, user fifo[any]
 	state     mailboxState
 	teardown  bool // queued: as teardown
 	promoted  bool // queued: an urgent copy is queued too
@@ -326,7 +333,7 @@ func (m *poolMailbox) run() {
 			runtime.Gosched()
 		}
 		m.mu.Lock()
-		if msg = m.sys.pop(); msg != nil {
+		if msg, _ = m.sys.pop(msgQueueKeep); msg != nil {
 			switch msg.(type) {
 			case *actor.SuspendMailbox:
 				m.suspended = true
@@ -344,7 +351,7 @@ func (m *poolMailbox) run() {
 			m.mu.Unlock()
 			return
 		}
-		msg = m.user.pop()
+		msg, _ = m.user.pop(msgQueueKeep)
 		m.mu.Unlock()
 		if msg == nil {
 			return
@@ -368,41 +375,6 @@ func (m *poolMailbox) UserMessageCount() int {
 	return m.user.len()
 }
 
-// msgQueue is a FIFO of messages that keeps at most msgQueueKeep slots
-// once drained: an idle actor holds almost nothing.
-type msgQueue struct {
-	items []any
-	head  int
-}
-
+// msgQueueKeep is how many slots a pooled actor's drained queue keeps:
+// an idle actor holds almost nothing.
 const msgQueueKeep = 4
-
-func (q *msgQueue) push(msg any) {
-	if len(q.items) == cap(q.items) && q.head > 0 && 2*q.head >= len(q.items) {
-		n := copy(q.items, q.items[q.head:])
-		clear(q.items[n:])
-		q.items, q.head = q.items[:n], 0
-	}
-	q.items = append(q.items, msg)
-}
-
-func (q *msgQueue) len() int { return len(q.items) - q.head }
-
-// pop returns the oldest message, nil when empty.
-func (q *msgQueue) pop() any {
-	if q.head == len(q.items) {
-		return nil
-	}
-	msg := q.items[q.head]
-	q.items[q.head] = nil
-	q.head++
-	if q.head == len(q.items) {
-		if cap(q.items) > msgQueueKeep {
-			q.items = nil
-		} else {
-			q.items = q.items[:0]
-		}
-		q.head = 0
-	}
-	return msg
-}

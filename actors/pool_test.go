@@ -205,12 +205,12 @@ func TestActorPoolUrgentWorkIsNotStuckBehindBusyWorkers(t *testing.T) {
 // A queue that never drains (teardown behind steady urgent work) keeps
 // storage for what it holds, not for everything pushed since it was last
 // empty.
-func TestFnQueueStorageFollowsItsLength(t *testing.T) {
-	var q fnQueue
+func TestFifoStorageFollowsItsLength(t *testing.T) {
+	var q fifo[activation]
 	for i := range 1_000_000 {
 		q.push(activation{})
 		if i > 0 {
-			q.pop()
+			q.pop(0)
 		}
 	}
 	if q.len() != 1 || cap(q.items) > 64 {
@@ -356,41 +356,21 @@ func TestPoolMailboxSuspendsOnPanic(t *testing.T) {
 
 // A drained queue keeps a few slots at most: an idle actor holds almost
 // nothing, whatever its last burst was.
-func TestMsgQueueLetsABurstGo(t *testing.T) {
-	var q msgQueue
+func TestFifoLetsABurstGo(t *testing.T) {
+	var q fifo[any]
 	for i := range 1000 {
 		q.push(i)
 	}
 	for i := range 1000 {
-		if got := q.pop(); got != i {
-			t.Fatalf("pop %d: %v", i, got)
+		if got, ok := q.pop(msgQueueKeep); !ok || got != i {
+			t.Fatalf("pop %d: %v %v", i, got, ok)
 		}
 	}
-	if q.pop() != nil || cap(q.items) > msgQueueKeep {
+	if _, ok := q.pop(msgQueueKeep); ok || cap(q.items) > msgQueueKeep {
 		t.Fatalf("drained queue holds %d slots", cap(q.items))
 	}
 	q.push("x")
-	if q.pop() != "x" || cap(q.items) > msgQueueKeep {
-		t.Fatalf("a small queue holds %d slots", cap(q.items))
-	}
-}
-
-// Steady urgent work does not hold teardown back for good: a teardown
-// waiting behind a long line of urgent activations runs after
-// teardownTurn of them.
-func TestActorPoolTeardownIsNotStarved(t *testing.T) {
-	p := newActorPool()
-	p.max = 1
-	var log handled
-	release := occupy(p)
-	p.schedule(activation{fn: func() { log.note("teardown") }}, true)
-	const urgent = 3 * teardownTurn
-	for i := range urgent {
-		p.schedule(activation{fn: func() { log.note(fmt.Sprint("urgent ", i)) }}, false)
-	}
-	release()
-	order := log.wait(t, urgent+1)
-	if at := slices.Index(order, "teardown"); at != teardownTurn {
-		t.Fatalf("the teardown ran at %d of %d, want after %d urgent ones", at, len(order), teardownTurn)
+	if got, _ := q.pop(msgQueueKeep); got != "x" || cap(q.items) > msgQueueKeep || cap(q.items) == 0 {
+		t.Fatalf("a small queue holds %d slots, want a few kept", cap(q.items))
 	}
 }
