@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"errors"
 
 	goredis "github.com/redis/go-redis/v9"
 )
@@ -32,10 +31,10 @@ func reapResult(cmd *goredis.Cmd) (reaped, gone int64, rooms []string, err error
 
 // clearShares deletes, on a cluster, the room presence shares of reaped
 // nodes (node, room pairs, from reapScript), each in its room's slot, and
-// then the nodes' room indexes: an index outlives its shares, so a failure
-// here leaves them to the next reap of the node (its own, when it starts
-// again with the same id). Until then a dead node's shares are not counted:
-// a presence query reads only live nodes' shares.
+// then the nodes' room indexes and their notes in PREFIX:presence:clearing:
+// an index outlives its shares, so after a failure here the next run of
+// reapScript, on any node, returns them again. Until then a dead node's
+// shares are not counted: a presence query reads only live nodes' shares.
 func clearShares(ctx context.Context, c goredis.UniversalClient, k *keyspace, pairs []string) error {
 	if len(pairs)%2 != 0 {
 		return errBadReply
@@ -51,9 +50,13 @@ func clearShares(ctx context.Context, c goredis.UniversalClient, k *keyspace, pa
 	if _, err := pipe.Exec(ctx); err != nil {
 		return err
 	}
-	var errs []error
+	// The nodes' indexes and their note in the clearing set go together,
+	// in the hub's slot.
+	pipe = c.Pipeline()
 	for node := range nodes {
-		errs = append(errs, c.Del(ctx, k.hub+":presence:rooms:"+node).Err())
+		pipe.Del(ctx, k.hub+":presence:rooms:"+node)
+		pipe.SRem(ctx, k.hub+":presence:clearing", node)
 	}
-	return errors.Join(errs...)
+	_, err := pipe.Exec(ctx)
+	return err
 }

@@ -61,10 +61,14 @@ return {sent, missed}
 // and the node. On one Redis it deletes the reaped nodes' room presence
 // shares too; on a cluster they live in other slots, so it returns the
 // rooms of each reaped node (its index is kept until the shares are gone:
-// clearShares).
+// clearShares) and notes the node in PREFIX:presence:clearing; a node
+// noted there and not alive again has its rooms returned at every run
+// until clearShares has cleared them, so a failed clear is taken up again
+// at the next beat of any node.
 var reapScript = goredis.NewScript(`
 local prefix, ttl, forced, pub, rp = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local reaped, gone, rooms = 0, 0, {}
+local clearing, listed = prefix .. ':presence:clearing', {}
 local function envelope(holes)
   local out = {}
   for i = 6, #ARGV do
@@ -85,12 +89,15 @@ local function reap(node, tomb)
       redis.call('DEL', rp .. '{' .. room .. '}:node:' .. node)
       redis.call('SREM', rp .. '{' .. room .. '}:nodes', node)
     else
+      listed[node] = true
       rooms[#rooms + 1] = node
       rooms[#rooms + 1] = room
     end
   end
   if rp ~= '' then
     redis.call('DEL', rk)
+  elseif listed[node] then
+    redis.call('SADD', clearing, node)
   end
   redis.call('DEL', nk, prefix .. ':presence:alive:' .. node)
   redis.call('SREM', KEYS[1], node)
@@ -105,6 +112,20 @@ for _, node in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if redis.call('EXISTS', prefix .. ':presence:alive:' .. node) == 0 then
     reap(node, true)
     reaped = reaped + 1
+  end
+end
+if rp == '' then
+  for _, node in ipairs(redis.call('SMEMBERS', clearing)) do
+    if not listed[node] and redis.call('EXISTS', prefix .. ':presence:alive:' .. node) == 0 then
+      local left = redis.call('SMEMBERS', prefix .. ':presence:rooms:' .. node)
+      if #left == 0 then
+        redis.call('SREM', clearing, node)
+      end
+      for _, room in ipairs(left) do
+        rooms[#rooms + 1] = node
+        rooms[#rooms + 1] = room
+      end
+    end
   end
 end
 return {reaped, gone, rooms}
