@@ -1,6 +1,7 @@
 package transport_test
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"runtime"
@@ -40,8 +41,16 @@ type churnClient struct {
 func dialChurn(t testing.TB, n *testNode, id string) (*churnClient, error) {
 	cc := &churnClient{}
 	c, err := wsclient.Dial(n.wsURL("/ws?client_id="+id), wsclient.Options{OnEvent: func(ev *wsclient.Event) {
-		if ev.Event == "ack" {
+		switch {
+		case ev.Event == "ack":
 			cc.acks.Add(1)
+		case ev.Event == "error" && ev.Code == "unavailable":
+			// A join the node could not confirm in time (a loaded
+			// machine, a short JoinRetry): try again, as a client does.
+			var room string
+			if json.Unmarshal(ev.ID, &room) == nil && strings.HasPrefix(room, "join:") {
+				cc.joinRooms([]string{strings.TrimPrefix(room, "join:")})
+			}
 		}
 	}})
 	cc.c = c
@@ -50,7 +59,7 @@ func dialChurn(t testing.TB, n *testNode, id string) (*churnClient, error) {
 
 func (cc *churnClient) joinRooms(rooms []string) {
 	for _, r := range rooms {
-		_ = cc.c.SendText(`{"type":"join_room","room":"` + r + `","id":1}`)
+		_ = cc.c.SendText(`{"type":"join_room","room":"` + r + `","id":"join:` + r + `"}`)
 	}
 }
 
