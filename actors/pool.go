@@ -128,14 +128,14 @@ func (p *actorPool) run() {
 		var a activation
 		ok := false
 		if p.passed >= teardownTurn {
-			a, ok = p.teardown.pop(0)
+			a, ok = p.teardown.pop(poolQueueKeep)
 		}
 		if ok {
 			p.passed = 0
-		} else if a, ok = p.urgent.pop(0); ok && p.teardown.len() > 0 {
+		} else if a, ok = p.urgent.pop(poolQueueKeep); ok && p.teardown.len() > 0 {
 			p.passed++
 		} else if !ok {
-			a, ok = p.teardown.pop(0)
+			a, ok = p.teardown.pop(poolQueueKeep)
 			p.passed = 0
 		}
 		if !ok {
@@ -374,6 +374,11 @@ func (m *poolMailbox) UserMessageCount() int {
 	defer m.mu.Unlock()
 	return m.user.len()
 }
+
+// poolQueueKeep is how many slots the pool's drained queues keep: light
+// load drains them at every activation, and a new array each time would
+// be garbage on the hot path.
+const poolQueueKeep = 64
 
 // msgQueueKeep is how many slots a pooled actor's drained queue keeps:
 // an idle actor holds almost nothing.
