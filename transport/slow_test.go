@@ -2,6 +2,7 @@ package transport_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -161,6 +162,13 @@ type gatedConn struct {
 	held chan struct{} // closed once a batch waits at the gate
 }
 
+// SyscallConn hides the socket's RawConn: a flush's inline write
+// (writeNow) would otherwise go around the writer, and the gate, whenever
+// the socket takes everything at once.
+func (c *gatedConn) SyscallConn() (syscall.RawConn, error) {
+	return nil, errors.New("gatedConn: no raw access")
+}
+
 // Write is the writer's call for a batch of one frame (larger batches use
 // writev, which goes straight to the TCPConn); any other Write bypassed it.
 func (c *gatedConn) Write(p []byte) (int, error) {
@@ -257,7 +265,11 @@ func TestWritesAreCoalesced(t *testing.T) {
 	for i := range burst {
 		send(t, sender, map[string]any{"type": "chat", "content": fmt.Sprint("c", i)})
 	}
-	<-held
+	select {
+	case <-held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no batch reached the gate")
+	}
 	// Every chat is queued on the receiver's connection (the sender gets no
 	// copy of its own chat): the writer holds the first, the rest wait.
 	waitFor(t, "burst queued", 5*time.Second, func() bool {
