@@ -40,6 +40,7 @@ type wireConn struct {
 	writing bool        // a turn of writing is under way: Flush's inline write or the writer goroutine
 	inWrite bool        // the writer is inside a writev: the client has not taken that batch yet
 	closing bool        // Close was called: write what is queued, then close
+	closed  bool        // gws queued its close frame: no data frame may follow it
 	closeBy time.Time   // deadline for the final flush
 	dead    bool        // the raw connection is closed
 	onIdle  func()      // test hook: the writer went idle
@@ -60,7 +61,7 @@ func newWireConn(c net.Conn, maxPending int, writeTimeout, closeGrace time.Durat
 func (w *wireConn) Enqueue(frame []byte) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.closing || w.dead {
+	if w.closing || w.closed || w.dead {
 		return true // the session is about to learn of the close; nothing to do
 	}
 	if w.pending+len(frame) > w.maxPending {
@@ -196,9 +197,20 @@ func (w *wireConn) Write(p []byte) (int, error) {
 	}
 	w.queue = append(w.queue, append([]byte(nil), p...))
 	w.pending += len(p)
+	if len(p) > 0 && p[0] == closeFrameHead {
+		// RFC 6455, 5.5.1: nothing may follow a close frame. gws queues
+		// it (answering the client's, or closing) before Close is called,
+		// and a session may still enqueue frames meanwhile.
+		w.closed = true
+	}
 	w.kickLocked()
 	return len(p), nil
 }
+
+// closeFrameHead is the first byte of a server's close frame: FIN and
+// opcode 8. No other write begins with it (the handshake response begins
+// with "HTTP"; server data frames are text or binary).
+const closeFrameHead = 0x88
 
 // Close marks the connection closing: what is queued (typically a close
 // frame) is written within closeGrace, then the socket is closed. It never

@@ -78,3 +78,35 @@ func TestBudgetCutsAClientThatDoesNotRead(t *testing.T) {
 		}
 	}
 }
+
+// Nothing follows a close frame (RFC 6455, 5.5.1): gws queues its close
+// frame before it closes the connection, and a data frame a session
+// enqueues in between is dropped, not written after it.
+func TestNoDataFrameAfterTheCloseFrame(t *testing.T) {
+	server, client := net.Pipe()
+	defer client.Close()
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(client)
+		got <- b
+	}()
+	w := newWireConn(server, 64<<10, 5*time.Second, time.Second)
+	data := []byte{0x81, 0x02, 'h', 'i'}
+	closeFrame := []byte{0x88, 0x02, 0x03, 0xE8}
+	w.Enqueue(data)
+	w.Flush()
+	if _, err := w.Write(closeFrame); err != nil {
+		t.Fatal(err)
+	}
+	w.Enqueue(data) // the session, not told of the close yet
+	w.Flush()
+	_ = w.Close()
+	select {
+	case b := <-got:
+		if want := append(append([]byte{}, data...), closeFrame...); string(b) != string(want) {
+			t.Fatalf("the client read % x, want % x", b, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the connection was not closed")
+	}
+}
