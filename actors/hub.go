@@ -149,7 +149,7 @@ func (h *hub) Receive(ctx actor.Context) {
 		case wire.EnvDirect:
 			n = h.direct(ctx, m.target, m.event)
 		case wire.EnvRoom:
-			if e, ok := h.rooms[m.target]; ok && h.live(e.pid) {
+			if e, ok := h.rooms[m.target]; ok && h.node.live(e.pid) {
 				// The room counts its members and answers through the hub;
 				// if it stops first, terminated answers 0 for it.
 				h.castSeq++
@@ -262,7 +262,7 @@ func (h *hub) presence(ctx actor.Context, event, user string) {
 func (h *hub) join(ctx actor.Context, m *joinRoom) {
 	e, ok := h.rooms[m.room]
 	if ok {
-		if !h.live(e.pid) {
+		if !h.node.live(e.pid) {
 			// The room has stopped (killed, or after repeated panics) and its
 			// roomEnded is still on the way: its members, told by the room
 			// (roomGone), hear first and re-join at once. Replace it now
@@ -291,10 +291,6 @@ func (h *hub) spawnRoom(name string) *actor.PID {
 	n.roomsLive.Add(1) // Done in the room's Stopped
 	return n.root.SpawnPrefix(n.roomProps, "room-")
 }
-
-// live reports whether a local actor is still registered: a room that has
-// stopped but whose roomEnded has not reached the hub yet is not.
-func (h *hub) live(pid *actor.PID) bool { return h.node.live(pid) }
 
 // broadcast hands ev to every local session except those of user exclude.
 func (h *hub) broadcast(ctx actor.Context, ev *wire.Event, exclude string) int {

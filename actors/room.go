@@ -210,9 +210,15 @@ func (r *room) refuse(ctx actor.Context, m *roomJoin) {
 	r.joins++
 	ctx.Send(m.session, &roomRefused{room: r.name})
 	if r.members.len() == 0 {
-		r.idle = true
-		ctx.Send(r.node.hub, &roomIdle{name: r.name, pid: r.self, joins: r.joins})
+		r.goIdle(ctx)
 	}
+}
+
+// goIdle asks the hub to retire the room, which has no member (roomIdle):
+// the hub agrees only if it forwarded no join the room has not handled.
+func (r *room) goIdle(ctx actor.Context) {
+	r.idle = true
+	ctx.Send(r.node.hub, &roomIdle{name: r.name, pid: r.self, joins: r.joins})
 }
 
 // join makes the joiner a member and answers it.
@@ -237,19 +243,18 @@ func (r *room) addMember(ctx actor.Context, m *roomJoin) {
 	// What was sent before this join is not for the joiner.
 	r.fanoutPending(ctx)
 	r.joins++
-	id := m.session.Id
-	if _, ok := r.members.get(id); !ok && !r.node.live(m.session) {
-		// The joiner has stopped: its leave (sent from its Stopped, after
-		// protoactor unregistered it) came first, or overtook this join (a
-		// retry through the hub). Nothing will remove it: it is not added.
-		if r.members.len() == 0 {
-			r.idle = true
-			ctx.Send(r.node.hub, &roomIdle{name: r.name, pid: r.self, joins: r.joins})
+	if _, ok := r.members.get(m.session.Id); !ok {
+		if !r.node.live(m.session) {
+			// The joiner has stopped: its leave (sent from its Stopped,
+			// after protoactor unregistered it) came first, or overtook
+			// this join (a retry through the hub). Nothing will remove
+			// it: it is not added.
+			if r.members.len() == 0 {
+				r.goIdle(ctx)
+			}
+			return
 		}
-		return
-	}
-	r.idle = false
-	if _, ok := r.members.get(id); !ok {
+		r.idle = false
 		r.members.add(member{pid: m.session, user: m.user})
 		r.node.cfg.Broker.RoomMember(r.channel, m.user, 1)
 		if !m.silent {
@@ -274,8 +279,7 @@ func (r *room) remove(ctx actor.Context, id, user string) {
 	}
 	r.publish(left)
 	if r.members.len() == 0 && !r.idle {
-		r.idle = true
-		ctx.Send(r.node.hub, &roomIdle{name: r.name, pid: r.self, joins: r.joins})
+		r.goIdle(ctx)
 	}
 }
 
