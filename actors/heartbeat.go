@@ -9,11 +9,13 @@ import "time"
 // silentSincePing reports whether the peer has been silent for a whole pong
 // timeout after its ping went out, and since the tick the check is for.
 // The tick that queues the ping and the check both wait in the hub's and
-// the session's mailboxes; when they wait longer than usual (a node busy
-// with a mass exit) the check may come less than a pong timeout after the
-// ping it judges, and a peer that could not have answered yet must not be
-// dropped for it: a later check judges it.
-func (s *session) silentSincePing(hc HeardConn, m *heartbeatCheck) bool {
+// the session's mailboxes; when the check waited less than the tick (any
+// jitter on a busy node, a mass exit at worst) it comes less than a pong
+// timeout after the ping it judges. A peer that could not have answered
+// yet must not be dropped for it, and a silent one must not wait a whole
+// ping interval for the next check either: wait is then how long after
+// the check to judge the same tick again (zero: judged).
+func (s *session) silentSincePing(hc HeardConn, m *heartbeatCheck) (silent bool, wait time.Duration) {
 	// When the ping of the check's tick went out; if the session no longer
 	// holds it (more ticks than pings kept were handled since), it went
 	// out before the oldest ping held for a later tick.
@@ -23,12 +25,18 @@ func (s *session) silentSincePing(hc HeardConn, m *heartbeatCheck) bool {
 			sent = p.at
 		}
 	}
-	if sent == 0 || time.Duration(monoNow()-sent) < s.node.cfg.PongTimeout {
-		return false // no ping for that tick yet, or not a whole pong timeout ago
+	if sent == 0 {
+		return false, 0 // no ping for that tick: a later check judges the peer
 	}
 	// The ping went out after the tick, so silence since the tick is
 	// silence since the ping.
-	return hc.LastHeard().Before(m.since)
+	if !hc.LastHeard().Before(m.since) {
+		return false, 0
+	}
+	if age := time.Duration(monoNow() - sent); age < s.node.cfg.PongTimeout {
+		return false, s.node.cfg.PongTimeout - age
+	}
+	return true, 0
 }
 
 // ping is a heartbeat ping a session queued: its tick, and when (monoNow).

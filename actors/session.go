@@ -142,12 +142,21 @@ func (s *session) Receive(ctx actor.Context) {
 			s.pings[0], s.pings[1] = s.pings[1], ping{seq: m.seq, at: monoNow()}
 		}
 	case *heartbeatCheck:
-		if hc, ok := s.conn.(HeardConn); ok && !s.closed && s.silentSincePing(hc, m) {
+		hc, ok := s.conn.(HeardConn)
+		if !ok || s.closed {
+			break
+		}
+		switch silent, wait := s.silentSincePing(hc, m); {
+		case silent:
 			s.node.metrics.SilentClosed.Add(1)
 			s.logger().Info("silent peer dropped", "since", m.since)
 			s.closed = true
 			hc.DropSilent()
 			ctx.Stop(s.self)
+		case wait > 0:
+			// Only a peer silent since the tick gets here, so only those
+			// cost a timer.
+			s.node.timers.SendOnce(wait, s.self, m)
 		}
 	case *CloseSession:
 		s.close(m.Code, m.Reason)
