@@ -353,6 +353,11 @@ func TestRedisLostDataStartsANewEpoch(t *testing.T) {
 	if e.Offset != 1 || e.Epoch == old || e.Epoch == "" {
 		t.Fatalf("after FLUSHALL: %s, want offset 1 in a new epoch (old %s)", e.Raw, old)
 	}
+	// Carol joins on alice's node: its room must have fanned the new
+	// epoch's first publication out too, or it rightly answers its own
+	// position, the old epoch's last offset (every later publication,
+	// the new epoch's first included, reaches the joiner live).
+	expect(t, alice, "the first chat after the loss, on alice's node", func(e *wsclient.Event) bool { return e.Event == "chat" && e.Content == "after 1" })
 	missed, got := joinAt(t, a.dial("carol"), "r", map[string]any{"offset": 2, "epoch": old})
 	if len(missed) != 0 || got.Recovered == nil || *got.Recovered || got.Epoch != e.Epoch || got.Offset != 1 {
 		t.Fatalf("recovery from the lost epoch: %d chats, %s", len(missed), got.Raw)
