@@ -31,6 +31,9 @@ func (s *session) presence(ctx actor.Context, m *wire.PresenceCmd) {
 		s.fail(ctx, wire.CodeForbidden, "you may not see this room", m.ID)
 		return
 	}
+	if !s.queryOut(ctx, m.ID) {
+		return
+	}
 	self, root, id, room := s.self, s.node.root, m.ID, m.Room
 	s.node.cfg.Broker.Presence(RoomChannel(s.node.cfg.ChannelPrefix, room), func(p wire.Presence, err error) {
 		root.Send(self, &presenceRead{id: id, room: room, p: p, err: err})

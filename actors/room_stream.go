@@ -280,7 +280,7 @@ func (r *room) joinSince(ctx actor.Context, m *roomJoin) {
 		r.st.recovering = make(map[string]*recovery)
 	}
 	r.st.recovering[id] = &recovery{join: m, since: since}
-	r.read(readRecover, StreamQuery{After: since.Offset, Epoch: since.Epoch}, id)
+	r.read(readRecover, StreamQuery{After: since.Offset, Epoch: since.Epoch, MaxBytes: m.budget, Client: true}, id)
 }
 
 // finishRecovery answers a join with since once its read is back.
@@ -312,6 +312,14 @@ func (r *room) finishRecovery(ctx actor.Context, m *streamRead) {
 	}
 	// Everything in (since, pos]: what the read found, and what was fanned
 	// out while it was in flight. Later ones reach the joiner live.
+	if m.res.Truncated {
+		// More than the joiner's budget was missed: the broker stopped
+		// reading at it.
+		r.node.metrics.RecoveriesTooBig.Add(1)
+		r.node.metrics.RecoveriesFailed.Add(1)
+		r.joinAt(ctx, rec.join, false, 0)
+		return
+	}
 	missed := make([]*wire.Event, 0, len(m.res.Pubs)+len(rec.seen))
 	next := since.Offset + 1
 	take := func(in *Inbound) {

@@ -44,6 +44,9 @@ type session struct {
 
 	flushQueued bool
 	closed      bool
+	// queries are the history and presence queries waiting for the
+	// broker's answer (MaxQueriesOut).
+	queries uint8
 
 	bucket  TokenBucket
 	strikes int
@@ -103,6 +106,7 @@ func (s *session) Receive(ctx actor.Context) {
 	case *historyRead:
 		s.onHistory(ctx, m)
 	case *presenceRead:
+		s.queryBack()
 		if m.err != nil {
 			s.node.metrics.Unavailable.Add(1)
 			s.fail(ctx, wire.CodeUnavailable, "message broker unavailable; try again", m.id)

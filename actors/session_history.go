@@ -49,10 +49,40 @@ func (s *session) history(ctx actor.Context, m *wire.HistoryCmd) {
 	if limit == 0 {
 		limit = size
 	}
+	if !s.queryOut(ctx, m.ID) {
+		return
+	}
 	self, root, id, room := s.self, s.node.root, m.ID, m.Room
-	s.node.cfg.Broker.Read(RoomChannel(s.node.cfg.ChannelPrefix, room), StreamQuery{Limit: limit}, func(res StreamRead, err error) {
+	q := StreamQuery{Limit: limit, MaxBytes: s.replyBudget(), Client: true}
+	s.node.cfg.Broker.Read(RoomChannel(s.node.cfg.ChannelPrefix, room), q, func(res StreamRead, err error) {
 		root.Send(self, &historyRead{id: id, room: room, res: res, err: err})
 	})
+}
+
+// MaxQueriesOut bounds the history and presence queries of one connection
+// waiting for the broker's answer. Each costs a read of up to a reply's
+// budget (MaxReplyBytes), and the broker serves a bounded number of
+// clients' reads at once: a client that sends more before the answers
+// come is refused rate_limited, so that one connection's flood can
+// neither hold the node's memory nor take every other client's turn.
+const MaxQueriesOut = 4
+
+// queryOut counts a query sent to the broker, or refuses it (false) when
+// MaxQueriesOut are out already; queryBack counts its answer.
+func (s *session) queryOut(ctx actor.Context, id json.RawMessage) bool {
+	if s.queries >= MaxQueriesOut {
+		s.node.metrics.RateLimited.Add(1)
+		s.fail(ctx, wire.CodeRateLimited, "too many queries waiting for their answers; wait for them", id)
+		return false
+	}
+	s.queries++
+	return true
+}
+
+func (s *session) queryBack() {
+	if s.queries > 0 {
+		s.queries--
+	}
 }
 
 // MaxReplyBytes bounds what one answer from the room's stream sends a
@@ -72,6 +102,7 @@ func (s *session) replyBudget() int {
 }
 
 func (s *session) onHistory(ctx actor.Context, m *historyRead) {
+	s.queryBack()
 	if s.closed {
 		return
 	}

@@ -112,8 +112,34 @@ func (s *streams) read(channel string, q port.StreamQuery) port.StreamRead {
 	if q.Limit > 0 && st.top >= from && st.top-from+1 > uint64(q.Limit) {
 		from = st.top - uint64(q.Limit) + 1
 	}
+	at := func(off uint64) *port.Inbound { return st.ring[(st.start+int(off-first))%len(st.ring)] }
+	if q.MaxBytes <= 0 {
+		for off := from; off <= st.top; off++ {
+			res.Pubs = append(res.Pubs, at(off))
+		}
+		return res
+	}
+	// Bounded: a Limit query keeps the newest up to the one that passes
+	// MaxBytes; any other stops at it (see port.StreamQuery).
+	size := 0
+	if q.Limit > 0 {
+		lo := st.top + 1
+		for lo > from && size <= q.MaxBytes {
+			lo--
+			size += len(at(lo).Event.JSON)
+		}
+		for off := lo; off <= st.top; off++ {
+			res.Pubs = append(res.Pubs, at(off))
+		}
+		return res
+	}
 	for off := from; off <= st.top; off++ {
-		res.Pubs = append(res.Pubs, st.ring[(st.start+int(off-first))%len(st.ring)])
+		in := at(off)
+		if size += len(in.Event.JSON); size > q.MaxBytes {
+			res.Truncated = true
+			break
+		}
+		res.Pubs = append(res.Pubs, in)
 	}
 	return res
 }

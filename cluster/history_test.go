@@ -50,6 +50,24 @@ func TestStreamsKeepTrimAndExpire(t *testing.T) {
 			t.Fatalf("read %+v: %s at %+v, want %s at 12", c.q, got, r.Pos, c.want)
 		}
 	}
+	// MaxBytes: a Limit read keeps the newest up to the one that passes
+	// it; any other stops before it and says so.
+	size := len(s.read("c", port.StreamQuery{Limit: 1}).Pubs[0].Event.JSON) // offset 12's; 8 and 9 are a byte shorter
+	for _, c := range []struct {
+		q         port.StreamQuery
+		want      string
+		truncated bool
+	}{
+		{port.StreamQuery{Limit: 5, MaxBytes: 2 * size}, "[10 11 12]", false},
+		{port.StreamQuery{Limit: 5, MaxBytes: 10 * size}, "[8 9 10 11 12]", false},
+		{port.StreamQuery{After: 7, Epoch: epoch, MaxBytes: 2 * size}, "[8 9]", true},
+		{port.StreamQuery{After: 7, Epoch: epoch, MaxBytes: 5 * size}, "[8 9 10 11 12]", false},
+	} {
+		r := s.read("c", c.q)
+		if got := fmt.Sprint(offsets(r)); got != c.want || r.Truncated != c.truncated {
+			t.Fatalf("read %+v: %s truncated %v, want %s truncated %v", c.q, got, r.Truncated, c.want, c.truncated)
+		}
+	}
 	if got := string(s.read("c", port.StreamQuery{Limit: 1}).Pubs[0].Event.JSON); got != `{"event":"chat","content":"0012","offset":12,"epoch":"`+epoch+`"}` {
 		t.Fatalf("a kept publication reads as %s", got)
 	}

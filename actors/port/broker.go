@@ -141,11 +141,26 @@ type HistoryConfig struct {
 // (PositionOnly), the publications after offset After of epoch Epoch, or
 // the newest Limit of those. After counts in Epoch: if the stream's epoch
 // is another (or Epoch is empty), the publications are read from offset 1.
+//
+// MaxBytes (0: no bound) bounds what one read costs the broker and the
+// node, counted in stored bytes (a publication's envelope, a little larger
+// than the event members receive): a Limit query reads the newest until
+// they pass MaxBytes (the one that passes it included, so that every
+// event that fits is there), any other stops at the first that passes it
+// and reports Truncated.
+//
+// Client marks a read a client asked for (a history query, the recovery
+// of a join with since): a broker may refuse it (ErrUnavailable) while
+// clients' reads hold their share of the reads in flight, so that the
+// rooms' own reads (a position, a catch-up after a gap) never wait behind
+// a flood of queries.
 type StreamQuery struct {
 	After        uint64
 	Epoch        string
 	Limit        int
 	PositionOnly bool
+	MaxBytes     int
+	Client       bool
 }
 
 // StreamRead is what Read found: the stream's position and the kept
@@ -153,9 +168,12 @@ type StreamQuery struct {
 // received it (Inbound.Event). Kept publications start at the oldest
 // offset the stream still has: the caller compares Pubs[0] with what it
 // asked for to know whether history was trimmed.
+// Truncated: the read stopped at MaxBytes before the end of what was
+// asked for.
 type StreamRead struct {
-	Pos  wire.Position
-	Pubs []*Inbound
+	Pos       wire.Position
+	Pubs      []*Inbound
+	Truncated bool
 }
 
 // Subscribed tells a Subscribe target that the fabric now carries Channel to

@@ -39,10 +39,12 @@ type Broker struct {
 	out     *outbox
 	pres    *presence
 	// reader runs the stream reads (stream.go), at most maxReads at a
-	// time: reads holds a token per read in flight.
-	reader goredis.UniversalClient
-	reads  chan struct{}
-	pinned sentinelReads // behind Sentinel, the reads follow the links (link_sentinel.go)
+	// time: reads holds a token per read in flight, and clientReads one
+	// more per read a client asked for (at most maxClientReads).
+	reader      goredis.UniversalClient
+	reads       chan struct{}
+	clientReads chan struct{}
+	pinned      sentinelReads // behind Sentinel, the reads follow the links (link_sentinel.go)
 
 	stats counters
 	// inflight counts the bytes read from Redis and not yet delivered by a
@@ -167,6 +169,7 @@ func (r *Broker) Start(host port.BrokerHost) error {
 	r.pres = newPresence(r)
 	r.reader = r.newClient("history")
 	r.reads = make(chan struct{}, maxReads)
+	r.clientReads = make(chan struct{}, maxClientReads)
 	r.busName = "redis-" + host.NodeID
 	bus, err := host.Actors.Spawn(port.Spec{
 		New:           func() port.Behavior { return newBus(r) },

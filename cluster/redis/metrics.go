@@ -43,7 +43,7 @@ type counters struct {
 	appendFailures atomic.Int64 // outbox writer: room publications Redis refused to number
 	reads          atomic.Int64 // stream reads answered
 	readFailures   atomic.Int64 // stream reads that failed (Redis unreachable or slow)
-	readsRefused   atomic.Int64 // stream reads refused: maxReads already in flight
+	readsRefused   atomic.Int64 // reads refused: maxReads in flight, or maxClientReads of clients'
 
 	presenceQueries atomic.Int64 // room presence queries answered (roompresence.go)
 }
@@ -166,7 +166,7 @@ var metrics = []metric{
 	counter("stream_append_failures_total", "Room publications Redis refused to number (logged).", func(s *Stats) float64 { return float64(s.AppendFailures) }),
 	counter("stream_reads_total", "Room stream reads answered (positions, recoveries, gap fills, history queries).", func(s *Stats) float64 { return float64(s.Reads) }),
 	counter("stream_read_failures_total", "Room stream reads that failed (Redis unreachable or slow); their askers got unavailable.", func(s *Stats) float64 { return float64(s.ReadFailures) }),
-	counter("stream_reads_refused_total", "Room stream reads refused because 64 were in flight.", func(s *Stats) float64 { return float64(s.ReadsRefused) }),
+	counter("stream_reads_refused_total", "Reads refused at once because 64 were in flight, or 32 that clients asked for (history and presence queries, recoveries).", func(s *Stats) float64 { return float64(s.ReadsRefused) }),
 	counter("users_vanished_total", "Users of dead nodes this node reported user_disconnected for.", func(s *Stats) float64 { return float64(s.UsersVanished) }),
 }
 

@@ -233,9 +233,9 @@ func (o *outbox) sharesSnapshot() map[string]map[string]int {
 }
 
 // Presence implements port.Broker: presenceScript, through readAsync
-// (sharing the stream reads' bound on requests in flight).
+// (a client's read: it shares the bound on clients' reads in flight).
 func (r *Broker) Presence(channel string, done func(wire.Presence, error)) {
-	r.readAsync(func() error {
+	r.readAsync(true, func() error {
 		p, err := r.presence(r.keys.roomOf(channel))
 		if err == nil {
 			done(p, nil)

@@ -87,10 +87,16 @@ return {epoch, top, 0, n}
 `)
 
 // readScript: KEYS meta, stream; ARGV a fresh epoch, ttl (ms), after,
-// limit, position only ("1"), the epoch after counts in. It returns
-// {epoch, top, {entries}}: the publications after offset after (from 1 if
-// the stream's epoch is another), or the newest limit of them, oldest
-// first. A stream with no metadata gets the fresh epoch at offset 0.
+// limit, position only ("1"), the epoch after counts in, max bytes (0: no
+// bound). It returns {epoch, top, {entries}, truncated}: the publications
+// after offset after (from 1 if the stream's epoch is another), or the
+// newest limit of them, oldest first. A stream with no metadata gets the
+// fresh epoch at offset 0.
+//
+// Max bytes bounds what a read costs Redis, the wire and the node: the
+// entries are read in chunks, and a limit read stops at the newest entry
+// that passes the bound (it is included), any other read before it
+// (truncated = 1). Entry ids are 0-OFFSET.
 var readScript = goredis.NewScript(`
 local meta, stream = KEYS[1], KEYS[2]
 local epoch = redis.call('HGET', meta, 'epoch')
@@ -100,28 +106,48 @@ if not epoch then
   local replid = string.match(redis.call('INFO', 'replication'), 'master_replid:(%w+)') or ''
   redis.call('HSET', meta, 'epoch', epoch, 'top', 0, 'replid', replid)
   redis.call('PEXPIRE', meta, tonumber(ARGV[2]))
-  return {epoch, 0, {}}
+  return {epoch, 0, {}, 0}
 end
 local top = tonumber(redis.call('HGET', meta, 'top'))
 if ARGV[5] == '1' then
-  return {epoch, top, {}}
+  return {epoch, top, {}, 0}
 end
-local after, limit = tonumber(ARGV[3]), tonumber(ARGV[4])
+local after, limit, maxb = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[7])
 if ARGV[6] ~= epoch then after = 0 end
-local entries
+if maxb <= 0 then maxb = math.huge end
+local out, size, truncated = {}, 0, 0
 if limit > 0 then
-  entries = redis.call('XREVRANGE', stream, '+', '0-' .. (after + 1), 'COUNT', limit)
+  local newest, hi = {}, top
+  while #newest < limit and hi > after and size <= maxb do
+    local chunk = redis.call('XREVRANGE', stream, '0-' .. hi, '0-' .. (after + 1), 'COUNT', math.min(8, limit - #newest))
+    if #chunk == 0 then break end
+    for i = 1, #chunk do
+      local d = chunk[i][2][2]
+      newest[#newest + 1] = d
+      size = size + #d
+      if size > maxb then break end
+    end
+    hi = tonumber(string.match(chunk[#chunk][1], '^0%-(%d+)$')) - 1
+  end
+  for i = #newest, 1, -1 do out[#out + 1] = newest[i] end
 else
-  entries = redis.call('XRANGE', stream, '0-' .. (after + 1), '+')
+  local lo = after + 1
+  while lo <= top and truncated == 0 do
+    local chunk = redis.call('XRANGE', stream, '0-' .. lo, '0-' .. top, 'COUNT', 8)
+    if #chunk == 0 then break end
+    for i = 1, #chunk do
+      local d = chunk[i][2][2]
+      size = size + #d
+      if size > maxb then
+        truncated = 1
+        break
+      end
+      out[#out + 1] = d
+    end
+    lo = tonumber(string.match(chunk[#chunk][1], '^0%-(%d+)$')) + 1
+  end
 end
-local out = {}
-local n = #entries
-for i = 1, n do
-  local e = entries[i]
-  if limit > 0 then e = entries[n - i + 1] end
-  out[i] = e[2][2]
-end
-return {epoch, top, out}
+return {epoch, top, out, truncated}
 `)
 
 // newEpoch names a new life of a stream: 8 characters of [0-9A-Za-z].
@@ -171,7 +197,7 @@ func appendResult(cmd goredis.Cmder) (wire.Position, bool, int64, error) {
 
 // Read implements port.Broker: readScript, through readAsync.
 func (r *Broker) Read(channel string, q port.StreamQuery, done func(port.StreamRead, error)) {
-	r.readAsync(func() error {
+	r.readAsync(q.Client, func() error {
 		res, err := r.read(channel, q)
 		if err == nil {
 			done(res, nil)
@@ -181,9 +207,12 @@ func (r *Broker) Read(channel string, q port.StreamQuery, done func(port.StreamR
 }
 
 // readAsync runs read (a stream read or a presence query) on the reader
-// connection, in a goroutine of its own, at most maxReads at a time; when
-// read fails, when maxReads are in flight and while Redis is unreachable,
-// unavailable is called instead (at once in the last two cases).
+// connection, in a goroutine of its own, at most maxReads at a time, of
+// which at most maxClientReads a client asked for (client: a history or
+// presence query, a recovery), so that a flood of queries cannot take the
+// rooms' own reads (positions, catch-ups); when read fails, when its
+// bound is reached and while Redis is unreachable, unavailable is called
+// instead (at once in the last two cases).
 //
 // Unreachable means the outbox writer's last round trip failed and no
 // pub/sub connection is up. The writer's flag alone lags a recovery: the
@@ -192,20 +221,38 @@ func (r *Broker) Read(channel string, q port.StreamQuery, done func(port.StreamR
 // makes right after its resubscription (what was published while its
 // subscription was down) would leave the room going on past a gap that
 // history still holds.
-func (r *Broker) readAsync(read func() error, unavailable func()) {
+func (r *Broker) readAsync(client bool, read func() error, unavailable func()) {
 	if up, _ := r.health.upCount(); !r.running.Load() || r.closed.Load() || r.out.failing.Load() && up == 0 {
 		unavailable()
 		return
 	}
+	if client {
+		select {
+		case r.clientReads <- struct{}{}:
+		default:
+			r.stats.readsRefused.Add(1)
+			unavailable()
+			return
+		}
+	}
+	release := func() {
+		<-r.reads
+		if client {
+			<-r.clientReads
+		}
+	}
 	select {
 	case r.reads <- struct{}{}:
 	default:
+		if client {
+			<-r.clientReads
+		}
 		r.stats.readsRefused.Add(1)
 		unavailable()
 		return
 	}
 	go func() {
-		defer func() { <-r.reads }()
+		defer release()
 		if err := read(); err != nil {
 			r.stats.readFailures.Add(1)
 			unavailable()
@@ -229,8 +276,12 @@ func (r *Broker) evalRead(script *goredis.Script, keys []string, args ...any) ([
 	return vals, err
 }
 
-// maxReads bounds the stream reads in flight.
-const maxReads = 64
+// maxReads bounds the stream reads in flight, maxClientReads those of
+// them that clients asked for: the rooms' own always have the rest.
+const (
+	maxReads       = 64
+	maxClientReads = maxReads / 2
+)
 
 func (r *Broker) read(channel string, q port.StreamQuery) (port.StreamRead, error) {
 	meta, stream := r.keys.streamKeys(channel)
@@ -239,17 +290,18 @@ func (r *Broker) read(channel string, q port.StreamQuery) (port.StreamRead, erro
 		posOnly = "1"
 	}
 	vals, err := r.evalRead(readScript, []string{meta, stream},
-		newEpoch(), r.host.History.TTL.Milliseconds(), q.After, q.Limit, posOnly, q.Epoch)
+		newEpoch(), r.host.History.TTL.Milliseconds(), q.After, q.Limit, posOnly, q.Epoch, q.MaxBytes)
 	if err != nil {
 		return port.StreamRead{}, err
 	}
-	if len(vals) != 3 {
+	if len(vals) != 4 {
 		return port.StreamRead{}, errBadReply
 	}
 	epoch, _ := vals[0].(string)
 	top, _ := vals[1].(int64)
 	entries, _ := vals[2].([]any)
-	res := port.StreamRead{Pos: wire.Position{Offset: uint64(top), Epoch: epoch}, Pubs: make([]*port.Inbound, 0, len(entries))}
+	truncated, _ := vals[3].(int64)
+	res := port.StreamRead{Pos: wire.Position{Offset: uint64(top), Epoch: epoch}, Pubs: make([]*port.Inbound, 0, len(entries)), Truncated: truncated == 1}
 	for _, e := range entries {
 		s, _ := e.(string)
 		in, err := port.NewInbound([]byte(s))

@@ -32,6 +32,11 @@ const REFUSED = new Set([1008, 4001]);
 // Commands answered by an event without their id, then by their ack
 // (docs/protocol.md, section 2): the event is the request's answer.
 const ANSWERED_BEFORE_ACK = { stats: 'stats', pong: 'ping' };
+// A node answers rate_limited to a history or presence query while
+// QUERIES_OUT of the connection's wait for their answers: the client holds
+// the others back and sends each when one is answered.
+const QUERIES = new Set(['history', 'presence']);
+const QUERIES_OUT = 4;
 
 /** An error from the node (its protocol error code) or from the client. */
 export class SwitchboardError extends Error {
@@ -185,6 +190,7 @@ export class Switchboard extends Emitter {
   #seq = 0;
   #pending = new Map(); // id -> request sent on the current socket
   #queue = []; // requests waiting for a connection
+  #held = []; // queries waiting for one of QUERIES_OUT to be answered
   #rooms = new Map(); // name -> Room
   #generation = 0; // bumped by connect() and close(): stale async work stops
 
@@ -319,22 +325,43 @@ export class Switchboard extends Emitter {
   }
 
   #send(req) {
+    if (QUERIES.has(req.frame.type) && this.#queriesOut() >= QUERIES_OUT) {
+      this.#held.push(req);
+      return;
+    }
     this.#pending.set(req.frame.id, req);
     this.#ws.send(JSON.stringify(req.frame));
   }
 
+  #queriesOut() {
+    let n = 0;
+    for (const req of this.#pending.values()) if (QUERIES.has(req.frame.type)) n++;
+    return n;
+  }
+
+  // #sendHeld sends the held queries that now fit.
+  #sendHeld() {
+    while (this.#held.length > 0 && this.#state === 'connected' && this.#ws && this.#queriesOut() < QUERIES_OUT) {
+      this.#send(this.#held.shift());
+    }
+  }
+
   #forget(req) {
-    this.#pending.delete(req.frame.id);
-    const i = this.#queue.indexOf(req);
-    if (i >= 0) this.#queue.splice(i, 1);
+    const out = this.#pending.delete(req.frame.id);
+    for (const list of [this.#queue, this.#held]) {
+      const i = list.indexOf(req);
+      if (i >= 0) list.splice(i, 1);
+    }
+    if (out && QUERIES.has(req.frame.type)) this.#sendHeld();
   }
 
   #rejectAll(err) {
-    for (const req of [...this.#pending.values(), ...this.#queue]) {
+    for (const req of [...this.#pending.values(), ...this.#held, ...this.#queue]) {
       clearTimeout(req.timer);
       req.reject(err);
     }
     this.#pending.clear();
+    this.#held = [];
     this.#queue = [];
   }
 
@@ -537,6 +564,7 @@ export class Switchboard extends Emitter {
           if (req.room) this.#joinAcked(req, ev);
           req.resolve(req.answer || ev);
         }
+        if (QUERIES.has(req.frame.type)) this.#sendHeld();
         return;
       }
     }
@@ -608,6 +636,7 @@ export class Switchboard extends Emitter {
       if (req.room) req.frame = { ...this.#joinFrame(req.room), id: req.frame.id };
       this.#send(req);
     }
+    this.#sendHeld();
   }
 
   #rejoin(room) {

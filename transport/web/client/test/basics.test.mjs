@@ -67,6 +67,18 @@ test('direct messages, global chat, history and stats resolve on the answer', as
   assert.ok(stats.local_connections >= 2);
 });
 
+test('many queries at once all resolve: the client keeps 4 out, as the node allows', async (t) => {
+  const ada = await client(t, node.url, { clientId: 'ada5' });
+  const room = await ada.join('many-queries');
+  for (let i = 1; i <= 3; i++) await room.publish(`m${i}`);
+  const answers = await Promise.all([
+    ...Array.from({ length: 12 }, () => room.history({ limit: 2 })),
+    ...Array.from({ length: 6 }, () => room.presence()),
+  ]);
+  assert.deepEqual(answers.map((a) => a.event), [...Array(12).fill('history'), ...Array(6).fill('presence')]);
+  for (const h of answers.slice(0, 12)) assert.deepEqual(h.publications.map((p) => p.content), ['m2', 'm3']);
+});
+
 test('errors are rejections with the node\'s code; the connection stays', async (t) => {
   const ada = await client(t, node.url, { clientId: 'ada3' });
   const rejects = async (p, code) => {
