@@ -44,6 +44,7 @@ type Broker struct {
 	reader      goredis.UniversalClient
 	reads       chan struct{}
 	clientReads chan struct{}
+	clientWaits atomic.Int64  // clients' reads waiting for a turn (readAsync)
 	pinned      sentinelReads // behind Sentinel, the reads follow the links (link_sentinel.go)
 
 	stats counters

@@ -166,7 +166,7 @@ var metrics = []metric{
 	counter("stream_append_failures_total", "Room publications Redis refused to number (logged).", func(s *Stats) float64 { return float64(s.AppendFailures) }),
 	counter("stream_reads_total", "Room stream reads answered (positions, recoveries, gap fills, history queries).", func(s *Stats) float64 { return float64(s.Reads) }),
 	counter("stream_read_failures_total", "Room stream reads that failed (Redis unreachable or slow); their askers got unavailable.", func(s *Stats) float64 { return float64(s.ReadFailures) }),
-	counter("stream_reads_refused_total", "Reads refused at once because 64 were in flight, or 32 that clients asked for (history and presence queries, recoveries).", func(s *Stats) float64 { return float64(s.ReadsRefused) }),
+	counter("stream_reads_refused_total", "Reads refused because 64 were in flight, or 32 that clients asked for (history and presence queries, recoveries) and no turn came within 1 s.", func(s *Stats) float64 { return float64(s.ReadsRefused) }),
 	counter("users_vanished_total", "Users of dead nodes this node reported user_disconnected for.", func(s *Stats) float64 { return float64(s.UsersVanished) }),
 }
 

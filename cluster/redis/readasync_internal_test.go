@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"context"
 	"testing"
 	"time"
 )
@@ -10,7 +11,8 @@ import (
 // not once a pub/sub connection is up again and the writer has not yet
 // noticed: a room's catch-up read after its resubscription runs then.
 func TestReadAsyncRefusesOnlyWhileRedisIsUnreachable(t *testing.T) {
-	r := &Broker{cfg: Config{OutboxLimit: 10, MaxBatch: 10}, keys: newKeyspace("websocket", "n1", 0), reads: make(chan struct{}, maxReads), clientReads: make(chan struct{}, maxClientReads)}
+	r := &Broker{cfg: Config{OutboxLimit: 10, MaxBatch: 10}, keys: newKeyspace("websocket", "n1", 0), ctx: context.Background(),
+		reads: make(chan struct{}, maxReads), clientReads: make(chan struct{}, maxClientReads)}
 	r.health.init(2)
 	r.out = newOutbox(r)
 	r.running.Store(true)
@@ -42,58 +44,86 @@ func TestReadAsyncRefusesOnlyWhileRedisIsUnreachable(t *testing.T) {
 }
 
 // Clients' reads (history and presence queries, recoveries) hold at most
-// maxClientReads of the maxReads in flight: past that a client's read is
-// refused at once, and the rooms' own reads still run.
+// maxClientReads of the maxReads in flight: past that a client's read
+// waits for a turn (up to clientReadWait), and the rooms' own reads still
+// run at once.
 func TestClientReadsLeaveTheRoomsTheirShare(t *testing.T) {
-	r := &Broker{cfg: Config{OutboxLimit: 10, MaxBatch: 10}, keys: newKeyspace("websocket", "n1", 0),
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r := &Broker{cfg: Config{OutboxLimit: 10, MaxBatch: 10}, keys: newKeyspace("websocket", "n1", 0), ctx: ctx,
 		reads: make(chan struct{}, maxReads), clientReads: make(chan struct{}, maxClientReads)}
 	r.health.init(1)
 	r.out = newOutbox(r)
 	r.running.Store(true)
 
-	hold := make(chan struct{})
-	started := make(chan struct{}, maxReads)
-	refused := make(chan bool, 4*maxReads)
-	start := func(client bool) {
-		r.readAsync(client, func() error { started <- struct{}{}; <-hold; return nil }, func() { refused <- client })
+	type outcome struct {
+		name    string
+		started bool
 	}
-	for range maxClientReads {
-		start(true)
+	outcomes := make(chan outcome, 4*maxReads)
+	start := func(name string, client bool, hold chan struct{}) {
+		r.readAsync(client, func() error {
+			outcomes <- outcome{name, true}
+			<-hold
+			return nil
+		}, func() { outcomes <- outcome{name, false} })
 	}
-	for range maxClientReads {
-		<-started
-	}
-	start(true)
-	select {
-	case c := <-refused:
-		if !c {
-			t.Fatal("a room's read was refused")
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("a client's read past its share was not refused")
-	}
-	// The rooms still have the rest.
-	for range maxReads - maxClientReads {
-		start(false)
-	}
-	for range maxReads - maxClientReads {
+	next := func(what string) outcome {
+		t.Helper()
 		select {
-		case <-started:
-		case <-refused:
-			t.Fatal("a room's read was refused while clients held only their share")
+		case o := <-outcomes:
+			return o
 		case <-time.After(5 * time.Second):
-			t.Fatal("a room's read did not start")
+			t.Fatalf("timed out waiting for %s", what)
+			return outcome{}
 		}
+	}
+	holds := make([]chan struct{}, maxClientReads)
+	for i := range holds {
+		holds[i] = make(chan struct{})
+		start("client", true, holds[i])
+	}
+	for range maxClientReads {
+		if o := next("the clients' reads"); !o.started {
+			t.Fatal("a client's read within the share was refused")
+		}
+	}
+	// Past the share: this one waits for a turn...
+	late := make(chan struct{})
+	start("late client", true, late)
+	// ...while the rooms still have the rest, at once.
+	roomHold := make(chan struct{})
+	for range maxReads - maxClientReads {
+		start("room", false, roomHold)
+	}
+	for range maxReads - maxClientReads {
+		if o := next("the rooms' reads"); o.name != "room" || !o.started {
+			t.Fatalf("%s: started %v while clients held only their share", o.name, o.started)
+		}
+	}
+	// A client's read that is done gives the waiting one its turn.
+	close(holds[0])
+	if o := next("the late client's turn"); o.name != "late client" || !o.started {
+		t.Fatalf("%s: started %v, want the late client's read run", o.name, o.started)
+	}
+	// Still no turn after clientReadWait: refused.
+	start("refused client", true, make(chan struct{}))
+	if o := next("the refusal"); o.name != "refused client" || o.started {
+		t.Fatalf("%s: started %v, want the client's read refused after waiting %v", o.name, o.started, clientReadWait)
 	}
 	if got := r.stats.readsRefused.Load(); got != 1 {
 		t.Fatalf("%d reads counted refused, want 1", got)
 	}
-	close(hold)
+	close(late)
+	close(roomHold)
+	for _, h := range holds[1:] {
+		close(h)
+	}
 	// Once the reads are done every token is back.
 	deadline := time.Now().Add(5 * time.Second)
-	for len(r.reads)+len(r.clientReads) > 0 {
+	for len(r.reads)+len(r.clientReads) > 0 || r.clientWaits.Load() != 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("tokens still held: %d reads, %d clients' reads", len(r.reads), len(r.clientReads))
+			t.Fatalf("tokens still held: %d reads, %d clients' reads, %d waiting", len(r.reads), len(r.clientReads), r.clientWaits.Load())
 		}
 		time.Sleep(time.Millisecond)
 	}

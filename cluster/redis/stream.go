@@ -210,9 +210,11 @@ func (r *Broker) Read(channel string, q port.StreamQuery, done func(port.StreamR
 // connection, in a goroutine of its own, at most maxReads at a time, of
 // which at most maxClientReads a client asked for (client: a history or
 // presence query, a recovery), so that a flood of queries cannot take the
-// rooms' own reads (positions, catch-ups); when read fails, when its
-// bound is reached and while Redis is unreachable, unavailable is called
-// instead (at once in the last two cases).
+// rooms' own reads (positions, catch-ups). A client's read that finds its
+// share taken waits for a turn, up to clientReadWait and with at most
+// maxClientWaits others (the clients of a drained node rejoin their rooms
+// with since all at once). When read fails, when no turn comes and while
+// Redis is unreachable, unavailable is called instead.
 //
 // Unreachable means the outbox writer's last round trip failed and no
 // pub/sub connection is up. The writer's flag alone lags a recovery: the
@@ -226,38 +228,82 @@ func (r *Broker) readAsync(client bool, read func() error, unavailable func()) {
 		unavailable()
 		return
 	}
-	if client {
-		select {
-		case r.clientReads <- struct{}{}:
-		default:
-			r.stats.readsRefused.Add(1)
-			unavailable()
+	refuse := func() {
+		r.stats.readsRefused.Add(1)
+		unavailable()
+	}
+	if !client {
+		if !r.takeRead(false) {
+			refuse()
 			return
 		}
-	}
-	release := func() {
-		<-r.reads
-		if client {
-			<-r.clientReads
-		}
+		go r.runRead(false, read, unavailable)
+		return
 	}
 	select {
+	case r.clientReads <- struct{}{}:
+		if !r.takeRead(true) {
+			refuse()
+			return
+		}
+		go r.runRead(true, read, unavailable)
+		return
+	default:
+	}
+	if r.clientWaits.Add(1) > maxClientWaits {
+		r.clientWaits.Add(-1)
+		refuse()
+		return
+	}
+	go func() {
+		t := time.NewTimer(clientReadWait)
+		defer t.Stop()
+		select {
+		case r.clientReads <- struct{}{}:
+			r.clientWaits.Add(-1)
+		case <-t.C:
+			r.clientWaits.Add(-1)
+			refuse()
+			return
+		case <-r.ctx.Done():
+			r.clientWaits.Add(-1)
+			refuse()
+			return
+		}
+		if !r.takeRead(true) {
+			refuse()
+			return
+		}
+		r.runRead(true, read, unavailable)
+	}()
+}
+
+// takeRead takes a token of reads; a client's, which holds a token of
+// clientReads already, gives that back when none is free.
+func (r *Broker) takeRead(client bool) bool {
+	select {
 	case r.reads <- struct{}{}:
+		return true
 	default:
 		if client {
 			<-r.clientReads
 		}
-		r.stats.readsRefused.Add(1)
-		unavailable()
-		return
+		return false
 	}
-	go func() {
-		defer release()
-		if err := read(); err != nil {
-			r.stats.readFailures.Add(1)
-			unavailable()
+}
+
+// runRead runs a read that holds its tokens, and gives them back.
+func (r *Broker) runRead(client bool, read func() error, unavailable func()) {
+	defer func() {
+		<-r.reads
+		if client {
+			<-r.clientReads
 		}
 	}()
+	if err := read(); err != nil {
+		r.stats.readFailures.Add(1)
+		unavailable()
+	}
 }
 
 // evalRead runs a read-only script by EVALSHA (loading it once per Redis
@@ -277,10 +323,14 @@ func (r *Broker) evalRead(script *goredis.Script, keys []string, args ...any) ([
 }
 
 // maxReads bounds the stream reads in flight, maxClientReads those of
-// them that clients asked for: the rooms' own always have the rest.
+// them that clients asked for: the rooms' own always have the rest. Past
+// its share, a client's read waits up to clientReadWait for a turn, with
+// at most maxClientWaits others.
 const (
 	maxReads       = 64
 	maxClientReads = maxReads / 2
+	maxClientWaits = 4096
+	clientReadWait = time.Second
 )
 
 func (r *Broker) read(channel string, q port.StreamQuery) (port.StreamRead, error) {
