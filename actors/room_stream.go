@@ -260,7 +260,11 @@ func (r *room) joinSince(ctx actor.Context, m *roomJoin) {
 		return
 	}
 	if _, ok := r.st.recovering[id]; ok {
-		return // a retry: the first one answers
+		// A retry, or the same session's join again after a leave: the
+		// read in flight answers it. It is handled all the same: the hub
+		// retires the room only once every join it forwarded is counted.
+		r.joins++
+		return
 	}
 	since := *m.since
 	switch {

@@ -136,7 +136,7 @@ func (s *streams) read(channel string, q port.StreamQuery) port.StreamRead {
 	for off := from; off <= st.top; off++ {
 		in := at(off)
 		if size += len(in.Event.JSON); size > q.MaxBytes {
-			res.Truncated = true
+			res.Pubs, res.Truncated = nil, true
 			break
 		}
 		res.Pubs = append(res.Pubs, in)

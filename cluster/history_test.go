@@ -60,7 +60,7 @@ func TestStreamsKeepTrimAndExpire(t *testing.T) {
 	}{
 		{port.StreamQuery{Limit: 5, MaxBytes: 2 * size}, "[10 11 12]", false},
 		{port.StreamQuery{Limit: 5, MaxBytes: 10 * size}, "[8 9 10 11 12]", false},
-		{port.StreamQuery{After: 7, Epoch: epoch, MaxBytes: 2 * size}, "[8 9]", true},
+		{port.StreamQuery{After: 7, Epoch: epoch, MaxBytes: 2 * size}, "[]", true},
 		{port.StreamQuery{After: 7, Epoch: epoch, MaxBytes: 5 * size}, "[8 9 10 11 12]", false},
 	} {
 		r := s.read("c", c.q)

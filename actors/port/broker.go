@@ -146,8 +146,9 @@ type HistoryConfig struct {
 // node, counted in stored bytes (a publication's envelope, a little larger
 // than the event members receive): a Limit query reads the newest until
 // they pass MaxBytes (the one that passes it included, so that every
-// event that fits is there), any other stops at the first that passes it
-// and reports Truncated.
+// event that fits is there); any other that would pass it returns no
+// publication and reports Truncated (a recovery that does not fit is
+// given up whole).
 //
 // Client marks a read a client asked for (a history query, the recovery
 // of a join with since): a broker may refuse it (ErrUnavailable) while
@@ -168,8 +169,7 @@ type StreamQuery struct {
 // received it (Inbound.Event). Kept publications start at the oldest
 // offset the stream still has: the caller compares Pubs[0] with what it
 // asked for to know whether history was trimmed.
-// Truncated: the read stopped at MaxBytes before the end of what was
-// asked for.
+// Truncated: what was asked for passed MaxBytes; Pubs is then empty.
 type StreamRead struct {
 	Pos       wire.Position
 	Pubs      []*Inbound

@@ -12,8 +12,8 @@ import (
 
 // readScript bounds what one read costs by its max bytes: a limit read
 // (a history query) stops at the newest entry that passes the bound, that
-// one included; a read after an offset (a recovery) stops before it and
-// says it was truncated. Without a bound, or within it, it reads what was
+// one included; a read after an offset (a recovery) that would pass it
+// returns nothing and says it was truncated. Without a bound, or within it, it reads what was
 // asked for, oldest first, across its chunks.
 func TestReadScriptStopsAtMaxBytes(t *testing.T) {
 	rs := redistest.Start(t)
@@ -42,8 +42,8 @@ func TestReadScriptStopsAtMaxBytes(t *testing.T) {
 		{"newest 20 within 12,500 bytes (two chunks)", 0, "", 20, 12500, 8, 20, false},
 		{"newest 20 after 15", 15, epoch, 20, 0, 16, 20, false},
 		{"after 5, no bound", 5, epoch, 0, 0, 6, 20, false},
-		{"after 5 within 2,500 bytes", 5, epoch, 0, 2500, 6, 7, true},
-		{"after 5 within 10,500 bytes (two chunks)", 5, epoch, 0, 10500, 6, 15, true},
+		{"after 5 within 2,500 bytes: nothing", 5, epoch, 0, 2500, 0, -1, true},
+		{"after 5 within 10,500 bytes (two chunks): nothing", 5, epoch, 0, 10500, 0, -1, true},
 		{"after 5 within 15,000 bytes: all of them", 5, epoch, 0, 15000, 6, 20, false},
 		{"after 5 of another epoch", 5, "E0", 0, 0, 1, 20, false},
 		{"after the top", 20, epoch, 0, 10, 0, -1, false},

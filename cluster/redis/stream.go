@@ -95,8 +95,9 @@ return {epoch, top, 0, n}
 //
 // Max bytes bounds what a read costs Redis, the wire and the node: the
 // entries are read in chunks, and a limit read stops at the newest entry
-// that passes the bound (it is included), any other read before it
-// (truncated = 1). Entry ids are 0-OFFSET.
+// that passes the bound (it is included); any other read that would pass
+// it returns no entry (truncated = 1: the asker, a recovery, gives up, and
+// Redis sends it nothing it would throw away). Entry ids are 0-OFFSET.
 var readScript = goredis.NewScript(`
 local meta, stream = KEYS[1], KEYS[2]
 local epoch = redis.call('HGET', meta, 'epoch')
@@ -140,6 +141,7 @@ else
       size = size + #d
       if size > maxb then
         truncated = 1
+        out = {}
         break
       end
       out[#out + 1] = d
