@@ -15,20 +15,30 @@ import (
 // then recover with recovered:false, never a silent gap).
 const DefaultHistoryBytes = 256 << 20
 
-// streamOverhead is what a stream costs beside its publications' bytes.
-const streamOverhead = 256
+// streamOverhead is what a stream costs beside its publications' bytes
+// and its channel's name (measured: about 400 bytes for an empty one).
+const streamOverhead = 512
 
 // streams is the in-process fabric's room history: one stream per room
 // channel, with its epoch, its top offset and its newest publications. It
 // outlives the rooms' actors (a room with no member keeps its history
 // until the TTL), and it belongs to the fabric actor: only its Receive
 // calls these methods.
+//
+// A stream nobody published to (a room's position read made it: its
+// joiners are told its epoch) is kept apart, in empty, for at most
+// port.EmptyStreamTTL, and evicted before any stream with publications: a
+// client's read makes none (a history query of a made-up room name
+// answers a fresh epoch at 0), so queries and joins of made-up names can
+// neither grow the history past its bound nor push real rooms' history
+// out.
 type streams struct {
 	cfg      port.HistoryConfig
 	maxBytes int
 	bytes    int
-	byName   map[string]*list.Element // channel -> *stream in lru
-	lru      *list.List               // least recently published first
+	byName   map[string]*list.Element // channel -> *stream in lru or empty
+	lru      *list.List               // published to, least recently first
+	empty    *list.List               // never published to, oldest first
 	now      func() time.Time
 }
 
@@ -41,37 +51,72 @@ type stream struct {
 	start   int
 	n       int
 	bytes   int
+	list    *list.List // lru or empty
 }
+
+// cost is what st is counted for in streams.bytes.
+func (st *stream) cost() int { return st.bytes + streamOverhead + len(st.channel) }
 
 func newStreams(cfg port.HistoryConfig, maxBytes int) *streams {
 	if maxBytes <= 0 {
 		maxBytes = DefaultHistoryBytes
 	}
-	return &streams{cfg: cfg, maxBytes: maxBytes, byName: map[string]*list.Element{}, lru: list.New(), now: time.Now}
+	return &streams{cfg: cfg, maxBytes: maxBytes, byName: map[string]*list.Element{}, lru: list.New(), empty: list.New(), now: time.Now}
 }
 
-// get returns channel's live stream, creating it (a new epoch at offset 0)
-// when it has none or its TTL passed since its last publication.
-func (s *streams) get(channel string) *stream {
-	now := s.now()
-	if el, ok := s.byName[channel]; ok {
-		st := el.Value.(*stream)
-		if now.Sub(st.last) <= s.cfg.TTL {
-			return st
-		}
-		s.drop(el)
+// ttl is how long st is kept after its last publication (or creation).
+func (s *streams) ttl(st *stream) time.Duration {
+	if st.list == s.empty {
+		return min(s.cfg.TTL, port.EmptyStreamTTL)
 	}
-	st := &stream{channel: channel, epoch: newEpoch(), last: now, ring: make([]*port.Inbound, 0, min(s.cfg.Size, 16))}
-	s.byName[channel] = s.lru.PushBack(st)
-	s.bytes += streamOverhead
-	s.evict()
+	return s.cfg.TTL
+}
+
+// live returns channel's stream if it has one whose TTL has not passed.
+func (s *streams) live(channel string) *stream {
+	el, ok := s.byName[channel]
+	if !ok {
+		return nil
+	}
+	st := el.Value.(*stream)
+	if s.now().Sub(st.last) <= s.ttl(st) {
+		return st
+	}
+	s.drop(el)
+	return nil
+}
+
+// get returns channel's live stream, creating an empty one (a new epoch at
+// offset 0) when it has none.
+func (s *streams) get(channel string) *stream {
+	if st := s.live(channel); st != nil {
+		return st
+	}
+	s.evict() // before: the stream returned is kept
+	st := &stream{channel: channel, epoch: newEpoch(), last: s.now(), list: s.empty}
+	s.byName[channel] = s.empty.PushBack(st)
+	s.bytes += st.cost()
 	return st
 }
 
 // append numbers env in channel's stream, keeps it and returns what every
 // subscriber gets.
 func (s *streams) append(channel string, env *wire.Envelope) *port.Inbound {
-	st := s.get(channel)
+	st := s.live(channel)
+	switch {
+	case st == nil:
+		st = &stream{channel: channel, epoch: newEpoch(), list: s.lru}
+		s.byName[channel] = s.lru.PushBack(st)
+		s.bytes += st.cost()
+	case st.list == s.empty:
+		// Its first publication: kept with the published ones from now on.
+		s.empty.Remove(s.byName[channel])
+		st.list = s.lru
+		s.byName[channel] = s.lru.PushBack(st)
+	}
+	if st.ring == nil {
+		st.ring = make([]*port.Inbound, 0, min(s.cfg.Size, 16))
+	}
 	st.top++
 	st.last = s.now()
 	env.Pos = wire.Position{Offset: st.top, Epoch: st.epoch}
@@ -98,7 +143,14 @@ func (s *streams) append(channel string, env *wire.Envelope) *port.Inbound {
 
 // read answers q on channel's stream.
 func (s *streams) read(channel string, q port.StreamQuery) port.StreamRead {
-	st := s.get(channel)
+	var st *stream
+	if q.Client {
+		if st = s.live(channel); st == nil {
+			return port.StreamRead{Pos: wire.Position{Epoch: newEpoch()}}
+		}
+	} else {
+		st = s.get(channel)
+	}
 	res := port.StreamRead{Pos: wire.Position{Offset: st.top, Epoch: st.epoch}}
 	if q.PositionOnly {
 		return res
@@ -144,21 +196,29 @@ func (s *streams) read(channel string, q port.StreamQuery) port.StreamRead {
 	return res
 }
 
-// sweep forgets the streams whose TTL has passed.
+// sweep forgets the streams whose TTL has passed. Both lists are in the
+// order of their streams' last publication (or creation): it stops at the
+// first live one of each.
 func (s *streams) sweep() {
 	now := s.now()
-	for el := s.lru.Front(); el != nil; {
-		next := el.Next()
-		if now.Sub(el.Value.(*stream).last) > s.cfg.TTL {
+	for _, l := range []*list.List{s.empty, s.lru} {
+		for el := l.Front(); el != nil; el = l.Front() {
+			st := el.Value.(*stream)
+			if now.Sub(st.last) <= s.ttl(st) {
+				break
+			}
 			s.drop(el)
 		}
-		el = next
 	}
 }
 
-// evict forgets the least recently published streams while the history
-// is over its memory bound, never the one published to last.
+// evict forgets streams while the history is over its memory bound: the
+// empty ones first, oldest first, then the least recently published,
+// never the one published to last.
 func (s *streams) evict() {
+	for s.bytes > s.maxBytes && s.empty.Len() > 0 {
+		s.drop(s.empty.Front())
+	}
 	for s.bytes > s.maxBytes && s.lru.Len() > 1 {
 		s.drop(s.lru.Front())
 	}
@@ -166,9 +226,9 @@ func (s *streams) evict() {
 
 func (s *streams) drop(el *list.Element) {
 	st := el.Value.(*stream)
-	s.bytes -= st.bytes + streamOverhead
+	s.bytes -= st.cost()
 	delete(s.byName, st.channel)
-	s.lru.Remove(el)
+	st.list.Remove(el)
 }
 
 // newEpoch names a new life of a stream: 8 characters of [0-9A-Za-z]

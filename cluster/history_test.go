@@ -112,3 +112,66 @@ func TestStreamsStayWithinTheirMemoryBound(t *testing.T) {
 		t.Fatal("sweep forgot streams within their TTL")
 	}
 }
+
+// Reads of rooms nobody published to cost the history nothing it keeps
+// past a short while, and never push real rooms' history out: a client's
+// read (a history query, a recovery) creates no stream; a room's position
+// read creates an empty one, kept apart for at most port.EmptyStreamTTL
+// and evicted before any stream with publications. (Before, history
+// queries of made-up names filled the bound with empty streams counted at
+// a third of their cost, and evicted real rooms' history.)
+func TestReadsOfUnpublishedRoomsKeepNothingForLong(t *testing.T) {
+	const bound = 64 << 10
+	now := time.Unix(1000, 0)
+	s := newStreams(port.HistoryConfig{Size: 100, TTL: time.Hour}, bound)
+	s.now = func() time.Time { return now }
+	for i := 1; i <= 5; i++ {
+		publish(s, "real", i)
+	}
+	real := s.read("real", port.StreamQuery{PositionOnly: true}).Pos
+
+	// A client's read of a made-up name: an epoch at 0, and nothing kept.
+	for i := range 10_000 {
+		r := s.read(fmt.Sprint("made-up-", i), port.StreamQuery{Limit: 1, Client: true})
+		if r.Pos.Offset != 0 || r.Pos.Epoch == "" || len(r.Pubs) != 0 {
+			t.Fatalf("a client's read of a made-up room: %+v", r)
+		}
+	}
+	if len(s.byName) != 1 {
+		t.Fatalf("%d streams after client reads of made-up rooms, want the real one alone", len(s.byName))
+	}
+
+	// Position reads (joins) of made-up names: empty streams, evicted
+	// first, within the bound.
+	var first wire.Position
+	for i := range 10_000 {
+		p := s.read(fmt.Sprint("joined-", i), port.StreamQuery{PositionOnly: true}).Pos
+		if i == 0 {
+			first = p
+		}
+		if s.bytes > bound+streamOverhead+64 {
+			t.Fatalf("%d bytes kept after %d empty streams, bound %d", s.bytes, i+1, bound)
+		}
+	}
+	if r := s.read("real", port.StreamQuery{}); r.Pos != real || len(r.Pubs) != 5 {
+		t.Fatalf("the real room after 10,000 empty streams: %+v with %d publications, want %+v with 5", r.Pos, len(r.Pubs), real)
+	}
+	// An empty stream that is still kept answers the epoch its joiners
+	// were told, to a client's read too; once gone, a new one.
+	last := s.read("joined-9999", port.StreamQuery{PositionOnly: true}).Pos
+	if again := s.read("joined-9999", port.StreamQuery{Client: true}).Pos; again != last {
+		t.Fatalf("a client's read of a kept empty stream: %+v, want %+v", again, last)
+	}
+	if again := s.read("joined-0", port.StreamQuery{Client: true}).Pos; again == first {
+		t.Fatal("an evicted empty stream still answers its epoch")
+	}
+	// Empty streams last port.EmptyStreamTTL; published ones their TTL.
+	now = now.Add(port.EmptyStreamTTL + time.Second)
+	s.sweep()
+	if len(s.byName) != 1 || s.empty.Len() != 0 {
+		t.Fatalf("%d streams (%d empty) after the empty streams' TTL, want the real one alone", len(s.byName), s.empty.Len())
+	}
+	if got := s.bytes; got != s.byName["real"].Value.(*stream).cost() {
+		t.Fatalf("%d bytes counted for the real stream alone, want %d", got, s.byName["real"].Value.(*stream).cost())
+	}
+}

@@ -56,7 +56,9 @@ type Broker interface {
 	Append(channel string, env *wire.Envelope, done func(wire.Position, error)) error
 
 	// Read reads the stream of channel: its position (a stream with no
-	// publication yet gets its epoch here, at offset 0) and, per q, the
+	// publication yet gets its epoch here, at offset 0, kept for
+	// EmptyStreamTTL; a client's read, q.Client, of a stream that does not
+	// exist keeps nothing and answers a fresh epoch at 0) and, per q, the
 	// publications it keeps, oldest first, as they were delivered. done is
 	// called once on a broker goroutine; it must only send a message. A
 	// broker that cannot read within its command timeout calls done with
@@ -127,6 +129,13 @@ type BrokerHost struct {
 	// History is how much of each room's stream the broker keeps.
 	History HistoryConfig
 }
+
+// EmptyStreamTTL bounds how long a stream that a room's position read
+// created and nobody published to is kept (at most the history TTL): a
+// room joined and left costs the broker that long, and members of a room
+// whose empty stream expired see the first publication start a new epoch
+// (a since naming the old one answers recovered:false, never a gap).
+const EmptyStreamTTL = time.Minute
 
 // HistoryConfig is the node's room history setting (docs/protocol.md,
 // section 6): the broker keeps the newest Size publications of each

@@ -48,7 +48,7 @@ func TestReadScriptStopsAtMaxBytes(t *testing.T) {
 		{"after 5 of another epoch", 5, "E0", 0, 0, 1, 20, false},
 		{"after the top", 20, epoch, 0, 10, 0, -1, false},
 	} {
-		vals, err := readScript.Run(ctx, c, []string{meta, stream}, "fresh", 60000, tc.after, tc.limit, "0", tc.epoch, tc.max).Slice()
+		vals, err := readScript.Run(ctx, c, []string{meta, stream}, "fresh", 60000, tc.after, tc.limit, "0", tc.epoch, tc.max, "0").Slice()
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
@@ -66,5 +66,39 @@ func TestReadScriptStopsAtMaxBytes(t *testing.T) {
 		if fmt.Sprint(got) != fmt.Sprint(want) || (vals[3] == int64(1)) != tc.wantTruncated {
 			t.Errorf("%s: read %v truncated %v, want %v truncated %v", tc.name, got, vals[3], want, tc.wantTruncated)
 		}
+	}
+}
+
+// A read of a stream with no metadata: a room's position read creates it
+// (its joiners are told the epoch) for the short TTL it is given, a
+// client's read (a history query, a recovery) writes nothing, so that
+// queries of made-up room names cannot fill Redis with keys (150,000
+// keys kept 10 minutes each from 50 connections in 30 s, before).
+func TestReadScriptWritesNothingForAClient(t *testing.T) {
+	rs := redistest.Start(t)
+	c := rs.Client()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := range 100 {
+		meta, stream := fmt.Sprintf("m{made-up-%d}", i), fmt.Sprintf("s{made-up-%d}", i)
+		vals, err := readScript.Run(ctx, c, []string{meta, stream}, "fresh", 60000, 0, 100, "0", "", 1<<20, "1").Slice()
+		if err != nil || len(vals) != 4 || vals[0] != "fresh" || vals[1] != int64(0) {
+			t.Fatalf("a client's read of a made-up room: %v %v", vals, err)
+		}
+	}
+	if n, err := c.DBSize(ctx).Result(); err != nil || n != 0 {
+		t.Fatalf("%d keys after clients' reads of made-up rooms (%v), want 0", n, err)
+	}
+	vals, err := readScript.Run(ctx, c, []string{"m{joined}", "s{joined}"}, "E1", 60000, 0, 0, "1", "", 0, "0").Slice()
+	if err != nil || vals[0] != "E1" {
+		t.Fatalf("a room's position read: %v %v", vals, err)
+	}
+	if ttl, err := c.PTTL(ctx, "m{joined}").Result(); err != nil || ttl <= 0 || ttl > time.Minute {
+		t.Fatalf("the empty stream's metadata expires in %v (%v), want within a minute", ttl, err)
+	}
+	// A client's read now answers the epoch the room's joiners were told.
+	vals, err = readScript.Run(ctx, c, []string{"m{joined}", "s{joined}"}, "other", 60000, 0, 0, "1", "", 0, "1").Slice()
+	if err != nil || vals[0] != "E1" {
+		t.Fatalf("a client's read of the joined room: %v %v, want epoch E1", vals, err)
 	}
 }

@@ -88,10 +88,17 @@ return {epoch, top, 0, n}
 
 // readScript: KEYS meta, stream; ARGV a fresh epoch, ttl (ms), after,
 // limit, position only ("1"), the epoch after counts in, max bytes (0: no
-// bound). It returns {epoch, top, {entries}, truncated}: the publications
-// after offset after (from 1 if the stream's epoch is another), or the
-// newest limit of them, oldest first. A stream with no metadata gets the
-// fresh epoch at offset 0.
+// bound), a client's read ("1"). It returns {epoch, top, {entries},
+// truncated}: the publications after offset after (from 1 if the stream's
+// epoch is another), or the newest limit of them, oldest first.
+//
+// A stream with no metadata gets the fresh epoch at offset 0, kept for
+// ttl (the room's position read: its joiners are told that epoch, which
+// the first publication then continues). A client's read of such a
+// stream (a history query, a recovery) writes nothing: it answers the
+// fresh epoch at 0, which no later read repeats (a since naming it
+// answers recovered:false), so that queries of made-up room names cannot
+// fill Redis with keys.
 //
 // Max bytes bounds what a read costs Redis, the wire and the node: the
 // entries are read in chunks, and a limit read stops at the newest entry
@@ -102,6 +109,9 @@ var readScript = goredis.NewScript(`
 local meta, stream = KEYS[1], KEYS[2]
 local epoch = redis.call('HGET', meta, 'epoch')
 if not epoch then
+  if ARGV[8] == '1' then
+    return {ARGV[1], 0, {}, 0}
+  end
   redis.call('DEL', stream)
   epoch = ARGV[1]
   local replid = string.match(redis.call('INFO', 'replication'), 'master_replid:(%w+)') or ''
@@ -341,8 +351,12 @@ func (r *Broker) read(channel string, q port.StreamQuery) (port.StreamRead, erro
 	if q.PositionOnly {
 		posOnly = "1"
 	}
+	client := "0"
+	if q.Client {
+		client = "1"
+	}
 	vals, err := r.evalRead(readScript, []string{meta, stream},
-		newEpoch(), r.host.History.TTL.Milliseconds(), q.After, q.Limit, posOnly, q.Epoch, q.MaxBytes)
+		newEpoch(), min(r.host.History.TTL, port.EmptyStreamTTL).Milliseconds(), q.After, q.Limit, posOnly, q.Epoch, q.MaxBytes, client)
 	if err != nil {
 		return port.StreamRead{}, err
 	}
