@@ -47,6 +47,9 @@ type session struct {
 	// queries are the history and presence queries waiting for the
 	// broker's answer (MaxQueriesOut).
 	queries uint8
+	// inStash is true while drainStash handles a stashed command (stash[0]
+	// is then its free slot).
+	inStash bool
 
 	bucket  TokenBucket
 	strikes int
