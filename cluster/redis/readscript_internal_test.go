@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard-rt/switchboard/actors/wire"
 	"github.com/switchboard-rt/switchboard/cluster/redistest"
 )
 
@@ -100,5 +101,70 @@ func TestReadScriptWritesNothingForAClient(t *testing.T) {
 	vals, err = readScript.Run(ctx, c, []string{"m{joined}", "s{joined}"}, "other", 60000, 0, 0, "1", "", 0, "1").Slice()
 	if err != nil || vals[0] != "E1" {
 		t.Fatalf("a client's read of the joined room: %v %v, want epoch E1", vals, err)
+	}
+}
+
+// A recovery that would pass its max bytes is known to, from the running
+// totals appendScript stores with each entry, without reading the entries:
+// a flood of too-big recoveries costs Redis one lookup each, not a copy of
+// up to the bound. One that fits reads what it needs, and the totals
+// start again with a new life of the stream.
+func TestReadScriptKnowsATooBigRecoveryWithoutReadingIt(t *testing.T) {
+	rs := redistest.Start(t)
+	c := rs.Client()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	const meta, stream = "m{r}", "s{r}"
+	rest := wire.StreamTemplate(&wire.Envelope{Type: wire.EnvRoom, Room: "r", Payload: []byte(`{"event":"chat","content":"` + strings.Repeat("x", 1000) + `"}`)}).Parts[4]
+	appendOne := func(seq int, epoch string) {
+		t.Helper()
+		if err := appendScript.Run(ctx, c, []string{meta, stream}, "websocket:room:r", 100, 60000, epoch, "origin", seq,
+			streamParts[0], streamParts[2], rest, "PUBLISH", "").Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for seq := 1; seq <= 20; seq++ {
+		appendOne(seq, "E1")
+	}
+	xranges := func() int64 {
+		t.Helper()
+		info, err := c.Info(ctx, "commandstats").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var calls int64
+		for _, line := range strings.Split(info, "\r\n") {
+			if strings.HasPrefix(line, "cmdstat_xrange:") {
+				_, _ = fmt.Sscanf(line, "cmdstat_xrange:calls=%d", &calls)
+			}
+		}
+		return calls
+	}
+	read := func(after, maxBytes int) ([]any, int64) {
+		t.Helper()
+		before := xranges()
+		vals, err := readScript.Run(ctx, c, []string{meta, stream}, "fresh", 60000, after, 0, "0", "E1", maxBytes, "1").Slice()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return vals, xranges() - before
+	}
+	// 15 entries of over 1,000 bytes after offset 5: over 10,500 bytes.
+	vals, calls := read(5, 10500)
+	if vals[3] != int64(1) || len(vals[2].([]any)) != 0 || calls != 1 {
+		t.Fatalf("a recovery past its bound: truncated %v, %d entries, %d XRANGE calls; want truncated, none, the one lookup", vals[3], len(vals[2].([]any)), calls)
+	}
+	if vals, _ = read(0, 10500); vals[3] != int64(1) {
+		t.Fatal("a recovery of the whole stream past its bound was not refused")
+	}
+	if vals, _ = read(15, 10500); vals[3] != int64(0) || len(vals[2].([]any)) != 5 {
+		t.Fatalf("a recovery within its bound: truncated %v, %d entries, want the 5", vals[3], len(vals[2].([]any)))
+	}
+	// A new life (another primary) starts the totals again.
+	c.HSet(ctx, meta, "replid", "another primary's")
+	appendOne(21, "E2")
+	vals, err := readScript.Run(ctx, c, []string{meta, stream}, "fresh", 60000, 0, 0, "0", "E2", 2000, "1").Slice()
+	if err != nil || vals[0] != "E2" || vals[3] != int64(0) || len(vals[2].([]any)) != 1 {
+		t.Fatalf("the new life's one entry within 2,000 bytes: %v %v", vals, err)
 	}
 }

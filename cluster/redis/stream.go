@@ -52,6 +52,10 @@ func (k *keyspace) streamKeys(channel string) (meta, stream string) {
 // envelope). It returns {epoch, offset, duplicate, subscribers}: a
 // publication whose msg_id this origin numbered already (a command sent
 // again after a connection fault) is not numbered twice.
+//
+// Each entry also holds c, the running total of the stored bytes of its
+// life up to it (the metadata's bytes is the top's): what a recovery
+// after offset N would read is bytes - c(N), known without reading it.
 var appendScript = goredis.NewScript(`
 local meta, stream = KEYS[1], KEYS[2]
 local size, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -64,7 +68,7 @@ end
 if not epoch then
   redis.call('DEL', stream)
   epoch = ARGV[4]
-  redis.call('HSET', meta, 'epoch', epoch, 'top', 0, 'replid', replid)
+  redis.call('HSET', meta, 'epoch', epoch, 'top', 0, 'replid', replid, 'bytes', 0)
 end
 local mark = 'o:' .. origin
 local last = redis.call('HGET', meta, mark)
@@ -78,7 +82,8 @@ if last then
 end
 local top = redis.call('HINCRBY', meta, 'top', 1)
 local data = ARGV[7] .. top .. ARGV[8] .. '"' .. epoch .. '"' .. ARGV[9]
-redis.call('XADD', stream, 'MAXLEN', size, '0-' .. top, 'd', data)
+local total = redis.call('HINCRBY', meta, 'bytes', #data)
+redis.call('XADD', stream, 'MAXLEN', size, '0-' .. top, 'd', data, 'c', total)
 redis.call('HSET', meta, mark, seq .. ':' .. top)
 redis.call('PEXPIRE', meta, ttl)
 redis.call('PEXPIRE', stream, ttl)
@@ -104,7 +109,10 @@ return {epoch, top, 0, n}
 // entries are read in chunks, and a limit read stops at the newest entry
 // that passes the bound (it is included); any other read that would pass
 // it returns no entry (truncated = 1: the asker, a recovery, gives up, and
-// Redis sends it nothing it would throw away). Entry ids are 0-OFFSET.
+// Redis sends it nothing it would throw away), decided from the entries'
+// running totals without reading them where they have one (entries of an
+// older version of this script do not: they are read up to the bound).
+// Entry ids are 0-OFFSET.
 var readScript = goredis.NewScript(`
 local meta, stream = KEYS[1], KEYS[2]
 local epoch = redis.call('HGET', meta, 'epoch')
@@ -142,6 +150,20 @@ if limit > 0 then
   end
   for i = #newest, 1, -1 do out[#out + 1] = newest[i] end
 else
+  if maxb ~= math.huge then
+    -- What the read would take, from the running totals (appendScript),
+    -- when the entry at after has one: past max bytes, nothing is read.
+    local total, base = tonumber(redis.call('HGET', meta, 'bytes') or ''), nil
+    if after == 0 then
+      base = 0
+    else
+      local e = redis.call('XRANGE', stream, '0-' .. after, '0-' .. after)
+      if #e == 1 and e[1][2][3] == 'c' then base = tonumber(e[1][2][4]) end
+    end
+    if total and base and total - base > maxb then
+      return {epoch, top, {}, 1}
+    end
+  end
   local lo = after + 1
   while lo <= top and truncated == 0 do
     local chunk = redis.call('XRANGE', stream, '0-' .. lo, '0-' .. top, 'COUNT', 8)
