@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/switchboard-rt/switchboard/actors/wire"
 	"github.com/switchboard-rt/switchboard/cluster/redistest"
 )
@@ -17,10 +19,7 @@ import (
 // returns nothing and says it was truncated. Without a bound, or within it, it reads what was
 // asked for, oldest first, across its chunks.
 func TestReadScriptStopsAtMaxBytes(t *testing.T) {
-	rs := redistest.Start(t)
-	c := rs.Client()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	c, ctx := scriptRedis(t)
 	const meta, stream, epoch, top = "m{r}", "s{r}", "E1", 20
 	entry := func(off int) string { return fmt.Sprintf("%04d%s", off, strings.Repeat("x", 996)) } // 1,000 bytes
 	c.HSet(ctx, meta, "epoch", epoch, "top", top)
@@ -76,10 +75,7 @@ func TestReadScriptStopsAtMaxBytes(t *testing.T) {
 // queries of made-up room names cannot fill Redis with keys (150,000
 // keys kept 10 minutes each from 50 connections in 30 s, before).
 func TestReadScriptWritesNothingForAClient(t *testing.T) {
-	rs := redistest.Start(t)
-	c := rs.Client()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	c, ctx := scriptRedis(t)
 	for i := range 100 {
 		meta, stream := fmt.Sprintf("m{made-up-%d}", i), fmt.Sprintf("s{made-up-%d}", i)
 		vals, err := readScript.Run(ctx, c, []string{meta, stream}, "fresh", 60000, 0, 100, "0", "", 1<<20, "1").Slice()
@@ -110,10 +106,7 @@ func TestReadScriptWritesNothingForAClient(t *testing.T) {
 // up to the bound. One that fits reads what it needs, and the totals
 // start again with a new life of the stream.
 func TestReadScriptKnowsATooBigRecoveryWithoutReadingIt(t *testing.T) {
-	rs := redistest.Start(t)
-	c := rs.Client()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	c, ctx := scriptRedis(t)
 	const meta, stream = "m{r}", "s{r}"
 	rest := wire.StreamTemplate(&wire.Envelope{Type: wire.EnvRoom, Room: "r", Payload: []byte(`{"event":"chat","content":"` + strings.Repeat("x", 1000) + `"}`)}).Parts[4]
 	appendOne := func(seq int, epoch string) {
@@ -167,4 +160,14 @@ func TestReadScriptKnowsATooBigRecoveryWithoutReadingIt(t *testing.T) {
 	if err != nil || vals[0] != "E2" || vals[3] != int64(0) || len(vals[2].([]any)) != 1 {
 		t.Fatalf("the new life's one entry within 2,000 bytes: %v %v", vals, err)
 	}
+}
+
+// scriptRedis starts a redis-server for a script's test, and a context
+// that bounds the test's commands.
+func scriptRedis(t *testing.T) (*goredis.Client, context.Context) {
+	t.Helper()
+	rs := redistest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return rs.Client(), ctx
 }
