@@ -15,7 +15,20 @@ import "time"
 // yet must not be dropped for it, and a silent one must not wait a whole
 // ping interval for the next check either: wait is then how long after
 // the check to judge the same tick again (zero: judged).
+//
+// A check the session scheduled itself carries its deadline (due) and is
+// judged by it alone: the pings it was computed from have moved on since,
+// and judging it again by them would schedule it again, without end.
 func (s *session) silentSincePing(hc HeardConn, m *heartbeatCheck) (silent bool, wait time.Duration) {
+	if !hc.LastHeard().Before(m.since) {
+		return false, 0
+	}
+	if m.due != 0 {
+		if now := monoNow(); now < m.due {
+			return false, time.Duration(m.due - now)
+		}
+		return true, 0
+	}
 	// When the ping of the check's tick went out; if the session no longer
 	// holds it (more ticks than pings kept were handled since), it went
 	// out before the oldest ping held for a later tick.
@@ -29,10 +42,8 @@ func (s *session) silentSincePing(hc HeardConn, m *heartbeatCheck) (silent bool,
 		return false, 0 // no ping for that tick: a later check judges the peer
 	}
 	// The ping went out after the tick, so silence since the tick is
-	// silence since the ping.
-	if !hc.LastHeard().Before(m.since) {
-		return false, 0
-	}
+	// silence since the ping. (When it is no longer held, it went out
+	// before sent: a pong timeout after sent is past its own.)
 	if age := time.Duration(monoNow() - sent); age < s.node.cfg.PongTimeout {
 		return false, s.node.cfg.PongTimeout - age
 	}

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"fmt"
 	"github.com/asynkron/protoactor-go/actor"
 	"slices"
 	"strings"
@@ -66,5 +67,20 @@ func TestHeartbeatCheckWaitsForThePingsPongTimeout(t *testing.T) {
 	time.Sleep(pongTimeout)
 	if healthy.dropped.Load() {
 		t.Fatal("a peer heard since the tick was dropped")
+	}
+}
+
+// A pong timeout longer than two ping intervals: when a check comes, the
+// session no longer holds the ping of its tick (it keeps two), and judges
+// by the oldest it holds. The silent peer is dropped all the same, and a
+// check the session schedules itself ends: it carries its deadline, where
+// judging it again by the pings, which had moved on, scheduled it again
+// without end, one more chain at every tick.
+func TestSilentPeerIsDroppedWithALongPongTimeout(t *testing.T) {
+	for _, pong := range []time.Duration{110 * time.Millisecond, 150 * time.Millisecond, 300 * time.Millisecond} {
+		n := startQuietNode(t, Config{Broker: newBenchBroker(), NodeID: "n1", PingInterval: 20 * time.Millisecond, PongTimeout: pong})
+		c := &heardConn{heard: time.Now().Add(-time.Minute)}
+		n.Connect(c, SessionOptions{User: "u"})
+		waitUntil(t, fmt.Sprint("the silent peer dropped with a pong timeout of ", pong), c.dropped.Load)
 	}
 }

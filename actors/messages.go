@@ -42,6 +42,10 @@ func (heartbeatTick) IgnoreDeadLetterLogging() {}
 type heartbeatCheck struct {
 	since time.Time
 	seq   uint32
+	// due is set on a check a session scheduled itself (silentSincePing):
+	// the monoNow from which a peer still silent since since is dropped,
+	// judged without looking at the pings again, so that the check ends.
+	due int64
 }
 
 func (*heartbeatCheck) IgnoreDeadLetterLogging() {}

@@ -162,8 +162,12 @@ func (s *session) Receive(ctx actor.Context) {
 			ctx.Stop(s.self)
 		case wait > 0:
 			// Only a peer silent since the tick gets here, so only those
-			// cost a timer.
-			s.node.timers.SendOnce(wait, s.self, m)
+			// cost a timer, one per check at most.
+			again := m
+			if m.due == 0 {
+				again = &heartbeatCheck{since: m.since, seq: m.seq, due: monoNow() + int64(wait)}
+			}
+			s.node.timers.SendOnce(wait, s.self, again)
 		}
 	case *CloseSession:
 		s.close(m.Code, m.Reason)

@@ -132,9 +132,9 @@ type BrokerHost struct {
 
 // EmptyStreamTTL bounds how long a stream that a room's position read
 // created and nobody published to is kept (at most the history TTL): a
-// room joined and left costs the broker that long, and members of a room
-// whose empty stream expired see the first publication start a new epoch
-// (a since naming the old one answers recovered:false, never a gap).
+// room joined and left costs the broker that long. Once it expired, the
+// next read or publication starts another epoch (a since naming the old
+// one may answer recovered:false, never a gap).
 const EmptyStreamTTL = time.Minute
 
 // HistoryConfig is the node's room history setting (docs/protocol.md,

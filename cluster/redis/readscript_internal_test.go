@@ -171,3 +171,25 @@ func scriptRedis(t *testing.T) (*goredis.Client, context.Context) {
 	t.Cleanup(cancel)
 	return rs.Client(), ctx
 }
+
+// A since offset of 15 digits or more (the protocol allows up to 2^53) is
+// read as maxScriptOffset: Lua would write it as "0-1e+14", which Redis
+// refuses as a stream id, and the client got unavailable (and retried
+// for ever) instead of recovered:false.
+func TestReadOfAHugeSinceOffset(t *testing.T) {
+	c, ctx := scriptRedis(t)
+	const meta, stream = "m{r}", "s{r}"
+	c.HSet(ctx, meta, "epoch", "E1", "top", 3)
+	for off := 1; off <= 3; off++ {
+		c.Do(ctx, "XADD", stream, fmt.Sprint("0-", off), "d", "x")
+	}
+	for _, after := range []uint64{1e14, 1 << 53} {
+		vals, err := readScript.Run(ctx, c, []string{meta, stream}, "fresh", 60000, min(after, maxScriptOffset), 0, "0", "E1", 1<<20, "1").Slice()
+		if err != nil || vals[1] != int64(3) || len(vals[2].([]any)) != 0 {
+			t.Fatalf("a read after %d: %v %v, want the top (3) and nothing", after, vals, err)
+		}
+	}
+	if err := readScript.Run(ctx, c, []string{meta, stream}, "fresh", 60000, uint64(1e14), 0, "0", "E1", 1<<20, "1").Err(); err == nil {
+		t.Fatal("the script took an offset Lua writes in exponent form: maxScriptOffset is not needed")
+	}
+}

@@ -356,6 +356,12 @@ func (r *Broker) evalRead(script *goredis.Script, keys []string, args ...any) ([
 	return vals, err
 }
 
+// maxScriptOffset is the largest offset readScript is given: Lua writes
+// numbers of 15 digits or more in exponent form ("0-1e+14" is no stream
+// id), so a since past it (past any stream's top: it reads nothing, and
+// the recovery answers recovered:false) is read as if it were this one.
+const maxScriptOffset = 1e14 - 2
+
 // maxReads bounds the stream reads in flight, maxClientReads those of
 // them that clients asked for: the rooms' own always have the rest. Past
 // its share, a client's read waits up to clientReadWait for a turn, with
@@ -378,7 +384,7 @@ func (r *Broker) read(channel string, q port.StreamQuery) (port.StreamRead, erro
 		client = "1"
 	}
 	vals, err := r.evalRead(readScript, []string{meta, stream},
-		newEpoch(), min(r.host.History.TTL, port.EmptyStreamTTL).Milliseconds(), q.After, q.Limit, posOnly, q.Epoch, q.MaxBytes, client)
+		newEpoch(), min(r.host.History.TTL, port.EmptyStreamTTL).Milliseconds(), min(q.After, maxScriptOffset), q.Limit, posOnly, q.Epoch, q.MaxBytes, client)
 	if err != nil {
 		return port.StreamRead{}, err
 	}
