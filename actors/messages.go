@@ -154,6 +154,11 @@ func (*leaveRoom) IgnoreDeadLetterLogging() {}
 type roomGone struct {
 	room string
 	pid  *actor.PID
+	// since is the last publication of the room's stream the member was
+	// sent (nil: history off, or the room never knew its position): the
+	// re-join recovers what came after it, which the room's next actor
+	// may have been too late to fan out.
+	since *wire.Position
 }
 
 func (*roomGone) IgnoreDeadLetterLogging() {}

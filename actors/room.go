@@ -166,9 +166,18 @@ func (r *room) Receive(ctx actor.Context) {
 			ctx.Send(r.node.hub, &roomEnded{pid: r.self})
 		}
 		// Members are left only then too. They re-join the room's next
-		// actor, which counts them again.
+		// actor, which counts them again, from the last publication each
+		// was sent: what was published while no actor of the room was
+		// there reaches them as a recovery, not as a silent gap.
+		r.fanoutPending(ctx)
 		for _, mem := range r.members.list {
-			ctx.Send(mem.pid, &roomGone{room: r.name, pid: r.self})
+			gone := &roomGone{room: r.name, pid: r.self}
+			if r.historyOn() && r.st.posKnown {
+				since := r.st.pos
+				since.Offset = max(since.Offset, mem.skip)
+				gone.since = &since
+			}
+			ctx.Send(mem.pid, gone)
 			r.node.cfg.Broker.RoomMember(r.channel, mem.user, -1)
 		}
 		r.node.roomsLive.Done()

@@ -369,3 +369,34 @@ func TestRoomWaitSkipsOnlyWhatLiveTrafficSkipped(t *testing.T) {
 		t.Fatalf("%d publications counted as a gap, want %d", g, want)
 	}
 }
+
+// A room actor stopped with members (killed, or stopped after repeated
+// panics): what is published while no actor of the room is there is not
+// fanned out, and the room's next actor starts at the stream's top. Each
+// member re-joins from the last publication it was sent and recovers the
+// rest, instead of going on past a silent gap (the chaos suite's
+// room-stop round saw offset 27 after 25).
+func TestMembersOfAStoppedRoomRecoverWhatCameMeanwhile(t *testing.T) {
+	n, b, alice := waitRoomNode(t, "e1", waitPos)
+	old := directory(t, n).Rooms["r"]
+	if !n.Kill(old, false) {
+		t.Fatal("the room actor was not found")
+	}
+	// The next actor subscribes, reads its position: two were published
+	// while no actor of the room was there.
+	pos := b.nextRead(t)
+	if !pos.q.PositionOnly {
+		t.Fatalf("the new room's first read %+v, want its position", pos.q)
+	}
+	pos.done(actors.StreamRead{Pos: wire.Position{Offset: waitPos + 2, Epoch: "e1"}}, nil)
+	rec := b.nextRead(t)
+	if rec.q.After != waitPos || rec.q.Epoch != "e1" || rec.q.MaxBytes <= 0 {
+		t.Fatalf("alice's re-join read %+v, want a recovery after %d of e1 within her budget", rec.q, waitPos)
+	}
+	rec.done(actors.StreamRead{Pos: wire.Position{Offset: waitPos + 2, Epoch: "e1"}, Pubs: streamPubs("e1", waitPos+1, waitPos+2)}, nil)
+	b.live(t, roomR, "e1", waitPos+3, waitPos+3)
+	expectStream(t, "alice", alice.conn, run{"e1", 1, waitPos + 3})
+	if id := directory(t, n).Rooms["r"]; id == old || id == "" {
+		t.Fatalf("room actor %q after the kill, want a new one", id)
+	}
+}

@@ -169,7 +169,7 @@ func (s *session) onRoomGone(ctx actor.Context, m *roomGone) {
 	s.rooms[m.room] = nil
 	s.joining++
 	s.joinSent(m.room)
-	ctx.Send(s.node.hub, &joinRoom{room: m.room, session: s.self, user: s.opts.User, silent: true})
+	ctx.Send(s.node.hub, &joinRoom{room: m.room, session: s.self, user: s.opts.User, silent: true, since: m.since, budget: s.replyBudget()})
 	s.node.timers.SendOnce(s.node.cfg.JoinRetry, s.self, &joinTimeout{room: m.room})
 }
 
