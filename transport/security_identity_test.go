@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"math/big"
 	"net/http"
@@ -104,8 +105,24 @@ func TestGuestsCannotTakeAuthenticatedIDs(t *testing.T) {
 
 			// bob writes to alice, then to the guest: the guest's first direct
 			// message is the second one.
-			send(t, bob, map[string]any{"type": "direct_message", "target_user": "alice", "content": "for alice", "id": 1})
-			expect(t, bob, "ack of the message to alice", isAck("1"))
+			// Alice's node registers her in the cluster's directory
+			// through its outbox: until it has, bob's node rightly
+			// answers user_offline, and bob sends again.
+			deadline := time.Now().Add(5 * time.Second)
+			for try := 1; ; try++ {
+				id := fmt.Sprint(`"to-alice-`, try, `"`)
+				send(t, bob, map[string]any{"type": "direct_message", "target_user": "alice", "content": "for alice", "id": json.RawMessage(id)})
+				ev := expect(t, bob, "the answer to the message to alice", func(e *wsclient.Event) bool {
+					return string(e.ID) == id && (e.Event == "ack" || e.Event == "error")
+				})
+				if ev.Event == "ack" {
+					break
+				}
+				if ev.Code != "user_offline" || time.Now().After(deadline) {
+					t.Fatalf("the message to alice: %s", ev.Raw)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
 			expect(t, alice, "alice's message", dmFrom("bob", "for alice"))
 			send(t, bob, map[string]any{"type": "direct_message", "target_user": "guest:alice", "content": "for the guest", "id": 2})
 			expect(t, bob, "ack of the message to the guest", isAck("2"))
