@@ -30,6 +30,7 @@ func (n *Node) statsEvent() *wire.Event {
 		return s.ev
 	}
 	m := n.metrics
+	heap, _ := MemoryInUse()
 	broker := n.BrokerState()
 	ev := wire.StatsEvent(wire.Stats{
 		Node:             n.cfg.NodeID,
@@ -40,22 +41,29 @@ func (n *Node) statsEvent() *wire.Event {
 		Broker:           wire.StatsBroker{Kind: broker.Kind, Connected: broker.Connected, Outbox: broker.Outbox},
 		MessagesIn:       m.MessagesIn.Load(),
 		MessagesOut:      m.MessagesOut.Load(),
-		HeapBytes:        heapInUse(),
+		HeapBytes:        heap,
 	})
 	n.stats.latest.Store(&statsSnapshot{at: now, ev: ev})
 	return ev
 }
 
-// heapInUse is runtime.MemStats.HeapInuse (what GET /stats reports), read
-// without stopping the world.
-func heapInUse() uint64 {
-	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/heap/unused:bytes"}}
-	metrics.Read(s)
-	var total uint64
-	for _, v := range s {
-		if v.Value.Kind() == metrics.KindUint64 {
-			total += v.Value.Uint64()
-		}
+// MemoryInUse reads the heap's spans in use (runtime.MemStats.HeapInuse)
+// and the goroutine stacks' (StackInuse) from runtime/metrics, which does
+// not stop the world: the stats command and GET /stats are open to every
+// client, and runtime.ReadMemStats at each request would let a flood of
+// them pause every goroutine of the node that often.
+func MemoryInUse() (heap, stack uint64) {
+	s := []metrics.Sample{
+		{Name: "/memory/classes/heap/objects:bytes"},
+		{Name: "/memory/classes/heap/unused:bytes"},
+		{Name: "/memory/classes/heap/stacks:bytes"},
 	}
-	return total
+	metrics.Read(s)
+	v := func(i int) uint64 {
+		if s[i].Value.Kind() == metrics.KindUint64 {
+			return s[i].Value.Uint64()
+		}
+		return 0
+	}
+	return v(0) + v(1), v(2)
 }

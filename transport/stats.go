@@ -4,9 +4,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"runtime"
-	"runtime/metrics"
 	"time"
 
+	"github.com/switchboard-rt/switchboard/actors"
 	"github.com/switchboard-rt/switchboard/actors/port"
 )
 
@@ -47,7 +47,7 @@ type Stats struct {
 // Stats returns a snapshot of the node.
 func (s *Server) Stats() Stats {
 	m := s.node.Metrics()
-	heap, stack := memoryInUse()
+	heap, stack := actors.MemoryInUse()
 	return Stats{
 		LocalConnections: m.Sessions.Load(),
 		Rooms:            m.Rooms.Load(),
@@ -106,24 +106,4 @@ func (s *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	writeText(w, http.StatusOK, why)
-}
-
-// memoryInUse reads the heap's spans in use (what MemStats.HeapInuse says)
-// and the goroutine stacks' from runtime/metrics, which does not stop the
-// world: /stats is public, and runtime.ReadMemStats on every request let
-// a client flooding it pause every goroutine of the node that often.
-func memoryInUse() (heap, stack uint64) {
-	s := []metrics.Sample{
-		{Name: "/memory/classes/heap/objects:bytes"},
-		{Name: "/memory/classes/heap/unused:bytes"},
-		{Name: "/memory/classes/heap/stacks:bytes"},
-	}
-	metrics.Read(s)
-	v := func(i int) uint64 {
-		if s[i].Value.Kind() == metrics.KindUint64 {
-			return s[i].Value.Uint64()
-		}
-		return 0
-	}
-	return v(0) + v(1), v(2)
 }
