@@ -314,8 +314,6 @@ func (r *room) finishRecovery(ctx actor.Context, m *streamRead) {
 		r.joinAt(ctx, rec.join, true, since.Offset)
 		return
 	}
-	// Everything in (since, pos]: what the read found, and what was fanned
-	// out while it was in flight. Later ones reach the joiner live.
 	if m.res.Truncated {
 		// More than the joiner's budget was missed: the broker stopped
 		// reading at it.
@@ -324,6 +322,8 @@ func (r *room) finishRecovery(ctx actor.Context, m *streamRead) {
 		r.joinAt(ctx, rec.join, false, 0)
 		return
 	}
+	// Everything in (since, pos]: what the read found, and what was fanned
+	// out while it was in flight. Later ones reach the joiner live.
 	missed := make([]*wire.Event, 0, len(m.res.Pubs)+len(rec.seen))
 	next := since.Offset + 1
 	take := func(in *Inbound) {
