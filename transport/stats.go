@@ -6,7 +6,6 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/switchboard-rt/switchboard/actors"
 	"github.com/switchboard-rt/switchboard/actors/port"
 )
 
@@ -47,7 +46,7 @@ type Stats struct {
 // Stats returns a snapshot of the node.
 func (s *Server) Stats() Stats {
 	m := s.node.Metrics()
-	heap, stack := actors.MemoryInUse()
+	heap, stack := port.MemoryInUse()
 	return Stats{
 		LocalConnections: m.Sessions.Load(),
 		Rooms:            m.Rooms.Load(),
