@@ -145,6 +145,9 @@ func (c *Cluster) startNode(bin string) *Server {
 		"--logfile", filepath.Join(s.dir, "redis.log"),
 		"--daemonize", "no",
 		"--cluster-enabled", "yes",
+		// The cluster bus on a port found free too: by default it is the
+		// client port + 10000, which another test's server may hold.
+		"--cluster-port", strconv.Itoa(FreePort(t)),
 		"--cluster-config-file", filepath.Join(s.dir, "nodes.conf"),
 		"--cluster-node-timeout", strconv.FormatInt(c.opts.NodeTimeout.Milliseconds(), 10),
 		// A replica may always take over: its data's age is irrelevant in tests.
